@@ -1,0 +1,408 @@
+//! The ack path: from (method, headers, body, configuration) to an answer and at most
+//! one message to publish. Checks run cheapest first; nothing unauthenticated is stored.
+//!
+//! [`decide`] is pure (it tests without a server and benchmarks without a network);
+//! [`acknowledge`] adds the one side effect, publishing within the time budget, and is
+//! what the Lambda and `cfwh dev` both call.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, StatusCode};
+use serde::Serialize;
+
+use crate::config::{step_key, IngestConfig};
+use crate::events::routing::{self, Routing, Unroutable};
+use crate::events::{EventGroup, Route};
+use crate::queue::message::{sqs_accepts, MAX_ATTRIBUTE_TEXT};
+use crate::queue::{Attributes, Body, Message, PublishError, Publisher};
+use crate::signature::{Signature, SignatureFormatError, SIGNATURE_HEADER};
+
+/// The header naming the event ("Task completed").
+pub const EVENT_HEADER: &str = "x-cf-event";
+
+/// A delivery as any transport sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    /// HTTP method.
+    pub method: &'a Method,
+    /// Request headers.
+    pub headers: &'a HeaderMap,
+    /// The exact body bytes.
+    pub body: &'a Bytes,
+    /// When it arrived, milliseconds since the Unix epoch.
+    pub received_at_ms: i64,
+}
+
+/// Why a delivery is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// Not a POST.
+    MethodNotAllowed,
+    /// Larger than the configured limit.
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// No `X-CF-Signature`.
+    SignatureMissing,
+    /// More than one `X-CF-Signature`.
+    SignatureRepeated,
+    /// `X-CF-Signature` is not 64 hex digits.
+    SignatureMalformed(SignatureFormatError),
+    /// The signature matches no configured secret.
+    SignatureMismatch,
+    /// The required custom header is absent or wrong.
+    CustomHeaderMismatch,
+    /// `EventDatetimeUtc` is older than the replay window.
+    EventTooOld,
+    /// `EventDatetimeUtc` is further in the future than the allowed clock skew.
+    EventInFuture,
+}
+
+impl Rejection {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::SignatureMissing
+            | Self::SignatureRepeated
+            | Self::SignatureMalformed(_)
+            | Self::SignatureMismatch
+            | Self::CustomHeaderMismatch => StatusCode::UNAUTHORIZED,
+            Self::EventTooOld | Self::EventInFuture => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// A stable code for logs, metrics and the answer.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MethodNotAllowed => "method-not-allowed",
+            Self::BodyTooLarge { .. } => "body-too-large",
+            Self::SignatureMissing => "signature-missing",
+            Self::SignatureRepeated => "signature-repeated",
+            Self::SignatureMalformed(_) => "signature-malformed",
+            Self::SignatureMismatch => "signature-mismatch",
+            Self::CustomHeaderMismatch => "custom-header-mismatch",
+            Self::EventTooOld => "event-too-old",
+            Self::EventInFuture => "event-in-future",
+        }
+    }
+
+    /// A sentence for the sender; reveals no secret and no expected value.
+    pub fn message(&self) -> String {
+        match self {
+            Self::MethodNotAllowed => "only POST is accepted".into(),
+            Self::BodyTooLarge { limit } => format!("the body is larger than {limit} bytes"),
+            Self::SignatureMissing => "the X-CF-Signature header is missing".into(),
+            Self::SignatureRepeated => "the X-CF-Signature header appears more than once".into(),
+            Self::SignatureMalformed(e) => format!("X-CF-Signature is malformed: {e}"),
+            Self::SignatureMismatch => "X-CF-Signature does not match the body".into(),
+            Self::CustomHeaderMismatch => "the required custom header is missing or wrong".into(),
+            Self::EventTooOld => "EventDatetimeUtc is older than the replay window".into(),
+            Self::EventInFuture => "EventDatetimeUtc is too far in the future".into(),
+        }
+    }
+}
+
+/// Why an authentic event was deliberately not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IgnoreReason {
+    /// Its workspace is not in `CF_FILTER_WORKSPACES`.
+    Workspace,
+    /// Its group is not in `CF_FILTER_EVENT_GROUPS`.
+    Group,
+    /// Its production step is not in `CF_FILTER_STEPS`.
+    Step,
+}
+
+impl IgnoreReason {
+    /// A stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Workspace => "workspace-filtered",
+            Self::Group => "group-filtered",
+            Self::Step => "step-filtered",
+        }
+    }
+}
+
+/// What a delivery ends as, before and after publishing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Queued for its group's consumer.
+    Accepted {
+        /// `PayloadId`.
+        payload_id: String,
+        /// Its group.
+        group: EventGroup,
+    },
+    /// Authentic, but filtered out by configuration.
+    Ignored {
+        /// `PayloadId`.
+        payload_id: String,
+        /// Which filter.
+        reason: IgnoreReason,
+    },
+    /// Authentic but unroutable: kept in the `unrouted` queue.
+    Quarantined(Unroutable),
+    /// Refused.
+    Rejected(Rejection),
+    /// Not stored: the sender should retry.
+    Unavailable(PublishError),
+}
+
+#[derive(Serialize)]
+struct AnswerBody<'a> {
+    status: &'a str,
+    #[serde(rename = "payloadId", skip_serializing_if = "Option::is_none")]
+    payload_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    message: Option<String>,
+}
+
+impl Answer {
+    /// The HTTP status.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Accepted { .. } | Self::Ignored { .. } | Self::Quarantined(_) => StatusCode::OK,
+            Self::Rejected(rejection) => rejection.status(),
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// `accepted`, `ignored`, `quarantined`, `rejected` or `unavailable`.
+    pub fn status_word(&self) -> &'static str {
+        match self {
+            Self::Accepted { .. } => "accepted",
+            Self::Ignored { .. } => "ignored",
+            Self::Quarantined(_) => "quarantined",
+            Self::Rejected(_) => "rejected",
+            Self::Unavailable(_) => "unavailable",
+        }
+    }
+
+    /// The reason code, for every answer but `accepted`.
+    pub fn reason(&self) -> Option<&'static str> {
+        match self {
+            Self::Accepted { .. } => None,
+            Self::Ignored { reason, .. } => Some(reason.code()),
+            Self::Quarantined(why) => Some(why.code()),
+            Self::Rejected(rejection) => Some(rejection.code()),
+            Self::Unavailable(_) => Some("queue-unavailable"),
+        }
+    }
+
+    /// The short JSON body: `{"status":"accepted","payloadId":"…"}`, or a status with a
+    /// reason code and a sentence.
+    pub fn body(&self) -> Vec<u8> {
+        let (payload_id, message) = match self {
+            Self::Accepted { payload_id, .. } => (Some(payload_id.as_str()), None),
+            Self::Ignored { payload_id, .. } => (Some(payload_id.as_str()), None),
+            Self::Quarantined(why) => (None, Some(why.to_string())),
+            Self::Rejected(rejection) => (None, Some(rejection.message())),
+            Self::Unavailable(_) => (None, Some("the event could not be stored; retry later".to_owned())),
+        };
+        let body = AnswerBody { status: self.status_word(), payload_id, reason: self.reason(), message };
+        serde_json::to_vec(&body).expect("answer bodies always serialize")
+    }
+
+    /// Extra headers: `Allow` on a 405, `Retry-After` on a 503.
+    pub fn headers(&self) -> &'static [(&'static str, &'static str)] {
+        match self {
+            Self::Rejected(Rejection::MethodNotAllowed) => &[("allow", "POST")],
+            Self::Unavailable(_) => &[("retry-after", "60")],
+            _ => &[],
+        }
+    }
+}
+
+/// The ack path's verdict: answer now, or publish this message first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Nothing to store.
+    Answer(Answer),
+    /// Store `message`; answer `then` only once it is stored.
+    Publish {
+        /// The message.
+        message: Message,
+        /// The answer after a successful publish.
+        then: Answer,
+    },
+}
+
+/// The checks a transport can make before it reads the body: the method, and a
+/// `Content-Length` over the limit.
+pub fn precheck(method: &Method, headers: &HeaderMap, config: &IngestConfig) -> Option<Answer> {
+    if method != Method::POST {
+        return Some(Answer::Rejected(Rejection::MethodNotAllowed));
+    }
+    let declared = headers.get(http::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    match declared {
+        Some(len) if len > config.max_body_bytes as u64 => {
+            Some(Answer::Rejected(Rejection::BodyTooLarge { limit: config.max_body_bytes }))
+        }
+        _ => None,
+    }
+}
+
+/// The whole ack path, without side effects.
+pub fn decide(delivery: Delivery<'_>, config: &IngestConfig) -> Decision {
+    let reject = |r| Decision::Answer(Answer::Rejected(r));
+    if let Some(answer) = precheck(delivery.method, delivery.headers, config) {
+        return Decision::Answer(answer);
+    }
+    let body = delivery.body;
+    if body.len() > config.max_body_bytes {
+        return reject(Rejection::BodyTooLarge { limit: config.max_body_bytes });
+    }
+
+    let mut signatures = delivery.headers.get_all(SIGNATURE_HEADER).iter();
+    let signature = match (signatures.next(), signatures.next()) {
+        (None, _) => return reject(Rejection::SignatureMissing),
+        (Some(_), Some(_)) => return reject(Rejection::SignatureRepeated),
+        (Some(value), None) => match Signature::parse(value.as_bytes()) {
+            Ok(signature) => signature,
+            Err(e) => return reject(Rejection::SignatureMalformed(e)),
+        },
+    };
+    if !signature.verify(&config.secrets, body) {
+        return reject(Rejection::SignatureMismatch);
+    }
+    if let Some(required) = &config.required_header {
+        let mut values = delivery.headers.get_all(&required.name).iter();
+        let ok = match (values.next(), values.next()) {
+            (Some(value), None) => required.matches(value.as_bytes()),
+            _ => false,
+        };
+        if !ok {
+            return reject(Rejection::CustomHeaderMismatch);
+        }
+    }
+
+    // Authentic from here on: whatever the body is, it is kept.
+    let cf_event = delivery.headers.get(EVENT_HEADER).map(|v| attribute_text(&String::from_utf8_lossy(v.as_bytes())));
+    let routing = match routing::parse(body) {
+        Ok(routing) => routing,
+        Err(why) => {
+            let message = Message {
+                route: Route::Unrouted,
+                body: Body::carry(body.clone()),
+                attributes: Attributes {
+                    cf_event,
+                    received_at_ms: delivery.received_at_ms,
+                    reason: Some(attribute_text(&format!("{}: {why}", why.code()))),
+                    ..Attributes::default()
+                },
+                fifo_group_id: Some("unrouted".to_owned()),
+                dedup_id: None,
+            };
+            return Decision::Publish { message, then: Answer::Quarantined(why) };
+        }
+    };
+
+    if let Some(window) = config.replay_window {
+        let age_ms = delivery.received_at_ms.saturating_sub(routing.event_time_ms);
+        if age_ms > millis(window.max_age) {
+            return reject(Rejection::EventTooOld);
+        }
+        if -age_ms > millis(window.max_future) {
+            return reject(Rejection::EventInFuture);
+        }
+    }
+
+    if let Some(reason) = filtered(&routing, config) {
+        return Decision::Answer(Answer::Ignored { payload_id: routing.payload_id.into_owned(), reason });
+    }
+
+    let body = if sqs_accepts(body) { Body::Raw(body.clone()) } else { Body::carry(body.clone()) };
+    let payload_id = routing.payload_id.into_owned();
+    let message = Message {
+        route: Route::Group(routing.group),
+        body,
+        attributes: Attributes {
+            event_group: Some(routing.group),
+            action: Some(attribute_text(&routing.action)),
+            payload_id: Some(payload_id.clone()),
+            cf_event,
+            received_at_ms: delivery.received_at_ms,
+            reason: None,
+        },
+        fifo_group_id: Some(routing.entity_id.map_or_else(|| payload_id.clone(), |id| attribute_text(&id))),
+        dedup_id: Some(payload_id.clone()),
+    };
+    Decision::Publish { message, then: Answer::Accepted { payload_id, group: routing.group } }
+}
+
+fn filtered(routing: &Routing<'_>, config: &IngestConfig) -> Option<IgnoreReason> {
+    let filters = &config.filters;
+    if !filters.groups.is_empty() && !filters.groups.contains(&routing.group) {
+        return Some(IgnoreReason::Group);
+    }
+    if let (false, Some(workspace)) = (filters.workspaces.is_empty(), &routing.client_id) {
+        if !filters.workspaces.iter().any(|w| w.eq_ignore_ascii_case(workspace)) {
+            return Some(IgnoreReason::Workspace);
+        }
+    }
+    if !filters.steps.is_empty() && routing.group == EventGroup::Task {
+        let step = routing.step_name.as_deref().map(step_key).unwrap_or_default();
+        if !filters.steps.contains(&step) {
+            return Some(IgnoreReason::Step);
+        }
+    }
+    None
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn attribute_text(text: &str) -> String {
+    routing::truncate(text, MAX_ATTRIBUTE_TEXT)
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| millis(d))
+}
+
+/// The ack path with its side effect: decides, publishes within the configured time
+/// budget when there is something to store, and logs the outcome. A publish that fails or
+/// runs out of time answers 503, never 2xx.
+pub async fn acknowledge<P: Publisher>(delivery: Delivery<'_>, config: &IngestConfig, publisher: &P) -> Answer {
+    let answer = match decide(delivery, config) {
+        Decision::Answer(answer) => answer,
+        Decision::Publish { message, then } => {
+            let route = message.route;
+            let budget = config.enqueue_timeout;
+            match tokio::time::timeout(budget, publisher.publish(message)).await {
+                Ok(Ok(())) => then,
+                Ok(Err(e)) => Answer::Unavailable(e),
+                Err(_) => Answer::Unavailable(PublishError::Timeout { route, budget }),
+            }
+        }
+    };
+    log(&answer);
+    answer
+}
+
+fn log(answer: &Answer) {
+    match answer {
+        Answer::Accepted { payload_id, group } => {
+            tracing::info!(payload_id, event_group = group.as_str(), status = "accepted", "delivery accepted")
+        }
+        Answer::Ignored { payload_id, reason } => {
+            tracing::info!(payload_id, status = "ignored", reason = reason.code(), "delivery ignored by a filter")
+        }
+        Answer::Quarantined(why) => {
+            tracing::warn!(status = "quarantined", reason = why.code(), detail = %why, "authentic delivery quarantined")
+        }
+        Answer::Rejected(rejection) => {
+            tracing::warn!(status = "rejected", reason = rejection.code(), http_status = rejection.status().as_u16(), "delivery rejected")
+        }
+        Answer::Unavailable(e) => tracing::error!(status = "unavailable", error = %e, "delivery not stored; answering 503"),
+    }
+}

@@ -1,0 +1,290 @@
+//! Ingest configuration from environment variables, validated once at start-up with an
+//! error that names the variable.
+
+use std::fmt;
+use std::time::Duration;
+
+use http::HeaderName;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::events::EventGroup;
+use crate::queue::message::ATTRIBUTES_BUDGET;
+use crate::secret::{SecretEncoding, SecretError, SecretSet};
+
+/// Default body limit: 256 KiB.
+pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
+/// Default maximum SQS message size: 1 MiB, the SQS maximum; the template configures
+/// its queues so.
+pub const DEFAULT_QUEUE_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+/// Default time budget of one enqueue.
+pub const DEFAULT_ENQUEUE_TIMEOUT: Duration = Duration::from_millis(2500);
+/// Default tolerance for event times in the future when the replay window is on.
+pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
+
+/// A configuration value that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{var}: {problem}")]
+pub struct ConfigError {
+    /// The environment variable.
+    pub var: &'static str,
+    /// What is wrong with it (never its secret value).
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(var: &'static str, problem: impl Into<String>) -> Self {
+        Self { var, problem: problem.into() }
+    }
+}
+
+/// A header every delivery must carry with exactly this value (Creative Force's
+/// "Custom Headers" tab), compared in constant time.
+#[derive(Clone)]
+pub struct RequiredHeader {
+    /// Header name.
+    pub name: HeaderName,
+    value_digest: [u8; 32],
+}
+
+impl RequiredHeader {
+    /// A required header; `value` is treated as a secret.
+    pub fn new(name: HeaderName, value: &[u8]) -> Self {
+        Self { name, value_digest: Sha256::digest(value).into() }
+    }
+
+    /// True when `value` is the configured value. Digests are compared so that neither
+    /// the content nor the length of the expected value shows in the timing.
+    pub fn matches(&self, value: &[u8]) -> bool {
+        let digest: [u8; 32] = Sha256::digest(value).into();
+        digest.ct_eq(&self.value_digest).into()
+    }
+}
+
+impl fmt::Debug for RequiredHeader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RequiredHeader({}: <redacted>)", self.name)
+    }
+}
+
+/// The replay window: how old (and how far in the future) `EventDatetimeUtc` may be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReplayWindow {
+    /// Oldest accepted age.
+    pub max_age: Duration,
+    /// Furthest accepted distance into the future (clock skew).
+    pub max_future: Duration,
+}
+
+/// Receiver-side filters; an empty list lets everything through.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filters {
+    /// Workspaces (`ClientId`), compared case-insensitively. Events without a workspace
+    /// (user events) pass.
+    pub workspaces: Vec<String>,
+    /// Event groups.
+    pub groups: Vec<EventGroup>,
+    /// Production steps of task events (`StepName`), compared ignoring case, spaces and
+    /// punctuation. Other groups pass.
+    pub steps: Vec<String>,
+}
+
+/// Everything the ack path needs.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Accepted secrets.
+    pub secrets: SecretSet,
+    /// Largest body accepted.
+    pub max_body_bytes: usize,
+    /// Optional required custom header.
+    pub required_header: Option<RequiredHeader>,
+    /// Optional replay window.
+    pub replay_window: Option<ReplayWindow>,
+    /// Receiver-side filters.
+    pub filters: Filters,
+    /// Time budget of one enqueue, after which ingest answers 503.
+    pub enqueue_timeout: Duration,
+}
+
+impl IngestConfig {
+    /// A configuration with these secrets and every default.
+    pub fn new(secrets: SecretSet) -> Self {
+        Self {
+            secrets,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            required_header: None,
+            replay_window: None,
+            filters: Filters::default(),
+            enqueue_timeout: DEFAULT_ENQUEUE_TIMEOUT,
+        }
+    }
+
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `var` (the environment, or a map in tests).
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+
+        let encoding = match get("CF_SECRET_ENCODING") {
+            Some(text) => SecretEncoding::parse(&text).map_err(|e| ConfigError::new("CF_SECRET_ENCODING", e.to_string()))?,
+            None => SecretEncoding::Utf8,
+        };
+        let secret_text = get("CF_WEBHOOK_SECRET")
+            .ok_or_else(|| ConfigError::new("CF_WEBHOOK_SECRET", "is not set: give the webhook's secret (several separated by commas while rotating)"))?;
+        let secrets = SecretSet::parse_list(&secret_text, encoding).map_err(|e| match e {
+            SecretError::Empty => ConfigError::new("CF_WEBHOOK_SECRET", "holds an empty secret"),
+            other => ConfigError::new("CF_WEBHOOK_SECRET", other.to_string()),
+        })?;
+
+        let max_body_bytes = number(&get, "CF_MAX_BODY_BYTES")?.unwrap_or(DEFAULT_MAX_BODY_BYTES as u64) as usize;
+        let queue_max = number(&get, "CF_QUEUE_MAX_MESSAGE_BYTES")?.unwrap_or(DEFAULT_QUEUE_MAX_MESSAGE_BYTES as u64) as usize;
+        if max_body_bytes == 0 {
+            return Err(ConfigError::new("CF_MAX_BODY_BYTES", "must be at least 1"));
+        }
+        let worst_message = max_body_bytes.div_ceil(3) * 4 + ATTRIBUTES_BUDGET;
+        if worst_message > queue_max {
+            return Err(ConfigError::new(
+                "CF_MAX_BODY_BYTES",
+                format!(
+                    "{max_body_bytes} bytes do not fit a {queue_max}-byte queue message once base64-encoded with their attributes \
+                     ({worst_message} bytes); lower it to {} or raise CF_QUEUE_MAX_MESSAGE_BYTES",
+                    (queue_max.saturating_sub(ATTRIBUTES_BUDGET)) / 4 * 3
+                ),
+            ));
+        }
+
+        let required_header = match (get("CF_REQUIRED_HEADER_NAME"), var("CF_REQUIRED_HEADER_VALUE")) {
+            (None, None) => None,
+            (Some(name), Some(value)) if !value.is_empty() => {
+                let name = HeaderName::try_from(name.trim())
+                    .map_err(|_| ConfigError::new("CF_REQUIRED_HEADER_NAME", format!("{name:?} is not a valid header name")))?;
+                Some(RequiredHeader::new(name, value.as_bytes()))
+            }
+            (Some(_), _) => return Err(ConfigError::new("CF_REQUIRED_HEADER_VALUE", "must be set when CF_REQUIRED_HEADER_NAME is")),
+            (None, Some(_)) => return Err(ConfigError::new("CF_REQUIRED_HEADER_NAME", "must be set when CF_REQUIRED_HEADER_VALUE is")),
+        };
+
+        let replay_window = match number(&get, "CF_MAX_EVENT_AGE_SECS")? {
+            None | Some(0) => None,
+            Some(age) => Some(ReplayWindow {
+                max_age: Duration::from_secs(age),
+                max_future: number(&get, "CF_MAX_CLOCK_SKEW_SECS")?.map_or(DEFAULT_MAX_CLOCK_SKEW, Duration::from_secs),
+            }),
+        };
+
+        let filters = Filters {
+            workspaces: list(&get, "CF_FILTER_WORKSPACES").into_iter().map(|w| w.to_ascii_lowercase()).collect(),
+            groups: list(&get, "CF_FILTER_EVENT_GROUPS")
+                .into_iter()
+                .map(|g| EventGroup::parse(&g).map_err(|e| ConfigError::new("CF_FILTER_EVENT_GROUPS", e.to_string())))
+                .collect::<Result<_, _>>()?,
+            steps: list(&get, "CF_FILTER_STEPS").iter().map(|s| step_key(s)).collect(),
+        };
+
+        let enqueue_timeout = number(&get, "CF_ENQUEUE_TIMEOUT_MS")?.map_or(DEFAULT_ENQUEUE_TIMEOUT, Duration::from_millis);
+        if enqueue_timeout.is_zero() {
+            return Err(ConfigError::new("CF_ENQUEUE_TIMEOUT_MS", "must be at least 1"));
+        }
+
+        Ok(Self { secrets, max_body_bytes, required_header, replay_window, filters, enqueue_timeout })
+    }
+}
+
+fn number(get: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<Option<u64>, ConfigError> {
+    get(var)
+        .map(|text| {
+            text.trim()
+                .replace('_', "")
+                .parse::<u64>()
+                .map_err(|_| ConfigError::new(var, format!("expected a whole number, got {text:?}")))
+        })
+        .transpose()
+}
+
+fn list(get: &impl Fn(&str) -> Option<String>, var: &str) -> Vec<String> {
+    get(var)
+        .map(|text| text.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// A production step name without case, spaces or punctuation (`Post Review` = `post-review`).
+pub fn step_key(step: &str) -> String {
+    step.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn config(vars: &[(&str, &str)]) -> Result<IngestConfig, ConfigError> {
+        let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        IngestConfig::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults() {
+        let c = config(&[("CF_WEBHOOK_SECRET", "s")]).unwrap();
+        assert_eq!(c.max_body_bytes, 256 * 1024);
+        assert!(c.required_header.is_none() && c.replay_window.is_none());
+        assert_eq!(c.filters, Filters::default());
+        assert_eq!(c.enqueue_timeout, DEFAULT_ENQUEUE_TIMEOUT);
+    }
+
+    #[test]
+    fn every_setting() {
+        let c = config(&[
+            ("CF_WEBHOOK_SECRET", "czE=,czI="),
+            ("CF_SECRET_ENCODING", "base64"),
+            ("CF_MAX_BODY_BYTES", "65536"),
+            ("CF_REQUIRED_HEADER_NAME", "X-Studio-Token"),
+            ("CF_REQUIRED_HEADER_VALUE", "t0ken"),
+            ("CF_MAX_EVENT_AGE_SECS", "3600"),
+            ("CF_MAX_CLOCK_SKEW_SECS", "60"),
+            ("CF_FILTER_WORKSPACES", "AAA, bbb"),
+            ("CF_FILTER_EVENT_GROUPS", "task,work unit"),
+            ("CF_FILTER_STEPS", "Photography, Post Review"),
+            ("CF_ENQUEUE_TIMEOUT_MS", "800"),
+        ])
+        .unwrap();
+        assert_eq!(c.secrets.len(), 2);
+        assert_eq!(c.max_body_bytes, 65536);
+        let header = c.required_header.as_ref().unwrap();
+        assert_eq!(header.name, "x-studio-token");
+        assert!(header.matches(b"t0ken") && !header.matches(b"t0ken ") && !header.matches(b""));
+        assert_eq!(c.replay_window, Some(ReplayWindow { max_age: Duration::from_secs(3600), max_future: Duration::from_secs(60) }));
+        assert_eq!(c.filters.workspaces, ["aaa", "bbb"]);
+        assert_eq!(c.filters.groups, [EventGroup::Task, EventGroup::WorkUnit]);
+        assert_eq!(c.filters.steps, ["photography", "postreview"]);
+        assert_eq!(c.enqueue_timeout, Duration::from_millis(800));
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("t0ken") && !shown.contains("czE"), "{shown}");
+    }
+
+    #[test]
+    fn errors_name_the_variable_and_never_the_secret() {
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[], "CF_WEBHOOK_SECRET"),
+            (&[("CF_WEBHOOK_SECRET", "a,,b")], "CF_WEBHOOK_SECRET"),
+            (&[("CF_WEBHOOK_SECRET", "sekrit!"), ("CF_SECRET_ENCODING", "base64")], "CF_WEBHOOK_SECRET"),
+            (&[("CF_WEBHOOK_SECRET", "s"), ("CF_SECRET_ENCODING", "rot13")], "CF_SECRET_ENCODING"),
+            (&[("CF_WEBHOOK_SECRET", "s"), ("CF_MAX_BODY_BYTES", "lots")], "CF_MAX_BODY_BYTES"),
+            (&[("CF_WEBHOOK_SECRET", "s"), ("CF_MAX_BODY_BYTES", "1000000")], "CF_MAX_BODY_BYTES"),
+            (&[("CF_WEBHOOK_SECRET", "s"), ("CF_QUEUE_MAX_MESSAGE_BYTES", "262144")], "CF_MAX_BODY_BYTES"),
+            (&[("CF_WEBHOOK_SECRET", "s"), ("CF_REQUIRED_HEADER_NAME", "X-A")], "CF_REQUIRED_HEADER_VALUE"),
+            (&[("CF_WEBHOOK_SECRET", "s"), ("CF_REQUIRED_HEADER_VALUE", "v")], "CF_REQUIRED_HEADER_NAME"),
+            (&[("CF_WEBHOOK_SECRET", "s"), ("CF_REQUIRED_HEADER_NAME", "bad name"), ("CF_REQUIRED_HEADER_VALUE", "v")], "CF_REQUIRED_HEADER_NAME"),
+            (&[("CF_WEBHOOK_SECRET", "s"), ("CF_FILTER_EVENT_GROUPS", "task,invoice")], "CF_FILTER_EVENT_GROUPS"),
+            (&[("CF_WEBHOOK_SECRET", "s"), ("CF_ENQUEUE_TIMEOUT_MS", "0")], "CF_ENQUEUE_TIMEOUT_MS"),
+        ];
+        for (vars, var) in cases {
+            let err = config(vars).unwrap_err();
+            assert_eq!(err.var, *var, "{vars:?}: {err}");
+            assert!(err.to_string().starts_with(var));
+            assert!(!err.to_string().contains("sekrit"));
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The batch runner against the contract: each record on its own, exactly the right
+//! `batchItemFailures`.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::*;
+use crate::events::TaskEvent;
+
+/// Behaves according to the task's `StepName`: `ok`, `retry`, `permanent` or `panic`.
+#[derive(Default)]
+struct Scripted {
+    applied: AtomicUsize,
+}
+
+impl Handler for Scripted {
+    type Event = TaskEvent;
+    async fn handle(&self, event: &TaskEvent, ctx: &Context<'_>) -> Result<(), HandlerError> {
+        assert!(ctx.raw.contains(&event.envelope.payload_id), "the raw JSON comes along");
+        match event.step_name.as_deref() {
+            Some("retry") => Err(HandlerError::retry("downstream is down")),
+            Some("permanent") => Err(HandlerError::permanent("no such product downstream")),
+            Some("panic") => panic!("handler bug"),
+            Some("io") => Err(std::io::Error::other("disk full"))?,
+            _ => {
+                self.applied.fetch_add(1, Ordering::SeqCst);
+                Ok(())
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct CollectingDlq(Mutex<Vec<(EventGroup, String, String)>>);
+
+impl DeadLetterSink for CollectingDlq {
+    async fn dead_letter(&self, group: EventGroup, record: &Record, reason: &str) -> Result<(), PublishError> {
+        self.0.lock().unwrap().push((group, record.message_id.clone(), reason.to_owned()));
+        Ok(())
+    }
+}
+
+fn record(id: &str, payload_id: &str, step: &str) -> Record {
+    Record {
+        message_id: id.to_owned(),
+        body: format!(
+            r#"{{"PayloadId":"{payload_id}","EventGroupName":"task","Action":"Completed","EventDatetimeUtc":1,"StepName":"{step}"}}"#
+        ),
+        receive_count: 1,
+        ..Record::default()
+    }
+}
+
+fn store() -> MemoryStore {
+    MemoryStore::new(Duration::from_secs(60), Duration::from_secs(3600))
+}
+
+fn mixed_batch() -> Vec<Record> {
+    vec![
+        record("m-good", "p-good", "ok"),
+        record("m-dup", "p-dup", "ok"),
+        record("m-retry", "p-retry", "retry"),
+        record("m-permanent", "p-permanent", "permanent"),
+        Record { message_id: "m-undecodable".into(), body: "{not json".into(), receive_count: 1, ..Record::default() },
+        record("m-panic", "p-panic", "panic"),
+    ]
+}
+
+fn outcomes(report: &BatchReport) -> Vec<(&str, &str)> {
+    report.records.iter().map(|r| (r.message_id.as_str(), r.outcome.word())).collect()
+}
+
+#[tokio::test]
+async fn a_mixed_batch_with_a_dead_letter_queue() {
+    let store = store();
+    store.claim("task#p-dup").await.unwrap();
+    store.complete("task#p-dup").await.unwrap();
+    let runner = Runner::new(Scripted::default(), store, CollectingDlq::default());
+
+    let report = runner.run(&mixed_batch()).await;
+
+    assert_eq!(report.failures(), ["m-retry", "m-panic"]);
+    assert_eq!(
+        outcomes(&report),
+        [
+            ("m-good", "processed"),
+            ("m-dup", "duplicate"),
+            ("m-retry", "failed"),
+            ("m-permanent", "dead-lettered"),
+            ("m-undecodable", "dead-lettered"),
+            ("m-panic", "failed"),
+        ]
+    );
+    assert_eq!(runner.handler().applied.load(Ordering::SeqCst), 1);
+    let dlq = runner.dead_letters.0.lock().unwrap().clone();
+    assert_eq!(dlq.len(), 2);
+    assert_eq!((dlq[0].0, dlq[0].1.as_str()), (EventGroup::Task, "m-permanent"));
+    assert!(dlq[0].2.contains("no such product"), "{}", dlq[0].2);
+    assert!(dlq[1].2.contains("cannot decode a task event"), "{}", dlq[1].2);
+    assert!(report.records[5].reason.as_deref().unwrap().contains("handler panicked: handler bug"));
+}
+
+#[tokio::test]
+async fn a_mixed_batch_without_a_dead_letter_queue_retries_permanent_failures() {
+    let store = store();
+    store.claim("task#p-dup").await.unwrap();
+    store.complete("task#p-dup").await.unwrap();
+    let runner = Runner::new(Scripted::default(), store, NoDeadLetters);
+
+    let report = runner.run(&mixed_batch()).await;
+
+    assert_eq!(report.failures(), ["m-retry", "m-permanent", "m-undecodable", "m-panic"]);
+    assert!(matches!(report.records[3].outcome, Outcome::Failed { permanent: true, .. }));
+    assert!(matches!(report.records[2].outcome, Outcome::Failed { permanent: false, .. }));
+}
+
+#[tokio::test]
+async fn a_failed_attempt_releases_its_claim_and_a_success_is_applied_once() {
+    let runner = Runner::new(Scripted::default(), store(), NoDeadLetters);
+    let failing = record("m1", "p-1", "retry");
+    assert_eq!(runner.run(&[failing]).await.failures(), ["m1"]);
+    // The retry of the same payload (now succeeding) may claim it again.
+    let ok = record("m1", "p-1", "ok");
+    assert_eq!(outcomes(&runner.run(&[ok.clone()]).await), [("m1", "processed")]);
+    assert_eq!(outcomes(&runner.run(&[ok.clone(), ok]).await), [("m1", "duplicate"), ("m1", "duplicate")]);
+    assert_eq!(runner.handler().applied.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn question_mark_errors_are_retryable_and_the_same_payload_in_one_batch_is_applied_once() {
+    let runner = Runner::new(Scripted::default(), store(), CollectingDlq::default());
+    let report = runner.run(&[record("a", "p-io", "io")]).await;
+    assert_eq!(report.failures(), ["a"]);
+    assert!(report.records[0].reason.as_deref().unwrap().contains("disk full"));
+
+    let report = runner.run(&[record("x", "p-same", "ok"), record("y", "p-same", "ok")]).await;
+    assert_eq!(runner.handler().applied.load(Ordering::SeqCst), 1);
+    let words: Vec<&str> = report.records.iter().map(|r| r.outcome.word()).collect();
+    assert!(words == ["processed", "failed"] || words == ["processed", "duplicate"], "{words:?}");
+}
+
+#[tokio::test]
+async fn base64_bodies_are_decoded_and_wrong_groups_dead_lettered() {
+    let runner = Runner::new(Scripted::default(), store(), CollectingDlq::default());
+    let plain = record("b", "p-b64", "ok");
+    let encoded = Record {
+        body: base64::engine::general_purpose::STANDARD.encode(&plain.body),
+        body_encoding: Some("base64".into()),
+        ..plain
+    };
+    let product = Record {
+        message_id: "wrong".into(),
+        body: include_str!("../../../events/product.json").into(),
+        receive_count: 1,
+        ..Record::default()
+    };
+    let bad_b64 = Record { message_id: "bad".into(), body: "!!".into(), body_encoding: Some("base64".into()), ..Record::default() };
+    let report = runner.run(&[encoded, product, bad_b64]).await;
+    assert_eq!(outcomes(&report), [("b", "processed"), ("wrong", "dead-lettered"), ("bad", "dead-lettered")]);
+    assert!(report.records[1].reason.as_deref().unwrap().contains("a product event arrived on the task queue"));
+    assert_eq!(report.records[1].payload_id.as_deref(), Some("c02f0f73-1706-4973-9a4d-38007d6685e9"));
+}
+
+#[test]
+fn report_lines_carry_the_contract_fields() {
+    let report = RecordReport {
+        payload_id: Some("p".into()),
+        event_group: EventGroup::WorkUnit,
+        action: Some("StatusChanged".into()),
+        outcome: Outcome::Processed,
+        reason: None,
+        message_id: "m".into(),
+        attempt: 1,
+    };
+    let line: serde_json::Value = serde_json::from_str(&report.to_json_line()).unwrap();
+    assert_eq!(line["payload_id"], "p");
+    assert_eq!(line["event_group"], "work-unit");
+    assert_eq!(line["action"], "StatusChanged");
+    assert_eq!(line["outcome"], "processed");
+}

@@ -1,0 +1,354 @@
+//! The ack path's one parse of a body: the envelope, and the few fields routing and
+//! filters need, borrowed from the body where possible. Anything that makes a body
+//! unroutable is named precisely, because authentic unroutable bodies are quarantined
+//! with that reason.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+
+use super::group::EventGroup;
+
+/// The longest `PayloadId` accepted: SQS deduplication IDs stop at 128 characters.
+pub const MAX_PAYLOAD_ID_LEN: usize = 128;
+/// The longest `Action` accepted.
+pub const MAX_ACTION_LEN: usize = 256;
+
+/// What routing needs from a body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Routing<'a> {
+    /// `PayloadId`: 1 to 128 printable ASCII characters.
+    pub payload_id: Cow<'a, str>,
+    /// `EventGroupName`, matched leniently.
+    pub group: EventGroup,
+    /// `Action`, as sent.
+    pub action: Cow<'a, str>,
+    /// `EventDatetimeUtc`, milliseconds since the Unix epoch.
+    pub event_time_ms: i64,
+    /// `ClientId` / `ClientID`: the workspace, when the event has one.
+    pub client_id: Option<Cow<'a, str>>,
+    /// `StepName`: the production step of a task event.
+    pub step_name: Option<Cow<'a, str>>,
+    /// The ID of the entity the event is about (product, sample, user, task, work unit,
+    /// job or session), the FIFO message group.
+    pub entity_id: Option<Cow<'a, str>>,
+}
+
+/// Why an authentic body cannot be routed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unroutable {
+    /// The bytes are not UTF-8.
+    NotUtf8,
+    /// The text is not JSON.
+    InvalidJson(String),
+    /// Valid JSON, but not an object.
+    NotObject,
+    /// An envelope field is absent (or `null`).
+    MissingField(&'static str),
+    /// An envelope field has the wrong type or an impossible value.
+    InvalidField(&'static str, String),
+    /// `EventGroupName` is none of the seven groups.
+    UnknownGroup(String),
+}
+
+impl Unroutable {
+    /// A short stable code: `not-utf8`, `invalid-json`, `not-object`, `missing-field`,
+    /// `invalid-field`, `unknown-group`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::NotUtf8 => "not-utf8",
+            Self::InvalidJson(_) => "invalid-json",
+            Self::NotObject => "not-object",
+            Self::MissingField(_) => "missing-field",
+            Self::InvalidField(..) => "invalid-field",
+            Self::UnknownGroup(_) => "unknown-group",
+        }
+    }
+}
+
+impl fmt::Display for Unroutable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::NotUtf8 => f.write_str("body is not UTF-8"),
+            Self::InvalidJson(e) => write!(f, "body is not valid JSON: {e}"),
+            Self::NotObject => f.write_str("body is JSON but not an object"),
+            Self::MissingField(field) => write!(f, "{field} is missing"),
+            Self::InvalidField(field, why) => write!(f, "{field} is invalid: {why}"),
+            Self::UnknownGroup(name) => write!(f, "EventGroupName {name:?} is not a known event group"),
+        }
+    }
+}
+
+/// A JSON value as routing sees it: text, an integer, or something else.
+enum Scalar<'a> {
+    Null,
+    Text(Cow<'a, str>),
+    Int(i64),
+    Other(&'static str),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Scalar<'a>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Scalar::Text(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Scalar::Text(Cow::Owned(v.to_owned())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Scalar::Text(Cow::Owned(v)))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+                Ok(Scalar::Int(v))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+                Ok(i64::try_from(v).map(Scalar::Int).unwrap_or(Scalar::Other("an integer out of range")))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+                Ok(if v.fract() == 0.0 && v >= 0.0 && v < i64::MAX as f64 {
+                    Scalar::Int(v as i64)
+                } else {
+                    Scalar::Other("a number that is not a whole number in range")
+                })
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Scalar::Other("a boolean"))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_none<E>(self) -> Result<Self::Value, E> {
+                Ok(Scalar::Null)
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other("an object"))
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(Scalar::Other("an array"))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct RawFields<'a> {
+    #[serde(borrow)]
+    payload_id: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    event_group_name: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    action: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    event_datetime_utc: Option<Scalar<'a>>,
+    #[serde(borrow, alias = "ClientID")]
+    client_id: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    step_name: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    product_id: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    sample_id: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    user_id: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    task_id: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    work_unit_id: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    job_id: Option<Scalar<'a>>,
+    #[serde(borrow)]
+    session_id: Option<Scalar<'a>>,
+}
+
+/// Only a JSON object is a body: the derived struct would also take an array.
+struct Object<T>(T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+            type Value = Object<T>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Object)
+            }
+        }
+        d.deserialize_map(V(std::marker::PhantomData))
+    }
+}
+
+/// Reads what routing needs from a body, or says why it cannot be routed. The body is
+/// checked for UTF-8 once and parsed once.
+pub fn parse(body: &[u8]) -> Result<Routing<'_>, Unroutable> {
+    let text = std::str::from_utf8(body).map_err(|_| Unroutable::NotUtf8)?;
+    let raw = match serde_json::from_str::<Object<RawFields<'_>>>(text) {
+        Ok(Object(raw)) => raw,
+        Err(e) if e.is_data() && serde_json::from_str::<IgnoredAny>(text).is_ok() && !starts_with_brace(text) => {
+            return Err(Unroutable::NotObject)
+        }
+        Err(e) if e.is_data() => return Err(Unroutable::InvalidField("body", e.to_string())),
+        Err(e) => return Err(Unroutable::InvalidJson(e.to_string())),
+    };
+
+    let payload_id = required_text(raw.payload_id, "PayloadId")?;
+    if payload_id.is_empty()
+        || payload_id.len() > MAX_PAYLOAD_ID_LEN
+        || !payload_id.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(Unroutable::InvalidField(
+            "PayloadId",
+            format!("must be 1 to {MAX_PAYLOAD_ID_LEN} printable ASCII characters"),
+        ));
+    }
+    let group_name = required_text(raw.event_group_name, "EventGroupName")?;
+    let group = EventGroup::parse(&group_name).map_err(|_| Unroutable::UnknownGroup(truncate(&group_name, 64)))?;
+    let action = required_text(raw.action, "Action")?;
+    if action.trim().is_empty() || action.len() > MAX_ACTION_LEN {
+        return Err(Unroutable::InvalidField("Action", format!("must be 1 to {MAX_ACTION_LEN} bytes of text")));
+    }
+    let event_time_ms = match raw.event_datetime_utc {
+        None | Some(Scalar::Null) => return Err(Unroutable::MissingField("EventDatetimeUtc")),
+        Some(Scalar::Int(ms)) if ms >= 0 => ms,
+        Some(Scalar::Text(t)) if t.trim().parse::<i64>().is_ok_and(|ms| ms >= 0) => t.trim().parse().unwrap_or(0),
+        Some(_) => {
+            return Err(Unroutable::InvalidField(
+                "EventDatetimeUtc",
+                "must be milliseconds since the Unix epoch".into(),
+            ))
+        }
+    };
+    let entity = match group {
+        EventGroup::Product => raw.product_id,
+        EventGroup::Sample => raw.sample_id,
+        EventGroup::User => raw.user_id,
+        EventGroup::Task => raw.task_id,
+        EventGroup::WorkUnit => raw.work_unit_id,
+        EventGroup::Job => raw.job_id,
+        EventGroup::Session => raw.session_id,
+    };
+    Ok(Routing {
+        payload_id,
+        group,
+        action,
+        event_time_ms,
+        client_id: optional_text(raw.client_id),
+        step_name: optional_text(raw.step_name),
+        entity_id: optional_text(entity),
+    })
+}
+
+fn starts_with_brace(text: &str) -> bool {
+    text.trim_start().starts_with('{')
+}
+
+fn required_text<'a>(value: Option<Scalar<'a>>, field: &'static str) -> Result<Cow<'a, str>, Unroutable> {
+    match value {
+        None | Some(Scalar::Null) => Err(Unroutable::MissingField(field)),
+        Some(Scalar::Text(t)) => Ok(t),
+        Some(Scalar::Int(i)) => Ok(Cow::Owned(i.to_string())),
+        Some(Scalar::Other(what)) => Err(Unroutable::InvalidField(field, format!("expected text, found {what}"))),
+    }
+}
+
+fn optional_text(value: Option<Scalar<'_>>) -> Option<Cow<'_, str>> {
+    match value? {
+        Scalar::Text(t) if !t.trim().is_empty() => Some(t),
+        Scalar::Int(i) => Some(Cow::Owned(i.to_string())),
+        _ => None,
+    }
+}
+
+/// At most `max` bytes of `s`, cut at a character boundary.
+pub(crate) fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TASK: &str = r#"{"Action":"completed","PayloadId":"p-1","EventGroupName":"task","EventDatetimeUtc":1595204418000,
+        "TaskId":"t-1","ClientId":"c-1","StepName":"Photography","Extra":{"nested":[1,2,{"a":null}]}}"#;
+
+    #[test]
+    fn reads_the_envelope_and_routing_fields() {
+        let r = parse(TASK.as_bytes()).unwrap();
+        assert_eq!(r.payload_id, "p-1");
+        assert_eq!(r.group, EventGroup::Task);
+        assert_eq!(r.action, "completed");
+        assert_eq!(r.event_time_ms, 1595204418000);
+        assert_eq!(r.client_id.as_deref(), Some("c-1"));
+        assert_eq!(r.step_name.as_deref(), Some("Photography"));
+        assert_eq!(r.entity_id.as_deref(), Some("t-1"));
+        assert!(matches!(r.payload_id, Cow::Borrowed(_)), "no copy of plain strings");
+    }
+
+    #[test]
+    fn tolerates_the_drift_of_the_reference() {
+        let r = parse(br#"{"PayloadId":"p","EventGroupName":"work unit","Action":"StatusChanged","EventDatetimeUtc":"1595204418000","ClientID":"c"}"#).unwrap();
+        assert_eq!(r.group, EventGroup::WorkUnit);
+        assert_eq!(r.event_time_ms, 1595204418000);
+        assert_eq!(r.client_id.as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn names_why_a_body_is_unroutable() {
+        let cases: &[(&[u8], &str)] = &[
+            (b"\xff\xfe{}", "not-utf8"),
+            (b"{\"PayloadId\":\"p\xc3\x28\"}", "not-utf8"),
+            (b"", "invalid-json"),
+            (b"{\"PayloadId\": }", "invalid-json"),
+            (b"{} trailing", "invalid-json"),
+            (b"[1,2]", "not-object"),
+            (b"\"text\"", "not-object"),
+            (b"42", "not-object"),
+            (b"null", "not-object"),
+            (b"{}", "missing-field"),
+            (br#"{"PayloadId":null,"EventGroupName":"task","Action":"x","EventDatetimeUtc":1}"#, "missing-field"),
+            (br#"{"PayloadId":"p","EventGroupName":"task","EventDatetimeUtc":1}"#, "missing-field"),
+            (br#"{"PayloadId":"p","EventGroupName":"task","Action":"x"}"#, "missing-field"),
+            (br#"{"PayloadId":{},"EventGroupName":"task","Action":"x","EventDatetimeUtc":1}"#, "invalid-field"),
+            (br#"{"PayloadId":"","EventGroupName":"task","Action":"x","EventDatetimeUtc":1}"#, "invalid-field"),
+            (br#"{"PayloadId":"a b","EventGroupName":"task","Action":"x","EventDatetimeUtc":1}"#, "invalid-field"),
+            (br#"{"PayloadId":"p","EventGroupName":"task","Action":"x","EventDatetimeUtc":-1}"#, "invalid-field"),
+            (br#"{"PayloadId":"p","EventGroupName":"task","Action":"x","EventDatetimeUtc":1e400}"#, "invalid-json"),
+            (br#"{"PayloadId":"p","EventGroupName":"task","Action":"x","EventDatetimeUtc":"soon"}"#, "invalid-field"),
+            (br#"{"PayloadId":"p","EventGroupName":"task","Action":"","EventDatetimeUtc":1}"#, "invalid-field"),
+            (br#"{"PayloadId":"p","PayloadId":"q","EventGroupName":"task","Action":"x","EventDatetimeUtc":1}"#, "invalid-field"),
+            (br#"{"PayloadId":"p","EventGroupName":"invoice","Action":"x","EventDatetimeUtc":1}"#, "unknown-group"),
+            (br#"{"PayloadId":"p","EventGroupName":7,"Action":"x","EventDatetimeUtc":1}"#, "unknown-group"),
+        ];
+        for (body, code) in cases {
+            let err = parse(body).unwrap_err();
+            assert_eq!(err.code(), *code, "{} -> {err}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn long_reasons_are_truncated() {
+        let name = "x".repeat(10_000);
+        let body = format!(r#"{{"PayloadId":"p","EventGroupName":"{name}","Action":"x","EventDatetimeUtc":1}}"#);
+        assert!(parse(body.as_bytes()).unwrap_err().to_string().len() < 200);
+    }
+}

@@ -1,0 +1,189 @@
+//! The typed models against the samples in `events/` and the drift the reference shows.
+
+use super::*;
+
+const PRODUCT: &str = include_str!("../../../events/product.json");
+const SAMPLE: &str = include_str!("../../../events/sample.json");
+const USER: &str = include_str!("../../../events/user.json");
+const TASK: &str = include_str!("../../../events/task.json");
+const WORK_UNIT: &str = include_str!("../../../events/work-unit.json");
+const JOB: &str = include_str!("../../../events/job.json");
+const SESSION: &str = include_str!("../../../events/session.json");
+
+#[test]
+fn product_sample() {
+    let e = ProductEvent::decode(PRODUCT.as_bytes()).unwrap();
+    assert_eq!(e.envelope.payload_id, "c02f0f73-1706-4973-9a4d-38007d6685e9");
+    assert_eq!(e.envelope.event_group, EventGroup::Product);
+    assert_eq!(e.envelope.event_datetime_utc, 1595204418000);
+    assert_eq!(e.envelope.actor.as_ref().unwrap().user_id.as_deref(), Some("19e62847-f302-4e32-9e4a-b6d8c304fcbe"));
+    assert_eq!(e.action, ProductAction::Reset);
+    assert_eq!(e.job_code.as_deref(), Some("Summer 2020"));
+    assert_eq!(e.client_name.as_deref(), Some("My Big client"));
+    assert_eq!(e.product_code.as_deref(), Some("AW2130146"));
+    assert_eq!(e.product_status_id, None);
+    assert!(e.extra.is_empty(), "{:?}", e.extra);
+}
+
+#[test]
+fn sample_sample() {
+    let e = SampleEvent::decode(SAMPLE.as_bytes()).unwrap();
+    assert_eq!(e.action, SampleAction::CheckedIn);
+    assert_eq!(e.client_id.as_deref(), Some("719bee19-f630-455a-8f00-2f1331fd4a98"));
+    assert_eq!(e.sample_code.as_deref(), Some("88829384"));
+    assert_eq!(e.location_name.as_deref(), Some("CF Center"));
+    assert_eq!(e.sub_location_name.as_deref(), Some(""));
+    assert_eq!(e.products.len(), 1);
+    assert_eq!(e.products[0].product_code.as_deref(), Some("ADROAN-830"));
+    assert!(e.extra.is_empty(), "{:?}", e.extra);
+}
+
+#[test]
+fn user_sample() {
+    let e = UserEvent::decode(USER.as_bytes()).unwrap();
+    assert_eq!(e.action, UserAction::UserLoggedIn);
+    assert_eq!(e.user_id.as_deref(), Some("19e62847-f302-4e32-9e4a-b6d8c304fcbe"));
+}
+
+#[test]
+fn task_sample_with_integers_sent_as_strings() {
+    let e = TaskEvent::decode(TASK.as_bytes()).unwrap();
+    assert_eq!(e.action, TaskAction::Completed);
+    assert_eq!(e.step_id, Some(3));
+    assert_eq!(e.step_name.as_deref(), Some("Photography"));
+    assert_eq!(e.step_status_id, Some(9000));
+    assert_eq!(e.step_status_name.as_deref(), Some("Done"));
+    assert_eq!(e.shooting_type_id, Some(1));
+    assert_eq!(e.shooting_type_name.as_deref(), Some("On Model"));
+    assert_eq!(e.style_guide_name.as_deref(), Some("Summer on the beach 2020"));
+    assert_eq!(e.workflow_name.as_deref(), Some("My first workflow"));
+    assert_eq!(e.assignee.unwrap().user_id.as_deref(), Some("19e62847-f302-4e32-9e4a-b6d8c304fcbe"));
+    assert_eq!(e.work_unit_id, None);
+    assert!(e.extra.is_empty(), "{:?}", e.extra);
+}
+
+#[test]
+fn work_unit_sample() {
+    let e = WorkUnitEvent::decode(WORK_UNIT.as_bytes()).unwrap();
+    assert_eq!(e.envelope.event_group, EventGroup::WorkUnit);
+    assert_eq!(e.action, WorkUnitAction::WorkUnitStatusChanged);
+    assert_eq!(e.production_type_id, Some(1));
+    assert_eq!(e.production_type_name.as_deref(), Some("OnModel"));
+    assert_eq!(e.work_unit_status_id, Some(3000));
+    assert_eq!(e.work_unit_status_name.as_deref(), Some("InProgress"));
+}
+
+#[test]
+fn job_sample() {
+    let e = JobEvent::decode(JOB.as_bytes()).unwrap();
+    assert_eq!(e.envelope.event_group, EventGroup::Job);
+    assert_eq!(e.action, JobAction::Deleted);
+    assert_eq!(e.job_name.as_deref(), Some("Summer 2020"));
+    assert_eq!(e.job_status_id, Some(3000));
+    assert_eq!(e.job_status_name.as_deref(), Some("In Progress"));
+    assert_eq!(e.job_deadline_utc, Some(1595204529000));
+}
+
+#[test]
+fn session_sample_with_json_inside_strings() {
+    let e = SessionEvent::decode(SESSION.as_bytes()).unwrap();
+    assert_eq!(e.action, SessionAction::AddedToSession);
+    assert_eq!(e.action_source.as_deref(), Some("AddFromGateway"));
+    assert_eq!(e.session_code.as_deref(), Some("SES113736CF"));
+    assert_eq!(e.planned_time_slot.len(), 1);
+    assert_eq!(e.planned_time_slot[0].planned_start.as_deref(), Some("2023-12-10T01:00:00"));
+    assert_eq!(e.planned_time_slot[0].planned_end.as_deref(), Some("2023-12-10T10:00:00"));
+    let team = e.planned_team.unwrap();
+    assert_eq!(team.members("Assistant"), ["phuonglth+dev@creativeforce.io", "dungnt+sing@creativeforce.io"]);
+    assert_eq!(team.members("Photographer"), ["hanh@creativeforce.io"]);
+    let status = e.planning_status.unwrap();
+    assert_eq!(status.planning_status_id, Some(2));
+    assert_eq!(status.planning_status.as_deref(), Some("Unplanned"));
+    assert_eq!(e.shooting_type_id, Some(1));
+    assert_eq!(e.production_item_id.as_deref(), Some("1e6b01e0-671e-462c-b266-692d6a16eb92"));
+}
+
+#[test]
+fn session_fields_also_accepted_as_plain_json() {
+    let body = r#"{"PayloadId":"p","EventGroupName":"session","Action":"RemovedFromSession","EventDatetimeUtc":1,
+        "PlannedTimeSlot":{"PlannedStart":"a","PlannedEnd":"b"},
+        "PlannedTeam":{"Photographer":["x@y"]},
+        "PlanningStatus":{"PlanningStatusId":"1","PlanningStatus":"Planned"}}"#;
+    let e = SessionEvent::decode(body.as_bytes()).unwrap();
+    assert_eq!(e.planned_time_slot[0].planned_end.as_deref(), Some("b"));
+    assert_eq!(e.planned_team.unwrap().members("Photographer"), ["x@y"]);
+    assert_eq!(e.planning_status.unwrap().planning_status_id, Some(1));
+}
+
+#[test]
+fn empty_actor_client_id_spellings_and_unknown_fields() {
+    for actor in [r#""Actor":{}"#, r#""Actor":null"#, r#""Actor":"""#, r#""Other":1"#] {
+        let body = format!(
+            r#"{{"PayloadId":"p","EventGroupName":"sample","Action":"Checked-out","EventDatetimeUtc":1,{actor},"ClientID":"c","NewField":{{"a":[1]}}}}"#
+        );
+        let e = SampleEvent::decode(body.as_bytes()).unwrap();
+        assert_eq!(e.envelope.actor, None, "{actor}");
+        assert_eq!(e.client_id.as_deref(), Some("c"));
+        assert_eq!(e.extra["NewField"], serde_json::json!({"a": [1]}));
+        assert_eq!(e.products, Vec::new());
+    }
+}
+
+#[test]
+fn numbers_as_text_and_text_as_numbers() {
+    let body = r#"{"PayloadId":"p","EventGroupName":"Job","Action":"created","EventDatetimeUtc":"1595204418000",
+        "JobCode":2020,"JobStatusId":" 3000 ","JobDeadlineUtc":null,"ClientName":""}"#;
+    let e = JobEvent::decode(body.as_bytes()).unwrap();
+    assert_eq!(e.envelope.event_datetime_utc, 1595204418000);
+    assert_eq!(e.job_code.as_deref(), Some("2020"));
+    assert_eq!(e.job_status_id, Some(3000));
+    assert_eq!(e.job_deadline_utc, None);
+    assert_eq!(e.action, JobAction::Created);
+}
+
+#[test]
+fn wrong_group_and_bad_types_are_decode_errors() {
+    assert!(matches!(
+        TaskEvent::decode(PRODUCT.as_bytes()),
+        Err(DecodeError::WrongGroup { expected: EventGroup::Task, found: EventGroup::Product })
+    ));
+    let bad = r#"{"PayloadId":"p","EventGroupName":"task","Action":"x","EventDatetimeUtc":1,"StepId":"three"}"#;
+    let err = TaskEvent::decode(bad.as_bytes()).unwrap_err();
+    assert!(err.to_string().contains("three"), "{err}");
+    assert!(TaskEvent::decode(b"[]").is_err());
+}
+
+#[test]
+fn every_sample_routes_to_its_group() {
+    for (body, group) in [
+        (PRODUCT, EventGroup::Product),
+        (SAMPLE, EventGroup::Sample),
+        (USER, EventGroup::User),
+        (TASK, EventGroup::Task),
+        (WORK_UNIT, EventGroup::WorkUnit),
+        (JOB, EventGroup::Job),
+        (SESSION, EventGroup::Session),
+    ] {
+        assert_eq!(routing::parse(body.as_bytes()).unwrap().group, group);
+    }
+}
+
+#[test]
+fn four_literal_reference_examples_are_not_json() {
+    let literal = [
+        ("product", include_str!("../../../events/reference/product.txt"), true),
+        ("sample", include_str!("../../../events/reference/sample.txt"), false),
+        ("user", include_str!("../../../events/reference/user.txt"), false),
+        ("task", include_str!("../../../events/reference/task.txt"), true),
+        ("work-unit", include_str!("../../../events/reference/work-unit.txt"), false),
+        ("job", include_str!("../../../events/reference/job.txt"), false),
+        ("session", include_str!("../../../events/reference/session.txt"), true),
+    ];
+    for (name, text, valid) in literal {
+        let parsed = routing::parse(text.as_bytes());
+        assert_eq!(parsed.is_ok(), valid, "{name}: {parsed:?}");
+        if !valid {
+            assert_eq!(parsed.unwrap_err().code(), "invalid-json", "{name}");
+        }
+    }
+}

@@ -1,0 +1,25 @@
+//! cf-webhooks: receive Creative Force webhooks without dropping, double-applying or
+//! letting a forged event in.
+//!
+//! Everything the ingest Lambda, the consumer Lambdas and `cfwh` share lives here, as
+//! plain functions over plain data:
+//! - [`signature`] and [`secret`]: `X-CF-Signature` and the keys it is checked against;
+//! - [`events`]: the envelope and the typed events of the seven groups;
+//! - [`ack`]: the ack path, from a delivery to an answer and at most one message;
+//! - [`queue`]: the publisher interface and the in-memory queues;
+//! - [`consumer`]: the batch runner, handlers and idempotency;
+//! - [`config`]: ingest configuration from the environment.
+#![warn(missing_docs)]
+
+pub mod ack;
+pub mod config;
+pub mod consumer;
+pub mod events;
+pub mod queue;
+pub mod secret;
+pub mod signature;
+#[cfg(feature = "testkit")]
+pub mod testkit;
+
+/// The secret `cfwh dev` and `make send` use when none is configured. Never deploy it.
+pub const DEV_SECRET: &str = "cfwh-dev-secret-not-for-production";

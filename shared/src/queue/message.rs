@@ -1,0 +1,163 @@
+//! The message ingest publishes: the exact bytes received, and the routing facts as
+//! attributes.
+
+use base64::Engine as _;
+use bytes::Bytes;
+
+use crate::events::{EventGroup, Route};
+
+/// Attribute names, shared by the publishers and the consumers.
+pub mod attr {
+    /// Normalised event group.
+    pub const EVENT_GROUP: &str = "cf-event-group";
+    /// `Action`, as sent.
+    pub const ACTION: &str = "cf-action";
+    /// `PayloadId`.
+    pub const PAYLOAD_ID: &str = "cf-payload-id";
+    /// The `X-CF-Event` header, when sent.
+    pub const CF_EVENT: &str = "cf-event";
+    /// When ingest received the delivery, milliseconds since the Unix epoch.
+    pub const RECEIVED_AT: &str = "cf-received-at";
+    /// `base64` when the body had to be encoded to be sendable.
+    pub const BODY_ENCODING: &str = "cf-body-encoding";
+    /// Why a body was quarantined or dead-lettered.
+    pub const REASON: &str = "cf-reason";
+}
+
+/// The longest attribute value ingest writes from request data (`X-CF-Event`, reasons).
+pub const MAX_ATTRIBUTE_TEXT: usize = 256;
+/// An upper bound on the bytes all attributes of one message take (names, types and
+/// values), used to check that the body limit fits the queue's message size.
+pub const ATTRIBUTES_BUDGET: usize = 2048;
+
+/// How a message body is carried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    /// The bytes received, which are UTF-8 JSON that SQS accepts as they are.
+    Raw(Bytes),
+    /// Standard base64 of the bytes received: not UTF-8, or holding characters SQS
+    /// refuses (U+FFFE, U+FFFF).
+    Base64(String),
+}
+
+impl Body {
+    /// Carries `bytes` as they are when SQS can take them, base64 otherwise.
+    pub fn carry(bytes: Bytes) -> Self {
+        if std::str::from_utf8(&bytes).is_ok() && sqs_accepts(&bytes) {
+            Self::Raw(bytes)
+        } else {
+            Self::Base64(base64::engine::general_purpose::STANDARD.encode(&bytes))
+        }
+    }
+
+    /// The text sent as the message body.
+    pub fn as_text(&self) -> &str {
+        match self {
+            // Checked by `carry`, or by the ack path's UTF-8 check before routing.
+            Self::Raw(bytes) => std::str::from_utf8(bytes).unwrap_or_default(),
+            Self::Base64(text) => text,
+        }
+    }
+
+    /// `Some("base64")` when the body is encoded.
+    pub fn encoding(&self) -> Option<&'static str> {
+        matches!(self, Self::Base64(_)).then_some("base64")
+    }
+
+    /// Size of the text sent.
+    pub fn len(&self) -> usize {
+        self.as_text().len()
+    }
+
+    /// True for an empty body.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// True unless valid UTF-8 `bytes` hold a character outside SQS's allowed set. Valid JSON
+/// text can hold only one kind of such character: the noncharacters U+FFFE and U+FFFF
+/// (raw control characters are not valid JSON), both encoded as `EF BF BE|BF`.
+pub fn sqs_accepts(bytes: &[u8]) -> bool {
+    memchr::memmem::find_iter(bytes, b"\xEF\xBF").all(|at| !matches!(bytes.get(at + 2), Some(0xBE | 0xBF)))
+}
+
+/// One message for one queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Message {
+    /// The queue it goes to.
+    pub route: Route,
+    /// The body, the exact bytes received.
+    pub body: Body,
+    /// Routing facts.
+    pub attributes: Attributes,
+    /// For FIFO queues: the message group (the entity the event is about).
+    pub fifo_group_id: Option<String>,
+    /// For FIFO queues: the deduplication ID (`PayloadId`).
+    pub dedup_id: Option<String>,
+}
+
+/// The routing facts a message carries beside its body.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Attributes {
+    /// Normalised event group (absent in quarantine).
+    pub event_group: Option<EventGroup>,
+    /// `Action` as sent.
+    pub action: Option<String>,
+    /// `PayloadId`.
+    pub payload_id: Option<String>,
+    /// The `X-CF-Event` header, cut to [`MAX_ATTRIBUTE_TEXT`] bytes.
+    pub cf_event: Option<String>,
+    /// Milliseconds since the Unix epoch.
+    pub received_at_ms: i64,
+    /// Why the message was quarantined, cut to [`MAX_ATTRIBUTE_TEXT`] bytes.
+    pub reason: Option<String>,
+}
+
+impl Attributes {
+    /// Every attribute as (name, value) text pairs, the body encoding included.
+    pub fn pairs<'a>(&'a self, body: &Body) -> Vec<(&'static str, String)> {
+        let mut pairs = Vec::with_capacity(7);
+        if let Some(group) = self.event_group {
+            pairs.push((attr::EVENT_GROUP, group.as_str().to_owned()));
+        }
+        let texts = [
+            (attr::ACTION, &self.action),
+            (attr::PAYLOAD_ID, &self.payload_id),
+            (attr::CF_EVENT, &self.cf_event),
+            (attr::REASON, &self.reason),
+        ];
+        for (name, value) in texts {
+            if let Some(value) = value.as_ref().filter(|v| !v.is_empty()) {
+                pairs.push((name, value.clone()));
+            }
+        }
+        pairs.push((attr::RECEIVED_AT, self.received_at_ms.to_string()));
+        if let Some(encoding) = body.encoding() {
+            pairs.push((attr::BODY_ENCODING, encoding.to_owned()));
+        }
+        pairs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqs_refuses_only_the_two_noncharacters() {
+        assert!(sqs_accepts("plain \u{FFFD} \u{E000} \u{10FFFF} 日本".as_bytes()));
+        assert!(!sqs_accepts("a\u{FFFE}b".as_bytes()));
+        assert!(!sqs_accepts("a\u{FFFF}".as_bytes()));
+        assert!(sqs_accepts("\u{FFFD}".as_bytes()));
+    }
+
+    #[test]
+    fn unsendable_bodies_travel_as_base64() {
+        assert_eq!(Body::carry(Bytes::from_static(b"{}")), Body::Raw(Bytes::from_static(b"{}")));
+        let body = Body::carry(Bytes::from_static(b"\xff{"));
+        assert_eq!(body, Body::Base64("/3s=".into()));
+        assert_eq!(body.encoding(), Some("base64"));
+        assert!(matches!(Body::carry(Bytes::from("\"\u{FFFF}\"")), Body::Base64(_)));
+    }
+}
