@@ -13,6 +13,7 @@
 
 pub mod ack;
 pub mod config;
+pub mod logging;
 pub mod consumer;
 pub mod events;
 pub mod queue;
