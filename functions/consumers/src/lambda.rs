@@ -1,0 +1,55 @@
+//! The Lambda glue of every consumer: SQS event in, `batchItemFailures` out.
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use cf_webhooks::consumer::{DeadLetterSink, Handler, IdempotencyStore, Record, Runner};
+use cf_webhooks::queue::message::attr;
+use lambda_runtime::{service_fn, LambdaEvent};
+
+/// The runner's view of an SQS message.
+pub fn record(message: SqsMessage) -> Record {
+    let receive_count = message.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
+    let attributes: Vec<(String, String)> = message
+        .message_attributes
+        .into_iter()
+        .filter_map(|(name, value)| value.string_value.map(|v| (name, v)))
+        .collect();
+    let body_encoding = attributes.iter().find(|(name, _)| name == attr::BODY_ENCODING).map(|(_, v)| v.clone());
+    Record {
+        message_id: message.message_id.unwrap_or_default(),
+        body: message.body.unwrap_or_default(),
+        body_encoding,
+        receive_count,
+        attributes,
+    }
+}
+
+/// Runs one SQS batch and answers the records to retry.
+pub async fn handle_batch<H: Handler, S: IdempotencyStore, D: DeadLetterSink>(
+    runner: &Runner<H, S, D>,
+    event: SqsEvent,
+) -> SqsBatchResponse {
+    let records: Vec<Record> = event.records.into_iter().map(record).collect();
+    let report = runner.run(&records).await;
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = report
+        .failures()
+        .into_iter()
+        .map(|id| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = id.to_owned();
+            failure
+        })
+        .collect();
+    response
+}
+
+/// The `main` of a consumer binary: builds the runner once, then serves batches.
+pub async fn run<H: Handler + 'static>(handler: H) -> Result<(), lambda_runtime::Error> {
+    cf_webhooks::logging::init_json();
+    let runner = crate::runner(handler);
+    let runner = &runner;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<_, std::convert::Infallible>(handle_batch(runner, event.payload).await)
+    }))
+    .await
+}

@@ -1,0 +1,81 @@
+//! The consumer Lambdas' glue against the SQS events in `events/lambda/`.
+
+use aws_lambda_events::sqs::SqsEvent;
+use cf_webhooks::consumer::{Context, Handler, HandlerError};
+use cf_webhooks::events::TaskEvent;
+use cf_webhooks_consumers::handlers::*;
+use cf_webhooks_consumers::lambda::handle_batch;
+use cf_webhooks_consumers::runner;
+
+fn event(json: &str) -> SqsEvent {
+    serde_json::from_str(json).expect("a valid SQS event")
+}
+
+macro_rules! sample_event_is_processed {
+    ($($name:ident: $handler:expr => $file:literal;)+) => {$(
+        #[tokio::test]
+        async fn $name() {
+            let runner = runner($handler);
+            let sqs = event(include_str!(concat!("../../../events/lambda/", $file)));
+            let response = handle_batch(&runner, sqs.clone()).await;
+            assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
+            // The same message again is a duplicate, which is a success too.
+            assert!(handle_batch(&runner, sqs).await.batch_item_failures.is_empty());
+        }
+    )+};
+}
+
+sample_event_is_processed! {
+    product_event: ProductHandler => "sqs-product.json";
+    sample_event: SampleHandler => "sqs-sample.json";
+    user_event: UserHandler => "sqs-user.json";
+    task_event: TaskHandler => "sqs-task.json";
+    work_unit_event: WorkUnitHandler => "sqs-work-unit.json";
+    job_event: JobHandler => "sqs-job.json";
+    session_event: SessionHandler => "sqs-session.json";
+}
+
+struct FailsOnReject;
+
+impl Handler for FailsOnReject {
+    type Event = TaskEvent;
+    async fn handle(&self, event: &TaskEvent, _: &Context<'_>) -> Result<(), HandlerError> {
+        match event.step_name.as_deref() {
+            Some("Photography") => Ok(()),
+            _ => Err(HandlerError::retry("downstream refused")),
+        }
+    }
+}
+
+#[tokio::test]
+async fn only_failed_records_are_returned_as_batch_item_failures() {
+    let mut sqs = event(include_str!("../../../events/lambda/sqs-task.json"));
+    let mut failing = sqs.records[0].clone();
+    failing.message_id = Some("m-fail".into());
+    failing.body = Some(failing.body.unwrap().replace("c02f0f73-1706", "aaaaaaaa-1706").replace("Photography", "Retouch"));
+    let mut garbage = sqs.records[0].clone();
+    garbage.message_id = Some("m-garbage".into());
+    garbage.body = Some("not json".into());
+    sqs.records.push(failing);
+    sqs.records.push(garbage);
+
+    let response = handle_batch(&runner(FailsOnReject), sqs).await;
+    let ids: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
+    // No dead-letter queue client yet: the undecodable record is retried until the
+    // queue's redrive policy moves it.
+    assert_eq!(ids, ["m-fail", "m-garbage"]);
+    let json = serde_json::to_value(&response).unwrap();
+    assert_eq!(json["batchItemFailures"][0]["itemIdentifier"], "m-fail");
+}
+
+#[test]
+fn base64_bodies_are_flagged_from_the_message_attribute() {
+    let mut sqs = event(include_str!("../../../events/lambda/sqs-task.json"));
+    let mut message = sqs.records.remove(0);
+    let mut attribute = message.message_attributes["cf-event-group"].clone();
+    attribute.string_value = Some("base64".into());
+    message.message_attributes.insert("cf-body-encoding".into(), attribute);
+    let record = cf_webhooks_consumers::lambda::record(message);
+    assert_eq!(record.body_encoding.as_deref(), Some("base64"));
+    assert_eq!(record.receive_count, 1);
+}
