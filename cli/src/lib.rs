@@ -1,1 +1,5 @@
-//! placeholder
+//! `cfwh`: cf-webhooks on one machine. `dev` runs the whole pipeline in one process;
+//! `sign`, `verify` and `send` act like Creative Force.
+
+pub mod dev;
+pub mod send;

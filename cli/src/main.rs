@@ -1,1 +1,253 @@
-fn main() {}
+//! The `cfwh` command line.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cf_webhooks::config::IngestConfig;
+use cf_webhooks::secret::{Secret, SecretEncoding, SecretSet};
+use cf_webhooks::signature::{sign, Signature};
+use cf_webhooks::DEV_SECRET;
+use cfwh::dev::{Dev, DevOptions, LineSink};
+use cfwh::send::{send_files, SendOptions};
+use clap::{Args, Parser, Subcommand};
+
+/// cf-webhooks on one machine: run the pipeline, and sign, verify and send events like
+/// Creative Force.
+#[derive(Debug, Parser)]
+#[command(name = "cfwh", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run ingest, in-memory queues and all seven consumers in one process.
+    ///
+    /// Configuration comes from the same environment variables as the ingest Lambda
+    /// (CF_WEBHOOK_SECRET, CF_MAX_BODY_BYTES, …). Without CF_WEBHOOK_SECRET a development
+    /// secret is used and printed. One JSON line per finished record goes to stdout;
+    /// logs go to stderr. Ctrl-C or SIGTERM drains the queues, then exits.
+    Dev(DevArgs),
+    /// Print the X-CF-Signature of a file's exact bytes.
+    Sign {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// The body to sign.
+        file: PathBuf,
+    },
+    /// Check a signature against a file; exits 0 when valid, 1 when not.
+    Verify {
+        #[command(flatten)]
+        key: KeyArgs,
+        /// The X-CF-Signature value (64 hex digits, optional sha256= prefix).
+        #[arg(long)]
+        signature: String,
+        /// The body as received.
+        file: PathBuf,
+    },
+    /// POST files to a Payload URL as Creative Force does, retrying non-2xx answers.
+    Send(SendArgs),
+}
+
+#[derive(Debug, Args)]
+struct DevArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    addr: SocketAddr,
+    /// Records per consumer batch.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=10000))]
+    batch_size: u16,
+    /// Delay before a failed record is delivered again.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    retry_delay: Duration,
+    /// Deliveries before a failing record is dead-lettered.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    max_receives: u32,
+}
+
+#[derive(Debug, Args)]
+struct KeyArgs {
+    /// The webhook secret (several separated by commas for verify).
+    #[arg(long, env = "CF_WEBHOOK_SECRET", hide_env_values = true)]
+    secret: String,
+    /// How the secret becomes the HMAC key: utf8 (its bytes, as Creative Force does) or base64.
+    #[arg(long, env = "CF_SECRET_ENCODING", default_value = "utf8")]
+    secret_encoding: String,
+}
+
+impl KeyArgs {
+    fn encoding(&self) -> Result<SecretEncoding, String> {
+        SecretEncoding::parse(&self.secret_encoding).map_err(|e| e.to_string())
+    }
+
+    fn one(&self) -> Result<Secret, String> {
+        Secret::from_text(self.secret.trim(), self.encoding()?).map_err(|e| format!("--secret: {e}"))
+    }
+
+    fn set(&self) -> Result<SecretSet, String> {
+        SecretSet::parse_list(&self.secret, self.encoding()?).map_err(|e| format!("--secret: {e}"))
+    }
+}
+
+#[derive(Debug, Args)]
+struct SendArgs {
+    /// The Payload URL.
+    #[arg(long, default_value = "http://127.0.0.1:3000/")]
+    url: String,
+    /// The webhook secret; without it and CF_WEBHOOK_SECRET, the development secret of `cfwh dev`.
+    #[arg(long, env = "CF_WEBHOOK_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// How the secret becomes the HMAC key: utf8 or base64.
+    #[arg(long, env = "CF_SECRET_ENCODING", default_value = "utf8")]
+    secret_encoding: String,
+    /// X-CF-Event; by default derived from the body ("Task completed").
+    #[arg(long)]
+    event: Option<String>,
+    /// An extra header, `Name: value` (repeatable), e.g. Creative Force's custom headers.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    headers: Vec<String>,
+    /// Retries of a non-2xx answer (Creative Force makes 3).
+    #[arg(long, default_value_t = 3)]
+    retries: u32,
+    /// Wait between attempts (Creative Force waits 5 to 10 minutes).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    retry_delay: Duration,
+    /// Time allowed for one attempt.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Bodies to send, each as its exact bytes.
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Dev(args) => runtime().and_then(|rt| rt.block_on(dev(args))),
+        Command::Sign { key, file } => key.one().and_then(|secret| {
+            let body = read(&file)?;
+            println!("{}", sign(&secret, &body));
+            Ok(ExitCode::SUCCESS)
+        }),
+        Command::Verify { key, signature, file } => verify(&key, &signature, &file),
+        Command::Send(args) => runtime().and_then(|rt| rt.block_on(send(args))),
+    };
+    result.unwrap_or_else(|message| {
+        eprintln!("cfwh: {message}");
+        ExitCode::from(2)
+    })
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())
+}
+
+fn read(file: &PathBuf) -> Result<Vec<u8>, String> {
+    std::fs::read(file).map_err(|e| format!("{}: {e}", file.display()))
+}
+
+fn verify(key: &KeyArgs, signature: &str, file: &PathBuf) -> Result<ExitCode, String> {
+    let secrets = key.set()?;
+    let body = read(file)?;
+    let signature = Signature::parse(signature.as_bytes()).map_err(|e| format!("--signature: {e}"))?;
+    if signature.verify(&secrets, &body) {
+        println!("valid");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        println!("invalid: the signature does not match {} under the given secret(s)", file.display());
+        Ok(ExitCode::FAILURE)
+    }
+}
+
+async fn dev(args: DevArgs) -> Result<ExitCode, String> {
+    cf_webhooks::logging::init_pretty();
+    let configured = std::env::var("CF_WEBHOOK_SECRET").is_ok_and(|s| !s.trim().is_empty());
+    if !configured && !args.addr.ip().is_loopback() {
+        return Err(format!(
+            "refusing to listen on {} with the public development secret: set CF_WEBHOOK_SECRET",
+            args.addr
+        ));
+    }
+    let config = IngestConfig::from_lookup(|name| match (name, std::env::var(name).ok()) {
+        ("CF_WEBHOOK_SECRET", None) => Some(DEV_SECRET.to_owned()),
+        (_, value) => value,
+    })
+    .map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(args.addr).await.map_err(|e| format!("{}: {e}", args.addr))?;
+    let options = DevOptions {
+        batch_size: args.batch_size.into(),
+        retry_delay: args.retry_delay,
+        max_receives: args.max_receives,
+        ..DevOptions::default()
+    };
+    let secrets = if configured {
+        format!("{} secret(s) from CF_WEBHOOK_SECRET", config.secrets.len())
+    } else {
+        format!("development secret {DEV_SECRET:?} (set CF_WEBHOOK_SECRET to use your own)")
+    };
+    let lines: LineSink = Arc::new(|line| println!("{line}"));
+    let dev = Dev::start(listener, config, options, lines).map_err(|e| e.to_string())?;
+    eprintln!("cfwh dev: listening on http://{} with {secrets}", dev.addr);
+    eprintln!("cfwh dev: try `cfwh send --url http://{} events/task.json`; Ctrl-C drains and exits", dev.addr);
+
+    shutdown_signal().await;
+    eprintln!("cfwh dev: draining {} queued record(s); Ctrl-C again to exit now", dev.pending());
+    tokio::select! {
+        result = dev.drain() => result.map_err(|e| e.to_string())?,
+        _ = shutdown_signal() => {
+            eprintln!("cfwh dev: exiting without draining");
+            return Ok(ExitCode::from(130));
+        }
+    }
+    eprintln!("cfwh dev: drained, bye");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+async fn send(args: SendArgs) -> Result<ExitCode, String> {
+    let encoding = SecretEncoding::parse(&args.secret_encoding).map_err(|e| e.to_string())?;
+    let secret_text = match &args.secret {
+        Some(secret) => secret.trim().to_owned(),
+        None => {
+            eprintln!("cfwh send: no --secret or CF_WEBHOOK_SECRET; signing with the development secret of `cfwh dev`");
+            DEV_SECRET.to_owned()
+        }
+    };
+    let secret = Secret::from_text(&secret_text, encoding).map_err(|e| format!("--secret: {e}"))?;
+    let headers = args
+        .headers
+        .iter()
+        .map(|h| match h.split_once(':') {
+            Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_owned(), value.trim().to_owned())),
+            _ => Err(format!("--header {h:?}: expected `Name: value`")),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let options = SendOptions {
+        url: args.url,
+        secret,
+        event: args.event,
+        headers,
+        retries: args.retries,
+        retry_delay: args.retry_delay,
+        timeout: args.timeout,
+    };
+    let all_ok = send_files(&options, &args.files).await.map_err(|e| e.to_string())?;
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}

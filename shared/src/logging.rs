@@ -29,6 +29,7 @@ pub fn init_pretty() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter())
         .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -117,6 +117,20 @@ pub trait DeadLetterSink: Send + Sync {
     ) -> impl Future<Output = Result<(), PublishError>> + Send;
 }
 
+impl<Q: DeadLetterSink> DeadLetterSink for std::sync::Arc<Q> {
+    fn available(&self) -> bool {
+        (**self).available()
+    }
+    fn dead_letter(
+        &self,
+        group: EventGroup,
+        record: &Record,
+        reason: &str,
+    ) -> impl std::future::Future<Output = Result<(), PublishError>> + Send {
+        (**self).dead_letter(group, record, reason)
+    }
+}
+
 /// No dead-letter queue: permanent failures are retried until the queue's redrive policy
 /// moves them to its dead-letter queue.
 #[derive(Debug, Clone, Copy, Default)]

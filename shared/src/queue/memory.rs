@@ -27,8 +27,10 @@ pub struct Received {
 /// A message that will not be delivered again.
 #[derive(Debug, Clone)]
 pub struct DeadLetter {
-    /// The message as published.
-    pub message: Message,
+    /// The message body as it was queued.
+    pub body: String,
+    /// `Some("base64")` when the body is encoded.
+    pub body_encoding: Option<String>,
     /// Why it was given up.
     pub reason: String,
     /// How often it was delivered.
@@ -163,7 +165,9 @@ impl MemoryQueues {
         let released = if received.receive_count >= self.max_receives {
             let receive_count = received.receive_count;
             let reason = format!("received {receive_count} times without success; last error: {reason}");
-            state.dead.push(DeadLetter { message: received.message, reason, receive_count });
+            let body_encoding = received.message.body.encoding().map(str::to_owned);
+            let body = received.message.body.as_text().to_owned();
+            state.dead.push(DeadLetter { body, body_encoding, reason, receive_count });
             Released::DeadLettered
         } else {
             state.delayed.push((Instant::now() + delay, received));
@@ -175,9 +179,9 @@ impl MemoryQueues {
         released
     }
 
-    /// Moves a message straight to the dead letters of `route` (a permanent failure).
-    pub fn dead_letter(&self, route: Route, message: Message, reason: &str, receive_count: u32) {
-        self.lock(route).dead.push(DeadLetter { message, reason: reason.to_owned(), receive_count });
+    /// Adds a dead letter to `route` (a permanent failure).
+    pub fn dead_letter(&self, route: Route, letter: DeadLetter) {
+        self.lock(route).dead.push(letter);
     }
 
     /// The dead letters of a route.
@@ -248,6 +252,8 @@ mod tests {
     #[tokio::test]
     async fn batches_redelivery_and_dead_letters() {
         let queues = MemoryQueues::new(100, 2);
+        queues.dead_letter(Route::Unrouted, DeadLetter { body: "x".into(), body_encoding: None, reason: "r".into(), receive_count: 1 });
+        assert_eq!(queues.dead_letters(Route::Unrouted).len(), 1);
         for n in 0..3 {
             queues.publish(message(TASK, n)).await.unwrap();
         }
@@ -287,5 +293,24 @@ mod tests {
         assert!(queues.receive(TASK, 1, Duration::from_secs(10)).await.is_empty());
         let again = queues.receive(TASK, 1, Duration::from_secs(60)).await;
         assert_eq!(again[0].receive_count, 2);
+    }
+}
+
+/// Permanent failures of `cfwh dev` go to the dead letters of the group's in-memory queue.
+impl crate::consumer::DeadLetterSink for MemoryQueues {
+    async fn dead_letter(
+        &self,
+        group: crate::events::EventGroup,
+        record: &crate::consumer::Record,
+        reason: &str,
+    ) -> Result<(), PublishError> {
+        let letter = DeadLetter {
+            body: record.body.clone(),
+            body_encoding: record.body_encoding.clone(),
+            reason: reason.to_owned(),
+            receive_count: record.receive_count,
+        };
+        MemoryQueues::dead_letter(self, Route::Group(group), letter);
+        Ok(())
     }
 }

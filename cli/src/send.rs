@@ -1,0 +1,127 @@
+//! `cfwh send`: delivers files the way Creative Force does: POST, `application/json`,
+//! `X-CF-Event`, `X-CF-Signature`, and up to three retries of a non-2xx answer.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use cf_webhooks::events::routing;
+use cf_webhooks::secret::Secret;
+use cf_webhooks::signature::sign;
+
+/// How to deliver.
+#[derive(Debug, Clone)]
+pub struct SendOptions {
+    /// The Payload URL.
+    pub url: String,
+    /// The key to sign with.
+    pub secret: Secret,
+    /// `X-CF-Event`; derived from the body when absent ("Task completed").
+    pub event: Option<String>,
+    /// Extra headers (the custom headers of Creative Force's webhook settings).
+    pub headers: Vec<(String, String)>,
+    /// Retries after the first attempt.
+    pub retries: u32,
+    /// Wait between attempts.
+    pub retry_delay: Duration,
+    /// Time allowed for one attempt.
+    pub timeout: Duration,
+}
+
+/// One attempt's result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// The receiver answered.
+    Answered {
+        /// HTTP status.
+        status: u16,
+        /// Answer body, as text.
+        body: String,
+    },
+    /// No answer: connection refused, timeout, …
+    NoAnswer(String),
+}
+
+impl Attempt {
+    fn succeeded(&self) -> bool {
+        matches!(self, Self::Answered { status, .. } if (200..300).contains(status))
+    }
+}
+
+/// The `X-CF-Event` Creative Force would send for this body: "Task completed".
+pub fn event_name(body: &[u8]) -> String {
+    match routing::parse(body) {
+        Ok(r) => format!("{} {}", r.group.title(), r.action.to_lowercase()),
+        Err(_) => "Unknown".to_owned(),
+    }
+}
+
+/// Delivers one body, retrying like Creative Force; `report` sees every attempt.
+/// Returns true when an attempt got a 2xx.
+pub async fn deliver(
+    client: &reqwest::Client,
+    options: &SendOptions,
+    body: Vec<u8>,
+    mut report: impl FnMut(u32, &Attempt),
+) -> bool {
+    let signature = sign(&options.secret, &body);
+    let event = options.event.clone().unwrap_or_else(|| event_name(&body));
+    for attempt in 1..=options.retries + 1 {
+        let mut request = client
+            .post(&options.url)
+            .timeout(options.timeout)
+            .header("content-type", "application/json")
+            .header("x-cf-event", &event)
+            .header("x-cf-signature", &signature)
+            .body(body.clone());
+        for (name, value) in &options.headers {
+            request = request.header(name, value);
+        }
+        let result = match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let body = response.text().await.unwrap_or_default();
+                Attempt::Answered { status, body }
+            }
+            Err(e) => Attempt::NoAnswer(error_chain(&e)),
+        };
+        report(attempt, &result);
+        if result.succeeded() {
+            return true;
+        }
+        if attempt <= options.retries {
+            tokio::time::sleep(options.retry_delay).await;
+        }
+    }
+    false
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
+/// Sends every file in turn; prints each attempt; true when all got a 2xx.
+pub async fn send_files(options: &SendOptions, files: &[PathBuf]) -> std::io::Result<bool> {
+    let client = reqwest::Client::builder().build().map_err(std::io::Error::other)?;
+    let mut all_ok = true;
+    for file in files {
+        let body = std::fs::read(file).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", file.display())))?;
+        let name = file.display().to_string();
+        let ok = deliver(&client, options, body, |attempt, result| match result {
+            Attempt::Answered { status, body } => println!("{name}: attempt {attempt}: {status} {}", body.trim()),
+            Attempt::NoAnswer(why) => println!("{name}: attempt {attempt}: no answer ({why})"),
+        })
+        .await;
+        if !ok {
+            println!("{name}: gave up after {} attempts", options.retries + 1);
+        }
+        all_ok &= ok;
+    }
+    Ok(all_ok)
+}
