@@ -1,0 +1,192 @@
+//! The `cfwh` binary as a studio engineer uses it: `cfwh dev` in one process, `cfwh send`
+//! of the files in `events/`, `cfwh sign` and `cfwh verify`.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const CFWH: &str = env!("CARGO_BIN_EXE_cfwh");
+
+fn events_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../events")
+}
+
+fn sample_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(events_dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// `cfwh dev` on a free port, its stdout lines on a channel.
+struct DevProcess {
+    child: Child,
+    url: String,
+    lines: mpsc::Receiver<String>,
+}
+
+impl DevProcess {
+    fn start(secret: Option<&str>) -> Self {
+        let mut command = Command::new(CFWH);
+        command.args(["dev", "--addr", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.env_remove("CF_WEBHOOK_SECRET").env("RUST_LOG", "warn");
+        if let Some(secret) = secret {
+            command.env("CF_WEBHOOK_SECRET", secret);
+        }
+        let mut child = command.spawn().unwrap();
+        let stderr = BufReader::new(child.stderr.take().unwrap());
+        let (addr_tx, addr_rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stderr.lines().map_while(Result::ok) {
+                if let Some(rest) = line.strip_prefix("cfwh dev: listening on ") {
+                    let _ = addr_tx.send(rest.split_whitespace().next().unwrap().to_owned());
+                }
+            }
+        });
+        let stdout = BufReader::new(child.stdout.take().unwrap());
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in stdout.lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let url = addr_rx.recv_timeout(Duration::from_secs(30)).expect("cfwh dev announces its address");
+        Self { child, url, lines }
+    }
+
+    /// Lines printed: the first within `wait`, any more within a short grace after it.
+    fn lines_within(&self, wait: Duration) -> Vec<serde_json::Value> {
+        let mut lines = Vec::new();
+        let mut timeout = wait;
+        while let Ok(line) = self.lines.recv_timeout(timeout) {
+            lines.push(serde_json::from_str(&line).unwrap_or_else(|_| panic!("stdout holds only JSON lines: {line}")));
+            timeout = Duration::from_millis(200);
+        }
+        lines
+    }
+
+    fn terminate(mut self) -> (std::process::ExitStatus, Vec<serde_json::Value>) {
+        let pid = self.child.id().to_string();
+        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+        let status = self.child.wait().unwrap();
+        let rest = self.lines.try_iter().map(|l| serde_json::from_str(&l).unwrap()).collect();
+        (status, rest)
+    }
+}
+
+impl Drop for DevProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn send(url: &str, secret: Option<&str>, files: &[PathBuf], extra: &[&str]) -> (bool, String) {
+    let mut command = Command::new(CFWH);
+    command.args(["send", "--url", url, "--retry-delay", "10ms"]).args(extra).args(files);
+    command.env_remove("CF_WEBHOOK_SECRET");
+    if let Some(secret) = secret {
+        command.args(["--secret", secret]);
+    }
+    let output = command.output().unwrap();
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+#[test]
+fn every_sample_is_processed_once_a_forgery_is_refused_and_a_resend_is_a_duplicate() {
+    let dev = DevProcess::start(None);
+    for file in sample_files() {
+        let (ok, out) = send(&dev.url, None, &[file.clone()], &[]);
+        assert!(ok, "{out}");
+        let lines = dev.lines_within(Duration::from_secs(5));
+        assert_eq!(lines.len(), 1, "{}: {lines:?}", file.display());
+        assert_eq!(lines[0]["outcome"], "processed");
+        let body: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(lines[0]["payload_id"], body["PayloadId"]);
+        assert_eq!(lines[0]["action"], body["Action"]);
+
+        let (ok, out) = send(&dev.url, Some("not-the-secret"), &[file.clone()], &["--retries", "0"]);
+        assert!(!ok);
+        assert!(out.contains(": 401 "), "{out}");
+        assert!(dev.lines_within(Duration::from_millis(300)).is_empty(), "a forgery prints nothing");
+
+        let (ok, _) = send(&dev.url, None, &[file.clone()], &[]);
+        assert!(ok);
+        let lines = dev.lines_within(Duration::from_secs(5));
+        assert_eq!(lines.len(), 1);
+        assert_eq!(lines[0]["outcome"], "duplicate", "{}", file.display());
+    }
+    let (status, _) = dev.terminate();
+    assert!(status.success());
+}
+
+#[test]
+fn sigterm_drains_every_accepted_event_before_exit() {
+    let dev = DevProcess::start(Some("s3cret,older"));
+    let dir = tempdir();
+    let files: Vec<PathBuf> = (0..60)
+        .map(|i| {
+            let path = dir.join(format!("e{i}.json"));
+            let body = format!(r#"{{"PayloadId":"drain-{i}","EventGroupName":"{}","Action":"Created","EventDatetimeUtc":1}}"#, ["task", "job", "user"][i % 3]);
+            std::fs::write(&path, body).unwrap();
+            path
+        })
+        .collect();
+    let (ok, out) = send(&dev.url, Some("older"), &files, &[]);
+    assert!(ok, "{out}");
+    let (status, rest) = dev.terminate();
+    assert!(status.success(), "{status}");
+    let processed: usize = rest.iter().filter(|l| l["outcome"] == "processed").count();
+    assert_eq!(processed, 60);
+}
+
+fn tempdir() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("cfwh-test-{}-{:?}", std::process::id(), std::thread::current().id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn dev_refuses_a_public_address_with_the_development_secret() {
+    let output = Command::new(CFWH)
+        .args(["dev", "--addr", "0.0.0.0:0"])
+        .env_remove("CF_WEBHOOK_SECRET")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("set CF_WEBHOOK_SECRET"));
+}
+
+#[test]
+fn sign_and_verify_agree_with_openssl() {
+    let dir = tempdir();
+    let file = dir.join("body.json");
+    std::fs::write(
+        &file,
+        br#"{"PayloadId":"c02f0f73-1706-4973-9a4d-38007d6685e9","EventGroupName":"task","Action":"Completed","EventDatetimeUtc":1595204418000}"#,
+    )
+    .unwrap();
+    // printf '%s' "$BODY" | openssl dgst -sha256 -hmac 'It is a secret to everybody'
+    let expected = "50d6c0f356663c7bd69e32da58e342ae3287438fae12c297b8b0ddfafd3571ed";
+    let out = Command::new(CFWH).args(["sign", "--secret", "It is a secret to everybody"]).arg(&file).output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), expected);
+
+    let verify = |secret: &str, signature: &str| {
+        Command::new(CFWH)
+            .args(["verify", "--secret", secret, "--signature", signature])
+            .arg(&file)
+            .env_remove("CF_WEBHOOK_SECRET")
+            .output()
+            .unwrap()
+    };
+    assert_eq!(verify("It is a secret to everybody", expected).status.code(), Some(0));
+    assert_eq!(verify("other,It is a secret to everybody", &expected.to_uppercase()).status.code(), Some(0));
+    assert_eq!(verify("It is a secret to everybody!", expected).status.code(), Some(1));
+    let malformed = verify("It is a secret to everybody", &expected[..63]);
+    assert_eq!(malformed.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&malformed.stderr).contains("64 hex digits"));
+}

@@ -1,0 +1,156 @@
+//! The ack-path contract through real HTTP against the `cfwh dev` ingest service, and
+//! the local pipeline's retries, dead letters and drain.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cf_webhooks::consumer::{Context, Handler, HandlerError, MemoryStore, Runner};
+use cf_webhooks::events::{EventGroup, Route, TaskEvent};
+use cf_webhooks::queue::memory::MemoryQueues;
+use cf_webhooks::queue::Publisher;
+use cf_webhooks::testkit::{self, Case, RecordingPublisher, Seen};
+use cfwh::dev::{consume, ingest_router, Dev, DevOptions, LineSink};
+use tokio::net::TcpListener;
+
+async fn through_http(case: &Case) -> Seen {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let publisher = Arc::new(RecordingPublisher::new(case.publisher));
+    let router = ingest_router(Arc::new(case.config.clone()), publisher.clone());
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let client = reqwest::Client::new();
+    let mut request = client.request(case.method.clone(), format!("http://{addr}/payload")).body(case.body.clone());
+    for (name, value) in &case.headers {
+        request = request.header(name.as_str(), value.as_slice());
+    }
+    let response = request.send().await.expect("the server answers");
+    let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+    let (status, content_type, allow) = (response.status().as_u16(), header("content-type"), header("allow"));
+    let body = response.bytes().await.unwrap().to_vec();
+    server.abort();
+    Seen { status, content_type, allow, body, stored: publisher.stored() }
+}
+
+cf_webhooks::ack_contract_tests!(through_http);
+
+/// A declared Content-Length over the limit is refused before the body is read.
+#[tokio::test]
+async fn an_oversized_content_length_is_refused_before_reading() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let publisher = Arc::new(RecordingPublisher::new(testkit::PublisherMode::Working));
+    let router = ingest_router(Arc::new(testkit::config()), publisher.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1073741824\r\n\r\n{")
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer)).await.unwrap().unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("body-too-large"));
+    assert!(publisher.stored().is_empty());
+}
+
+fn collecting_sink() -> (LineSink, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink_lines = lines.clone();
+    let sink: LineSink = Arc::new(move |line: String| sink_lines.lock().unwrap().push(serde_json::from_str(&line).unwrap()));
+    (sink, lines)
+}
+
+/// Fails every task whose step is not `Photography`, permanently when it is `Delete`.
+struct Picky;
+
+impl Handler for Picky {
+    type Event = TaskEvent;
+    async fn handle(&self, event: &TaskEvent, _: &Context<'_>) -> Result<(), HandlerError> {
+        match event.step_name.as_deref() {
+            Some("Photography") => Ok(()),
+            Some("Delete") => Err(HandlerError::permanent("cannot apply a delete")),
+            _ => Err(HandlerError::retry("downstream is down")),
+        }
+    }
+}
+
+fn task(payload_id: &str, step: &str) -> cf_webhooks::queue::Message {
+    let body = format!(r#"{{"PayloadId":"{payload_id}","EventGroupName":"task","Action":"Completed","EventDatetimeUtc":1,"StepName":"{step}"}}"#);
+    let headers = http::HeaderMap::from_iter([(
+        http::HeaderName::from_static("x-cf-signature"),
+        http::HeaderValue::from_str(&testkit::signature(testkit::SECRET, body.as_bytes())).unwrap(),
+    )]);
+    let body = bytes::Bytes::from(body);
+    let delivery = cf_webhooks::ack::Delivery { method: &http::Method::POST, headers: &headers, body: &body, received_at_ms: 0 };
+    match cf_webhooks::ack::decide(delivery, &testkit::config()) {
+        cf_webhooks::ack::Decision::Publish { message, .. } => message,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_failing_record_is_retried_then_dead_lettered_and_a_permanent_one_at_once() {
+    let queues = Arc::new(MemoryQueues::new(100, 3));
+    let store = Arc::new(MemoryStore::new(Duration::from_secs(60), Duration::from_secs(3600)));
+    let (sink, lines) = collecting_sink();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let options = DevOptions { retry_delay: Duration::from_millis(20), max_receives: 3, ..DevOptions::default() };
+    let consumer = tokio::spawn(consume(queues.clone(), Runner::new(Picky, store, queues.clone()), options, sink, stopped));
+
+    queues.publish(task("p-retry", "Retouch")).await.unwrap();
+    queues.publish(task("p-delete", "Delete")).await.unwrap();
+    queues.publish(task("p-ok", "Photography")).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), queues.drained()).await.expect("drains");
+    stop.send(true).unwrap();
+    consumer.await.unwrap();
+
+    let lines = lines.lock().unwrap().clone();
+    let of = |id: &str| -> Vec<String> {
+        lines.iter().filter(|l| l["payload_id"] == id).map(|l| l["outcome"].as_str().unwrap().to_owned()).collect()
+    };
+    assert_eq!(of("p-ok"), ["processed"]);
+    assert_eq!(of("p-delete"), ["dead-lettered"]);
+    assert_eq!(of("p-retry"), ["failed", "failed", "failed", "dead-lettered"]);
+    let task_route = Route::Group(EventGroup::Task);
+    let dead = queues.dead_letters(task_route);
+    assert_eq!(dead.len(), 2);
+    assert!(dead.iter().any(|d| d.reason.contains("cannot apply a delete")));
+    assert!(dead.iter().any(|d| d.reason.contains("received 3 times")));
+    assert_eq!(queues.pending(task_route), 0);
+}
+
+#[tokio::test]
+async fn the_whole_pipeline_processes_every_group_once_and_drains() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (sink, lines) = collecting_sink();
+    let dev = Dev::start(listener, testkit::config(), DevOptions::default(), sink).unwrap();
+    let client = reqwest::Client::new();
+    for _round in 0..2 {
+        for group in EventGroup::ALL {
+            let body = testkit::sample(group);
+            let response = client
+                .post(format!("http://{}/", dev.addr))
+                .header("x-cf-signature", testkit::signature(testkit::SECRET, body.as_bytes()))
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), 200);
+        }
+    }
+    dev.drain().await.unwrap();
+    let lines = lines.lock().unwrap().clone();
+    assert_eq!(lines.len(), 14);
+    for group in EventGroup::ALL {
+        let of_group: Vec<&str> = lines
+            .iter()
+            .filter(|l| l["event_group"] == group.as_str())
+            .map(|l| l["outcome"].as_str().unwrap())
+            .collect();
+        assert_eq!(of_group, ["processed", "duplicate"], "{group}");
+    }
+}

@@ -1,0 +1,104 @@
+//! `cfwh send` behaves like Creative Force: the headers it sends, and up to three
+//! retries of a non-2xx answer.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::http::{HeaderMap, StatusCode};
+use cf_webhooks::secret::{Secret, SecretEncoding};
+use cfwh::send::{deliver, event_name, Attempt, SendOptions};
+
+/// A receiver answering the given statuses in turn (the last one forever), recording
+/// the requests it got.
+async fn receiver(statuses: Vec<u16>) -> (String, Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>) {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let calls = Arc::new(AtomicUsize::new(0));
+    let seen_by_server = seen.clone();
+    let app = axum::Router::new().fallback(move |headers: HeaderMap, body: bytes::Bytes| {
+        let (seen, calls, statuses) = (seen_by_server.clone(), calls.clone(), statuses.clone());
+        async move {
+            seen.lock().unwrap().push((headers, body.to_vec()));
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            StatusCode::from_u16(statuses[n.min(statuses.len() - 1)]).unwrap()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/payload", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+fn options(url: String) -> SendOptions {
+    SendOptions {
+        url,
+        secret: Secret::from_text("key", SecretEncoding::Utf8).unwrap(),
+        event: None,
+        headers: vec![("X-Studio-Token".into(), "t".into())],
+        retries: 3,
+        retry_delay: Duration::from_millis(10),
+        timeout: Duration::from_secs(5),
+    }
+}
+
+const BODY: &[u8] = include_bytes!("../../events/task.json");
+
+#[tokio::test]
+async fn sends_what_creative_force_sends() {
+    let (url, seen) = receiver(vec![200]).await;
+    let client = reqwest::Client::new();
+    assert!(deliver(&client, &options(url), BODY.to_vec(), |_, _| {}).await);
+    let seen = seen.lock().unwrap();
+    let (headers, body) = &seen[0];
+    assert_eq!(body, BODY, "the exact bytes");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["x-cf-event"], "Task completed");
+    assert_eq!(headers["x-studio-token"], "t");
+    let expected = cf_webhooks::signature::sign(&Secret::from_text("key", SecretEncoding::Utf8).unwrap(), BODY);
+    assert_eq!(headers["x-cf-signature"], expected.as_str());
+}
+
+#[tokio::test]
+async fn retries_non_2xx_answers_until_one_succeeds() {
+    let (url, seen) = receiver(vec![503, 500, 200]).await;
+    let mut attempts = Vec::new();
+    let ok = deliver(&reqwest::Client::new(), &options(url), BODY.to_vec(), |n, a| attempts.push((n, a.clone()))).await;
+    assert!(ok);
+    let statuses: Vec<u16> = attempts
+        .iter()
+        .map(|(_, a)| match a {
+            Attempt::Answered { status, .. } => *status,
+            Attempt::NoAnswer(_) => 0,
+        })
+        .collect();
+    assert_eq!(statuses, [503, 500, 200]);
+    assert_eq!(seen.lock().unwrap().len(), 3);
+}
+
+#[tokio::test]
+async fn gives_up_after_three_retries() {
+    let (url, seen) = receiver(vec![401]).await;
+    let ok = deliver(&reqwest::Client::new(), &options(url), BODY.to_vec(), |_, _| {}).await;
+    assert!(!ok);
+    assert_eq!(seen.lock().unwrap().len(), 4, "one attempt and three retries");
+}
+
+#[tokio::test]
+async fn an_unreachable_url_is_retried_and_reported() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/", listener.local_addr().unwrap());
+    drop(listener);
+    let mut reports = Vec::new();
+    let mut opts = options(url);
+    opts.retries = 1;
+    assert!(!deliver(&reqwest::Client::new(), &opts, BODY.to_vec(), |_, a| reports.push(a.clone())).await);
+    assert_eq!(reports.len(), 2);
+    assert!(matches!(&reports[0], Attempt::NoAnswer(why) if !why.is_empty()));
+}
+
+#[test]
+fn event_names_read_like_creative_force() {
+    assert_eq!(event_name(include_bytes!("../../events/work-unit.json")), "Work unit status changed");
+    assert_eq!(event_name(include_bytes!("../../events/user.json")), "User user logged in");
+    assert_eq!(event_name(b"not json"), "Unknown");
+}
