@@ -150,10 +150,16 @@ pub struct Dev {
 
 impl Dev {
     /// Binds `listener` and starts ingest and the seven consumers with the shipped handlers.
-    pub fn start(listener: TcpListener, config: IngestConfig, options: DevOptions, lines: LineSink) -> std::io::Result<Self> {
+    pub fn start(
+        listener: TcpListener,
+        config: IngestConfig,
+        options: DevOptions,
+        lines: LineSink,
+    ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let queues = Arc::new(MemoryQueues::new(options.queue_capacity, options.max_receives));
-        let store = Arc::new(MemoryStore::new(cf_webhooks_consumers::CLAIM_LEASE, cf_webhooks_consumers::COMPLETED_TTL));
+        let store =
+            Arc::new(MemoryStore::new(cf_webhooks_consumers::CLAIM_LEASE, cf_webhooks_consumers::COMPLETED_TTL));
         let (stop, stopped) = watch::channel(false);
         let mut consumers = JoinSet::new();
         macro_rules! spawn {

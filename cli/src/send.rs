@@ -125,7 +125,8 @@ pub async fn send_files(options: &SendOptions, files: &[PathBuf]) -> std::io::Re
     let client = reqwest::Client::builder().build().map_err(std::io::Error::other)?;
     let mut all_ok = true;
     for file in files {
-        let body = std::fs::read(file).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", file.display())))?;
+        let body =
+            std::fs::read(file).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", file.display())))?;
         let name = file.display().to_string();
         let ok = deliver(&client, options, body, |attempt, result| match result {
             Attempt::Answered { status, body } => println!("{name}: attempt {attempt}: {status} {}", body.trim()),

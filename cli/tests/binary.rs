@@ -100,7 +100,7 @@ fn send(url: &str, secret: Option<&str>, files: &[PathBuf], extra: &[&str]) -> (
 fn every_sample_is_processed_once_a_forgery_is_refused_and_a_resend_is_a_duplicate() {
     let dev = DevProcess::start(None);
     for file in sample_files() {
-        let (ok, out) = send(&dev.url, None, &[file.clone()], &[]);
+        let (ok, out) = send(&dev.url, None, std::slice::from_ref(&file), &[]);
         assert!(ok, "{out}");
         let lines = dev.lines_within(Duration::from_secs(5));
         assert_eq!(lines.len(), 1, "{}: {lines:?}", file.display());
@@ -109,12 +109,12 @@ fn every_sample_is_processed_once_a_forgery_is_refused_and_a_resend_is_a_duplica
         assert_eq!(lines[0]["payload_id"], body["PayloadId"]);
         assert_eq!(lines[0]["action"], body["Action"]);
 
-        let (ok, out) = send(&dev.url, Some("not-the-secret"), &[file.clone()], &["--retries", "0"]);
+        let (ok, out) = send(&dev.url, Some("not-the-secret"), std::slice::from_ref(&file), &["--retries", "0"]);
         assert!(!ok);
         assert!(out.contains(": 401 "), "{out}");
         assert!(dev.lines_within(Duration::from_millis(300)).is_empty(), "a forgery prints nothing");
 
-        let (ok, _) = send(&dev.url, None, &[file.clone()], &[]);
+        let (ok, _) = send(&dev.url, None, std::slice::from_ref(&file), &[]);
         assert!(ok);
         let lines = dev.lines_within(Duration::from_secs(5));
         assert_eq!(lines.len(), 1);
@@ -131,7 +131,10 @@ fn sigterm_drains_every_accepted_event_before_exit() {
     let files: Vec<PathBuf> = (0..60)
         .map(|i| {
             let path = dir.join(format!("e{i}.json"));
-            let body = format!(r#"{{"PayloadId":"drain-{i}","EventGroupName":"{}","Action":"Created","EventDatetimeUtc":1}}"#, ["task", "job", "user"][i % 3]);
+            let body = format!(
+                r#"{{"PayloadId":"drain-{i}","EventGroupName":"{}","Action":"Created","EventDatetimeUtc":1}}"#,
+                ["task", "job", "user"][i % 3]
+            );
             std::fs::write(&path, body).unwrap();
             path
         })
@@ -152,11 +155,8 @@ fn tempdir() -> PathBuf {
 
 #[test]
 fn dev_refuses_a_public_address_with_the_development_secret() {
-    let output = Command::new(CFWH)
-        .args(["dev", "--addr", "0.0.0.0:0"])
-        .env_remove("CF_WEBHOOK_SECRET")
-        .output()
-        .unwrap();
+    let output =
+        Command::new(CFWH).args(["dev", "--addr", "0.0.0.0:0"]).env_remove("CF_WEBHOOK_SECRET").output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("set CF_WEBHOOK_SECRET"));
 }

@@ -46,7 +46,9 @@ async fn an_oversized_content_length_is_refused_before_reading() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
     stream
-        .write_all(b"POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1073741824\r\n\r\n{")
+        .write_all(
+            b"POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 1073741824\r\n\r\n{",
+        )
         .await
         .unwrap();
     let mut answer = vec![0u8; 1024];
@@ -60,7 +62,8 @@ async fn an_oversized_content_length_is_refused_before_reading() {
 fn collecting_sink() -> (LineSink, Arc<Mutex<Vec<serde_json::Value>>>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink_lines = lines.clone();
-    let sink: LineSink = Arc::new(move |line: String| sink_lines.lock().unwrap().push(serde_json::from_str(&line).unwrap()));
+    let sink: LineSink =
+        Arc::new(move |line: String| sink_lines.lock().unwrap().push(serde_json::from_str(&line).unwrap()));
     (sink, lines)
 }
 
@@ -79,13 +82,16 @@ impl Handler for Picky {
 }
 
 fn task(payload_id: &str, step: &str) -> cf_webhooks::queue::Message {
-    let body = format!(r#"{{"PayloadId":"{payload_id}","EventGroupName":"task","Action":"Completed","EventDatetimeUtc":1,"StepName":"{step}"}}"#);
+    let body = format!(
+        r#"{{"PayloadId":"{payload_id}","EventGroupName":"task","Action":"Completed","EventDatetimeUtc":1,"StepName":"{step}"}}"#
+    );
     let headers = http::HeaderMap::from_iter([(
         http::HeaderName::from_static("x-cf-signature"),
         http::HeaderValue::from_str(&testkit::signature(testkit::SECRET, body.as_bytes())).unwrap(),
     )]);
     let body = bytes::Bytes::from(body);
-    let delivery = cf_webhooks::ack::Delivery { method: &http::Method::POST, headers: &headers, body: &body, received_at_ms: 0 };
+    let delivery =
+        cf_webhooks::ack::Delivery { method: &http::Method::POST, headers: &headers, body: &body, received_at_ms: 0 };
     match cf_webhooks::ack::decide(delivery, &testkit::config()) {
         cf_webhooks::ack::Decision::Publish { message, .. } => message,
         other => panic!("{other:?}"),
@@ -99,7 +105,8 @@ async fn a_failing_record_is_retried_then_dead_lettered_and_a_permanent_one_at_o
     let (sink, lines) = collecting_sink();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let options = DevOptions { retry_delay: Duration::from_millis(20), max_receives: 3, ..DevOptions::default() };
-    let consumer = tokio::spawn(consume(queues.clone(), Runner::new(Picky, store, queues.clone()), options, sink, stopped));
+    let consumer =
+        tokio::spawn(consume(queues.clone(), Runner::new(Picky, store, queues.clone()), options, sink, stopped));
 
     queues.publish(task("p-retry", "Retouch")).await.unwrap();
     queues.publish(task("p-delete", "Delete")).await.unwrap();

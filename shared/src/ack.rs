@@ -366,7 +366,7 @@ fn attribute_text(text: &str) -> String {
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| millis(d))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, millis)
 }
 
 /// The ack path with its side effect: decides, publishes within the configured time
@@ -401,8 +401,15 @@ fn log(answer: &Answer) {
             tracing::warn!(status = "quarantined", reason = why.code(), detail = %why, "authentic delivery quarantined")
         }
         Answer::Rejected(rejection) => {
-            tracing::warn!(status = "rejected", reason = rejection.code(), http_status = rejection.status().as_u16(), "delivery rejected")
+            tracing::warn!(
+                status = "rejected",
+                reason = rejection.code(),
+                http_status = rejection.status().as_u16(),
+                "delivery rejected"
+            )
         }
-        Answer::Unavailable(e) => tracing::error!(status = "unavailable", error = %e, "delivery not stored; answering 503"),
+        Answer::Unavailable(e) => {
+            tracing::error!(status = "unavailable", error = %e, "delivery not stored; answering 503")
+        }
     }
 }

@@ -129,18 +129,25 @@ impl IngestConfig {
         let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
 
         let encoding = match get("CF_SECRET_ENCODING") {
-            Some(text) => SecretEncoding::parse(&text).map_err(|e| ConfigError::new("CF_SECRET_ENCODING", e.to_string()))?,
+            Some(text) => {
+                SecretEncoding::parse(&text).map_err(|e| ConfigError::new("CF_SECRET_ENCODING", e.to_string()))?
+            }
             None => SecretEncoding::Utf8,
         };
-        let secret_text = get("CF_WEBHOOK_SECRET")
-            .ok_or_else(|| ConfigError::new("CF_WEBHOOK_SECRET", "is not set: give the webhook's secret (several separated by commas while rotating)"))?;
+        let secret_text = get("CF_WEBHOOK_SECRET").ok_or_else(|| {
+            ConfigError::new(
+                "CF_WEBHOOK_SECRET",
+                "is not set: give the webhook's secret (several separated by commas while rotating)",
+            )
+        })?;
         let secrets = SecretSet::parse_list(&secret_text, encoding).map_err(|e| match e {
             SecretError::Empty => ConfigError::new("CF_WEBHOOK_SECRET", "holds an empty secret"),
             other => ConfigError::new("CF_WEBHOOK_SECRET", other.to_string()),
         })?;
 
         let max_body_bytes = number(&get, "CF_MAX_BODY_BYTES")?.unwrap_or(DEFAULT_MAX_BODY_BYTES as u64) as usize;
-        let queue_max = number(&get, "CF_QUEUE_MAX_MESSAGE_BYTES")?.unwrap_or(DEFAULT_QUEUE_MAX_MESSAGE_BYTES as u64) as usize;
+        let queue_max =
+            number(&get, "CF_QUEUE_MAX_MESSAGE_BYTES")?.unwrap_or(DEFAULT_QUEUE_MAX_MESSAGE_BYTES as u64) as usize;
         if max_body_bytes == 0 {
             return Err(ConfigError::new("CF_MAX_BODY_BYTES", "must be at least 1"));
         }
@@ -159,12 +166,17 @@ impl IngestConfig {
         let required_header = match (get("CF_REQUIRED_HEADER_NAME"), var("CF_REQUIRED_HEADER_VALUE")) {
             (None, None) => None,
             (Some(name), Some(value)) if !value.is_empty() => {
-                let name = HeaderName::try_from(name.trim())
-                    .map_err(|_| ConfigError::new("CF_REQUIRED_HEADER_NAME", format!("{name:?} is not a valid header name")))?;
+                let name = HeaderName::try_from(name.trim()).map_err(|_| {
+                    ConfigError::new("CF_REQUIRED_HEADER_NAME", format!("{name:?} is not a valid header name"))
+                })?;
                 Some(RequiredHeader::new(name, value.as_bytes()))
             }
-            (Some(_), _) => return Err(ConfigError::new("CF_REQUIRED_HEADER_VALUE", "must be set when CF_REQUIRED_HEADER_NAME is")),
-            (None, Some(_)) => return Err(ConfigError::new("CF_REQUIRED_HEADER_NAME", "must be set when CF_REQUIRED_HEADER_VALUE is")),
+            (Some(_), _) => {
+                return Err(ConfigError::new("CF_REQUIRED_HEADER_VALUE", "must be set when CF_REQUIRED_HEADER_NAME is"))
+            }
+            (None, Some(_)) => {
+                return Err(ConfigError::new("CF_REQUIRED_HEADER_NAME", "must be set when CF_REQUIRED_HEADER_VALUE is"))
+            }
         };
 
         let replay_window = match number(&get, "CF_MAX_EVENT_AGE_SECS")? {
@@ -184,7 +196,8 @@ impl IngestConfig {
             steps: list(&get, "CF_FILTER_STEPS").iter().map(|s| step_key(s)).collect(),
         };
 
-        let enqueue_timeout = number(&get, "CF_ENQUEUE_TIMEOUT_MS")?.map_or(DEFAULT_ENQUEUE_TIMEOUT, Duration::from_millis);
+        let enqueue_timeout =
+            number(&get, "CF_ENQUEUE_TIMEOUT_MS")?.map_or(DEFAULT_ENQUEUE_TIMEOUT, Duration::from_millis);
         if enqueue_timeout.is_zero() {
             return Err(ConfigError::new("CF_ENQUEUE_TIMEOUT_MS", "must be at least 1"));
         }
@@ -255,7 +268,10 @@ mod tests {
         let header = c.required_header.as_ref().unwrap();
         assert_eq!(header.name, "x-studio-token");
         assert!(header.matches(b"t0ken") && !header.matches(b"t0ken ") && !header.matches(b""));
-        assert_eq!(c.replay_window, Some(ReplayWindow { max_age: Duration::from_secs(3600), max_future: Duration::from_secs(60) }));
+        assert_eq!(
+            c.replay_window,
+            Some(ReplayWindow { max_age: Duration::from_secs(3600), max_future: Duration::from_secs(60) })
+        );
         assert_eq!(c.filters.workspaces, ["aaa", "bbb"]);
         assert_eq!(c.filters.groups, [EventGroup::Task, EventGroup::WorkUnit]);
         assert_eq!(c.filters.steps, ["photography", "postreview"]);
@@ -276,7 +292,14 @@ mod tests {
             (&[("CF_WEBHOOK_SECRET", "s"), ("CF_QUEUE_MAX_MESSAGE_BYTES", "262144")], "CF_MAX_BODY_BYTES"),
             (&[("CF_WEBHOOK_SECRET", "s"), ("CF_REQUIRED_HEADER_NAME", "X-A")], "CF_REQUIRED_HEADER_VALUE"),
             (&[("CF_WEBHOOK_SECRET", "s"), ("CF_REQUIRED_HEADER_VALUE", "v")], "CF_REQUIRED_HEADER_NAME"),
-            (&[("CF_WEBHOOK_SECRET", "s"), ("CF_REQUIRED_HEADER_NAME", "bad name"), ("CF_REQUIRED_HEADER_VALUE", "v")], "CF_REQUIRED_HEADER_NAME"),
+            (
+                &[
+                    ("CF_WEBHOOK_SECRET", "s"),
+                    ("CF_REQUIRED_HEADER_NAME", "bad name"),
+                    ("CF_REQUIRED_HEADER_VALUE", "v"),
+                ],
+                "CF_REQUIRED_HEADER_NAME",
+            ),
             (&[("CF_WEBHOOK_SECRET", "s"), ("CF_FILTER_EVENT_GROUPS", "task,invoice")], "CF_FILTER_EVENT_GROUPS"),
             (&[("CF_WEBHOOK_SECRET", "s"), ("CF_ENQUEUE_TIMEOUT_MS", "0")], "CF_ENQUEUE_TIMEOUT_MS"),
         ];

@@ -13,9 +13,9 @@
 
 pub mod ack;
 pub mod config;
-pub mod logging;
 pub mod consumer;
 pub mod events;
+pub mod logging;
 pub mod queue;
 pub mod secret;
 pub mod signature;

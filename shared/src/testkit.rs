@@ -183,7 +183,8 @@ impl Case {
         let text = String::from_utf8_lossy(&seen.body);
         assert_eq!(seen.status, e.status, "status; answer {text}");
         assert_eq!(seen.content_type.as_deref(), Some("application/json"), "every answer is JSON");
-        let json: serde_json::Value = serde_json::from_slice(&seen.body).unwrap_or_else(|_| panic!("answer is not JSON: {text}"));
+        let json: serde_json::Value =
+            serde_json::from_slice(&seen.body).unwrap_or_else(|_| panic!("answer is not JSON: {text}"));
         assert_eq!(json["status"], e.status_word, "status word; answer {text}");
         match json.get("reason").and_then(|r| r.as_str()) {
             Some(reason) => assert!(e.reasons.contains(&reason), "reason {reason:?} not in {:?}", e.reasons),
@@ -445,11 +446,15 @@ mod tests {
     async fn direct(case: &Case) -> Seen {
         let mut headers = http::HeaderMap::new();
         for (name, value) in &case.headers {
-            headers.append(http::HeaderName::try_from(name.as_str()).unwrap(), http::HeaderValue::from_bytes(value).unwrap());
+            headers.append(
+                http::HeaderName::try_from(name.as_str()).unwrap(),
+                http::HeaderValue::from_bytes(value).unwrap(),
+            );
         }
         let body = bytes::Bytes::from(case.body.clone());
         let publisher = RecordingPublisher::new(case.publisher);
-        let delivery = Delivery { method: &case.method, headers: &headers, body: &body, received_at_ms: crate::ack::now_ms() };
+        let delivery =
+            Delivery { method: &case.method, headers: &headers, body: &body, received_at_ms: crate::ack::now_ms() };
         let answer = acknowledge(delivery, &case.config, &publisher).await;
         Seen {
             status: answer.status().as_u16(),

@@ -52,7 +52,8 @@ async fn only_failed_records_are_returned_as_batch_item_failures() {
     let mut sqs = event(include_str!("../../../events/lambda/sqs-task.json"));
     let mut failing = sqs.records[0].clone();
     failing.message_id = Some("m-fail".into());
-    failing.body = Some(failing.body.unwrap().replace("c02f0f73-1706", "aaaaaaaa-1706").replace("Photography", "Retouch"));
+    failing.body =
+        Some(failing.body.unwrap().replace("c02f0f73-1706", "aaaaaaaa-1706").replace("Photography", "Retouch"));
     let mut garbage = sqs.records[0].clone();
     garbage.message_id = Some("m-garbage".into());
     garbage.body = Some("not json".into());

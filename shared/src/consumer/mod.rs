@@ -338,7 +338,9 @@ impl<H: Handler, S: IdempotencyStore, D: DeadLetterSink> Runner<H, S, D> {
         }
         match self.dead_letters.dead_letter(H::Event::GROUP, record, &reason).await {
             Ok(()) => Outcome::DeadLettered { reason },
-            Err(e) => Outcome::Failed { reason: format!("{reason} (and the dead-letter queue failed: {e})"), permanent: true },
+            Err(e) => {
+                Outcome::Failed { reason: format!("{reason} (and the dead-letter queue failed: {e})"), permanent: true }
+            }
         }
     }
 }
@@ -369,13 +371,36 @@ fn log(report: &RecordReport) {
     let event_group = report.event_group.as_str();
     match &report.outcome {
         Outcome::Processed | Outcome::Duplicate => {
-            tracing::info!(payload_id, event_group, action, outcome = report.outcome.word(), attempt = report.attempt, "record done")
+            tracing::info!(
+                payload_id,
+                event_group,
+                action,
+                outcome = report.outcome.word(),
+                attempt = report.attempt,
+                "record done"
+            )
         }
         Outcome::Failed { reason, permanent } => {
-            tracing::warn!(payload_id, event_group, action, outcome = "failed", reason, permanent, attempt = report.attempt, "record failed; will be retried")
+            tracing::warn!(
+                payload_id,
+                event_group,
+                action,
+                outcome = "failed",
+                reason,
+                permanent,
+                attempt = report.attempt,
+                "record failed; will be retried"
+            )
         }
         Outcome::DeadLettered { reason } => {
-            tracing::error!(payload_id, event_group, action, outcome = "dead-lettered", reason, "record moved to the dead-letter queue")
+            tracing::error!(
+                payload_id,
+                event_group,
+                action,
+                outcome = "dead-lettered",
+                reason,
+                "record moved to the dead-letter queue"
+            )
         }
     }
 }

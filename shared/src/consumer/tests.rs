@@ -122,7 +122,7 @@ async fn a_failed_attempt_releases_its_claim_and_a_success_is_applied_once() {
     assert_eq!(runner.run(&[failing]).await.failures(), ["m1"]);
     // The retry of the same payload (now succeeding) may claim it again.
     let ok = record("m1", "p-1", "ok");
-    assert_eq!(outcomes(&runner.run(&[ok.clone()]).await), [("m1", "processed")]);
+    assert_eq!(outcomes(&runner.run(std::slice::from_ref(&ok)).await), [("m1", "processed")]);
     assert_eq!(outcomes(&runner.run(&[ok.clone(), ok]).await), [("m1", "duplicate"), ("m1", "duplicate")]);
     assert_eq!(runner.handler().applied.load(Ordering::SeqCst), 1);
 }
@@ -155,7 +155,12 @@ async fn base64_bodies_are_decoded_and_wrong_groups_dead_lettered() {
         receive_count: 1,
         ..Record::default()
     };
-    let bad_b64 = Record { message_id: "bad".into(), body: "!!".into(), body_encoding: Some("base64".into()), ..Record::default() };
+    let bad_b64 = Record {
+        message_id: "bad".into(),
+        body: "!!".into(),
+        body_encoding: Some("base64".into()),
+        ..Record::default()
+    };
     let report = runner.run(&[encoded, product, bad_b64]).await;
     assert_eq!(outcomes(&report), [("b", "processed"), ("wrong", "dead-lettered"), ("bad", "dead-lettered")]);
     assert!(report.records[1].reason.as_deref().unwrap().contains("a product event arrived on the task queue"));

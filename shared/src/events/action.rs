@@ -162,7 +162,10 @@ mod tests {
         assert_eq!(SampleAction::parse("Addedtocontainer"), SampleAction::AddedToContainer);
         assert_eq!(UserAction::parse("UserRe-Invited"), UserAction::UserReInvited);
         assert_eq!(UserAction::parse("StudioSign-UpCompleted"), UserAction::StudioSignUpCompleted);
-        assert_eq!(UserAction::parse("SettingSourceE-Comm ColorReference(Editorial)"), UserAction::SettingSourceEcommColorReferenceEditorial);
+        assert_eq!(
+            UserAction::parse("SettingSourceE-Comm ColorReference(Editorial)"),
+            UserAction::SettingSourceEcommColorReferenceEditorial
+        );
         assert_eq!(TaskAction::parse("completed"), TaskAction::Completed);
         assert_eq!(TaskAction::parse("COMPLETED"), TaskAction::Completed);
         assert_eq!(TaskAction::parse("WaitingforColorReference"), TaskAction::WaitingForColorReference);

@@ -50,7 +50,8 @@ pub trait GroupEvent: DeserializeOwned + serde::Serialize + std::fmt::Debug + Se
 
     /// Decodes a body of this group.
     fn decode(body: &[u8]) -> Result<Self, DecodeError> {
-        let event: Self = serde_json::from_slice(body).map_err(|source| DecodeError::Json { group: Self::GROUP, source })?;
+        let event: Self =
+            serde_json::from_slice(body).map_err(|source| DecodeError::Json { group: Self::GROUP, source })?;
         let found = event.envelope().event_group;
         if found != Self::GROUP {
             return Err(DecodeError::WrongGroup { expected: Self::GROUP, found });

@@ -335,7 +335,10 @@ mod tests {
             (br#"{"PayloadId":"p","EventGroupName":"task","Action":"x","EventDatetimeUtc":1e400}"#, "invalid-json"),
             (br#"{"PayloadId":"p","EventGroupName":"task","Action":"x","EventDatetimeUtc":"soon"}"#, "invalid-field"),
             (br#"{"PayloadId":"p","EventGroupName":"task","Action":"","EventDatetimeUtc":1}"#, "invalid-field"),
-            (br#"{"PayloadId":"p","PayloadId":"q","EventGroupName":"task","Action":"x","EventDatetimeUtc":1}"#, "invalid-field"),
+            (
+                br#"{"PayloadId":"p","PayloadId":"q","EventGroupName":"task","Action":"x","EventDatetimeUtc":1}"#,
+                "invalid-field",
+            ),
             (br#"{"PayloadId":"p","EventGroupName":"invoice","Action":"x","EventDatetimeUtc":1}"#, "unknown-group"),
             (br#"{"PayloadId":"p","EventGroupName":7,"Action":"x","EventDatetimeUtc":1}"#, "unknown-group"),
         ];

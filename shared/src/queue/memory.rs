@@ -231,6 +231,25 @@ impl Publisher for MemoryQueues {
     }
 }
 
+/// Permanent failures of `cfwh dev` go to the dead letters of the group's in-memory queue.
+impl crate::consumer::DeadLetterSink for MemoryQueues {
+    async fn dead_letter(
+        &self,
+        group: crate::events::EventGroup,
+        record: &crate::consumer::Record,
+        reason: &str,
+    ) -> Result<(), PublishError> {
+        let letter = DeadLetter {
+            body: record.body.clone(),
+            body_encoding: record.body_encoding.clone(),
+            reason: reason.to_owned(),
+            receive_count: record.receive_count,
+        };
+        MemoryQueues::dead_letter(self, Route::Group(group), letter);
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -252,7 +271,10 @@ mod tests {
     #[tokio::test]
     async fn batches_redelivery_and_dead_letters() {
         let queues = MemoryQueues::new(100, 2);
-        queues.dead_letter(Route::Unrouted, DeadLetter { body: "x".into(), body_encoding: None, reason: "r".into(), receive_count: 1 });
+        queues.dead_letter(
+            Route::Unrouted,
+            DeadLetter { body: "x".into(), body_encoding: None, reason: "r".into(), receive_count: 1 },
+        );
         assert_eq!(queues.dead_letters(Route::Unrouted).len(), 1);
         for n in 0..3 {
             queues.publish(message(TASK, n)).await.unwrap();
@@ -293,24 +315,5 @@ mod tests {
         assert!(queues.receive(TASK, 1, Duration::from_secs(10)).await.is_empty());
         let again = queues.receive(TASK, 1, Duration::from_secs(60)).await;
         assert_eq!(again[0].receive_count, 2);
-    }
-}
-
-/// Permanent failures of `cfwh dev` go to the dead letters of the group's in-memory queue.
-impl crate::consumer::DeadLetterSink for MemoryQueues {
-    async fn dead_letter(
-        &self,
-        group: crate::events::EventGroup,
-        record: &crate::consumer::Record,
-        reason: &str,
-    ) -> Result<(), PublishError> {
-        let letter = DeadLetter {
-            body: record.body.clone(),
-            body_encoding: record.body_encoding.clone(),
-            reason: reason.to_owned(),
-            receive_count: record.receive_count,
-        };
-        MemoryQueues::dead_letter(self, Route::Group(group), letter);
-        Ok(())
     }
 }

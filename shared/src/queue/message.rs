@@ -116,7 +116,7 @@ pub struct Attributes {
 
 impl Attributes {
     /// Every attribute as (name, value) text pairs, the body encoding included.
-    pub fn pairs<'a>(&'a self, body: &Body) -> Vec<(&'static str, String)> {
+    pub fn pairs(&self, body: &Body) -> Vec<(&'static str, String)> {
         let mut pairs = Vec::with_capacity(7);
         if let Some(group) = self.event_group {
             pairs.push((attr::EVENT_GROUP, group.as_str().to_owned()));
