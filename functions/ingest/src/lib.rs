@@ -15,8 +15,8 @@ pub async fn handle<P: Publisher>(request: Request, config: &IngestConfig, publi
         Body::Empty => Bytes::new(),
         Body::Text(text) => Bytes::from(text),
         Body::Binary(bytes) => Bytes::from(bytes),
-        // `Body` is non-exhaustive; any future variant is refused rather than guessed at.
-        _ => return respond(&Answer::Rejected(cf_webhooks::ack::Rejection::MethodNotAllowed)),
+        // `Body` is non-exhaustive: a future variant still exposes its bytes.
+        other => Bytes::copy_from_slice(other.as_ref()),
     };
     let delivery = Delivery { method: &parts.method, headers: &parts.headers, body: &body, received_at_ms };
     respond(&acknowledge(delivery, config, publisher).await)
