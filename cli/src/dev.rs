@@ -10,7 +10,7 @@ use axum::extract::Request;
 use axum::response::Response;
 use axum::Router;
 use cf_webhooks::ack::{acknowledge, now_ms, precheck, Answer, Delivery, Rejection};
-use cf_webhooks::config::IngestConfig;
+use cf_webhooks::config::{IngestConfig, DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL};
 use cf_webhooks::consumer::{Handler, MemoryStore, Outcome, Record, Runner};
 use cf_webhooks::events::{GroupEvent, Route};
 use cf_webhooks::queue::memory::{MemoryQueues, Received, Released};
@@ -158,8 +158,7 @@ impl Dev {
     ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let queues = Arc::new(MemoryQueues::new(options.queue_capacity, options.max_receives));
-        let store =
-            Arc::new(MemoryStore::new(cf_webhooks_consumers::CLAIM_LEASE, cf_webhooks_consumers::COMPLETED_TTL));
+        let store = Arc::new(MemoryStore::new(DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL));
         let (stop, stopped) = watch::channel(false);
         let mut consumers = JoinSet::new();
         macro_rules! spawn {

@@ -119,7 +119,11 @@ struct SendArgs {
     /// Time allowed for one attempt.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     timeout: Duration,
-    /// Bodies to send, each as its exact bytes.
+    /// Send EventDatetimeUtc as it is in the file; by default it is set to now, so that
+    /// samples pass the replay window.
+    #[arg(long)]
+    keep_time: bool,
+    /// Bodies to send, each as its exact bytes (but for EventDatetimeUtc).
     #[arg(required = true)]
     files: Vec<PathBuf>,
 }
@@ -172,11 +176,13 @@ async fn dev(args: DevArgs) -> Result<ExitCode, String> {
             args.addr
         ));
     }
-    let config = IngestConfig::from_lookup(|name| match (name, std::env::var(name).ok()) {
+    let mut config = IngestConfig::from_lookup(|name| match (name, std::env::var(name).ok()) {
         ("CF_WEBHOOK_SECRET", None) => Some(DEV_SECRET.to_owned()),
         (_, value) => value,
     })
     .map_err(|e| e.to_string())?;
+    // stdout carries the record lines.
+    config.metrics = false;
     let listener = tokio::net::TcpListener::bind(args.addr).await.map_err(|e| format!("{}: {e}", args.addr))?;
     let options = DevOptions {
         batch_size: args.batch_size.into(),
@@ -248,6 +254,7 @@ async fn send(args: SendArgs) -> Result<ExitCode, String> {
         retries: args.retries,
         retry_delay: args.retry_delay,
         timeout: args.timeout,
+        stamp_time: !args.keep_time,
     };
     let all_ok = send_files(&options, &args.files).await.map_err(|e| e.to_string())?;
     Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })

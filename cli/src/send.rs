@@ -25,6 +25,9 @@ pub struct SendOptions {
     pub retry_delay: Duration,
     /// Time allowed for one attempt.
     pub timeout: Duration,
+    /// Replace `EventDatetimeUtc` with the current time before signing, so that samples
+    /// pass the replay window.
+    pub stamp_time: bool,
 }
 
 /// One attempt's result.
@@ -67,6 +70,68 @@ fn words(action: &str) -> String {
         text.extend(c.to_lowercase());
     }
     text
+}
+
+/// `body` with its top-level `EventDatetimeUtc` value replaced by `now_ms`, every other
+/// byte unchanged; `None` when there is no such field. Works on the reference's literal
+/// examples too, which are not all valid JSON.
+pub fn stamp_time(body: &[u8], now_ms: i64) -> Option<Vec<u8>> {
+    const KEY: &[u8] = b"\"EventDatetimeUtc\"";
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    let mut i = 0;
+    while i < body.len() {
+        let b = body[i];
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            i += 1;
+            continue;
+        }
+        match b {
+            b'{' | b'[' => depth += 1,
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            b'"' if depth == 1 && body[i..].starts_with(KEY) => {
+                let mut j = i + KEY.len();
+                while body.get(j).is_some_and(u8::is_ascii_whitespace) {
+                    j += 1;
+                }
+                if body.get(j) != Some(&b':') {
+                    in_string = true;
+                    i += 1;
+                    continue;
+                }
+                j += 1;
+                while body.get(j).is_some_and(u8::is_ascii_whitespace) {
+                    j += 1;
+                }
+                let start = j;
+                if body.get(j) == Some(&b'"') {
+                    j += 1;
+                    while body.get(j).is_some_and(|c| *c != b'"') {
+                        j += 1;
+                    }
+                    j += 1;
+                } else {
+                    while body.get(j).is_some_and(|c| c.is_ascii_digit() || b"-+.eE".contains(c)) {
+                        j += 1;
+                    }
+                }
+                let mut stamped = Vec::with_capacity(body.len() + 8);
+                stamped.extend_from_slice(&body[..start]);
+                stamped.extend_from_slice(now_ms.to_string().as_bytes());
+                stamped.extend_from_slice(&body[j.min(body.len())..]);
+                return Some(stamped);
+            }
+            b'"' => in_string = true,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// Delivers one body, retrying like Creative Force; `report` sees every attempt.
@@ -125,8 +190,13 @@ pub async fn send_files(options: &SendOptions, files: &[PathBuf]) -> std::io::Re
     let client = reqwest::Client::builder().build().map_err(std::io::Error::other)?;
     let mut all_ok = true;
     for file in files {
-        let body =
+        let mut body =
             std::fs::read(file).map_err(|e| std::io::Error::new(e.kind(), format!("{}: {e}", file.display())))?;
+        if options.stamp_time {
+            if let Some(stamped) = stamp_time(&body, cf_webhooks::ack::now_ms()) {
+                body = stamped;
+            }
+        }
         let name = file.display().to_string();
         let ok = deliver(&client, options, body, |attempt, result| match result {
             Attempt::Answered { status, body } => println!("{name}: attempt {attempt}: {status} {}", body.trim()),

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::http::{HeaderMap, StatusCode};
 use cf_webhooks::secret::{Secret, SecretEncoding};
-use cfwh::send::{deliver, event_name, Attempt, SendOptions};
+use cfwh::send::{deliver, event_name, stamp_time, Attempt, SendOptions};
 
 /// A receiver answering the given statuses in turn (the last one forever), recording
 /// the requests it got.
@@ -38,6 +38,7 @@ fn options(url: String) -> SendOptions {
         retries: 3,
         retry_delay: Duration::from_millis(10),
         timeout: Duration::from_secs(5),
+        stamp_time: false,
     }
 }
 
@@ -101,4 +102,23 @@ fn event_names_read_like_creative_force() {
     assert_eq!(event_name(include_bytes!("../../events/work-unit.json")), "Work unit status changed");
     assert_eq!(event_name(include_bytes!("../../events/user.json")), "User user logged in");
     assert_eq!(event_name(b"not json"), "Unknown");
+}
+
+#[test]
+fn stamping_the_time_changes_only_the_top_level_time() {
+    let body = br#"{"A":{"EventDatetimeUtc":1},"EventDatetimeUtc" : "1595204418000", "s":"\"EventDatetimeUtc\":2"}"#;
+    let stamped = stamp_time(body, 1_800_000_000_000).unwrap();
+    assert_eq!(
+        String::from_utf8(stamped).unwrap(),
+        r#"{"A":{"EventDatetimeUtc":1},"EventDatetimeUtc" : 1800000000000, "s":"\"EventDatetimeUtc\":2"}"#
+    );
+    for sample in ["task", "job", "session"] {
+        let body = std::fs::read(format!("{}/../events/{sample}.json", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        let stamped = stamp_time(&body, 1_800_000_000_000).unwrap();
+        let value: serde_json::Value = serde_json::from_slice(&stamped).unwrap();
+        assert_eq!(value["EventDatetimeUtc"], 1_800_000_000_000i64, "{sample}");
+    }
+    let literal = include_bytes!("../../events/reference/job.txt");
+    assert!(String::from_utf8(stamp_time(literal, 7).unwrap()).unwrap().contains("\"EventDatetimeUtc\":7,"));
+    assert_eq!(stamp_time(b"{}", 7), None);
 }

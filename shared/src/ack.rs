@@ -269,7 +269,7 @@ pub fn decide(delivery: Delivery<'_>, config: &IngestConfig) -> Decision {
             Err(e) => return reject(Rejection::SignatureMalformed(e)),
         },
     };
-    if !signature.verify(&config.secrets, body) {
+    if !config.secrets.with_accepted(|secrets| signature.verify(secrets, body)) {
         return reject(Rejection::SignatureMismatch);
     }
     if let Some(required) = &config.required_header {
@@ -373,12 +373,16 @@ pub fn now_ms() -> i64 {
 /// budget when there is something to store, and logs the outcome. A publish that fails or
 /// runs out of time answers 503, never 2xx.
 pub async fn acknowledge<P: Publisher>(delivery: Delivery<'_>, config: &IngestConfig, publisher: &P) -> Answer {
+    let mut enqueue_ms = None;
     let answer = match decide(delivery, config) {
         Decision::Answer(answer) => answer,
         Decision::Publish { message, then } => {
             let route = message.route;
             let budget = config.enqueue_timeout;
-            match tokio::time::timeout(budget, publisher.publish(message)).await {
+            let started = std::time::Instant::now();
+            let published = tokio::time::timeout(budget, publisher.publish(message)).await;
+            enqueue_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+            match published {
                 Ok(Ok(())) => then,
                 Ok(Err(e)) => Answer::Unavailable(e),
                 Err(_) => Answer::Unavailable(PublishError::Timeout { route, budget }),
@@ -386,6 +390,9 @@ pub async fn acknowledge<P: Publisher>(delivery: Delivery<'_>, config: &IngestCo
         }
     };
     log(&answer);
+    if config.metrics {
+        println!("{}", crate::metrics::ingest_line(&answer, enqueue_ms));
+    }
     answer
 }
 

@@ -2,6 +2,7 @@
 //! error that names the variable.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::HeaderName;
@@ -10,7 +11,7 @@ use subtle::ConstantTimeEq;
 
 use crate::events::EventGroup;
 use crate::queue::message::ATTRIBUTES_BUDGET;
-use crate::secret::{SecretEncoding, SecretError, SecretSet};
+use crate::secret::{Keyring, Refresh, SecretEncoding, SecretError, SecretSet};
 
 /// Default body limit: 256 KiB.
 pub const DEFAULT_MAX_BODY_BYTES: usize = 256 * 1024;
@@ -21,6 +22,13 @@ pub const DEFAULT_QUEUE_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_ENQUEUE_TIMEOUT: Duration = Duration::from_millis(2500);
 /// Default tolerance for event times in the future when the replay window is on.
 pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
+/// Default replay window: an event older than a day is refused. Creative Force's own
+/// retries end within about half an hour; the idempotency TTL must be longer than this.
+pub const DEFAULT_MAX_EVENT_AGE: Duration = Duration::from_secs(24 * 3600);
+/// Default interval between two reads of the secret store.
+pub const DEFAULT_SECRET_REFRESH: Duration = Duration::from_secs(300);
+/// Default time a secret removed from the store is still accepted.
+pub const DEFAULT_SECRET_OVERLAP: Duration = Duration::from_secs(3600);
 
 /// A configuration value that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -89,11 +97,22 @@ pub struct Filters {
     pub steps: Vec<String>,
 }
 
+/// Where the secrets come from when they are not in the environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretStore {
+    /// ARN (or name) of the secret in AWS Secrets Manager.
+    pub arn: String,
+    /// How its text becomes keys.
+    pub encoding: SecretEncoding,
+}
+
 /// Everything the ack path needs.
 #[derive(Debug, Clone)]
 pub struct IngestConfig {
     /// Accepted secrets.
-    pub secrets: SecretSet,
+    pub secrets: Arc<Keyring>,
+    /// The secret store that fills `secrets`, when they come from one.
+    pub secret_store: Option<SecretStore>,
     /// Largest body accepted.
     pub max_body_bytes: usize,
     /// Optional required custom header.
@@ -104,18 +123,23 @@ pub struct IngestConfig {
     pub filters: Filters,
     /// Time budget of one enqueue, after which ingest answers 503.
     pub enqueue_timeout: Duration,
+    /// Emit CloudWatch metrics (Embedded Metric Format) on stdout.
+    pub metrics: bool,
 }
 
 impl IngestConfig {
-    /// A configuration with these secrets and every default.
+    /// A configuration with these fixed secrets, no replay window and no metrics, every
+    /// other setting at its default.
     pub fn new(secrets: SecretSet) -> Self {
         Self {
-            secrets,
+            secrets: Arc::new(Keyring::fixed(secrets)),
+            secret_store: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             required_header: None,
             replay_window: None,
             filters: Filters::default(),
             enqueue_timeout: DEFAULT_ENQUEUE_TIMEOUT,
+            metrics: false,
         }
     }
 
@@ -134,16 +158,32 @@ impl IngestConfig {
             }
             None => SecretEncoding::Utf8,
         };
-        let secret_text = get("CF_WEBHOOK_SECRET").ok_or_else(|| {
-            ConfigError::new(
-                "CF_WEBHOOK_SECRET",
-                "is not set: give the webhook's secret (several separated by commas while rotating)",
-            )
-        })?;
-        let secrets = SecretSet::parse_list(&secret_text, encoding).map_err(|e| match e {
-            SecretError::Empty => ConfigError::new("CF_WEBHOOK_SECRET", "holds an empty secret"),
-            other => ConfigError::new("CF_WEBHOOK_SECRET", other.to_string()),
-        })?;
+        let (secrets, secret_store) = match (get("CF_WEBHOOK_SECRET"), get("CF_WEBHOOK_SECRET_ARN")) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::new("CF_WEBHOOK_SECRET_ARN", "set either it or CF_WEBHOOK_SECRET, not both"))
+            }
+            (None, None) => {
+                return Err(ConfigError::new(
+                    "CF_WEBHOOK_SECRET",
+                    "is not set: give the webhook's secret (several separated by commas while rotating), \
+                     or CF_WEBHOOK_SECRET_ARN for a secret in AWS Secrets Manager",
+                ))
+            }
+            (Some(text), None) => {
+                let set = SecretSet::parse_list(&text, encoding).map_err(|e| match e {
+                    SecretError::Empty => ConfigError::new("CF_WEBHOOK_SECRET", "holds an empty secret"),
+                    other => ConfigError::new("CF_WEBHOOK_SECRET", other.to_string()),
+                })?;
+                (Keyring::fixed(set), None)
+            }
+            (None, Some(arn)) => {
+                let refresh = Refresh {
+                    interval: seconds(&get, "CF_SECRET_REFRESH_SECS")?.unwrap_or(DEFAULT_SECRET_REFRESH),
+                    overlap: seconds(&get, "CF_SECRET_OVERLAP_SECS")?.unwrap_or(DEFAULT_SECRET_OVERLAP),
+                };
+                (Keyring::refreshed(refresh), Some(SecretStore { arn: arn.trim().to_owned(), encoding }))
+            }
+        };
 
         let max_body_bytes = number(&get, "CF_MAX_BODY_BYTES")?.unwrap_or(DEFAULT_MAX_BODY_BYTES as u64) as usize;
         let queue_max =
@@ -179,11 +219,11 @@ impl IngestConfig {
             }
         };
 
-        let replay_window = match number(&get, "CF_MAX_EVENT_AGE_SECS")? {
-            None | Some(0) => None,
-            Some(age) => Some(ReplayWindow {
-                max_age: Duration::from_secs(age),
-                max_future: number(&get, "CF_MAX_CLOCK_SKEW_SECS")?.map_or(DEFAULT_MAX_CLOCK_SKEW, Duration::from_secs),
+        let replay_window = match seconds(&get, "CF_MAX_EVENT_AGE_SECS")?.unwrap_or(DEFAULT_MAX_EVENT_AGE) {
+            age if age.is_zero() => None,
+            max_age => Some(ReplayWindow {
+                max_age,
+                max_future: seconds(&get, "CF_MAX_CLOCK_SKEW_SECS")?.unwrap_or(DEFAULT_MAX_CLOCK_SKEW),
             }),
         };
 
@@ -202,7 +242,75 @@ impl IngestConfig {
             return Err(ConfigError::new("CF_ENQUEUE_TIMEOUT_MS", "must be at least 1"));
         }
 
-        Ok(Self { secrets, max_body_bytes, required_header, replay_window, filters, enqueue_timeout })
+        let metrics = match get("CF_METRICS").as_deref().map(str::trim) {
+            None | Some("emf") => true,
+            Some("off") => false,
+            Some(other) => return Err(ConfigError::new("CF_METRICS", format!("expected emf or off, got {other:?}"))),
+        };
+
+        Ok(Self {
+            secrets: Arc::new(secrets),
+            secret_store,
+            max_body_bytes,
+            required_header,
+            replay_window,
+            filters,
+            enqueue_timeout,
+            metrics,
+        })
+    }
+}
+
+/// Configuration of a consumer Lambda.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerConfig {
+    /// The DynamoDB idempotency table.
+    pub idempotency_table: String,
+    /// The group's dead-letter queue.
+    pub dlq_url: String,
+    /// How long an in-progress claim holds (longer than the function's timeout).
+    pub lease: Duration,
+    /// How long a completed `PayloadId` is remembered (longer than the replay window).
+    pub ttl: Duration,
+    /// Emit CloudWatch metrics (Embedded Metric Format) on stdout.
+    pub metrics: bool,
+}
+
+/// Default in-progress lease: 15 minutes, Lambda's longest timeout.
+pub const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(15 * 60);
+/// Default memory of completed events: 7 days, well past the default replay window.
+pub const DEFAULT_IDEMPOTENCY_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+impl ConsumerConfig {
+    /// Reads the configuration from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the configuration through `var`.
+    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+        let required = |name: &'static str, what: &str| {
+            get(name).map(|v| v.trim().to_owned()).ok_or_else(|| ConfigError::new(name, format!("is not set: {what}")))
+        };
+        let idempotency_table = required("CF_IDEMPOTENCY_TABLE", "the DynamoDB idempotency table's name")?;
+        let dlq_url = required("CF_DLQ_URL", "the URL of this group's dead-letter queue")?;
+        let lease = seconds(&get, "CF_IDEMPOTENCY_LEASE_SECS")?.unwrap_or(DEFAULT_CLAIM_LEASE);
+        let ttl = seconds(&get, "CF_IDEMPOTENCY_TTL_SECS")?.unwrap_or(DEFAULT_IDEMPOTENCY_TTL);
+        let window = seconds(&get, "CF_MAX_EVENT_AGE_SECS")?.unwrap_or(DEFAULT_MAX_EVENT_AGE);
+        if !window.is_zero() && ttl <= window + DEFAULT_MAX_CLOCK_SKEW {
+            return Err(ConfigError::new(
+                "CF_IDEMPOTENCY_TTL_SECS",
+                format!(
+                    "{}s must be longer than the replay window CF_MAX_EVENT_AGE_SECS ({}s) plus clock skew, \
+                     or a replayed delivery could be applied twice",
+                    ttl.as_secs(),
+                    window.as_secs()
+                ),
+            ));
+        }
+        let metrics = !matches!(get("CF_METRICS").as_deref().map(str::trim), Some("off"));
+        Ok(Self { idempotency_table, dlq_url, lease, ttl, metrics })
     }
 }
 
@@ -215,6 +323,10 @@ fn number(get: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<Op
                 .map_err(|_| ConfigError::new(var, format!("expected a whole number, got {text:?}")))
         })
         .transpose()
+}
+
+fn seconds(get: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<Option<Duration>, ConfigError> {
+    Ok(number(get, var)?.map(Duration::from_secs))
 }
 
 fn list(get: &impl Fn(&str) -> Option<String>, var: &str) -> Vec<String> {
@@ -242,7 +354,12 @@ mod tests {
     fn defaults() {
         let c = config(&[("CF_WEBHOOK_SECRET", "s")]).unwrap();
         assert_eq!(c.max_body_bytes, 256 * 1024);
-        assert!(c.required_header.is_none() && c.replay_window.is_none());
+        assert!(c.required_header.is_none() && c.secret_store.is_none() && c.metrics);
+        assert_eq!(
+            c.replay_window,
+            Some(ReplayWindow { max_age: DEFAULT_MAX_EVENT_AGE, max_future: DEFAULT_MAX_CLOCK_SKEW })
+        );
+        assert!(config(&[("CF_WEBHOOK_SECRET", "s"), ("CF_MAX_EVENT_AGE_SECS", "0")]).unwrap().replay_window.is_none());
         assert_eq!(c.filters, Filters::default());
         assert_eq!(c.enqueue_timeout, DEFAULT_ENQUEUE_TIMEOUT);
     }
@@ -261,6 +378,7 @@ mod tests {
             ("CF_FILTER_EVENT_GROUPS", "task,work unit"),
             ("CF_FILTER_STEPS", "Photography, Post Review"),
             ("CF_ENQUEUE_TIMEOUT_MS", "800"),
+            ("CF_METRICS", "off"),
         ])
         .unwrap();
         assert_eq!(c.secrets.len(), 2);
@@ -276,8 +394,36 @@ mod tests {
         assert_eq!(c.filters.groups, [EventGroup::Task, EventGroup::WorkUnit]);
         assert_eq!(c.filters.steps, ["photography", "postreview"]);
         assert_eq!(c.enqueue_timeout, Duration::from_millis(800));
+        assert!(!c.metrics);
         let shown = format!("{c:?}");
         assert!(!shown.contains("t0ken") && !shown.contains("czE"), "{shown}");
+    }
+
+    #[test]
+    fn consumer_settings_and_the_ttl_outlives_the_replay_window() {
+        let vars = |extra: &[(&'static str, &'static str)]| {
+            let mut all = vec![("CF_IDEMPOTENCY_TABLE", "t"), ("CF_DLQ_URL", "https://dlq")];
+            all.extend_from_slice(extra);
+            let map: HashMap<String, String> = all.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            ConsumerConfig::from_lookup(move |name| map.get(name).cloned())
+        };
+        let c = vars(&[]).unwrap();
+        assert_eq!((c.lease, c.ttl), (DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL));
+        assert_eq!(vars(&[("CF_IDEMPOTENCY_TTL_SECS", "3600")]).unwrap_err().var, "CF_IDEMPOTENCY_TTL_SECS");
+        assert!(vars(&[("CF_IDEMPOTENCY_TTL_SECS", "3600"), ("CF_MAX_EVENT_AGE_SECS", "600")]).is_ok());
+        let missing = ConsumerConfig::from_lookup(|_| None).unwrap_err();
+        assert_eq!(missing.var, "CF_IDEMPOTENCY_TABLE");
+    }
+
+    #[test]
+    fn secrets_from_secrets_manager() {
+        let c = config(&[
+            ("CF_WEBHOOK_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:1:secret:cf"),
+            ("CF_SECRET_REFRESH_SECS", "60"),
+        ])
+        .unwrap();
+        assert_eq!(c.secret_store.unwrap().arn, "arn:aws:secretsmanager:eu-west-1:1:secret:cf");
+        assert!(c.secrets.is_empty(), "filled by the first read of the store");
     }
 
     #[test]
@@ -302,6 +448,9 @@ mod tests {
             ),
             (&[("CF_WEBHOOK_SECRET", "s"), ("CF_FILTER_EVENT_GROUPS", "task,invoice")], "CF_FILTER_EVENT_GROUPS"),
             (&[("CF_WEBHOOK_SECRET", "s"), ("CF_ENQUEUE_TIMEOUT_MS", "0")], "CF_ENQUEUE_TIMEOUT_MS"),
+            (&[("CF_WEBHOOK_SECRET", "s"), ("CF_WEBHOOK_SECRET_ARN", "arn")], "CF_WEBHOOK_SECRET_ARN"),
+            (&[("CF_WEBHOOK_SECRET", "s"), ("CF_METRICS", "statsd")], "CF_METRICS"),
+            (&[("CF_WEBHOOK_SECRET_ARN", "arn"), ("CF_SECRET_REFRESH_SECS", "often")], "CF_SECRET_REFRESH_SECS"),
         ];
         for (vars, var) in cases {
             let err = config(vars).unwrap_err();

@@ -12,10 +12,13 @@
 #![warn(missing_docs)]
 
 pub mod ack;
+#[cfg(any(feature = "sqs", feature = "dynamodb", feature = "secrets-manager"))]
+pub mod aws;
 pub mod config;
 pub mod consumer;
 pub mod events;
 pub mod logging;
+pub mod metrics;
 pub mod queue;
 pub mod secret;
 pub mod signature;

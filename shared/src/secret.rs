@@ -1,8 +1,13 @@
 //! Webhook secrets: parsed once from configuration, never printed.
 
 use std::fmt;
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
 
 use base64::Engine as _;
+use subtle::ConstantTimeEq;
+use tokio::time::Instant;
 use zeroize::Zeroizing;
 
 /// How the configured secret text becomes the HMAC key.
@@ -38,6 +43,9 @@ pub enum SecretError {
         /// 1-based position in the configured list.
         position: usize,
     },
+    /// A stored secret starts like a JSON list but is not a list of strings.
+    #[error("the stored secret starts with '[' but is not a JSON list of strings")]
+    NotAList,
     /// `CF_SECRET_ENCODING` holds neither `utf8` nor `base64`.
     #[error("unknown secret encoding {0:?}: expected utf8 or base64")]
     UnknownEncoding(String),
@@ -81,6 +89,12 @@ impl Secret {
     }
 }
 
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(<redacted>)")
@@ -117,6 +131,22 @@ impl SecretSet {
         Self::new(secrets)
     }
 
+    /// Parses a secret as stored in a secret store: a JSON list of strings (`["new",
+    /// "old"]`, for rotation) or, otherwise, the whole text as one secret.
+    pub fn parse_stored(text: &str, encoding: SecretEncoding) -> Result<Self, SecretError> {
+        let trimmed = text.trim();
+        if trimmed.starts_with('[') {
+            let list: Vec<String> = serde_json::from_str(trimmed).map_err(|_| SecretError::NotAList)?;
+            let secrets = list
+                .iter()
+                .enumerate()
+                .map(|(i, entry)| Secret::from_text_at(entry.trim(), encoding, i + 1))
+                .collect::<Result<Vec<_>, _>>()?;
+            return Self::new(secrets);
+        }
+        Secret::from_text(trimmed, encoding).map(|secret| Self(vec![secret]))
+    }
+
     /// The secrets, newest first as configured.
     pub fn iter(&self) -> impl Iterator<Item = &Secret> {
         self.0.iter()
@@ -133,9 +163,165 @@ impl SecretSet {
     }
 }
 
+impl<'a> IntoIterator for &'a SecretSet {
+    type Item = &'a Secret;
+    type IntoIter = std::slice::Iter<'a, Secret>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
 impl fmt::Debug for SecretSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SecretSet(<{} redacted>)", self.0.len())
+    }
+}
+
+/// Fetches the current secrets from a secret store (AWS Secrets Manager when deployed).
+pub trait SecretFetcher: Send + Sync {
+    /// The secrets stored now; the error says why not (never with a secret in it).
+    fn fetch(&self) -> impl Future<Output = Result<SecretSet, String>> + Send;
+}
+
+/// No secret store: the secrets are fixed by configuration.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoSecretStore;
+
+impl SecretFetcher for NoSecretStore {
+    async fn fetch(&self) -> Result<SecretSet, String> {
+        Err("no secret store is configured".into())
+    }
+}
+
+/// How a keyring follows its secret store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Refresh {
+    /// How often the store is read again.
+    pub interval: Duration,
+    /// How long a secret that disappeared from the store is still accepted.
+    pub overlap: Duration,
+}
+
+struct Ring {
+    current: Vec<Secret>,
+    retiring: Vec<(Secret, Instant)>,
+    fetched_at: Option<Instant>,
+}
+
+/// The secrets accepted right now: a fixed set, or the set of a secret store, re-read
+/// every `interval`. A secret that disappears from the store stays accepted for
+/// `overlap`, so a rotation done in one step loses no delivery signed with the old one.
+pub struct Keyring {
+    ring: RwLock<Arc<Ring>>,
+    refresh: Option<Refresh>,
+    refreshing: tokio::sync::Mutex<()>,
+}
+
+impl Keyring {
+    /// A keyring that never changes.
+    pub fn fixed(secrets: SecretSet) -> Self {
+        Self::with(secrets.0, None)
+    }
+
+    /// A keyring that follows a secret store, empty until its first refresh.
+    pub fn refreshed(refresh: Refresh) -> Self {
+        Self::with(Vec::new(), Some(refresh))
+    }
+
+    fn with(current: Vec<Secret>, refresh: Option<Refresh>) -> Self {
+        let ring = Ring { current, retiring: Vec::new(), fetched_at: None };
+        Self { ring: RwLock::new(Arc::new(ring)), refresh, refreshing: tokio::sync::Mutex::new(()) }
+    }
+
+    fn snapshot(&self) -> Arc<Ring> {
+        self.ring.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+
+    /// Every secret accepted now: the current ones, then those still in their overlap.
+    pub fn accepted(&self) -> Vec<Secret> {
+        let ring = self.snapshot();
+        let now = Instant::now();
+        ring.current
+            .iter()
+            .cloned()
+            .chain(ring.retiring.iter().filter(|(_, until)| *until > now).map(|(s, _)| s.clone()))
+            .collect()
+    }
+
+    /// Calls `check` with the secrets accepted now, without copying them.
+    pub fn with_accepted<R>(&self, check: impl FnOnce(&mut dyn Iterator<Item = &Secret>) -> R) -> R {
+        let ring = self.snapshot();
+        let now = Instant::now();
+        let mut secrets =
+            ring.current.iter().chain(ring.retiring.iter().filter(|(_, until)| *until > now).map(|(s, _)| s));
+        check(&mut secrets)
+    }
+
+    /// How many secrets are accepted now.
+    pub fn len(&self) -> usize {
+        self.with_accepted(|secrets| secrets.count())
+    }
+
+    /// True when no secret is accepted (a store not read yet).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Makes `secrets` current; the current ones that are not among them retire after the
+    /// overlap.
+    pub fn replace(&self, secrets: SecretSet) {
+        let now = Instant::now();
+        let overlap = self.refresh.map_or(Duration::ZERO, |r| r.overlap);
+        let mut guard = self.ring.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let old = guard.clone();
+        let mut retiring: Vec<(Secret, Instant)> =
+            old.retiring.iter().filter(|(s, until)| *until > now && !secrets.0.contains(s)).cloned().collect();
+        for secret in old.current.iter().filter(|s| !secrets.0.contains(s)) {
+            retiring.push((secret.clone(), now + overlap));
+        }
+        *guard = Arc::new(Ring { current: secrets.0, retiring, fetched_at: Some(now) });
+    }
+
+    /// Reads the store now; an error leaves the keyring as it was.
+    pub async fn refresh_now<F: SecretFetcher>(&self, fetcher: &F) -> Result<(), String> {
+        let _one_at_a_time = self.refreshing.lock().await;
+        let result = fetcher.fetch().await;
+        match result {
+            Ok(secrets) => {
+                self.replace(secrets);
+                Ok(())
+            }
+            Err(e) => {
+                // Try again after a full interval rather than on every request.
+                let mut guard = self.ring.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+                let ring = Ring {
+                    current: guard.current.clone(),
+                    retiring: guard.retiring.clone(),
+                    fetched_at: Some(Instant::now()),
+                };
+                *guard = Arc::new(ring);
+                Err(e)
+            }
+        }
+    }
+
+    /// Reads the store when the refresh interval has passed since the last read; one
+    /// caller reads, the others go on with the secrets they have.
+    pub async fn refresh_if_due<F: SecretFetcher>(&self, fetcher: &F) {
+        let Some(refresh) = self.refresh else { return };
+        let due = self.snapshot().fetched_at.is_none_or(|at| at.elapsed() >= refresh.interval);
+        if !due || self.refreshing.try_lock().is_err() {
+            return;
+        }
+        if let Err(e) = self.refresh_now(fetcher).await {
+            tracing::warn!(error = %e, "could not refresh the webhook secrets; keeping the current ones");
+        }
+    }
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Keyring(<{} redacted>, {:?})", self.len(), self.refresh)
     }
 }
 
@@ -176,5 +362,64 @@ mod tests {
         assert_eq!(SecretEncoding::parse("BASE64").unwrap(), SecretEncoding::Base64);
         assert_eq!(SecretEncoding::parse("utf8").unwrap(), SecretEncoding::Utf8);
         assert!(SecretEncoding::parse("hex").is_err());
+    }
+
+    struct Store(std::sync::Mutex<Result<String, String>>);
+
+    impl SecretFetcher for Store {
+        async fn fetch(&self) -> Result<SecretSet, String> {
+            let stored = self.0.lock().unwrap().clone()?;
+            SecretSet::parse_stored(&stored, SecretEncoding::Utf8).map_err(|e| e.to_string())
+        }
+    }
+
+    fn keys(ring: &Keyring) -> Vec<String> {
+        ring.accepted().iter().map(|s| String::from_utf8(s.expose().to_vec()).unwrap()).collect()
+    }
+
+    #[test]
+    fn stored_secrets_are_a_string_or_a_json_list() {
+        let one = SecretSet::parse_stored(" plain,with,commas \n", SecretEncoding::Utf8).unwrap();
+        assert_eq!(one.len(), 1);
+        assert_eq!(one.iter().next().unwrap().expose(), b"plain,with,commas");
+        let two = SecretSet::parse_stored(r#"["new", "old"]"#, SecretEncoding::Utf8).unwrap();
+        assert_eq!(two.len(), 2);
+        assert_eq!(SecretSet::parse_stored("[1,2]", SecretEncoding::Utf8).unwrap_err(), SecretError::NotAList);
+        assert_eq!(SecretSet::parse_stored("[]", SecretEncoding::Utf8).unwrap_err(), SecretError::Empty);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rotated_secret_is_picked_up_and_the_old_one_kept_for_the_overlap() {
+        let refresh = Refresh { interval: Duration::from_secs(60), overlap: Duration::from_secs(600) };
+        let ring = Keyring::refreshed(refresh);
+        let store = Store(std::sync::Mutex::new(Ok("old".into())));
+        assert!(ring.is_empty());
+        ring.refresh_if_due(&store).await;
+        assert_eq!(keys(&ring), ["old"]);
+
+        *store.0.lock().unwrap() = Ok("new".into());
+        ring.refresh_if_due(&store).await;
+        assert_eq!(keys(&ring), ["old"], "not due yet");
+        tokio::time::advance(Duration::from_secs(61)).await;
+        ring.refresh_if_due(&store).await;
+        assert_eq!(keys(&ring), ["new", "old"], "the old one overlaps");
+        tokio::time::advance(Duration::from_secs(601)).await;
+        assert_eq!(keys(&ring), ["new"], "the overlap is over");
+
+        *store.0.lock().unwrap() = Err("store down".into());
+        tokio::time::advance(Duration::from_secs(61)).await;
+        ring.refresh_if_due(&store).await;
+        assert_eq!(keys(&ring), ["new"], "a failed read keeps the secrets");
+        assert!(!format!("{ring:?}").contains("new"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_secret_that_comes_back_stops_retiring() {
+        let ring = Keyring::refreshed(Refresh { interval: Duration::ZERO, overlap: Duration::from_secs(10) });
+        ring.replace(SecretSet::parse_list("a", SecretEncoding::Utf8).unwrap());
+        ring.replace(SecretSet::parse_list("b", SecretEncoding::Utf8).unwrap());
+        ring.replace(SecretSet::parse_list("a,b", SecretEncoding::Utf8).unwrap());
+        tokio::time::advance(Duration::from_secs(11)).await;
+        assert_eq!(keys(&ring), ["a", "b"]);
     }
 }

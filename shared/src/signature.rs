@@ -6,7 +6,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::secret::{Secret, SecretSet};
+use crate::secret::Secret;
 
 /// The header Creative Force signs with.
 pub const SIGNATURE_HEADER: &str = "x-cf-signature";
@@ -60,9 +60,9 @@ impl Signature {
     /// True when `body` was signed with any of `secrets`. Every secret is tried and the
     /// comparisons run in constant time, so timing reveals neither the expected signature
     /// nor which secret matched.
-    pub fn verify(&self, secrets: &SecretSet, body: &[u8]) -> bool {
+    pub fn verify<'a>(&self, secrets: impl IntoIterator<Item = &'a Secret>, body: &[u8]) -> bool {
         let mut matched = Choice::from(0);
-        for secret in secrets.iter() {
+        for secret in secrets {
             matched |= Self::compute(secret, body).0.ct_eq(&self.0);
         }
         matched.into()
@@ -83,7 +83,7 @@ pub fn sign(secret: &Secret, body: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::SecretEncoding;
+    use crate::secret::{SecretEncoding, SecretSet};
 
     fn secrets(list: &str) -> SecretSet {
         SecretSet::parse_list(list, SecretEncoding::Utf8).unwrap()

@@ -1,6 +1,10 @@
 //! The Lambda glue of every consumer: SQS event in, `batchItemFailures` out.
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use cf_webhooks::aws::dynamodb::DynamoStore;
+use cf_webhooks::aws::sqs::SqsDeadLetters;
+use cf_webhooks::aws::{sdk_config, Budget};
+use cf_webhooks::config::ConsumerConfig;
 use cf_webhooks::consumer::{DeadLetterSink, Handler, IdempotencyStore, Record, Runner};
 use cf_webhooks::queue::message::attr;
 use lambda_runtime::{service_fn, LambdaEvent};
@@ -43,10 +47,16 @@ pub async fn handle_batch<H: Handler, S: IdempotencyStore, D: DeadLetterSink>(
     response
 }
 
-/// The `main` of a consumer binary: builds the runner once, then serves batches.
+/// The `main` of a consumer binary: reads the configuration, builds the DynamoDB store
+/// and the dead-letter sink once, then serves batches.
 pub async fn run<H: Handler + 'static>(handler: H) -> Result<(), lambda_runtime::Error> {
     cf_webhooks::logging::init_json();
-    let runner = crate::runner(handler);
+    let config = ConsumerConfig::from_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    let sdk = sdk_config(Budget::consumer()).await;
+    let store =
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.idempotency_table, config.lease, config.ttl);
+    let dead_letters = SqsDeadLetters::new(aws_sdk_sqs::Client::new(&sdk), &config.dlq_url);
+    let runner = Runner::new(handler, store, dead_letters).with_metrics(config.metrics);
     let runner = &runner;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         Ok::<_, std::convert::Infallible>(handle_batch(runner, event.payload).await)

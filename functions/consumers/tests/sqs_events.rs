@@ -5,7 +5,7 @@ use cf_webhooks::consumer::{Context, Handler, HandlerError};
 use cf_webhooks::events::TaskEvent;
 use cf_webhooks_consumers::handlers::*;
 use cf_webhooks_consumers::lambda::handle_batch;
-use cf_webhooks_consumers::runner;
+use cf_webhooks_consumers::local_runner as runner;
 
 fn event(json: &str) -> SqsEvent {
     serde_json::from_str(json).expect("a valid SQS event")

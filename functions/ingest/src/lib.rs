@@ -5,11 +5,19 @@ use bytes::Bytes;
 use cf_webhooks::ack::{acknowledge, now_ms, Answer, Delivery};
 use cf_webhooks::config::IngestConfig;
 use cf_webhooks::queue::Publisher;
+use cf_webhooks::secret::SecretFetcher;
 use lambda_http::{Body, Request, Response};
 
-/// Handles one Function URL request.
-pub async fn handle<P: Publisher>(request: Request, config: &IngestConfig, publisher: &P) -> Response<Body> {
+/// Handles one Function URL request. When the secrets come from a store, they are
+/// re-read first if the refresh interval has passed.
+pub async fn handle<P: Publisher, F: SecretFetcher>(
+    request: Request,
+    config: &IngestConfig,
+    publisher: &P,
+    secret_store: &F,
+) -> Response<Body> {
     let received_at_ms = now_ms();
+    config.secrets.refresh_if_due(secret_store).await;
     let (parts, body) = request.into_parts();
     let body = match body {
         Body::Empty => Bytes::new(),

@@ -243,12 +243,19 @@ pub struct Runner<H, S, D = NoDeadLetters> {
     handler: H,
     store: S,
     dead_letters: D,
+    metrics: bool,
 }
 
 impl<H: Handler, S: IdempotencyStore, D: DeadLetterSink> Runner<H, S, D> {
     /// A runner for `handler`, with its idempotency store and dead-letter sink.
     pub fn new(handler: H, store: S, dead_letters: D) -> Self {
-        Self { handler, store, dead_letters }
+        Self { handler, store, dead_letters, metrics: false }
+    }
+
+    /// Also prints one CloudWatch EMF line per record on stdout (deployed consumers).
+    pub fn with_metrics(mut self, on: bool) -> Self {
+        self.metrics = on;
+        self
     }
 
     /// The handler.
@@ -283,6 +290,9 @@ impl<H: Handler, S: IdempotencyStore, D: DeadLetterSink> Runner<H, S, D> {
             attempt: record.receive_count,
         };
         log(&report);
+        if self.metrics {
+            println!("{}", crate::metrics::consumer_line(&report));
+        }
         report
     }
 

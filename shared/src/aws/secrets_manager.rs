@@ -1,0 +1,38 @@
+//! Webhook secrets from AWS Secrets Manager: a plain string, or a JSON list of strings
+//! while rotating.
+
+use aws_sdk_secretsmanager::Client;
+
+use super::describe;
+use crate::config::SecretStore;
+use crate::secret::{SecretFetcher, SecretSet};
+
+/// Reads one secret of Secrets Manager.
+#[derive(Debug, Clone)]
+pub struct SecretsManagerFetcher {
+    client: Client,
+    store: SecretStore,
+}
+
+impl SecretsManagerFetcher {
+    /// A fetcher of `store.arn`.
+    pub fn new(client: Client, store: SecretStore) -> Self {
+        Self { client, store }
+    }
+}
+
+impl SecretFetcher for SecretsManagerFetcher {
+    async fn fetch(&self) -> Result<SecretSet, String> {
+        let output = self
+            .client
+            .get_secret_value()
+            .secret_id(&self.store.arn)
+            .send()
+            .await
+            .map_err(|e| format!("reading {}: {}", self.store.arn, describe(&e)))?;
+        let text = output
+            .secret_string()
+            .ok_or_else(|| format!("{} has no string value (binary secrets are not supported)", self.store.arn))?;
+        SecretSet::parse_stored(text, self.store.encoding).map_err(|e| format!("{}: {e}", self.store.arn))
+    }
+}
