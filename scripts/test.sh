@@ -9,6 +9,35 @@ die() { printf 'make test: %s\n' "$*" >&2; exit 1; }
 
 command -v cargo >/dev/null || die "cargo is missing: install Rust (https://rustup.rs), then run make test again"
 
+# Python tools in a venv of the project's own: moto_server, the AWS API the tests talk to.
+VENV=${CFWH_VENV:-$PWD/.venv}
+if ! "$VENV/bin/python" -c 'import moto' >/dev/null 2>&1; then
+  say "creating the Python venv $VENV (moto[server])"
+  command -v python3 >/dev/null || { command -v apt-get >/dev/null && apt-get install -y -qq python3 python3-venv >/dev/null; } \
+    || die "python3 is missing"
+  python3 -m venv "$VENV" 2>/dev/null || { apt-get install -y -qq python3-venv >/dev/null && python3 -m venv "$VENV"; } \
+    || die "cannot create a Python venv (install python3-venv)"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
+fi
+
+# moto on a free port of 127.0.0.1, stopped when this script ends, whatever happens.
+MOTO_PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+mkdir -p target
+"$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT" >target/moto.log 2>&1 &
+MOTO_PID=$!
+trap 'kill "$MOTO_PID" 2>/dev/null || true' EXIT
+for _ in $(seq 1 100); do
+  "$VENV/bin/python" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:$MOTO_PORT/moto-api/data.json', timeout=1)" \
+    >/dev/null 2>&1 && break
+  kill -0 "$MOTO_PID" 2>/dev/null || die "moto_server did not start: $(tail -5 target/moto.log)"
+  sleep 0.2
+done
+say "moto_server on 127.0.0.1:$MOTO_PORT (pid $MOTO_PID)"
+export AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT"
+export CFWH_TEST_MOTO="$AWS_ENDPOINT_URL"
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
+unset AWS_PROFILE AWS_SESSION_TOKEN
+
 if cargo fmt --version >/dev/null 2>&1; then
   say "rustfmt"
   cargo fmt --all --check

@@ -1,5 +1,8 @@
 //! `cfwh dev`: ingest, the queues and all seven consumers in one process, with the very
 //! code that runs under Lambda. Prints one JSON line per finished record on stdout.
+//!
+//! Queues are in memory (the default) or on an SQS API (`--sqs-endpoint`); idempotency is
+//! in memory or in DynamoDB (`--dynamodb-endpoint`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -10,16 +13,22 @@ use axum::extract::Request;
 use axum::response::Response;
 use axum::Router;
 use cf_webhooks::ack::{acknowledge, now_ms, precheck, Answer, Delivery, Rejection};
-use cf_webhooks::config::{IngestConfig, DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL};
-use cf_webhooks::consumer::{Handler, MemoryStore, Outcome, Record, Runner};
-use cf_webhooks::events::{GroupEvent, Route};
+use cf_webhooks::aws::dynamodb::DynamoStore;
+use cf_webhooks::aws::sqs::{SqsDeadLetters, SqsQueues};
+use cf_webhooks::config::IngestConfig;
+use cf_webhooks::consumer::{
+    Claim, DeadLetterSink, Handler, IdempotencyStore, MemoryStore, Outcome, Record, RecordReport, Runner, StoreError,
+};
+use cf_webhooks::events::{EventGroup, GroupEvent, Route};
 use cf_webhooks::queue::memory::{MemoryQueues, Received, Released};
-use cf_webhooks::queue::Publisher;
+use cf_webhooks::queue::{PublishError, Publisher};
 use cf_webhooks_consumers::handlers::*;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+
+use crate::aws::{delete, depth, receive, Queues};
 
 /// Where record lines go: stdout in the binary, a channel in tests.
 pub type LineSink = Arc<dyn Fn(String) + Send + Sync>;
@@ -33,13 +42,82 @@ pub struct DevOptions {
     pub retry_delay: Duration,
     /// Deliveries before a record is dead-lettered (the redrive policy's `maxReceiveCount`).
     pub max_receives: u32,
-    /// Messages a queue holds before ingest answers 503.
+    /// Messages an in-memory queue holds before ingest answers 503.
     pub queue_capacity: usize,
 }
 
 impl Default for DevOptions {
     fn default() -> Self {
         Self { batch_size: 10, retry_delay: Duration::from_secs(1), max_receives: 5, queue_capacity: 100_000 }
+    }
+}
+
+/// Where the queues are.
+pub enum Backend {
+    /// In this process.
+    Memory,
+    /// On an SQS API.
+    Sqs {
+        /// The client (with the ack path's time budget).
+        client: aws_sdk_sqs::Client,
+        /// The queues, already created.
+        queues: Queues,
+    },
+}
+
+/// Where idempotency is kept.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// In this process.
+    Memory(Arc<MemoryStore>),
+    /// In a DynamoDB table.
+    Dynamo(DynamoStore),
+}
+
+impl Store {
+    /// An in-memory store with the deployed defaults.
+    pub fn memory() -> Self {
+        use cf_webhooks::config::{DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL};
+        Self::Memory(Arc::new(MemoryStore::new(DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL)))
+    }
+}
+
+impl IdempotencyStore for Store {
+    async fn claim(&self, key: &str) -> Result<Claim, StoreError> {
+        match self {
+            Self::Memory(store) => store.claim(key).await,
+            Self::Dynamo(store) => store.claim(key).await,
+        }
+    }
+    async fn complete(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(store) => store.complete(key).await,
+            Self::Dynamo(store) => store.complete(key).await,
+        }
+    }
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        match self {
+            Self::Memory(store) => store.release(key).await,
+            Self::Dynamo(store) => store.release(key).await,
+        }
+    }
+}
+
+/// Where permanent failures go.
+#[derive(Clone)]
+pub enum DeadLetters {
+    /// The dead letters of the in-memory queues.
+    Memory(Arc<MemoryQueues>),
+    /// The group's SQS dead-letter queue.
+    Sqs(SqsDeadLetters),
+}
+
+impl DeadLetterSink for DeadLetters {
+    async fn dead_letter(&self, group: EventGroup, record: &Record, reason: &str) -> Result<(), PublishError> {
+        match self {
+            Self::Memory(queues) => queues.dead_letter(group, record, reason).await,
+            Self::Sqs(sink) => sink.dead_letter(group, record, reason).await,
+        }
     }
 }
 
@@ -95,12 +173,19 @@ fn record(received: &Received) -> Record {
     }
 }
 
-/// Consumes one group's queue the way Lambda's event source mapping does: batches,
-/// delete on success, redeliver failures after the retry delay, dead-letter after
-/// `max_receives`. Stops once `stop` is set and the queue is empty.
-pub async fn consume<H: Handler>(
+fn dead_lettered_line(mut line: RecordReport, lines: &LineSink) {
+    let reason = format!("failed {} times; last error: {}", line.attempt, line.reason.as_deref().unwrap_or_default());
+    line.outcome = Outcome::DeadLettered { reason: reason.clone() };
+    line.reason = Some(reason);
+    lines(line.to_json_line());
+}
+
+/// Consumes one group's in-memory queue the way Lambda's event source mapping does:
+/// batches, delete on success, redeliver failures after the retry delay, dead-letter
+/// after `max_receives`. Stops once `stop` is set and the queue is empty.
+pub async fn consume<H: Handler, S: IdempotencyStore, D: DeadLetterSink>(
     queues: Arc<MemoryQueues>,
-    runner: Runner<H, Arc<MemoryStore>, Arc<MemoryQueues>>,
+    runner: Runner<H, S, D>,
     options: DevOptions,
     lines: LineSink,
     mut stop: watch::Receiver<bool>,
@@ -119,7 +204,7 @@ pub async fn consume<H: Handler>(
         }
         let records: Vec<Record> = batch.iter().map(record).collect();
         let report = runner.run(&records).await;
-        for (received, mut line) in batch.into_iter().zip(report.records) {
+        for (received, line) in batch.into_iter().zip(report.records) {
             lines(line.to_json_line());
             if !line.retry() {
                 queues.delete(route, &received);
@@ -127,11 +212,57 @@ pub async fn consume<H: Handler>(
             }
             let reason = line.reason.clone().unwrap_or_default();
             if queues.release(route, received, options.retry_delay, &reason) == Released::DeadLettered {
-                let reason = format!("failed {} times; last error: {reason}", line.attempt);
-                line.outcome = Outcome::DeadLettered { reason: reason.clone() };
-                line.reason = Some(reason);
-                lines(line.to_json_line());
+                dead_lettered_line(line, &lines);
             }
+        }
+    }
+}
+
+/// Consumes one group's SQS queue the way Lambda's event source mapping does: long
+/// polling, batches of up to `batch_size`, delete what succeeded, leave failures to the
+/// visibility timeout (the redrive policy moves them after `max_receives`). Stops when
+/// `stop` is set.
+pub async fn consume_sqs<H: Handler, S: IdempotencyStore, D: DeadLetterSink>(
+    client: aws_sdk_sqs::Client,
+    url: String,
+    runner: Runner<H, S, D>,
+    options: DevOptions,
+    lines: LineSink,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let batch = tokio::select! {
+            batch = receive(&client, &url, options.batch_size as i32, Duration::from_secs(1)) => batch,
+            _ = stop.changed() => continue,
+        };
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::warn!(queue = %url, error = %e, "receive failed; polling again in a second");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        let records: Vec<Record> = batch.iter().map(cf_webhooks::aws::sqs::record).collect();
+        let report = runner.run(&records).await;
+        let mut done = Vec::new();
+        for (message, line) in batch.iter().zip(report.records) {
+            lines(line.to_json_line());
+            if !line.retry() {
+                done.extend(message.receipt_handle().map(str::to_owned));
+            } else if line.attempt >= options.max_receives {
+                // The redrive policy moves it to the dead-letter queue at its next receive.
+                dead_lettered_line(line, &lines);
+            }
+        }
+        if let Err(e) = delete(&client, &url, &done).await {
+            tracing::warn!(queue = %url, error = %e, "delete failed; the messages will be delivered again");
         }
     }
 }
@@ -140,12 +271,51 @@ pub async fn consume<H: Handler>(
 pub struct Dev {
     /// The address ingest listens on.
     pub addr: SocketAddr,
-    /// The queues (to inspect dead letters and pending counts).
-    pub queues: Arc<MemoryQueues>,
+    /// The in-memory queues, when the backend is memory.
+    pub memory: Option<Arc<MemoryQueues>>,
+    sqs: Option<(aws_sdk_sqs::Client, Queues)>,
     stop: watch::Sender<bool>,
-    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     consumers: JoinSet<()>,
-    http_stop: tokio::sync::oneshot::Sender<()>,
+    http_stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+macro_rules! spawn_consumers {
+    ($consumers:ident, |$handler:ident, $group:ident| $spawn:expr) => {{
+        let $handler = ProductHandler;
+        let $group = EventGroup::Product;
+        $consumers.spawn($spawn);
+    }
+    {
+        let $handler = SampleHandler;
+        let $group = EventGroup::Sample;
+        $consumers.spawn($spawn);
+    }
+    {
+        let $handler = UserHandler;
+        let $group = EventGroup::User;
+        $consumers.spawn($spawn);
+    }
+    {
+        let $handler = TaskHandler;
+        let $group = EventGroup::Task;
+        $consumers.spawn($spawn);
+    }
+    {
+        let $handler = WorkUnitHandler;
+        let $group = EventGroup::WorkUnit;
+        $consumers.spawn($spawn);
+    }
+    {
+        let $handler = JobHandler;
+        let $group = EventGroup::Job;
+        $consumers.spawn($spawn);
+    }
+    {
+        let $handler = SessionHandler;
+        let $group = EventGroup::Session;
+        $consumers.spawn($spawn);
+    }};
 }
 
 impl Dev {
@@ -155,26 +325,42 @@ impl Dev {
         config: IngestConfig,
         options: DevOptions,
         lines: LineSink,
+        backend: Backend,
+        store: Store,
     ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
-        let queues = Arc::new(MemoryQueues::new(options.queue_capacity, options.max_receives));
-        let store = Arc::new(MemoryStore::new(DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL));
         let (stop, stopped) = watch::channel(false);
         let mut consumers = JoinSet::new();
-        macro_rules! spawn {
-            ($($handler:expr),+) => {$(
-                consumers.spawn(consume(
+        let config = Arc::new(config);
+        let (router, memory, sqs) = match backend {
+            Backend::Memory => {
+                let queues = Arc::new(MemoryQueues::new(options.queue_capacity, options.max_receives));
+                spawn_consumers!(consumers, |handler, _group| consume(
                     queues.clone(),
-                    Runner::new($handler, store.clone(), queues.clone()),
+                    Runner::new(handler, store.clone(), DeadLetters::Memory(queues.clone())),
                     options.clone(),
                     lines.clone(),
                     stopped.clone(),
                 ));
-            )+};
-        }
-        spawn!(ProductHandler, SampleHandler, UserHandler, TaskHandler, WorkUnitHandler, JobHandler, SessionHandler);
-
-        let router = ingest_router(Arc::new(config), queues.clone());
+                (ingest_router(config, queues.clone()), Some(queues), None)
+            }
+            Backend::Sqs { client, queues } => {
+                spawn_consumers!(consumers, |handler, group| {
+                    let route = Route::Group(group);
+                    let dead_letters = SqsDeadLetters::new(client.clone(), queues.dead_letters[&route].clone());
+                    consume_sqs(
+                        client.clone(),
+                        queues.sources.get(route).to_owned(),
+                        Runner::new(handler, store.clone(), DeadLetters::Sqs(dead_letters)),
+                        options.clone(),
+                        lines.clone(),
+                        stopped.clone(),
+                    )
+                });
+                let publisher = Arc::new(SqsQueues::new(client.clone(), queues.sources.clone()));
+                (ingest_router(config, publisher), None, Some((client, queues)))
+            }
+        };
         let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             axum::serve(listener, router)
@@ -183,23 +369,45 @@ impl Dev {
                 })
                 .await
         });
-        Ok(Self { addr, queues, stop, server, consumers, http_stop })
+        Ok(Self { addr, memory, sqs, stop, server: Some(server), consumers, http_stop: Some(http_stop) })
     }
 
     /// Stops taking deliveries, lets the consumers finish every queued record (retries
     /// included), then stops them.
     pub async fn drain(mut self) -> std::io::Result<()> {
-        let _ = self.http_stop.send(());
-        let served = self.server.await.map_err(std::io::Error::other)?;
-        self.queues.close();
-        self.queues.drained().await;
+        if let Some(http_stop) = self.http_stop.take() {
+            let _ = http_stop.send(());
+        }
+        let served = match self.server.take() {
+            Some(server) => server.await.map_err(std::io::Error::other)?,
+            None => Ok(()),
+        };
+        if let Some(queues) = &self.memory {
+            queues.close();
+            queues.drained().await;
+        }
+        if self.sqs.is_some() {
+            while self.pending().await > 0 {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+        }
         let _ = self.stop.send(true);
         while self.consumers.join_next().await.is_some() {}
         served
     }
 
     /// Messages not yet handled, over all groups.
-    pub fn pending(&self) -> usize {
-        Route::ALL.iter().filter(|r| **r != Route::Unrouted).map(|r| self.queues.pending(*r)).sum()
+    pub async fn pending(&self) -> u64 {
+        let groups = Route::ALL.into_iter().filter(|r| *r != Route::Unrouted);
+        if let Some(queues) = &self.memory {
+            return groups.map(|r| queues.pending(r) as u64).sum();
+        }
+        let Some((client, queues)) = &self.sqs else { return 0 };
+        let mut total = 0;
+        for route in groups {
+            // An unreachable queue counts as holding something: draining must not end early.
+            total += depth(client, queues.sources.get(route)).await.unwrap_or(1);
+        }
+        total
     }
 }

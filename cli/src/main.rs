@@ -6,11 +6,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cf_webhooks::aws::dynamodb::DynamoStore;
+use cf_webhooks::aws::Budget;
 use cf_webhooks::config::IngestConfig;
+use cf_webhooks::config::{DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL};
+use cf_webhooks::events::{EventGroup, Route};
 use cf_webhooks::secret::{Secret, SecretEncoding, SecretSet};
 use cf_webhooks::signature::{sign, Signature};
 use cf_webhooks::DEV_SECRET;
-use cfwh::dev::{Dev, DevOptions, LineSink};
+use cfwh::dev::{Backend, Dev, DevOptions, LineSink, Store};
 use cfwh::send::{send_files, SendOptions};
 use clap::{Args, Parser, Subcommand};
 
@@ -51,6 +55,21 @@ enum Command {
     },
     /// POST files to a Payload URL as Creative Force does, retrying non-2xx answers.
     Send(SendArgs),
+    /// Move a group's dead-letter queue back to its source queue.
+    Redrive(RedriveArgs),
+}
+
+#[derive(Debug, Args)]
+struct RedriveArgs {
+    /// The event group: product, sample, user, task, work-unit, job, session or unrouted.
+    #[arg(long)]
+    group: String,
+    /// The SQS API (default: the environment's, e.g. AWS_ENDPOINT_URL, or AWS itself).
+    #[arg(long)]
+    sqs_endpoint: Option<String>,
+    /// Queue names are <prefix>-<group> and <prefix>-<group>-dlq.
+    #[arg(long, default_value = "cf-webhooks")]
+    queue_prefix: String,
 }
 
 #[derive(Debug, Args)]
@@ -67,6 +86,19 @@ struct DevArgs {
     /// Deliveries before a failing record is dead-lettered.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     max_receives: u32,
+    /// Use the SQS API at this URL instead of in-memory queues; missing queues are created.
+    #[arg(long, value_name = "URL")]
+    sqs_endpoint: Option<String>,
+    /// Keep idempotency in DynamoDB at this URL instead of in memory; the table is created
+    /// when missing.
+    #[arg(long, value_name = "URL")]
+    dynamodb_endpoint: Option<String>,
+    /// Queue names are <prefix>-<group> and <prefix>-<group>-dlq.
+    #[arg(long, default_value = "cf-webhooks")]
+    queue_prefix: String,
+    /// The DynamoDB idempotency table.
+    #[arg(long, default_value = "cf-webhooks-idempotency")]
+    table: String,
 }
 
 #[derive(Debug, Args)]
@@ -139,6 +171,7 @@ fn main() -> ExitCode {
         }),
         Command::Verify { key, signature, file } => verify(&key, &signature, &file),
         Command::Send(args) => runtime().and_then(|rt| rt.block_on(send(args))),
+        Command::Redrive(args) => runtime().and_then(|rt| rt.block_on(redrive(args))),
     };
     result.unwrap_or_else(|message| {
         eprintln!("cfwh: {message}");
@@ -195,13 +228,36 @@ async fn dev(args: DevArgs) -> Result<ExitCode, String> {
     } else {
         format!("development secret {DEV_SECRET:?} (set CF_WEBHOOK_SECRET to use your own)")
     };
+    let budget = Budget::ack(config.enqueue_timeout);
+    let backend = match &args.sqs_endpoint {
+        None => Backend::Memory,
+        Some(endpoint) => {
+            let client = cfwh::aws::sqs_client(Some(endpoint), budget).await;
+            let queues =
+                cfwh::aws::ensure_queues(&client, &args.queue_prefix, args.max_receives, args.retry_delay).await?;
+            eprintln!("cfwh dev: queues {}-<group> on {endpoint}", args.queue_prefix);
+            Backend::Sqs { client, queues }
+        }
+    };
+    let store = match &args.dynamodb_endpoint {
+        None => Store::memory(),
+        Some(endpoint) => {
+            let sdk = cfwh::aws::local_sdk_config(Budget::consumer()).await;
+            let client = aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(endpoint).build(),
+            );
+            DynamoStore::create_table_if_missing(&client, &args.table).await.map_err(|e| e.to_string())?;
+            eprintln!("cfwh dev: idempotency in table {} on {endpoint}", args.table);
+            Store::Dynamo(DynamoStore::new(client, &args.table, DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL))
+        }
+    };
     let lines: LineSink = Arc::new(|line| println!("{line}"));
-    let dev = Dev::start(listener, config, options, lines).map_err(|e| e.to_string())?;
+    let dev = Dev::start(listener, config, options, lines, backend, store).map_err(|e| e.to_string())?;
     eprintln!("cfwh dev: listening on http://{} with {secrets}", dev.addr);
     eprintln!("cfwh dev: try `cfwh send --url http://{} events/task.json`; Ctrl-C drains and exits", dev.addr);
 
     shutdown_signal().await;
-    eprintln!("cfwh dev: draining {} queued record(s); Ctrl-C again to exit now", dev.pending());
+    eprintln!("cfwh dev: draining {} queued record(s); Ctrl-C again to exit now", dev.pending().await);
     tokio::select! {
         result = dev.drain() => result.map_err(|e| e.to_string())?,
         _ = shutdown_signal() => {
@@ -258,4 +314,41 @@ async fn send(args: SendArgs) -> Result<ExitCode, String> {
     };
     let all_ok = send_files(&options, &args.files).await.map_err(|e| e.to_string())?;
     Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+async fn redrive(args: RedriveArgs) -> Result<ExitCode, String> {
+    let route = match args.group.trim() {
+        "unrouted" => Route::Unrouted,
+        name => Route::Group(EventGroup::parse(name).map_err(|e| format!("--group: {e}"))?),
+    };
+    let client = cfwh::aws::sqs_client(args.sqs_endpoint.as_deref(), Budget::consumer()).await;
+    let url = |dead_letter: bool| {
+        let name = cfwh::aws::queue_name(&args.queue_prefix, route, dead_letter);
+        let client = client.clone();
+        async move {
+            let found = client.get_queue_url().queue_name(&name).send().await;
+            found
+                .map_err(|e| format!("{name}: {}", cf_webhooks::aws::describe(&e)))?
+                .queue_url()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{name}: no queue URL"))
+        }
+    };
+    let (dlq, source) = (url(true).await?, url(false).await?);
+    let waiting = cfwh::aws::depth(&client, &dlq).await?;
+    let bar = indicatif::ProgressBar::new(waiting);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} redriving {pos}/{len} [{bar:30}] {elapsed}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let moved = cfwh::aws::redrive(&client, &dlq, &source, |n| {
+        bar.set_length(bar.length().unwrap_or(0).max(n));
+        bar.set_position(n);
+    })
+    .await;
+    bar.finish_and_clear();
+    let moved = moved?;
+    println!("moved {moved} message(s) from {dlq} back to {source}");
+    Ok(ExitCode::SUCCESS)
 }

@@ -9,7 +9,7 @@ use cf_webhooks::events::{EventGroup, Route, TaskEvent};
 use cf_webhooks::queue::memory::MemoryQueues;
 use cf_webhooks::queue::Publisher;
 use cf_webhooks::testkit::{self, Case, RecordingPublisher, Seen};
-use cfwh::dev::{consume, ingest_router, Dev, DevOptions, LineSink};
+use cfwh::dev::{consume, ingest_router, Backend, Dev, DevOptions, LineSink, Store};
 use tokio::net::TcpListener;
 
 async fn through_http(case: &Case) -> Seen {
@@ -134,7 +134,8 @@ async fn a_failing_record_is_retried_then_dead_lettered_and_a_permanent_one_at_o
 async fn the_whole_pipeline_processes_every_group_once_and_drains() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (sink, lines) = collecting_sink();
-    let dev = Dev::start(listener, testkit::config(), DevOptions::default(), sink).unwrap();
+    let dev =
+        Dev::start(listener, testkit::config(), DevOptions::default(), sink, Backend::Memory, Store::memory()).unwrap();
     let client = reqwest::Client::new();
     for _round in 0..2 {
         for group in EventGroup::ALL {

@@ -40,6 +40,11 @@ impl Budget {
 /// The SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`)
 /// with the time budget applied: connect and per-attempt timeouts, bounded retries.
 pub async fn sdk_config(budget: Budget) -> SdkConfig {
+    loader(budget).load().await
+}
+
+/// The loader behind [`sdk_config`], to adjust before loading.
+pub fn loader(budget: Budget) -> aws_config::ConfigLoader {
     let attempts = budget.attempts.max(1);
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(budget.operation.min(Duration::from_millis(1000)))
@@ -49,12 +54,10 @@ pub async fn sdk_config(budget: Budget) -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .timeout_config(timeouts)
         .retry_config(RetryConfig::standard().with_max_attempts(attempts))
-        .load()
-        .await
 }
 
 /// An SDK error with its whole chain of causes, for logs and 503 answers.
-pub(crate) fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -1,0 +1,205 @@
+//! `cfwh` against an SQS (and DynamoDB) API: the queues of the pipeline, created when
+//! missing, polled the way Lambda's event source mapping polls them, and redriven.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, QueueAttributeName};
+use aws_sdk_sqs::Client;
+use cf_webhooks::aws::sqs::QueueUrls;
+use cf_webhooks::aws::{describe, loader, Budget};
+use cf_webhooks::events::Route;
+use cf_webhooks::queue::message::attr;
+
+/// The SDK configuration for a local endpoint: the environment's region and credentials
+/// when set, otherwise `us-east-1` and placeholder credentials (local servers accept any).
+pub async fn local_sdk_config(budget: Budget) -> aws_config::SdkConfig {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    let mut loader = loader(budget);
+    if !set("AWS_REGION") && !set("AWS_DEFAULT_REGION") {
+        loader = loader.region(aws_config::Region::new("us-east-1"));
+    }
+    if !set("AWS_ACCESS_KEY_ID") && !set("AWS_PROFILE") {
+        loader = loader.credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "cfwh",
+            "cfwh",
+            None,
+            None,
+            "cfwh-local",
+        ));
+    }
+    loader.load().await
+}
+
+/// An SQS client for `endpoint`, or for the environment's endpoint when `None`.
+pub async fn sqs_client(endpoint: Option<&str>, budget: Budget) -> Client {
+    let sdk = local_sdk_config(budget).await;
+    let mut config = aws_sdk_sqs::config::Builder::from(&sdk);
+    if let Some(endpoint) = endpoint {
+        config = config.endpoint_url(endpoint);
+    }
+    Client::from_conf(config.build())
+}
+
+/// The names of a group's queues: `<prefix>-<route>` and `<prefix>-<route>-dlq`.
+pub fn queue_name(prefix: &str, route: Route, dead_letter: bool) -> String {
+    format!("{prefix}-{}{}", route.as_str(), if dead_letter { "-dlq" } else { "" })
+}
+
+/// The source and dead-letter queues of every route.
+#[derive(Debug, Clone)]
+pub struct Queues {
+    /// Source queues.
+    pub sources: QueueUrls,
+    /// Dead-letter queues.
+    pub dead_letters: BTreeMap<Route, String>,
+}
+
+/// Finds or creates the queues of every route: a dead-letter queue, and a source queue
+/// redriving to it after `max_receives` receives, with `visibility` as its visibility
+/// timeout and SQS's largest message size. Existing queues are used as they are.
+pub async fn ensure_queues(
+    client: &Client,
+    prefix: &str,
+    max_receives: u32,
+    visibility: Duration,
+) -> Result<Queues, String> {
+    let mut sources = BTreeMap::new();
+    let mut dead_letters = BTreeMap::new();
+    for route in Route::ALL {
+        let dlq_name = queue_name(prefix, route, true);
+        let dlq =
+            ensure_queue(client, &dlq_name, &[(QueueAttributeName::MessageRetentionPeriod, "1209600".into())]).await?;
+        let arn = client
+            .get_queue_attributes()
+            .queue_url(&dlq)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .map_err(|e| format!("{dlq_name}: {}", describe(&e)))?
+            .attributes()
+            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+            .ok_or_else(|| format!("{dlq_name}: no QueueArn"))?;
+        let redrive = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max_receives}).to_string();
+        let attributes = [
+            (QueueAttributeName::RedrivePolicy, redrive),
+            (QueueAttributeName::VisibilityTimeout, visibility.as_secs().max(1).to_string()),
+            (QueueAttributeName::MaximumMessageSize, "1048576".into()),
+            (QueueAttributeName::MessageRetentionPeriod, "345600".into()),
+        ];
+        let source = ensure_queue(client, &queue_name(prefix, route, false), &attributes).await?;
+        sources.insert(route, source);
+        dead_letters.insert(route, dlq);
+    }
+    Ok(Queues { sources: QueueUrls::new(sources).map_err(|e| e.to_string())?, dead_letters })
+}
+
+async fn ensure_queue(
+    client: &Client,
+    name: &str,
+    attributes: &[(QueueAttributeName, String)],
+) -> Result<String, String> {
+    if let Ok(found) = client.get_queue_url().queue_name(name).send().await {
+        if let Some(url) = found.queue_url() {
+            return Ok(url.to_owned());
+        }
+    }
+    let mut create = client.create_queue().queue_name(name);
+    for (key, value) in attributes {
+        create = create.attributes(key.clone(), value);
+    }
+    let created = create.send().await.map_err(|e| format!("creating {name}: {}", describe(&e)))?;
+    created.queue_url().map(str::to_owned).ok_or_else(|| format!("creating {name}: no queue URL"))
+}
+
+/// Messages a queue still holds: visible, in flight and delayed.
+pub async fn depth(client: &Client, url: &str) -> Result<u64, String> {
+    let out = client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .map_err(|e| describe(&e))?;
+    Ok(out.attributes().map_or(0, |a| a.values().filter_map(|v| v.parse::<u64>().ok()).sum()))
+}
+
+/// Receives up to `max` messages with long polling (`wait`, whole seconds).
+pub async fn receive(
+    client: &Client,
+    url: &str,
+    max: i32,
+    wait: Duration,
+) -> Result<Vec<aws_sdk_sqs::types::Message>, String> {
+    let out = client
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(max.clamp(1, 10))
+        .wait_time_seconds(wait.as_secs().min(20) as i32)
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .map_err(|e| describe(&e))?;
+    Ok(out.messages().to_vec())
+}
+
+/// Deletes messages by receipt handle, in batches of ten.
+pub async fn delete(client: &Client, url: &str, receipts: &[String]) -> Result<(), String> {
+    for chunk in receipts.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, receipt)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(receipt)
+                    .build()
+                    .expect("id and handle set")
+            })
+            .collect();
+        let out = client
+            .delete_message_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        if let Some(failed) = out.failed().first() {
+            return Err(format!("delete failed: {}", failed.message().unwrap_or(failed.code())));
+        }
+    }
+    Ok(())
+}
+
+/// Moves every message of `dlq` back to `source`, the `cf-reason` attribute dropped;
+/// `progress` sees the count moved so far. Returns how many were moved.
+pub async fn redrive(client: &Client, dlq: &str, source: &str, mut progress: impl FnMut(u64)) -> Result<u64, String> {
+    let mut moved = 0;
+    loop {
+        let batch = receive(client, dlq, 10, Duration::from_secs(1)).await?;
+        if batch.is_empty() {
+            return Ok(moved);
+        }
+        for message in batch {
+            let mut send = client.send_message().queue_url(source).message_body(message.body().unwrap_or_default());
+            for (name, value) in message.message_attributes().into_iter().flatten() {
+                if name != attr::REASON {
+                    send = send.message_attributes(name, value.clone());
+                }
+            }
+            if source.ends_with(".fifo") {
+                let id = message.message_id().unwrap_or_default().to_owned();
+                send = send.message_group_id("redrive").message_deduplication_id(id);
+            }
+            send.send().await.map_err(|e| describe(&e))?;
+            if let Some(receipt) = message.receipt_handle() {
+                delete(client, dlq, &[receipt.to_owned()]).await?;
+            }
+            moved += 1;
+            progress(moved);
+        }
+    }
+}
