@@ -32,8 +32,12 @@ struct DevProcess {
 
 impl DevProcess {
     fn start(secret: Option<&str>) -> Self {
+        Self::start_with(secret, &[])
+    }
+
+    fn start_with(secret: Option<&str>, extra: &[&str]) -> Self {
         let mut command = Command::new(CFWH);
-        command.args(["dev", "--addr", "127.0.0.1:0"]).stdout(Stdio::piped()).stderr(Stdio::piped());
+        command.args(["dev", "--addr", "127.0.0.1:0"]).args(extra).stdout(Stdio::piped()).stderr(Stdio::piped());
         command.env_remove("CF_WEBHOOK_SECRET").env("RUST_LOG", "warn");
         if let Some(secret) = secret {
             command.env("CF_WEBHOOK_SECRET", secret);
@@ -98,7 +102,20 @@ fn send(url: &str, secret: Option<&str>, files: &[PathBuf], extra: &[&str]) -> (
 
 #[test]
 fn every_sample_is_processed_once_a_forgery_is_refused_and_a_resend_is_a_duplicate() {
-    let dev = DevProcess::start(None);
+    samples_once_forgeries_refused_resends_duplicate(DevProcess::start(None));
+}
+
+#[test]
+fn the_same_over_an_sqs_api() {
+    let moto = std::env::var("CFWH_TEST_MOTO").expect("CFWH_TEST_MOTO names the moto_server `make test` starts");
+    let prefix = format!("bin-{}", std::process::id());
+    samples_once_forgeries_refused_resends_duplicate(DevProcess::start_with(
+        None,
+        &["--sqs-endpoint", &moto, "--queue-prefix", &prefix],
+    ));
+}
+
+fn samples_once_forgeries_refused_resends_duplicate(dev: DevProcess) {
     for file in sample_files() {
         let (ok, out) = send(&dev.url, None, std::slice::from_ref(&file), &[]);
         assert!(ok, "{out}");

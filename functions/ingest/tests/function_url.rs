@@ -1,57 +1,10 @@
 //! The ack-path contract through the ingest Lambda handler, fed Function URL events.
 
-use base64::Engine as _;
-use cf_webhooks::testkit::{Case, RecordingPublisher, Seen};
-use lambda_http::Body;
-use serde_json::json;
+mod common;
 
-/// A Function URL (payload format 2.0) event for a case, as AWS would build it: header
-/// names lowercased, repeated headers joined with commas, binary bodies in base64.
-fn function_url_event(case: &Case) -> String {
-    let mut headers = serde_json::Map::new();
-    for (name, value) in &case.headers {
-        let value = String::from_utf8_lossy(value).into_owned();
-        let name = name.to_ascii_lowercase();
-        let joined = match headers.get(&name).and_then(|v| v.as_str()) {
-            Some(previous) => format!("{previous},{value}"),
-            None => value,
-        };
-        headers.insert(name, json!(joined));
-    }
-    headers.insert("host".into(), json!("abc123.lambda-url.eu-west-1.on.aws"));
-    let (body, encoded) = match std::str::from_utf8(&case.body) {
-        Ok(text) => (text.to_owned(), false),
-        Err(_) => (base64::engine::general_purpose::STANDARD.encode(&case.body), true),
-    };
-    json!({
-        "version": "2.0",
-        "routeKey": "$default",
-        "rawPath": "/",
-        "rawQueryString": "",
-        "headers": headers,
-        "requestContext": {
-            "accountId": "anonymous",
-            "apiId": "abc123",
-            "domainName": "abc123.lambda-url.eu-west-1.on.aws",
-            "domainPrefix": "abc123",
-            "http": {
-                "method": case.method.as_str(),
-                "path": "/",
-                "protocol": "HTTP/1.1",
-                "sourceIp": "203.0.113.7",
-                "userAgent": "CreativeForce-Webhooks"
-            },
-            "requestId": "b9d1c4e0-6a2f-4f0b-8d7e-0c5b2a9e3f41",
-            "routeKey": "$default",
-            "stage": "$default",
-            "time": "26/Nov/2026:10:00:00 +0000",
-            "timeEpoch": 1795687200000u64
-        },
-        "body": body,
-        "isBase64Encoded": encoded
-    })
-    .to_string()
-}
+use cf_webhooks::testkit::{Case, RecordingPublisher, Seen};
+use common::function_url_event;
+use lambda_http::Body;
 
 async fn through_lambda(case: &Case) -> Seen {
     let request = lambda_http::request::from_str(&function_url_event(case)).expect("a valid Function URL event");

@@ -1,0 +1,225 @@
+//! The pipeline against a real AWS API server: `moto_server`, which `make test` starts
+//! and names in `CFWH_TEST_MOTO`. Every test uses its own queue and table names.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cf_webhooks::aws::dynamodb::DynamoStore;
+use cf_webhooks::aws::sqs::SqsDeadLetters;
+use cf_webhooks::aws::Budget;
+use cf_webhooks::consumer::{Claim, Context, Handler, HandlerError, IdempotencyStore, Runner};
+use cf_webhooks::events::{EventGroup, Route, TaskEvent};
+use cf_webhooks::testkit;
+use cfwh::aws::{depth, ensure_queues, receive, redrive, sqs_client, Queues};
+use cfwh::dev::{consume_sqs, Backend, DeadLetters, Dev, DevOptions, LineSink, Store};
+use tokio::net::TcpListener;
+
+fn moto() -> String {
+    std::env::var("CFWH_TEST_MOTO")
+        .expect("CFWH_TEST_MOTO names the moto_server these tests use; run them with `make test`, which starts it")
+}
+
+fn unique(name: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!("{name}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+}
+
+async fn sqs() -> aws_sdk_sqs::Client {
+    sqs_client(Some(&moto()), Budget::consumer()).await
+}
+
+async fn dynamodb() -> aws_sdk_dynamodb::Client {
+    let sdk = cfwh::aws::local_sdk_config(Budget::consumer()).await;
+    aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(moto()).build())
+}
+
+fn collecting_sink() -> (LineSink, Arc<Mutex<Vec<serde_json::Value>>>) {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink_lines = lines.clone();
+    let sink: LineSink =
+        Arc::new(move |line: String| sink_lines.lock().unwrap().push(serde_json::from_str(&line).unwrap()));
+    (sink, lines)
+}
+
+async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn signed_post(client: &reqwest::Client, url: &str, body: &str) -> reqwest::RequestBuilder {
+    client
+        .post(url)
+        .header("x-cf-signature", testkit::signature(testkit::SECRET, body.as_bytes()))
+        .body(body.to_owned())
+}
+
+#[tokio::test]
+async fn a_delivery_is_processed_once_through_sqs_and_dynamodb() {
+    let client = sqs().await;
+    let queues = ensure_queues(&client, &unique("once"), 5, Duration::from_secs(2)).await.unwrap();
+    let table = unique("idem");
+    let ddb = dynamodb().await;
+    DynamoStore::create_table_if_missing(&ddb, &table).await.unwrap();
+    let store =
+        Store::Dynamo(DynamoStore::new(ddb.clone(), &table, Duration::from_secs(60), Duration::from_secs(3600)));
+
+    let (sink, lines) = collecting_sink();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = Backend::Sqs { client: client.clone(), queues: queues.clone() };
+    let dev = Dev::start(listener, testkit::config(), DevOptions::default(), sink, backend, store).unwrap();
+    let http = reqwest::Client::new();
+    let body = testkit::sample(EventGroup::Task);
+    for _ in 0..2 {
+        let answer = signed_post(&http, &format!("http://{}/", dev.addr), body).send().await.unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    wait_for("two lines", Duration::from_secs(20), async || lines.lock().unwrap().len() >= 2).await;
+    dev.drain().await.unwrap();
+
+    let outcomes: Vec<String> =
+        lines.lock().unwrap().iter().map(|l| l["outcome"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(outcomes, ["processed", "duplicate"]);
+    let item = ddb
+        .get_item()
+        .table_name(&table)
+        .key("pk", aws_sdk_dynamodb::types::AttributeValue::S("task#c02f0f73-1706-4973-9a4d-38007d6685e9".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(item.item().unwrap()["state"].as_s().unwrap(), "COMPLETED");
+    assert_eq!(depth(&client, queues.sources.get(Route::Group(EventGroup::Task))).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn consumers_racing_on_one_payload_id_apply_it_once() {
+    let ddb = dynamodb().await;
+    let table = unique("race");
+    DynamoStore::create_table_if_missing(&ddb, &table).await.unwrap();
+    let store = Arc::new(DynamoStore::new(ddb, &table, Duration::from_secs(2), Duration::from_secs(3600)));
+
+    let claims = futures_util::future::join_all((0..16).map(|_| {
+        let store = store.clone();
+        async move { store.claim("task#p-race").await.unwrap() }
+    }))
+    .await;
+    assert_eq!(claims.iter().filter(|c| **c == Claim::Acquired).count(), 1, "{claims:?}");
+    assert!(claims.iter().all(|c| matches!(c, Claim::Acquired | Claim::InProgress)));
+
+    store.complete("task#p-race").await.unwrap();
+    store.release("task#p-race").await.unwrap();
+    assert_eq!(store.claim("task#p-race").await.unwrap(), Claim::Completed, "a completion is never released");
+
+    assert_eq!(store.claim("task#p-crashed").await.unwrap(), Claim::Acquired);
+    assert_eq!(store.claim("task#p-crashed").await.unwrap(), Claim::InProgress);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(
+        store.claim("task#p-crashed").await.unwrap(),
+        Claim::Acquired,
+        "an abandoned claim expires with its lease"
+    );
+
+    assert_eq!(store.claim("task#p-failed").await.unwrap(), Claim::Acquired);
+    store.release("task#p-failed").await.unwrap();
+    assert_eq!(store.claim("task#p-failed").await.unwrap(), Claim::Acquired, "a failed attempt releases its claim");
+}
+
+/// Fails retryably unless the step is `Delete`, which fails permanently.
+struct Failing;
+
+impl Handler for Failing {
+    type Event = TaskEvent;
+    async fn handle(&self, event: &TaskEvent, _: &Context<'_>) -> Result<(), HandlerError> {
+        match event.step_name.as_deref() {
+            Some("Delete") => Err(HandlerError::permanent("deletes cannot be applied")),
+            _ => Err(HandlerError::retry("downstream is down")),
+        }
+    }
+}
+
+async fn publish_task(client: &aws_sdk_sqs::Client, queues: &Queues, payload_id: &str, step: &str) {
+    let body = format!(
+        r#"{{"PayloadId":"{payload_id}","EventGroupName":"task","Action":"Completed","EventDatetimeUtc":1,"StepName":"{step}"}}"#
+    );
+    client
+        .send_message()
+        .queue_url(queues.sources.get(Route::Group(EventGroup::Task)))
+        .message_body(body)
+        .send()
+        .await
+        .unwrap();
+}
+
+fn spawn_task_consumer(
+    client: &aws_sdk_sqs::Client,
+    queues: &Queues,
+    lines: LineSink,
+) -> (tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let route = Route::Group(EventGroup::Task);
+    let dead_letters = DeadLetters::Sqs(SqsDeadLetters::new(client.clone(), queues.dead_letters[&route].clone()));
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let consumer = tokio::spawn(consume_sqs(
+        client.clone(),
+        queues.sources.get(route).to_owned(),
+        Runner::new(Failing, Store::memory(), dead_letters),
+        DevOptions::default(),
+        lines,
+        stopped,
+    ));
+    (stop, consumer)
+}
+
+#[tokio::test]
+async fn a_record_that_always_fails_reaches_the_dead_letter_queue_after_five_receives_and_redrive_brings_it_back() {
+    let client = sqs().await;
+    let queues = ensure_queues(&client, &unique("fails"), 5, Duration::from_secs(1)).await.unwrap();
+    let route = Route::Group(EventGroup::Task);
+    let (sink, lines) = collecting_sink();
+    let (stop, consumer) = spawn_task_consumer(&client, &queues, sink);
+
+    publish_task(&client, &queues, "p-always-fails", "Retouch").await;
+    let dlq = queues.dead_letters[&route].clone();
+    wait_for("the dead-letter queue", Duration::from_secs(60), async || depth(&client, &dlq).await.unwrap() == 1).await;
+    stop.send(true).unwrap();
+    consumer.await.unwrap();
+
+    let outcomes: Vec<String> =
+        lines.lock().unwrap().iter().map(|l| l["outcome"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(outcomes, ["failed", "failed", "failed", "failed", "failed", "dead-lettered"]);
+    let source = queues.sources.get(route).to_owned();
+    assert_eq!(depth(&client, &source).await.unwrap(), 0);
+
+    let mut seen = Vec::new();
+    let moved = redrive(&client, &dlq, &source, |n| seen.push(n)).await.unwrap();
+    assert_eq!((moved, seen), (1, vec![1]));
+    assert_eq!(depth(&client, &dlq).await.unwrap(), 0);
+    let back = receive(&client, &source, 10, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(back.len(), 1);
+    assert!(back[0].body().unwrap().contains("p-always-fails"));
+}
+
+#[tokio::test]
+async fn a_permanent_failure_reaches_the_dead_letter_queue_at_once_with_its_reason() {
+    let client = sqs().await;
+    let queues = ensure_queues(&client, &unique("permanent"), 5, Duration::from_secs(30)).await.unwrap();
+    let route = Route::Group(EventGroup::Task);
+    let (sink, lines) = collecting_sink();
+    let (stop, consumer) = spawn_task_consumer(&client, &queues, sink);
+
+    publish_task(&client, &queues, "p-delete", "Delete").await;
+    let dlq = queues.dead_letters[&route].clone();
+    wait_for("the dead-letter queue", Duration::from_secs(20), async || depth(&client, &dlq).await.unwrap() == 1).await;
+    stop.send(true).unwrap();
+    consumer.await.unwrap();
+
+    let outcomes: Vec<String> =
+        lines.lock().unwrap().iter().map(|l| l["outcome"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(outcomes, ["dead-lettered"], "one receive, no retry");
+    assert_eq!(depth(&client, queues.sources.get(route)).await.unwrap(), 0, "deleted from the source queue");
+    let dead = receive(&client, &dlq, 1, Duration::from_secs(1)).await.unwrap();
+    let reason = dead[0].message_attributes().unwrap()["cf-reason"].string_value().unwrap().to_owned();
+    assert!(reason.contains("deletes cannot be applied"), "{reason}");
+}
