@@ -175,7 +175,8 @@ fn spawn_task_consumer(
 #[tokio::test]
 async fn a_record_that_always_fails_reaches_the_dead_letter_queue_after_five_receives_and_redrive_brings_it_back() {
     let client = sqs().await;
-    let queues = ensure_queues(&client, &unique("fails"), 5, Duration::from_secs(1)).await.unwrap();
+    let prefix = unique("fails");
+    let queues = ensure_queues(&client, &prefix, 5, Duration::from_secs(1)).await.unwrap();
     let route = Route::Group(EventGroup::Task);
     let (sink, lines) = collecting_sink();
     let (stop, consumer) = spawn_task_consumer(&client, &queues, sink);
@@ -192,9 +193,13 @@ async fn a_record_that_always_fails_reaches_the_dead_letter_queue_after_five_rec
     let source = queues.sources.get(route).to_owned();
     assert_eq!(depth(&client, &source).await.unwrap(), 0);
 
-    let mut seen = Vec::new();
-    let moved = redrive(&client, &dlq, &source, |n| seen.push(n)).await.unwrap();
-    assert_eq!((moved, seen), (1, vec![1]));
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cfwh"))
+        .args(["redrive", "--group", "task", "--sqs-endpoint", &moto(), "--queue-prefix", &prefix])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout} {}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.starts_with("moved 1 message(s) from "), "{stdout}");
     assert_eq!(depth(&client, &dlq).await.unwrap(), 0);
     let back = receive(&client, &source, 10, Duration::from_secs(1)).await.unwrap();
     assert_eq!(back.len(), 1);
@@ -222,4 +227,34 @@ async fn a_permanent_failure_reaches_the_dead_letter_queue_at_once_with_its_reas
     let dead = receive(&client, &dlq, 1, Duration::from_secs(1)).await.unwrap();
     let reason = dead[0].message_attributes().unwrap()["cf-reason"].string_value().unwrap().to_owned();
     assert!(reason.contains("deletes cannot be applied"), "{reason}");
+}
+
+#[tokio::test]
+async fn redrive_moves_every_dead_letter_and_drops_the_reason() {
+    let client = sqs().await;
+    let queues = ensure_queues(&client, &unique("redrive"), 5, Duration::from_secs(30)).await.unwrap();
+    let route = Route::Group(EventGroup::Job);
+    let (dlq, source) = (queues.dead_letters[&route].clone(), queues.sources.get(route).to_owned());
+    for i in 0..23 {
+        let reason = aws_sdk_sqs::types::MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value("broken")
+            .build()
+            .unwrap();
+        client
+            .send_message()
+            .queue_url(&dlq)
+            .message_body(format!("{{\"n\":{i}}}"))
+            .message_attributes("cf-reason", reason)
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut progress = Vec::new();
+    let moved = redrive(&client, &dlq, &source, |n| progress.push(n)).await.unwrap();
+    assert_eq!(moved, 23);
+    assert_eq!(progress, (1..=23).collect::<Vec<u64>>());
+    assert_eq!(depth(&client, &dlq).await.unwrap(), 0);
+    let back = receive(&client, &source, 10, Duration::from_secs(1)).await.unwrap();
+    assert!(back.iter().all(|m| m.message_attributes().is_none_or(|a| !a.contains_key("cf-reason"))));
 }
