@@ -1,19 +1,29 @@
 # cf-webhooks: the commands of a studio engineer's day.
-#   make run    the whole pipeline on this machine (no AWS account)
-#   make send   a sample event to it (or to URL=…)
-#   make test   the whole test suite, installing what it needs
+#   make run       the whole pipeline on this machine (no AWS account)
+#   make send      a sample event to it (or to URL=…)
+#   make test      the whole test suite, installing and starting what it needs
+#   make deploy    build, validate and deploy to AWS with SAM (guided the first time)
 .DEFAULT_GOAL := help
 SHELL := /bin/bash
 
-ADDR  ?= 127.0.0.1:3000
-URL   ?= http://$(ADDR)/
-EVENT ?= events/task.json
-CFWH  := cargo run --quiet --package cfwh --bin cfwh --
+ADDR   ?= 127.0.0.1:3000
+URL    ?= http://$(ADDR)/
+EVENT  ?= events/task.json
+STACK  ?= cf-webhooks
+GROUP  ?=
+REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),us-east-1)
+CFWH   := cargo run --quiet --package cfwh --bin cfwh --
+LAMBDA_PACKAGES := --package cf-webhooks-ingest --package cf-webhooks-consumers
+FUNCTIONS := ingest consume-product consume-sample consume-user consume-task consume-work-unit consume-job consume-session
 
-.PHONY: help run send test build lint fmt clean
+# The Python tools (SAM, cfn-lint, cargo-lambda with zig, moto) live in .venv; targets
+# that need them install them first (scripts/tools.sh) and put them first on PATH.
+TOOLS = export PATH="$$(scripts/tools.sh):$$PATH"
+
+.PHONY: help run send test build sizes template validate deploy logs redrive lint fmt clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
 
 run: ## run ingest, queues and all consumers locally (cfwh dev on ADDR)
 	$(CFWH) dev --addr $(ADDR)
@@ -21,11 +31,42 @@ run: ## run ingest, queues and all consumers locally (cfwh dev on ADDR)
 send: ## sign and send EVENT (default events/task.json) to URL, like Creative Force
 	$(CFWH) send --url $(URL) $(EVENT)
 
-test: ## run the whole test suite (formatting, lints, unit, contract and end-to-end tests)
+test: ## run the whole test suite (lints, template checks, unit, contract, AWS and emulator tests)
 	./scripts/test.sh
 
-build: ## build every binary in release mode
-	cargo build --workspace --release
+build: ## build the nine Lambda bootstraps for arm64 in one cargo build (target/lambda/<function>/bootstrap)
+	@$(TOOLS); cargo lambda build --release --arm64 $(LAMBDA_PACKAGES)
+	@$(MAKE) --no-print-directory sizes
+
+sizes: ## list the sizes of the built bootstraps
+	@for f in $(FUNCTIONS); do \
+	  b=target/lambda/$$f/bootstrap; \
+	  if [ -f $$b ]; then awk -v f=$$f -v s=$$(stat -c %s $$b) -v z=$$(gzip -9 -c $$b | wc -c) \
+	    'BEGIN { printf "  %-18s %6.2f MiB   zipped %5.2f MiB\n", f, s / 1048576, z / 1048576 }'; \
+	  else echo "  $$f: not built (make build)"; fi; \
+	done
+
+template: ## regenerate template.yaml from scripts/template.py
+	python3 scripts/template.py
+
+validate: ## check template.yaml: up to date, sam validate --lint, cfn-lint (offline)
+	@$(TOOLS); scripts/template.py --check && \
+	  AWS_DEFAULT_REGION=$(REGION) cfn-lint template.yaml && \
+	  AWS_DEFAULT_REGION=$(REGION) SAM_CLI_TELEMETRY=0 sam validate --lint -t template.yaml
+
+deploy: build validate ## deploy STACK with SAM: guided the first time (writes samconfig.toml), then as saved
+	@$(TOOLS); if [ -f samconfig.toml ]; then \
+	  SAM_CLI_TELEMETRY=0 sam deploy; \
+	else \
+	  SAM_CLI_TELEMETRY=0 sam deploy --guided --stack-name $(STACK) --region $(REGION) --capabilities CAPABILITY_IAM --resolve-s3; \
+	fi
+
+logs: ## tail the logs of every function of STACK (sam logs)
+	@$(TOOLS); SAM_CLI_TELEMETRY=0 sam logs --stack-name $(STACK) --region $(REGION) --tail
+
+redrive: ## move GROUP's dead-letter queue of STACK back to its queue
+	@test -n "$(GROUP)" || { echo "make redrive: set GROUP=product|sample|user|task|work-unit|job|session|unrouted"; exit 2; }
+	$(CFWH) redrive --group $(GROUP) --queue-prefix $(STACK)
 
 lint: ## rustfmt check and clippy
 	cargo fmt --all --check

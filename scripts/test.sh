@@ -9,16 +9,16 @@ die() { printf 'make test: %s\n' "$*" >&2; exit 1; }
 
 command -v cargo >/dev/null || die "cargo is missing: install Rust (https://rustup.rs), then run make test again"
 
-# Python tools in a venv of the project's own: moto_server, the AWS API the tests talk to.
-VENV=${CFWH_VENV:-$PWD/.venv}
-if ! "$VENV/bin/python" -c 'import moto' >/dev/null 2>&1; then
-  say "creating the Python venv $VENV (moto[server])"
-  command -v python3 >/dev/null || { command -v apt-get >/dev/null && apt-get install -y -qq python3 python3-venv >/dev/null; } \
-    || die "python3 is missing"
-  python3 -m venv "$VENV" 2>/dev/null || { apt-get install -y -qq python3-venv >/dev/null && python3 -m venv "$VENV"; } \
-    || die "cannot create a Python venv (install python3-venv)"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements-test.txt
-fi
+# Python tools in a venv of the project's own: moto_server (the AWS API the tests talk
+# to), cfn-lint and SAM (template checks), cargo-lambda (the Lambda emulator run).
+VENV_BIN=$(scripts/tools.sh)
+VENV=$(dirname "$VENV_BIN")
+export PATH="$VENV_BIN:$PATH"
+
+say "template"
+scripts/template.py --check
+AWS_DEFAULT_REGION=us-east-1 cfn-lint template.yaml
+AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 sam validate --lint -t template.yaml
 
 # moto on a free port of 127.0.0.1, stopped when this script ends, whatever happens.
 MOTO_PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -58,4 +58,6 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --all-features --no-fail-fast
 fi
+say "end to end under cargo lambda watch"
+"$VENV/bin/python" scripts/e2e_lambda.py
 say "all tests passed"

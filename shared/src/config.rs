@@ -203,7 +203,7 @@ impl IngestConfig {
             ));
         }
 
-        let required_header = match (get("CF_REQUIRED_HEADER_NAME"), var("CF_REQUIRED_HEADER_VALUE")) {
+        let required_header = match (get("CF_REQUIRED_HEADER_NAME"), get("CF_REQUIRED_HEADER_VALUE")) {
             (None, None) => None,
             (Some(name), Some(value)) if !value.is_empty() => {
                 let name = HeaderName::try_from(name.trim()).map_err(|_| {
@@ -362,6 +362,22 @@ mod tests {
         assert!(config(&[("CF_WEBHOOK_SECRET", "s"), ("CF_MAX_EVENT_AGE_SECS", "0")]).unwrap().replay_window.is_none());
         assert_eq!(c.filters, Filters::default());
         assert_eq!(c.enqueue_timeout, DEFAULT_ENQUEUE_TIMEOUT);
+    }
+
+    #[test]
+    fn empty_values_are_unset() {
+        // The SAM template passes every optional setting, empty when unused.
+        let c = config(&[
+            ("CF_WEBHOOK_SECRET", "s"),
+            ("CF_REQUIRED_HEADER_NAME", ""),
+            ("CF_REQUIRED_HEADER_VALUE", ""),
+            ("CF_FILTER_WORKSPACES", ""),
+            ("CF_FILTER_EVENT_GROUPS", ""),
+            ("CF_FILTER_STEPS", ""),
+        ])
+        .unwrap();
+        assert!(c.required_header.is_none());
+        assert_eq!(c.filters, Filters::default());
     }
 
     #[test]

@@ -1,0 +1,197 @@
+#!/usr/bin/env python3
+"""End to end under cargo-lambda's runtime emulator, against moto.
+
+The real bootstrap binaries run under `cargo lambda watch`: a signed POST to the ingest
+Function URL path must land in the task queue, and invoking `consume-task` with that
+message as an SQS event must process it (no batch item failure, a COMPLETED item in the
+idempotency table); invoking it again must find the duplicate.
+
+Needs AWS_ENDPOINT_URL (moto) and `cargo lambda` on PATH; `make test` provides both.
+"""
+
+import hashlib
+import hmac
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+import boto3
+
+SECRET = "e2e-secret"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROUTES = ["product", "sample", "user", "task", "work-unit", "job", "session", "unrouted"]
+
+
+def say(text):
+    print(f"e2e: {text}", flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def setup(prefix):
+    sqs = boto3.client("sqs")
+    env = {}
+    for route in ROUTES:
+        dlq = sqs.create_queue(QueueName=f"{prefix}-{route}-dlq")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        url = sqs.create_queue(
+            QueueName=f"{prefix}-{route}",
+            Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 5})},
+        )["QueueUrl"]
+        env["CF_QUEUE_URL_" + route.replace("-", "_").upper()] = url
+        if route == "task":
+            env["CF_DLQ_URL"] = dlq
+    table = f"{prefix}-idempotency"
+    ddb = boto3.client("dynamodb")
+    ddb.create_table(
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+    )
+    env["CF_IDEMPOTENCY_TABLE"] = table
+    return env
+
+
+def post(url, body, timeout, signed=None):
+    signature = hmac.new(SECRET.encode(), body if signed is None else signed, hashlib.sha256).hexdigest()
+    request = urllib.request.Request(
+        url,
+        data=body,
+        method="POST",
+        headers={"Content-Type": "application/json", "X-CF-Event": "Task completed", "X-CF-Signature": signature},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+
+
+def sqs_event(message, queue_arn):
+    attributes = {
+        name: {"stringValue": value["StringValue"], "stringListValues": [], "binaryListValues": [], "dataType": value["DataType"]}
+        for name, value in message.get("MessageAttributes", {}).items()
+    }
+    return {
+        "Records": [
+            {
+                "messageId": message["MessageId"],
+                "receiptHandle": message["ReceiptHandle"],
+                "body": message["Body"],
+                "attributes": {"ApproximateReceiveCount": message["Attributes"].get("ApproximateReceiveCount", "1")},
+                "messageAttributes": attributes,
+                "md5OfBody": message["MD5OfBody"],
+                "eventSource": "aws:sqs",
+                "eventSourceARN": queue_arn,
+                "awsRegion": os.environ.get("AWS_REGION", "us-east-1"),
+            }
+        ]
+    }
+
+
+def invoke(function, event, port):
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump(event, f)
+    out = subprocess.run(
+        ["cargo", "lambda", "invoke", function, "--data-file", f.name, "--invoke-address", "127.0.0.1", "--invoke-port", str(port)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if out.returncode != 0:
+        raise SystemExit(f"e2e: cargo lambda invoke {function} failed:\n{out.stdout}\n{out.stderr}")
+    return json.loads(out.stdout)
+
+
+def main():
+    if "AWS_ENDPOINT_URL" not in os.environ:
+        raise SystemExit("e2e: AWS_ENDPOINT_URL must name the moto_server (make test starts it)")
+    prefix = f"e2e-{os.getpid()}"
+    env = setup(prefix)
+    port = free_port()
+    log_path = os.path.join(ROOT, "target", "e2e-watch.log")
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    log = open(log_path, "w")
+    watch_env = dict(os.environ, CF_WEBHOOK_SECRET=SECRET, RUST_LOG="info", **env)
+    say(f"cargo lambda watch on 127.0.0.1:{port} (log: target/e2e-watch.log)")
+    watch = subprocess.Popen(
+        ["cargo", "lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", str(port), "--ignore-changes"],
+        cwd=ROOT,
+        env=watch_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if watch.poll() is not None or time.time() > deadline:
+                    raise SystemExit(f"e2e: cargo lambda watch did not start; see {log_path}")
+                time.sleep(0.5)
+
+        with open(os.path.join(ROOT, "events", "task.json"), "rb") as f:
+            body = re.sub(rb'"EventDatetimeUtc"\s*:\s*\d+', b'"EventDatetimeUtc":%d' % int(time.time() * 1000), f.read())
+        say("POST to the ingest Function URL (the first request compiles ingest)")
+        status, answer = post(f"http://127.0.0.1:{port}/lambda-url/ingest/", body, timeout=900)
+        if status != 200 or json.loads(answer).get("status") != "accepted":
+            raise SystemExit(f"e2e: ingest answered {status} {answer}; see {log_path}")
+        tampered = body.replace(b'"task"', b'"task" ', 1)
+        status, answer = post(f"http://127.0.0.1:{port}/lambda-url/ingest/", tampered, timeout=60, signed=body)
+        if status != 401:
+            raise SystemExit(f"e2e: a body changed after signing got {status} {answer}, expected 401")
+
+        sqs = boto3.client("sqs")
+        task_url = env["CF_QUEUE_URL_TASK"]
+        received = sqs.receive_message(
+            QueueUrl=task_url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"], WaitTimeSeconds=2
+        ).get("Messages", [])
+        if len(received) != 1 or received[0]["Body"].encode() != body:
+            raise SystemExit(f"e2e: expected the exact signed bytes once in the task queue, found {received}")
+        message = received[0]
+        if message["MessageAttributes"]["cf-event-group"]["StringValue"] != "task":
+            raise SystemExit(f"e2e: wrong attributes {message['MessageAttributes']}")
+        arn = sqs.get_queue_attributes(QueueUrl=task_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        event = sqs_event(message, arn)
+
+        say("invoking consume-task with that message as an SQS event (the first invocation compiles it)")
+        first = invoke("consume-task", event, port)
+        if first.get("batchItemFailures") != []:
+            raise SystemExit(f"e2e: consume-task answered {first}")
+        item = boto3.client("dynamodb").get_item(
+            TableName=env["CF_IDEMPOTENCY_TABLE"], Key={"pk": {"S": "task#c02f0f73-1706-4973-9a4d-38007d6685e9"}}, ConsistentRead=True
+        ).get("Item")
+        if not item or item["state"]["S"] != "COMPLETED":
+            raise SystemExit(f"e2e: no COMPLETED idempotency item, found {item}")
+        second = invoke("consume-task", event, port)
+        if second.get("batchItemFailures") != []:
+            raise SystemExit(f"e2e: the redelivery answered {second}")
+        with open(log_path) as f:
+            if '"outcome":"duplicate"' not in f.read().replace(" ", ""):
+                raise SystemExit(f"e2e: the redelivery was not logged as a duplicate; see {log_path}")
+        say("ingest → SQS → consume-task → DynamoDB: processed once, then a duplicate")
+    finally:
+        watch.terminate()
+        try:
+            watch.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            watch.kill()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
