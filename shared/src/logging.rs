@@ -12,10 +12,13 @@ fn filter() -> EnvFilter {
     EnvFilter::try_new(&level).unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
-/// JSON lines on stdout, one per event, the form CloudWatch Logs Insights queries.
+/// JSON lines on stdout, one per event with its fields at the top level
+/// (`{"timestamp":…,"level":"INFO","message":…,"payload_id":…}`), the form Lambda's JSON
+/// log format filters by level and CloudWatch Logs Insights queries.
 pub fn init_json() {
     let _ = tracing_subscriber::fmt()
         .json()
+        .flatten_event(true)
         .with_env_filter(filter())
         .with_current_span(false)
         .with_span_list(false)

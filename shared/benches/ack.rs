@@ -1,0 +1,163 @@
+//! The hot paths against their floors: the ack path (no network) against raw HMAC-SHA256
+//! plus one `serde_json` parse of the same bytes; envelope and typed decoding per group;
+//! the consumer runner's overhead per record.
+
+use std::hint::black_box;
+use std::time::Duration;
+
+use bytes::Bytes;
+use cf_webhooks::ack::{decide, Decision, Delivery};
+use cf_webhooks::consumer::{Context, Handler, HandlerError, MemoryStore, NoDeadLetters, Record, Runner};
+use cf_webhooks::events::{
+    routing, EventGroup, GroupEvent, JobEvent, ProductEvent, SampleEvent, SessionEvent, TaskEvent, UserEvent,
+    WorkUnitEvent,
+};
+use cf_webhooks::testkit::{self, sample, SECRET};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use hmac::{Hmac, Mac};
+use http::{HeaderMap, HeaderValue, Method};
+use sha2::Sha256;
+
+/// The task sample grown to `size` bytes with an extra text field.
+fn body_of(size: usize) -> Vec<u8> {
+    let base = sample(EventGroup::Task).trim_end();
+    let open = &base[..base.len() - 1];
+    let overhead = open.len() + ",\"Notes\":\"\"}".len();
+    format!("{open},\"Notes\":\"{}\"}}", "n".repeat(size - overhead)).into_bytes()
+}
+
+fn headers_for(body: &[u8]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    headers.insert("x-cf-event", HeaderValue::from_static("Task completed"));
+    headers.insert("x-cf-signature", HeaderValue::from_str(&testkit::signature(SECRET, body)).unwrap());
+    headers
+}
+
+fn ack_path(c: &mut Criterion) {
+    let mut config = testkit::config();
+    // One secret, as most studios run: the floor is one HMAC.
+    config.secrets = std::sync::Arc::new(cf_webhooks::secret::Keyring::fixed(
+        cf_webhooks::secret::SecretSet::parse_list(SECRET, Default::default()).unwrap(),
+    ));
+    for size in [1024usize, 64 * 1024] {
+        let body = Bytes::from(body_of(size));
+        assert_eq!(body.len(), size);
+        let headers = headers_for(&body);
+        let label = if size == 1024 { "1KiB" } else { "64KiB" };
+        let mut group = c.benchmark_group(format!("ack/{label}"));
+        group.throughput(Throughput::Bytes(size as u64));
+
+        group.bench_function("floor: hmac-sha256", |b| {
+            b.iter(|| {
+                let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+                mac.update(black_box(&body));
+                black_box(mac.finalize().into_bytes())
+            })
+        });
+        group.bench_function("floor: serde_json to Value", |b| {
+            b.iter(|| black_box(serde_json::from_slice::<serde_json::Value>(black_box(&body)).unwrap()))
+        });
+        group.bench_function("floor: hmac + serde_json", |b| {
+            b.iter(|| {
+                let mut mac = Hmac::<Sha256>::new_from_slice(SECRET.as_bytes()).unwrap();
+                mac.update(black_box(&body));
+                black_box(mac.finalize().into_bytes());
+                black_box(serde_json::from_slice::<serde_json::Value>(black_box(&body)).unwrap())
+            })
+        });
+        group.bench_function("signature verify", |b| {
+            let signature = cf_webhooks::signature::Signature::parse(headers["x-cf-signature"].as_bytes()).unwrap();
+            b.iter(|| black_box(config.secrets.with_accepted(|s| signature.verify(s, black_box(&body)))))
+        });
+        group.bench_function("whole ack path (decide)", |b| {
+            b.iter(|| {
+                let delivery = Delivery { method: &Method::POST, headers: &headers, body: &body, received_at_ms: 1 };
+                let decision = decide(black_box(delivery), &config);
+                debug_assert!(matches!(decision, Decision::Publish { .. }));
+                black_box(decision)
+            })
+        });
+        group.finish();
+    }
+}
+
+fn decoding(c: &mut Criterion) {
+    let mut group = c.benchmark_group("decode");
+    for event in EventGroup::ALL {
+        let body = sample(event).as_bytes();
+        group.bench_function(format!("envelope/{event}"), |b| {
+            b.iter(|| black_box(routing::parse(black_box(body)).unwrap()))
+        });
+        group.bench_function(format!("floor: serde_json to Value/{event}"), |b| {
+            b.iter(|| black_box(serde_json::from_slice::<serde_json::Value>(black_box(body)).unwrap()))
+        });
+        macro_rules! typed {
+            ($ty:ty) => {{
+                group.bench_function(format!("typed/{event}"), |b| {
+                    b.iter(|| black_box(<$ty>::decode(black_box(body)).unwrap()))
+                });
+            }};
+        }
+        match event {
+            EventGroup::Product => typed!(ProductEvent),
+            EventGroup::Sample => typed!(SampleEvent),
+            EventGroup::User => typed!(UserEvent),
+            EventGroup::Task => typed!(TaskEvent),
+            EventGroup::WorkUnit => typed!(WorkUnitEvent),
+            EventGroup::Job => typed!(JobEvent),
+            EventGroup::Session => typed!(SessionEvent),
+        }
+    }
+    group.finish();
+}
+
+struct Noop;
+
+impl Handler for Noop {
+    type Event = TaskEvent;
+    async fn handle(&self, event: &TaskEvent, _: &Context<'_>) -> Result<(), HandlerError> {
+        black_box(event);
+        Ok(())
+    }
+}
+
+fn runner(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let body = sample(EventGroup::Task);
+    let mut group = c.benchmark_group("consumer");
+    group.throughput(Throughput::Elements(10));
+    group.bench_function("runner, batch of 10 unique records, no-op handler", |b| {
+        let runner =
+            Runner::new(Noop, MemoryStore::new(Duration::from_secs(60), Duration::from_secs(3600)), NoDeadLetters);
+        let mut n = 0u64;
+        b.iter_batched(
+            || {
+                (0..10)
+                    .map(|_| {
+                        n += 1;
+                        Record {
+                            message_id: format!("m{n}"),
+                            body: body.replace("c02f0f73-1706-4973-9a4d-38007d6685e9", &format!("p-{n}")),
+                            receive_count: 1,
+                            ..Record::default()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+            },
+            |records| black_box(rt.block_on(runner.run(&records))),
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("floor: typed decode of 10 records", |b| {
+        b.iter(|| {
+            for _ in 0..10 {
+                black_box(TaskEvent::decode(black_box(body.as_bytes())).unwrap());
+            }
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, ack_path, decoding, runner);
+criterion_main!(benches);
