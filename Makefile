@@ -20,7 +20,7 @@ FUNCTIONS := ingest consume-product consume-sample consume-user consume-task con
 # that need them install them first (scripts/tools.sh) and put them first on PATH.
 TOOLS = export PATH="$$(scripts/tools.sh):$$PATH"
 
-.PHONY: help run send test build sizes template validate deploy logs redrive lint fmt clean
+.PHONY: help run send test bench build sizes template validate deploy logs redrive lint fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -34,7 +34,10 @@ send: ## sign and send EVENT (default events/task.json) to URL, like Creative Fo
 test: ## run the whole test suite (lints, template checks, unit, contract, AWS and emulator tests)
 	./scripts/test.sh
 
-build: ## build the nine Lambda bootstraps for arm64 in one cargo build (target/lambda/<function>/bootstrap)
+bench: ## benchmarks: criterion, bootstrap sizes, load against the reference receiver; writes BENCHMARKS.md
+	./bench/run.sh
+
+build: ## build the eight Lambda bootstraps for arm64 in one cargo build (target/lambda/<function>/bootstrap)
 	@$(TOOLS); cargo lambda build --release --arm64 $(LAMBDA_PACKAGES)
 	@$(MAKE) --no-print-directory sizes
 

@@ -201,7 +201,7 @@ fn verify(key: &KeyArgs, signature: &str, file: &PathBuf) -> Result<ExitCode, St
 }
 
 async fn dev(args: DevArgs) -> Result<ExitCode, String> {
-    cf_webhooks::logging::init_pretty();
+    let _flush_logs_on_exit = cf_webhooks::logging::init_pretty();
     let configured = std::env::var("CF_WEBHOOK_SECRET").is_ok_and(|s| !s.trim().is_empty());
     if !configured && !args.addr.ip().is_loopback() {
         return Err(format!(

@@ -27,12 +27,18 @@ pub fn init_json() {
         .try_init();
 }
 
-/// Human-readable lines on stderr.
-pub fn init_pretty() {
+/// Human-readable lines on stderr, written by a background thread so that a slow
+/// terminal never holds up an answer. Keep the guard until exit: dropping it flushes.
+///
+/// The Lambda functions log synchronously instead ([`init_json`]): Lambda freezes the
+/// process as soon as an invocation returns, and a line still queued could be lost.
+pub fn init_pretty() -> tracing_appender::non_blocking::WorkerGuard {
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter())
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .try_init();
+    guard
 }

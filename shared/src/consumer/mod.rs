@@ -12,6 +12,7 @@ use futures_util::FutureExt as _;
 use serde::Serialize;
 
 use crate::events::{routing, EventGroup, GroupEvent};
+use crate::queue::message::attr;
 use crate::queue::PublishError;
 pub use idempotency::{Claim, IdempotencyStore, MemoryStore, StoreError};
 
@@ -272,14 +273,18 @@ impl<H: Handler, S: IdempotencyStore, D: DeadLetterSink> Runner<H, S, D> {
     async fn run_one(&self, record: &Record) -> RecordReport {
         let group = H::Event::GROUP;
         let decoded = decode_body(record);
-        let (payload_id, action) = match &decoded {
-            Ok(bytes) => match routing::parse(bytes) {
+        // Ingest put the envelope's facts in the message attributes: no second parse of
+        // the body for them, unless a message arrives without (sent by other means).
+        let attribute = |name: &str| record.attributes.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
+        let (payload_id, action) = match (attribute(attr::PAYLOAD_ID), attribute(attr::ACTION), &decoded) {
+            (Some(payload_id), Some(action), _) => (Some(payload_id), Some(action)),
+            (_, _, Ok(bytes)) => match routing::parse(bytes) {
                 Ok(r) => (Some(r.payload_id.into_owned()), Some(r.action.into_owned())),
                 Err(_) => (None, None),
             },
-            Err(_) => (None, None),
+            _ => (None, None),
         };
-        let outcome = self.outcome(record, decoded, payload_id.as_deref()).await;
+        let outcome = self.outcome(record, decoded).await;
         let report = RecordReport {
             payload_id,
             event_group: group,
@@ -296,7 +301,7 @@ impl<H: Handler, S: IdempotencyStore, D: DeadLetterSink> Runner<H, S, D> {
         report
     }
 
-    async fn outcome(&self, record: &Record, decoded: Result<Vec<u8>, String>, payload_id: Option<&str>) -> Outcome {
+    async fn outcome(&self, record: &Record, decoded: Result<Vec<u8>, String>) -> Outcome {
         let bytes = match decoded {
             Ok(bytes) => bytes,
             Err(why) => return self.give_up(record, why).await,
@@ -305,7 +310,8 @@ impl<H: Handler, S: IdempotencyStore, D: DeadLetterSink> Runner<H, S, D> {
             Ok(event) => event,
             Err(e) => return self.give_up(record, e.to_string()).await,
         };
-        let key = format!("{}#{}", H::Event::GROUP, payload_id.unwrap_or(&event.envelope().payload_id));
+        // The key comes from the body, never from an attribute: it is what was signed.
+        let key = format!("{}#{}", H::Event::GROUP, event.envelope().payload_id);
         match self.store.claim(&key).await {
             Ok(Claim::Acquired) => {}
             Ok(Claim::Completed) => return Outcome::Duplicate,

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# make bench: criterion micro-benchmarks, the Lambda bootstraps' sizes, and the
+# end-to-end load of cfwh dev against Creative Force's reference receiver; writes
+# BENCHMARKS.md and bench/load.svg.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '\033[1m== %s\033[0m\n' "$*"; }
+
+missing=()
+for tool in wrk puma; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+ruby -e 'require "sinatra"' 2>/dev/null || missing+=(ruby-sinatra)
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing ${missing[*]} (Debian packages wrk, ruby-sinatra, puma)"
+  command -v apt-get >/dev/null || { echo "make bench: install wrk, ruby-sinatra and puma" >&2; exit 1; }
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  $SUDO apt-get install -y -qq wrk ruby-sinatra puma >/dev/null 2>&1 \
+    || { $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq wrk ruby-sinatra puma >/dev/null; }
+fi
+
+say "criterion micro-benchmarks"
+cargo bench -p cf-webhooks --features testkit --bench ack -- --warm-up-time 1 --measurement-time 3 --noplot
+
+say "Lambda bootstraps"
+make --no-print-directory build
+
+say "end-to-end load"
+cargo build --release -p cfwh --bin cfwh
+python3 bench/load.py
+
+python3 bench/report.py
