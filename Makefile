@@ -20,7 +20,7 @@ FUNCTIONS := ingest consume-product consume-sample consume-user consume-task con
 # that need them install them first (scripts/tools.sh) and put them first on PATH.
 TOOLS = export PATH="$$(scripts/tools.sh):$$PATH"
 
-.PHONY: help run send test bench build sizes template validate deploy logs redrive lint fmt clean
+.PHONY: help run send test fuzz soak bench build sizes template validate deploy logs redrive lint fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -33,6 +33,13 @@ send: ## sign and send EVENT (default events/task.json) to URL, like Creative Fo
 
 test: ## run the whole test suite (lints, template checks, unit, contract, AWS and emulator tests)
 	./scripts/test.sh
+
+fuzz: ## run each fuzz target for FUZZ_SECONDS (default 60) with cargo fuzz
+	./scripts/fuzz.sh
+
+soak: ## 20,000 events, 10% re-deliveries, 5% failures and an SQS outage through cfwh dev over moto
+	cargo build --release -p cfwh --bin cfwh
+	"$$(scripts/tools.sh)/python" scripts/soak.py
 
 bench: ## benchmarks: criterion, bootstrap sizes, load against the reference receiver; writes BENCHMARKS.md
 	./bench/run.sh

@@ -8,7 +8,7 @@ say() { printf '\033[1m== %s\033[0m\n' "$*"; }
 
 missing=()
 for tool in wrk puma; do command -v "$tool" >/dev/null || missing+=("$tool"); done
-ruby -e 'require "sinatra"' 2>/dev/null || missing+=(ruby-sinatra)
+ruby -e 'require "sinatra/base"' 2>/dev/null || missing+=(ruby-sinatra)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]} (Debian packages wrk, ruby-sinatra, puma)"
   command -v apt-get >/dev/null || { echo "make bench: install wrk, ruby-sinatra and puma" >&2; exit 1; }

@@ -17,7 +17,8 @@ use cf_webhooks::aws::dynamodb::DynamoStore;
 use cf_webhooks::aws::sqs::{SqsDeadLetters, SqsQueues};
 use cf_webhooks::config::IngestConfig;
 use cf_webhooks::consumer::{
-    Claim, DeadLetterSink, Handler, IdempotencyStore, MemoryStore, Outcome, Record, RecordReport, Runner, StoreError,
+    Claim, DeadLetterSink, Handler, HandlerError, IdempotencyStore, MemoryStore, Outcome, Record, RecordReport, Runner,
+    StoreError,
 };
 use cf_webhooks::events::{EventGroup, GroupEvent, Route};
 use cf_webhooks::queue::memory::{MemoryQueues, Received, Released};
@@ -44,11 +45,23 @@ pub struct DevOptions {
     pub max_receives: u32,
     /// Messages an in-memory queue holds before ingest answers 503.
     pub queue_capacity: usize,
+    /// How long a handler may run before its record fails (the consumer's timeout).
+    pub handler_timeout: Duration,
+    /// Failure injection (`--chaos-percent`, for soak tests): this share of payloads fails,
+    /// half of them on the first attempt only, half on every attempt.
+    pub chaos_percent: u8,
 }
 
 impl Default for DevOptions {
     fn default() -> Self {
-        Self { batch_size: 10, retry_delay: Duration::from_secs(1), max_receives: 5, queue_capacity: 100_000 }
+        Self {
+            batch_size: 10,
+            retry_delay: Duration::from_secs(1),
+            max_receives: 5,
+            queue_capacity: 100_000,
+            handler_timeout: Duration::from_secs(60),
+            chaos_percent: 0,
+        }
     }
 }
 
@@ -77,8 +90,12 @@ pub enum Store {
 impl Store {
     /// An in-memory store with the deployed defaults.
     pub fn memory() -> Self {
-        use cf_webhooks::config::{DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL};
-        Self::Memory(Arc::new(MemoryStore::new(DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL)))
+        Self::memory_with(cf_webhooks::config::DEFAULT_CLAIM_LEASE)
+    }
+
+    /// An in-memory store whose claims last `lease`.
+    pub fn memory_with(lease: Duration) -> Self {
+        Self::Memory(Arc::new(MemoryStore::new(lease, cf_webhooks::config::DEFAULT_IDEMPOTENCY_TTL)))
     }
 }
 
@@ -100,6 +117,44 @@ impl IdempotencyStore for Store {
             Self::Memory(store) => store.release(key).await,
             Self::Dynamo(store) => store.release(key).await,
         }
+    }
+}
+
+/// A shipped handler with injected failures, chosen by a hash of the `PayloadId` so that a
+/// payload fails the same way on every delivery: `percent / 2` of the payloads fail their
+/// first attempt only, as many fail every attempt (and end in the dead-letter queue).
+pub struct Chaos<H> {
+    inner: H,
+    percent: u8,
+}
+
+impl<H> Chaos<H> {
+    /// `inner`, failing `percent` of the payloads (0: never).
+    pub fn new(inner: H, percent: u8) -> Self {
+        Self { inner, percent: percent.min(100) }
+    }
+}
+
+/// The bucket (0..100) of a payload, and whether it fails always (odd) or once (even).
+pub fn chaos_bucket(payload_id: &str) -> u8 {
+    let digest = sha2::Digest::finalize(sha2::Digest::chain_update(sha2::Sha256::default(), payload_id.as_bytes()));
+    digest[0] % 100
+}
+
+impl<H: Handler> Handler for Chaos<H> {
+    type Event = H::Event;
+
+    async fn handle(&self, event: &H::Event, ctx: &cf_webhooks::consumer::Context<'_>) -> Result<(), HandlerError> {
+        let bucket = chaos_bucket(&event.envelope().payload_id);
+        if bucket < self.percent {
+            if bucket % 2 == 1 {
+                return Err(HandlerError::retry("injected failure (chaos: every attempt)"));
+            }
+            if ctx.receive_count <= 1 {
+                return Err(HandlerError::retry("injected failure (chaos: first attempt)"));
+            }
+        }
+        self.inner.handle(event, ctx).await
     }
 }
 
@@ -203,7 +258,7 @@ pub async fn consume<H: Handler, S: IdempotencyStore, D: DeadLetterSink>(
             continue;
         }
         let records: Vec<Record> = batch.iter().map(record).collect();
-        let report = runner.run(&records).await;
+        let report = runner.run_until(&records, Some(tokio::time::Instant::now() + options.handler_timeout)).await;
         for (received, line) in batch.into_iter().zip(report.records) {
             lines(line.to_json_line());
             if !line.retry() {
@@ -250,7 +305,7 @@ pub async fn consume_sqs<H: Handler, S: IdempotencyStore, D: DeadLetterSink>(
             continue;
         }
         let records: Vec<Record> = batch.iter().map(cf_webhooks::aws::sqs::record).collect();
-        let report = runner.run(&records).await;
+        let report = runner.run_until(&records, Some(tokio::time::Instant::now() + options.handler_timeout)).await;
         let mut done = Vec::new();
         for (message, line) in batch.iter().zip(report.records) {
             lines(line.to_json_line());
@@ -281,38 +336,38 @@ pub struct Dev {
 }
 
 macro_rules! spawn_consumers {
-    ($consumers:ident, |$handler:ident, $group:ident| $spawn:expr) => {{
-        let $handler = ProductHandler;
+    ($consumers:ident, $chaos:expr, |$handler:ident, $group:ident| $spawn:expr) => {{
+        let $handler = Chaos::new(ProductHandler, $chaos);
         let $group = EventGroup::Product;
         $consumers.spawn($spawn);
     }
     {
-        let $handler = SampleHandler;
+        let $handler = Chaos::new(SampleHandler, $chaos);
         let $group = EventGroup::Sample;
         $consumers.spawn($spawn);
     }
     {
-        let $handler = UserHandler;
+        let $handler = Chaos::new(UserHandler, $chaos);
         let $group = EventGroup::User;
         $consumers.spawn($spawn);
     }
     {
-        let $handler = TaskHandler;
+        let $handler = Chaos::new(TaskHandler, $chaos);
         let $group = EventGroup::Task;
         $consumers.spawn($spawn);
     }
     {
-        let $handler = WorkUnitHandler;
+        let $handler = Chaos::new(WorkUnitHandler, $chaos);
         let $group = EventGroup::WorkUnit;
         $consumers.spawn($spawn);
     }
     {
-        let $handler = JobHandler;
+        let $handler = Chaos::new(JobHandler, $chaos);
         let $group = EventGroup::Job;
         $consumers.spawn($spawn);
     }
     {
-        let $handler = SessionHandler;
+        let $handler = Chaos::new(SessionHandler, $chaos);
         let $group = EventGroup::Session;
         $consumers.spawn($spawn);
     }};
@@ -335,7 +390,7 @@ impl Dev {
         let (router, memory, sqs) = match backend {
             Backend::Memory => {
                 let queues = Arc::new(MemoryQueues::new(options.queue_capacity, options.max_receives));
-                spawn_consumers!(consumers, |handler, _group| consume(
+                spawn_consumers!(consumers, options.chaos_percent, |handler, _group| consume(
                     queues.clone(),
                     Runner::new(handler, store.clone(), DeadLetters::Memory(queues.clone())),
                     options.clone(),
@@ -345,7 +400,7 @@ impl Dev {
                 (ingest_router(config, queues.clone()), Some(queues), None)
             }
             Backend::Sqs { client, queues } => {
-                spawn_consumers!(consumers, |handler, group| {
+                spawn_consumers!(consumers, options.chaos_percent, |handler, group| {
                     let route = Route::Group(group);
                     let dead_letters = SqsDeadLetters::new(client.clone(), queues.dead_letters[&route].clone());
                     consume_sqs(

@@ -9,7 +9,7 @@ use std::time::Duration;
 use cf_webhooks::aws::dynamodb::DynamoStore;
 use cf_webhooks::aws::Budget;
 use cf_webhooks::config::IngestConfig;
-use cf_webhooks::config::{DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL};
+use cf_webhooks::config::DEFAULT_IDEMPOTENCY_TTL;
 use cf_webhooks::events::{EventGroup, Route};
 use cf_webhooks::secret::{Secret, SecretEncoding, SecretSet};
 use cf_webhooks::signature::{sign, Signature};
@@ -86,6 +86,17 @@ struct DevArgs {
     /// Deliveries before a failing record is dead-lettered.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     max_receives: u32,
+    /// How long a handler may run before its record fails and is retried.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    handler_timeout: Duration,
+    /// How long an in-progress idempotency claim holds (a consumer killed mid-record
+    /// blocks its record this long).
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    claim_lease: Duration,
+    /// Failure injection for soak tests: this percentage of payloads fails, half on the
+    /// first attempt only, half on every attempt.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100), hide = true)]
+    chaos_percent: u8,
     /// Use the SQS API at this URL instead of in-memory queues; missing queues are created.
     #[arg(long, value_name = "URL")]
     sqs_endpoint: Option<String>,
@@ -221,6 +232,8 @@ async fn dev(args: DevArgs) -> Result<ExitCode, String> {
         batch_size: args.batch_size.into(),
         retry_delay: args.retry_delay,
         max_receives: args.max_receives,
+        handler_timeout: args.handler_timeout,
+        chaos_percent: args.chaos_percent,
         ..DevOptions::default()
     };
     let secrets = if configured {
@@ -240,7 +253,7 @@ async fn dev(args: DevArgs) -> Result<ExitCode, String> {
         }
     };
     let store = match &args.dynamodb_endpoint {
-        None => Store::memory(),
+        None => Store::memory_with(args.claim_lease),
         Some(endpoint) => {
             let sdk = cfwh::aws::local_sdk_config(Budget::consumer()).await;
             let client = aws_sdk_dynamodb::Client::from_conf(
@@ -248,7 +261,7 @@ async fn dev(args: DevArgs) -> Result<ExitCode, String> {
             );
             DynamoStore::create_table_if_missing(&client, &args.table).await.map_err(|e| e.to_string())?;
             eprintln!("cfwh dev: idempotency in table {} on {endpoint}", args.table);
-            Store::Dynamo(DynamoStore::new(client, &args.table, DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL))
+            Store::Dynamo(DynamoStore::new(client, &args.table, args.claim_lease, DEFAULT_IDEMPOTENCY_TTL))
         }
     };
     let lines: LineSink = Arc::new(|line| println!("{line}"));

@@ -1,13 +1,13 @@
 //! The `cfwh` binary as a studio engineer uses it: `cfwh dev` in one process, `cfwh send`
 //! of the files in `events/`, `cfwh sign` and `cfwh verify`.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::Duration;
 
-const CFWH: &str = env!("CARGO_BIN_EXE_cfwh");
+use common::{DevProcess, CFWH};
 
 fn events_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../events")
@@ -21,72 +21,6 @@ fn sample_files() -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
-}
-
-/// `cfwh dev` on a free port, its stdout lines on a channel.
-struct DevProcess {
-    child: Child,
-    url: String,
-    lines: mpsc::Receiver<String>,
-}
-
-impl DevProcess {
-    fn start(secret: Option<&str>) -> Self {
-        Self::start_with(secret, &[])
-    }
-
-    fn start_with(secret: Option<&str>, extra: &[&str]) -> Self {
-        let mut command = Command::new(CFWH);
-        command.args(["dev", "--addr", "127.0.0.1:0"]).args(extra).stdout(Stdio::piped()).stderr(Stdio::piped());
-        command.env_remove("CF_WEBHOOK_SECRET").env("RUST_LOG", "warn");
-        if let Some(secret) = secret {
-            command.env("CF_WEBHOOK_SECRET", secret);
-        }
-        let mut child = command.spawn().unwrap();
-        let stderr = BufReader::new(child.stderr.take().unwrap());
-        let (addr_tx, addr_rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                if let Some(rest) = line.strip_prefix("cfwh dev: listening on ") {
-                    let _ = addr_tx.send(rest.split_whitespace().next().unwrap().to_owned());
-                }
-            }
-        });
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let url = addr_rx.recv_timeout(Duration::from_secs(30)).expect("cfwh dev announces its address");
-        Self { child, url, lines }
-    }
-
-    /// Lines printed: the first within `wait`, any more within a short grace after it.
-    fn lines_within(&self, wait: Duration) -> Vec<serde_json::Value> {
-        let mut lines = Vec::new();
-        let mut timeout = wait;
-        while let Ok(line) = self.lines.recv_timeout(timeout) {
-            lines.push(serde_json::from_str(&line).unwrap_or_else(|_| panic!("stdout holds only JSON lines: {line}")));
-            timeout = Duration::from_millis(200);
-        }
-        lines
-    }
-
-    fn terminate(mut self) -> (std::process::ExitStatus, Vec<serde_json::Value>) {
-        let pid = self.child.id().to_string();
-        Command::new("kill").args(["-TERM", &pid]).status().unwrap();
-        let status = self.child.wait().unwrap();
-        let rest = self.lines.try_iter().map(|l| serde_json::from_str(&l).unwrap()).collect();
-        (status, rest)
-    }
-}
-
-impl Drop for DevProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
 }
 
 fn send(url: &str, secret: Option<&str>, files: &[PathBuf], extra: &[&str]) -> (bool, String) {

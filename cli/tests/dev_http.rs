@@ -1,7 +1,9 @@
 //! The ack-path contract through real HTTP against the `cfwh dev` ingest service, and
 //! the local pipeline's retries, dead letters and drain.
 
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::sync::Arc;
 use std::time::Duration;
 
 use cf_webhooks::consumer::{Context, Handler, HandlerError, MemoryStore, Runner};
@@ -9,7 +11,8 @@ use cf_webhooks::events::{EventGroup, Route, TaskEvent};
 use cf_webhooks::queue::memory::MemoryQueues;
 use cf_webhooks::queue::Publisher;
 use cf_webhooks::testkit::{self, Case, RecordingPublisher, Seen};
-use cfwh::dev::{consume, ingest_router, Backend, Dev, DevOptions, LineSink, Store};
+use cfwh::dev::{consume, ingest_router, Backend, Dev, DevOptions, Store};
+use common::collecting_sink;
 use tokio::net::TcpListener;
 
 async fn through_http(case: &Case) -> Seen {
@@ -57,14 +60,6 @@ async fn an_oversized_content_length_is_refused_before_reading() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("body-too-large"));
     assert!(publisher.stored().is_empty());
-}
-
-fn collecting_sink() -> (LineSink, Arc<Mutex<Vec<serde_json::Value>>>) {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink_lines = lines.clone();
-    let sink: LineSink =
-        Arc::new(move |line: String| sink_lines.lock().unwrap().push(serde_json::from_str(&line).unwrap()));
-    (sink, lines)
 }
 
 /// Fails every task whose step is not `Photography`, permanently when it is `Delete`.

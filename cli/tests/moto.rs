@@ -1,8 +1,10 @@
 //! The pipeline against a real AWS API server: `moto_server`, which `make test` starts
 //! and names in `CFWH_TEST_MOTO`. Every test uses its own queue and table names.
 
+mod common;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cf_webhooks::aws::dynamodb::DynamoStore;
@@ -13,6 +15,7 @@ use cf_webhooks::events::{EventGroup, Route, TaskEvent};
 use cf_webhooks::testkit;
 use cfwh::aws::{depth, ensure_queues, receive, redrive, sqs_client, Queues};
 use cfwh::dev::{consume_sqs, Backend, DeadLetters, Dev, DevOptions, LineSink, Store};
+use common::collecting_sink;
 use tokio::net::TcpListener;
 
 fn moto() -> String {
@@ -32,14 +35,6 @@ async fn sqs() -> aws_sdk_sqs::Client {
 async fn dynamodb() -> aws_sdk_dynamodb::Client {
     let sdk = cfwh::aws::local_sdk_config(Budget::consumer()).await;
     aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(moto()).build())
-}
-
-fn collecting_sink() -> (LineSink, Arc<Mutex<Vec<serde_json::Value>>>) {
-    let lines = Arc::new(Mutex::new(Vec::new()));
-    let sink_lines = lines.clone();
-    let sink: LineSink =
-        Arc::new(move |line: String| sink_lines.lock().unwrap().push(serde_json::from_str(&line).unwrap()));
-    (sink, lines)
 }
 
 async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {

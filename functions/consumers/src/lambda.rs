@@ -1,5 +1,7 @@
 //! The Lambda glue of every consumer: SQS event in, `batchItemFailures` out.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use cf_webhooks::aws::dynamodb::DynamoStore;
 use cf_webhooks::aws::sqs::SqsDeadLetters;
@@ -27,13 +29,25 @@ pub fn record(message: SqsMessage) -> Record {
     }
 }
 
-/// Runs one SQS batch and answers the records to retry.
+/// How long before the function's own timeout a still-running handler is stopped, so
+/// that the batch answer (and the records already done) is not lost with it.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
+
+/// Runs one SQS batch and answers the records to retry. With `deadline_ms` (the
+/// invocation's deadline, ms since the Unix epoch) handlers are stopped
+/// [`DEADLINE_MARGIN`] before it.
 pub async fn handle_batch<H: Handler, S: IdempotencyStore, D: DeadLetterSink>(
     runner: &Runner<H, S, D>,
     event: SqsEvent,
+    deadline_ms: Option<u64>,
 ) -> SqsBatchResponse {
     let records: Vec<Record> = event.records.into_iter().map(record).collect();
-    let report = runner.run(&records).await;
+    let deadline = deadline_ms.map(|deadline| {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let left = Duration::from_millis(deadline).saturating_sub(now).saturating_sub(DEADLINE_MARGIN);
+        tokio::time::Instant::now() + left
+    });
+    let report = runner.run_until(&records, deadline).await;
     let mut response = SqsBatchResponse::default();
     response.batch_item_failures = report
         .failures()
@@ -59,7 +73,8 @@ pub async fn run<H: Handler + 'static>(handler: H) -> Result<(), lambda_runtime:
     let runner = Runner::new(handler, store, dead_letters).with_metrics(config.metrics);
     let runner = &runner;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, std::convert::Infallible>(handle_batch(runner, event.payload).await)
+        let deadline = event.context.deadline;
+        Ok::<_, std::convert::Infallible>(handle_batch(runner, event.payload, Some(deadline)).await)
     }))
     .await
 }

@@ -17,10 +17,10 @@ macro_rules! sample_event_is_processed {
         async fn $name() {
             let runner = runner($handler);
             let sqs = event(include_str!(concat!("../../../events/lambda/", $file)));
-            let response = handle_batch(&runner, sqs.clone()).await;
+            let response = handle_batch(&runner, sqs.clone(), None).await;
             assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
             // The same message again is a duplicate, which is a success too.
-            assert!(handle_batch(&runner, sqs).await.batch_item_failures.is_empty());
+            assert!(handle_batch(&runner, sqs, None).await.batch_item_failures.is_empty());
         }
     )+};
 }
@@ -60,7 +60,7 @@ async fn only_failed_records_are_returned_as_batch_item_failures() {
     sqs.records.push(failing);
     sqs.records.push(garbage);
 
-    let response = handle_batch(&runner(FailsOnReject), sqs).await;
+    let response = handle_batch(&runner(FailsOnReject), sqs, None).await;
     let ids: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     // No dead-letter queue client yet: the undecodable record is retried until the
     // queue's redrive policy moves it.

@@ -38,6 +38,42 @@ async fn sdk(endpoint: &str, budget: Budget) -> aws_config::SdkConfig {
 const PASS: u8 = 0;
 const REFUSE: u8 = 1;
 const STALL: u8 = 2;
+const THROTTLE: u8 = 3;
+
+/// Answers one HTTP request the way SQS answers when it throttles, then closes.
+async fn throttle(mut inbound: TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let Ok(n) = inbound.read(&mut buf).await else { return };
+        if n == 0 {
+            return;
+        }
+        request.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&request);
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    l.to_ascii_lowercase()
+                        .strip_prefix("content-length:")
+                        .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                })
+                .unwrap_or(0);
+            if request.len() >= end + 4 + length {
+                break;
+            }
+        }
+    }
+    let body = r#"{"__type":"com.amazonaws.sqs#ThrottlingException","message":"Rate exceeded"}"#;
+    let response = format!(
+        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-query-error: ThrottlingException;Sender\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = inbound.write_all(response.as_bytes()).await;
+    let _ = inbound.shutdown().await;
+}
 
 /// A TCP proxy in front of moto that can pass traffic, refuse connections, or accept
 /// them and never answer; switching mode cuts the connections already open.
@@ -62,6 +98,9 @@ impl Proxy {
                 match accept_mode.load(Ordering::SeqCst) {
                     REFUSE => {
                         let _ = inbound.shutdown().await;
+                    }
+                    THROTTLE => {
+                        tokio::spawn(throttle(inbound));
                     }
                     STALL => {
                         tokio::spawn(async move {
@@ -99,7 +138,7 @@ fn task(payload_id: &str) -> String {
 }
 
 #[tokio::test]
-async fn an_unreachable_or_stalled_queue_answers_503_within_budget_and_loses_nothing_answered_200() {
+async fn an_unreachable_stalled_or_throttling_queue_answers_503_within_budget_and_loses_nothing_answered_200() {
     let moto = moto();
     let direct = aws_sdk_sqs::Client::new(&sdk(&moto, Budget::consumer()).await);
     let mut urls = std::collections::BTreeMap::new();
@@ -121,7 +160,7 @@ async fn an_unreachable_or_stalled_queue_answers_503_within_budget_and_loses_not
     let mut answered_200 = HashSet::new();
     let mut answered_503 = 0;
     let mut n = 0;
-    for (mode, count) in [(PASS, 5), (STALL, 3), (REFUSE, 3), (PASS, 5)] {
+    for (mode, count) in [(PASS, 5), (STALL, 3), (REFUSE, 3), (THROTTLE, 3), (PASS, 5)] {
         proxy.set(mode);
         for _ in 0..count {
             n += 1;
@@ -150,7 +189,7 @@ async fn an_unreachable_or_stalled_queue_answers_503_within_budget_and_loses_not
             }
         }
     }
-    assert_eq!(answered_503, 6);
+    assert_eq!(answered_503, 9);
     assert_eq!(answered_200.len(), 10);
 
     // Everything answered 200 is in the queue (a 503 may be there too: at least once).

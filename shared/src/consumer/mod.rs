@@ -266,11 +266,18 @@ impl<H: Handler, S: IdempotencyStore, D: DeadLetterSink> Runner<H, S, D> {
 
     /// Handles every record of a batch, concurrently and each on its own.
     pub async fn run(&self, records: &[Record]) -> BatchReport {
-        let reports = futures_util::future::join_all(records.iter().map(|r| self.run_one(r))).await;
+        self.run_until(records, None).await
+    }
+
+    /// As [`run`](Self::run), but a handler still running at `deadline` is abandoned and
+    /// its record fails (retryable), so the batch answer is out before the function's own
+    /// timeout and the other records are not redelivered with it.
+    pub async fn run_until(&self, records: &[Record], deadline: Option<tokio::time::Instant>) -> BatchReport {
+        let reports = futures_util::future::join_all(records.iter().map(|r| self.run_one(r, deadline))).await;
         BatchReport { records: reports }
     }
 
-    async fn run_one(&self, record: &Record) -> RecordReport {
+    async fn run_one(&self, record: &Record, deadline: Option<tokio::time::Instant>) -> RecordReport {
         let group = H::Event::GROUP;
         let decoded = decode_body(record);
         // Ingest put the envelope's facts in the message attributes: no second parse of
@@ -284,7 +291,7 @@ impl<H: Handler, S: IdempotencyStore, D: DeadLetterSink> Runner<H, S, D> {
             },
             _ => (None, None),
         };
-        let outcome = self.outcome(record, decoded).await;
+        let outcome = self.outcome(record, decoded, deadline).await;
         let report = RecordReport {
             payload_id,
             event_group: group,
@@ -301,7 +308,12 @@ impl<H: Handler, S: IdempotencyStore, D: DeadLetterSink> Runner<H, S, D> {
         report
     }
 
-    async fn outcome(&self, record: &Record, decoded: Result<Vec<u8>, String>) -> Outcome {
+    async fn outcome(
+        &self,
+        record: &Record,
+        decoded: Result<Vec<u8>, String>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Outcome {
         let bytes = match decoded {
             Ok(bytes) => bytes,
             Err(why) => return self.give_up(record, why).await,
@@ -323,9 +335,14 @@ impl<H: Handler, S: IdempotencyStore, D: DeadLetterSink> Runner<H, S, D> {
 
         let raw = std::str::from_utf8(&bytes).unwrap_or_default();
         let ctx = Context { raw, message_id: &record.message_id, receive_count: record.receive_count };
-        let result = AssertUnwindSafe(self.handler.handle(&event, &ctx)).catch_unwind().await;
+        let work = AssertUnwindSafe(self.handler.handle(&event, &ctx)).catch_unwind();
+        let result = match deadline {
+            None => Some(work.await),
+            Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),
+        };
         let failure = match result {
-            Ok(Ok(())) => {
+            None => Err("the handler ran past its time and was stopped".to_owned()),
+            Some(Ok(Ok(()))) => {
                 if let Err(e) = self.store.complete(&key).await {
                     // The work is done: retrying would apply it twice. The claim expires
                     // on its own; say so loudly.
@@ -333,9 +350,9 @@ impl<H: Handler, S: IdempotencyStore, D: DeadLetterSink> Runner<H, S, D> {
                 }
                 return Outcome::Processed;
             }
-            Ok(Err(HandlerError::Retryable(e))) => Err(e.to_string()),
-            Ok(Err(HandlerError::Permanent(e))) => Ok(e.to_string()),
-            Err(panic) => Err(format!("handler panicked: {}", panic_message(&panic))),
+            Some(Ok(Err(HandlerError::Retryable(e)))) => Err(e.to_string()),
+            Some(Ok(Err(HandlerError::Permanent(e)))) => Ok(e.to_string()),
+            Some(Err(panic)) => Err(format!("handler panicked: {}", panic_message(&panic))),
         };
         if let Err(e) = self.store.release(&key).await {
             tracing::warn!(error = %e, "could not release the claim; it expires on its own");

@@ -23,6 +23,10 @@ impl Handler for Scripted {
             Some("permanent") => Err(HandlerError::permanent("no such product downstream")),
             Some("panic") => panic!("handler bug"),
             Some("io") => Err(std::io::Error::other("disk full"))?,
+            Some("slow") => {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                Ok(())
+            }
             _ => {
                 self.applied.fetch_add(1, Ordering::SeqCst);
                 Ok(())
@@ -183,4 +187,18 @@ fn report_lines_carry_the_contract_fields() {
     assert_eq!(line["event_group"], "work-unit");
     assert_eq!(line["action"], "StatusChanged");
     assert_eq!(line["outcome"], "processed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_handler_past_its_time_fails_its_record_only_and_can_run_again() {
+    let runner = Runner::new(Scripted::default(), store(), CollectingDlq::default());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let report =
+        runner.run_until(&[record("slow", "p-slow", "slow"), record("ok", "p-ok", "ok")], Some(deadline)).await;
+    assert_eq!(outcomes(&report), [("slow", "failed"), ("ok", "processed")]);
+    assert!(report.records[0].reason.as_deref().unwrap().contains("ran past its time"));
+    assert_eq!(report.failures(), ["slow"]);
+    // The claim was released: the redelivery is not blocked by "in progress".
+    let again = runner.run(&[record("slow", "p-slow", "ok")]).await;
+    assert_eq!(outcomes(&again), [("slow", "processed")]);
 }

@@ -1,0 +1,277 @@
+#!/usr/bin/env python3
+"""make soak: 20,000 unique signed events plus 10% re-deliveries, 5% injected handler
+failures and one SQS outage, through `cfwh dev --sqs-endpoint` against moto.
+
+moto runs behind a TCP proxy that this script stops for a while mid-stream (every
+connection refused and the open ones cut): the SQS outage. The sender behaves like
+Creative Force (a non-2xx answer is retried, up to 3 times) but waits seconds, not
+minutes. At the end every accepted event must be processed once or be in its
+dead-letter queue; re-deliveries must never be applied twice; nothing may be lost.
+Prints the counts and writes target/soak/summary.json.
+"""
+
+import asyncio
+import hashlib
+import hmac
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+OUT = os.path.join(ROOT, "target", "soak")
+SECRET = "soak-secret"
+EVENTS = int(os.environ.get("SOAK_EVENTS", "20000"))
+REDELIVERIES = EVENTS // 10
+CHAOS_PERCENT = 5
+WORKERS = 16
+GROUPS = ["product", "sample", "user", "task", "work-unit", "job", "session"]
+
+
+def say(text):
+    print(f"soak: {text}", flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Proxy:
+    """A TCP proxy that can be switched off (refuse new connections, cut open ones)."""
+
+    def __init__(self, upstream_port):
+        self.upstream = upstream_port
+        self.port = free_port()
+        self.up = True
+        self.open = set()
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        asyncio.run_coroutine_threadsafe(self._serve(), self.loop).result()
+
+    async def _serve(self):
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", self.port)
+
+    async def _pipe(self, reader, writer):
+        try:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def _client(self, reader, writer):
+        if not self.up:
+            writer.close()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.upstream)
+        except OSError:
+            writer.close()
+            return
+        tasks = {asyncio.ensure_future(self._pipe(reader, up_writer)), asyncio.ensure_future(self._pipe(up_reader, writer))}
+        self.open |= tasks
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self.open -= tasks
+
+    def set(self, up):
+        def apply():
+            self.up = up
+            if not up:
+                for task in list(self.open):
+                    task.cancel()
+        self.loop.call_soon_threadsafe(apply)
+
+
+def sign(body):
+    return hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+def chaos_bucket(payload_id):
+    return hashlib.sha256(payload_id.encode()).digest()[0] % 100
+
+
+def deliver(url, body, stats, lock):
+    """Like Creative Force: one attempt and up to 3 retries of a non-2xx answer."""
+    for attempt in range(4):
+        request = urllib.request.Request(url, data=body, method="POST", headers={
+            "Content-Type": "application/json", "X-CF-Event": "Soak", "X-CF-Signature": sign(body)})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                status = response.status
+        except urllib.error.HTTPError as e:
+            status = e.code
+        except OSError:
+            status = 0
+        with lock:
+            stats[status] = stats.get(status, 0) + 1
+        if 200 <= status < 300:
+            return True
+        time.sleep(2 + attempt * 2)
+    return False
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    venv_bin = subprocess.run([os.path.join(ROOT, "scripts", "tools.sh")], capture_output=True, text=True, check=True).stdout.strip()
+    moto_port = free_port()
+    moto = subprocess.Popen([os.path.join(venv_bin, "moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)],
+                            stdout=open(os.path.join(OUT, "moto.log"), "w"), stderr=subprocess.STDOUT)
+    proxy = Proxy(moto_port)
+    binary = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "cfwh")
+    dev_port = free_port()
+    env = dict(os.environ, CF_WEBHOOK_SECRET=SECRET, RUST_LOG="warn", AWS_ACCESS_KEY_ID="soak", AWS_SECRET_ACCESS_KEY="soak",
+               AWS_REGION="us-east-1")
+    time.sleep(1.5)
+    lines_path = os.path.join(OUT, "lines.jsonl")
+    dev = subprocess.Popen(
+        [binary, "dev", "--addr", f"127.0.0.1:{dev_port}", "--sqs-endpoint", f"http://127.0.0.1:{proxy.port}",
+         "--dynamodb-endpoint", f"http://127.0.0.1:{moto_port}", "--queue-prefix", "soak", "--table", "soak",
+         "--retry-delay", "2s", "--max-receives", "5", "--chaos-percent", str(CHAOS_PERCENT)],
+        stdout=open(lines_path, "w"), stderr=open(os.path.join(OUT, "cfwh.log"), "w"), env=env)
+    url = f"http://127.0.0.1:{dev_port}/payload"
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", dev_port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline or dev.poll() is not None:
+                    raise SystemExit("soak: cfwh dev did not start; see target/soak/cfwh.log")
+                time.sleep(0.2)
+
+        bodies = []
+        for i in range(EVENTS):
+            group = GROUPS[i % len(GROUPS)]
+            event = {"PayloadId": f"soak-{i:06d}", "EventGroupName": group, "Action": "Created",
+                     "EventDatetimeUtc": int(time.time() * 1000), "Seq": i}
+            bodies.append(json.dumps(event, separators=(",", ":")).encode())
+        plan = list(range(EVENTS)) + [i * 10 for i in range(REDELIVERIES)]  # every tenth event twice
+        work = queue.Queue()
+        for n, i in enumerate(plan):
+            work.put((n, i))
+        stats, lock, accepted, given_up = {}, threading.Lock(), set(), set()
+        outage = {"at": len(plan) // 2, "started": None, "ended": None}
+
+        def worker():
+            while True:
+                try:
+                    n, i = work.get_nowait()
+                except queue.Empty:
+                    return
+                if n == outage["at"] and outage["started"] is None:
+                    outage["started"] = time.time()
+                    proxy.set(False)
+                    say(f"SQS outage begins after {n} deliveries")
+                    def restore():
+                        time.sleep(8)
+                        proxy.set(True)
+                        outage["ended"] = time.time()
+                        say("SQS back")
+                    threading.Thread(target=restore, daemon=True).start()
+                ok = deliver(url, bodies[i], stats, lock)
+                with lock:
+                    (accepted if ok else given_up).add(i)
+
+        started = time.time()
+        threads = [threading.Thread(target=worker) for _ in range(WORKERS)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        sent_for = time.time() - started
+        say(f"sent {len(plan)} deliveries in {sent_for:.0f} s: answers {dict(sorted(stats.items()))}")
+
+        always_fail = {i for i in accepted if chaos_bucket(f"soak-{i:06d}") < CHAOS_PERCENT and chaos_bucket(f"soak-{i:06d}") % 2 == 1}
+        fail_once = {i for i in accepted if chaos_bucket(f"soak-{i:06d}") < CHAOS_PERCENT and chaos_bucket(f"soak-{i:06d}") % 2 == 0}
+        expected_processed = accepted - always_fail
+
+        def tally():
+            processed, counts = {}, {}
+            with open(lines_path) as f:
+                for line in f:
+                    try:
+                        record = json.loads(line)
+                    except ValueError:
+                        continue
+                    counts[record["outcome"]] = counts.get(record["outcome"], 0) + 1
+                    if record["outcome"] == "processed":
+                        i = int(record["payload_id"].split("-")[1])
+                        processed[i] = processed.get(i, 0) + 1
+            return processed, counts
+
+        deadline = time.time() + 900
+        while True:
+            processed, counts = tally()
+            dead = {int(l["payload_id"].split("-")[1]) for l in map(json.loads, open(lines_path)) if l["outcome"] == "dead-lettered"} if counts.get("dead-lettered") else set()
+            if expected_processed <= set(processed) and always_fail <= dead:
+                break
+            if time.time() > deadline:
+                break
+            time.sleep(2)
+        dev.send_signal(signal.SIGTERM)
+        dev.wait(timeout=600)
+        processed, counts = tally()
+        dead = set()
+        with open(lines_path) as f:
+            for line in f:
+                record = json.loads(line)
+                if record["outcome"] == "dead-lettered":
+                    dead.add(int(record["payload_id"].split("-")[1]))
+
+        import boto3
+        sqs = boto3.client("sqs", endpoint_url=f"http://127.0.0.1:{moto_port}", region_name="us-east-1",
+                           aws_access_key_id="soak", aws_secret_access_key="soak")
+        in_dlqs = 0
+        for group in GROUPS:
+            dlq = sqs.get_queue_url(QueueName=f"soak-{group}-dlq")["QueueUrl"]
+            attributes = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
+            in_dlqs += int(attributes["ApproximateNumberOfMessages"])
+
+        lost = sorted(i for i in accepted if i not in processed and i not in dead)
+        twice = sorted(i for i, n in processed.items() if n > 1)
+        summary = {
+            "events": EVENTS, "redeliveries": REDELIVERIES, "deliveries": len(plan), "answers": stats,
+            "accepted_unique": len(accepted), "given_up_by_sender": len(given_up),
+            "processed_unique": len(processed), "processed_twice": len(twice),
+            "duplicates": counts.get("duplicate", 0), "failed_attempts": counts.get("failed", 0),
+            "dead_lettered": len(dead), "expected_dead_lettered": len(always_fail), "messages_in_dlqs": in_dlqs,
+            "failed_once_then_processed": len(fail_once & set(processed)), "expected_fail_once": len(fail_once),
+            "lost": len(lost), "outage_seconds": round((outage["ended"] or 0) - (outage["started"] or 0), 1),
+            "send_seconds": round(sent_for), "cfwh_exit": dev.returncode,
+        }
+        with open(os.path.join(OUT, "summary.json"), "w") as f:
+            json.dump(summary, f, indent=2)
+        for key, value in summary.items():
+            say(f"{key}: {value}")
+        problems = []
+        if lost:
+            problems.append(f"{len(lost)} accepted events lost, e.g. {lost[:5]}")
+        if twice:
+            problems.append(f"{len(twice)} events processed twice, e.g. {twice[:5]}")
+        if given_up:
+            problems.append(f"{len(given_up)} events never accepted")
+        if dead != always_fail:
+            problems.append(f"dead-lettered {len(dead)}, expected {len(always_fail)}")
+        if problems:
+            raise SystemExit("soak: FAILED: " + "; ".join(problems))
+        say("held: nothing lost, nothing applied twice, every failure retried or dead-lettered")
+    finally:
+        if dev.poll() is None:
+            dev.kill()
+        moto.terminate()
+
+
+if __name__ == "__main__":
+    sys.exit(main())
