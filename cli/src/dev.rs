@@ -31,7 +31,8 @@ use tokio::task::JoinSet;
 
 use crate::aws::{delete, depth, receive, Queues};
 
-/// Where record lines go: stdout in the binary, a channel in tests.
+/// Where record lines go: stdout in the binary, a channel in tests. Called once per batch
+/// with its lines (each ending in a newline), so that a batch costs one write.
 pub type LineSink = Arc<dyn Fn(String) + Send + Sync>;
 
 /// Settings of the local pipeline.
@@ -47,6 +48,9 @@ pub struct DevOptions {
     pub queue_capacity: usize,
     /// How long a handler may run before its record fails (the consumer's timeout).
     pub handler_timeout: Duration,
+    /// How long a consumer waits for a batch to fill once a first message is there
+    /// (Lambda's `MaximumBatchingWindowInSeconds`, in memory only).
+    pub batch_window: Duration,
     /// Failure injection (`--chaos-percent`, for soak tests): this share of payloads fails,
     /// half of them on the first attempt only, half on every attempt.
     pub chaos_percent: u8,
@@ -60,6 +64,7 @@ impl Default for DevOptions {
             max_receives: 5,
             queue_capacity: 100_000,
             handler_timeout: Duration::from_secs(60),
+            batch_window: Duration::from_millis(1),
             chaos_percent: 0,
         }
     }
@@ -228,11 +233,16 @@ fn record(received: &Received) -> Record {
     }
 }
 
-fn dead_lettered_line(mut line: RecordReport, lines: &LineSink) {
+fn dead_lettered_line(mut line: RecordReport, out: &mut String) {
     let reason = format!("failed {} times; last error: {}", line.attempt, line.reason.as_deref().unwrap_or_default());
     line.outcome = Outcome::DeadLettered { reason: reason.clone() };
     line.reason = Some(reason);
-    lines(line.to_json_line());
+    push_line(out, &line);
+}
+
+fn push_line(out: &mut String, line: &RecordReport) {
+    out.push_str(&line.to_json_line());
+    out.push('\n');
 }
 
 /// Consumes one group's in-memory queue the way Lambda's event source mapping does:
@@ -247,10 +257,15 @@ pub async fn consume<H: Handler, S: IdempotencyStore, D: DeadLetterSink>(
 ) {
     let route = Route::Group(H::Event::GROUP);
     loop {
-        let batch = tokio::select! {
+        let mut batch = tokio::select! {
             batch = queues.receive(route, options.batch_size, Duration::from_millis(500)) => batch,
             _ = stop.changed() => Vec::new(),
         };
+        if !batch.is_empty() && batch.len() < options.batch_size && !options.batch_window.is_zero() {
+            // Under load, one wake-up per batch rather than per message.
+            tokio::time::sleep(options.batch_window).await;
+            batch.extend(queues.receive(route, options.batch_size - batch.len(), Duration::ZERO).await);
+        }
         if batch.is_empty() {
             if *stop.borrow() && queues.pending(route) == 0 {
                 return;
@@ -259,17 +274,19 @@ pub async fn consume<H: Handler, S: IdempotencyStore, D: DeadLetterSink>(
         }
         let records: Vec<Record> = batch.iter().map(record).collect();
         let report = runner.run_until(&records, Some(tokio::time::Instant::now() + options.handler_timeout)).await;
+        let mut out = String::new();
         for (received, line) in batch.into_iter().zip(report.records) {
-            lines(line.to_json_line());
+            push_line(&mut out, &line);
             if !line.retry() {
                 queues.delete(route, &received);
                 continue;
             }
             let reason = line.reason.clone().unwrap_or_default();
             if queues.release(route, received, options.retry_delay, &reason) == Released::DeadLettered {
-                dead_lettered_line(line, &lines);
+                dead_lettered_line(line, &mut out);
             }
         }
+        lines(out);
     }
 }
 
@@ -307,15 +324,17 @@ pub async fn consume_sqs<H: Handler, S: IdempotencyStore, D: DeadLetterSink>(
         let records: Vec<Record> = batch.iter().map(cf_webhooks::aws::sqs::record).collect();
         let report = runner.run_until(&records, Some(tokio::time::Instant::now() + options.handler_timeout)).await;
         let mut done = Vec::new();
+        let mut out = String::new();
         for (message, line) in batch.iter().zip(report.records) {
-            lines(line.to_json_line());
+            push_line(&mut out, &line);
             if !line.retry() {
                 done.extend(message.receipt_handle().map(str::to_owned));
             } else if line.attempt >= options.max_receives {
                 // The redrive policy moves it to the dead-letter queue at its next receive.
-                dead_lettered_line(line, &lines);
+                dead_lettered_line(line, &mut out);
             }
         }
+        lines(out);
         if let Err(e) = delete(&client, &url, &done).await {
             tracing::warn!(queue = %url, error = %e, "delete failed; the messages will be delivered again");
         }

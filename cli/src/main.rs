@@ -86,6 +86,10 @@ struct DevArgs {
     /// Deliveries before a failing record is dead-lettered.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
     max_receives: u32,
+    /// How long a consumer waits for its batch to fill once a first record is there
+    /// (in-memory queues; like Lambda's batching window).
+    #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]
+    batch_window: Duration,
     /// How long a handler may run before its record fails and is retried.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     handler_timeout: Duration,
@@ -233,6 +237,7 @@ async fn dev(args: DevArgs) -> Result<ExitCode, String> {
         retry_delay: args.retry_delay,
         max_receives: args.max_receives,
         handler_timeout: args.handler_timeout,
+        batch_window: args.batch_window,
         chaos_percent: args.chaos_percent,
         ..DevOptions::default()
     };
@@ -264,7 +269,11 @@ async fn dev(args: DevArgs) -> Result<ExitCode, String> {
             Store::Dynamo(DynamoStore::new(client, &args.table, args.claim_lease, DEFAULT_IDEMPOTENCY_TTL))
         }
     };
-    let lines: LineSink = Arc::new(|line| println!("{line}"));
+    // One write per batch: stdout is line-buffered and each call ends in a newline.
+    let lines: LineSink = Arc::new(|batch: String| {
+        use std::io::Write as _;
+        let _ = std::io::stdout().lock().write_all(batch.as_bytes());
+    });
     let dev = Dev::start(listener, config, options, lines, backend, store).map_err(|e| e.to_string())?;
     eprintln!("cfwh dev: listening on http://{} with {secrets}", dev.addr);
     eprintln!("cfwh dev: try `cfwh send --url http://{} events/task.json`; Ctrl-C drains and exits", dev.addr);

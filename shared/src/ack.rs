@@ -398,8 +398,10 @@ pub async fn acknowledge<P: Publisher>(delivery: Delivery<'_>, config: &IngestCo
 
 fn log(answer: &Answer) {
     match answer {
+        // Debug, not info: an accepted event is logged once, by its consumer's handler, and
+        // counted by the `Accepted` metric; a line per delivery would double the log volume.
         Answer::Accepted { payload_id, group } => {
-            tracing::info!(payload_id, event_group = group.as_str(), status = "accepted", "delivery accepted")
+            tracing::debug!(payload_id, event_group = group.as_str(), status = "accepted", "delivery accepted")
         }
         Answer::Ignored { payload_id, reason } => {
             tracing::info!(payload_id, status = "ignored", reason = reason.code(), "delivery ignored by a filter")

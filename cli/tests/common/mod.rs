@@ -17,8 +17,10 @@ pub const CFWH: &str = env!("CARGO_BIN_EXE_cfwh");
 pub fn collecting_sink() -> (LineSink, Arc<Mutex<Vec<serde_json::Value>>>) {
     let lines = Arc::new(Mutex::new(Vec::new()));
     let sink_lines = lines.clone();
-    let sink: LineSink =
-        Arc::new(move |line: String| sink_lines.lock().unwrap().push(serde_json::from_str(&line).unwrap()));
+    let sink: LineSink = Arc::new(move |batch: String| {
+        let mut lines = sink_lines.lock().unwrap();
+        lines.extend(batch.lines().map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap()));
+    });
     (sink, lines)
 }
 

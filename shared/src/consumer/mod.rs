@@ -403,14 +403,25 @@ fn log(report: &RecordReport) {
     let action = report.action.as_deref().unwrap_or("");
     let event_group = report.event_group.as_str();
     match &report.outcome {
-        Outcome::Processed | Outcome::Duplicate => {
+        // The handler logs what it applied; the runner adds a line only at debug level.
+        Outcome::Processed => {
+            tracing::debug!(
+                payload_id,
+                event_group,
+                action,
+                outcome = "processed",
+                attempt = report.attempt,
+                "record done"
+            )
+        }
+        Outcome::Duplicate => {
             tracing::info!(
                 payload_id,
                 event_group,
                 action,
-                outcome = report.outcome.word(),
+                outcome = "duplicate",
                 attempt = report.attempt,
-                "record done"
+                "record skipped: already processed"
             )
         }
         Outcome::Failed { reason, permanent } => {
