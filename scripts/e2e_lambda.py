@@ -182,8 +182,8 @@ def main():
         if second.get("batchItemFailures") != []:
             raise SystemExit(f"e2e: the redelivery answered {second}")
         with open(log_path) as f:
-            if '"outcome":"duplicate"' not in f.read().replace(" ", ""):
-                raise SystemExit(f"e2e: the redelivery was not logged as a duplicate; see {log_path}")
+            if '"Duplicates":1.0' not in f.read().replace(" ", ""):
+                raise SystemExit(f"e2e: the redelivery was not counted as a duplicate (EMF); see {log_path}")
         say("ingest → SQS → consume-task → DynamoDB: processed once, then a duplicate")
     finally:
         watch.terminate()

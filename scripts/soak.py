@@ -198,23 +198,24 @@ def main():
         expected_processed = accepted - always_fail
 
         def tally():
-            processed, counts = {}, {}
+            processed, counts, dead = {}, {}, set()
             with open(lines_path) as f:
                 for line in f:
                     try:
                         record = json.loads(line)
                     except ValueError:
-                        continue
+                        continue  # a line still being written
                     counts[record["outcome"]] = counts.get(record["outcome"], 0) + 1
+                    i = int(record["payload_id"].split("-")[1])
                     if record["outcome"] == "processed":
-                        i = int(record["payload_id"].split("-")[1])
                         processed[i] = processed.get(i, 0) + 1
-            return processed, counts
+                    elif record["outcome"] == "dead-lettered":
+                        dead.add(i)
+            return processed, counts, dead
 
         deadline = time.time() + 900
         while True:
-            processed, counts = tally()
-            dead = {int(l["payload_id"].split("-")[1]) for l in map(json.loads, open(lines_path)) if l["outcome"] == "dead-lettered"} if counts.get("dead-lettered") else set()
+            processed, counts, dead = tally()
             if expected_processed <= set(processed) and always_fail <= dead:
                 break
             if time.time() > deadline:
@@ -222,13 +223,7 @@ def main():
             time.sleep(2)
         dev.send_signal(signal.SIGTERM)
         dev.wait(timeout=600)
-        processed, counts = tally()
-        dead = set()
-        with open(lines_path) as f:
-            for line in f:
-                record = json.loads(line)
-                if record["outcome"] == "dead-lettered":
-                    dead.add(int(record["payload_id"].split("-")[1]))
+        processed, counts, dead = tally()
 
         import boto3
         sqs = boto3.client("sqs", endpoint_url=f"http://127.0.0.1:{moto_port}", region_name="us-east-1",

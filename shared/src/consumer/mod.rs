@@ -403,27 +403,17 @@ fn log(report: &RecordReport) {
     let action = report.action.as_deref().unwrap_or("");
     let event_group = report.event_group.as_str();
     match &report.outcome {
-        // The handler logs what it applied; the runner adds a line only at debug level.
-        Outcome::Processed => {
-            tracing::debug!(
-                payload_id,
-                event_group,
-                action,
-                outcome = "processed",
-                attempt = report.attempt,
-                "record done"
-            )
-        }
-        Outcome::Duplicate => {
-            tracing::info!(
-                payload_id,
-                event_group,
-                action,
-                outcome = "duplicate",
-                attempt = report.attempt,
-                "record skipped: already processed"
-            )
-        }
+        // Info is for what was applied (the handler logs it) and warnings for what went
+        // wrong; a processed or skipped record is a debug line here, and both are counted
+        // by the `Processed` and `Duplicates` metrics.
+        Outcome::Processed | Outcome::Duplicate => tracing::debug!(
+            payload_id,
+            event_group,
+            action,
+            outcome = report.outcome.word(),
+            attempt = report.attempt,
+            "record done"
+        ),
         Outcome::Failed { reason, permanent } => {
             tracing::warn!(
                 payload_id,
