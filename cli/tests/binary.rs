@@ -141,3 +141,69 @@ fn sign_and_verify_agree_with_openssl() {
     assert_eq!(malformed.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&malformed.stderr).contains("64 hex digits"));
 }
+
+#[test]
+fn no_secret_signature_or_header_value_reaches_any_output_even_at_trace_level() {
+    let dir = tempdir();
+    let (stdout, stderr) = (dir.join("stdout"), dir.join("stderr"));
+    let secret = "s3cr3t-NEVER-PRINTED";
+    let header_value = "h3ad3r-NEVER-PRINTED";
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let mut child = Command::new(CFWH)
+        .args(["dev", "--addr", &format!("127.0.0.1:{port}")])
+        .env("CF_WEBHOOK_SECRET", format!("{secret},older-{secret}"))
+        .env("CF_REQUIRED_HEADER_NAME", "x-studio-token")
+        .env("CF_REQUIRED_HEADER_VALUE", header_value)
+        .env("RUST_LOG", "trace")
+        .stdout(std::fs::File::create(&stdout).unwrap())
+        .stderr(std::fs::File::create(&stderr).unwrap())
+        .spawn()
+        .unwrap();
+    let url = format!("http://127.0.0.1:{port}/");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "cfwh dev did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let body = std::fs::read(events_dir().join("task.json")).unwrap();
+    let signature = cf_webhooks::signature::sign(
+        &cf_webhooks::secret::Secret::from_text(secret, Default::default()).unwrap(),
+        &body,
+    );
+    let header = format!("x-studio-token: {header_value}");
+    // Accepted, wrong header, wrong secret, a malformed signature, and a quarantined body.
+    let (ok, out) = send(&url, Some(secret), &[events_dir().join("task.json")], &["--header", &header]);
+    assert!(ok, "{out}");
+    send(
+        &url,
+        Some(secret),
+        &[events_dir().join("job.json")],
+        &["--header", "x-studio-token: wrong", "--retries", "0"],
+    );
+    send(&url, Some("guess"), &[events_dir().join("user.json")], &["--header", &header, "--retries", "0"]);
+    send(&url, Some(secret), &[events_dir().join("reference/job.txt")], &["--header", &header]);
+    Command::new("curl")
+        .args([
+            "-s",
+            "-o",
+            "/dev/null",
+            "-H",
+            &format!("x-cf-signature: sha256={signature}"),
+            "--data-binary",
+            "@-",
+            &url,
+        ])
+        .stdin(std::process::Stdio::null())
+        .status()
+        .ok();
+    std::thread::sleep(Duration::from_millis(500));
+    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(child.wait().unwrap().success());
+
+    let output = std::fs::read_to_string(&stdout).unwrap() + &std::fs::read_to_string(&stderr).unwrap();
+    assert!(output.contains("TRACE") || output.contains("DEBUG"), "the run logged at trace level");
+    assert!(output.contains("signature-mismatch"), "the forgery was logged");
+    for needle in [secret, header_value, signature.as_str(), &signature.to_uppercase()] {
+        assert!(!output.contains(needle), "{needle:?} appears in the output");
+    }
+}
