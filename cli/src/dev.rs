@@ -76,8 +76,12 @@ pub enum Backend {
     Memory,
     /// On an SQS API.
     Sqs {
-        /// The client (with the ack path's time budget).
+        /// The client ingest publishes with (the ack path's time budget).
         client: aws_sdk_sqs::Client,
+        /// The client the consumers poll with: its budget must outlast a long poll, or a
+        /// receive that timed out on our side still counts on the queue's side, and
+        /// after `max_receives` of them the message lands in the dead-letter queue unseen.
+        consumer_client: aws_sdk_sqs::Client,
         /// The queues, already created.
         queues: Queues,
     },
@@ -418,12 +422,13 @@ impl Dev {
                 ));
                 (ingest_router(config, queues.clone()), Some(queues), None)
             }
-            Backend::Sqs { client, queues } => {
+            Backend::Sqs { client, consumer_client, queues } => {
                 spawn_consumers!(consumers, options.chaos_percent, |handler, group| {
                     let route = Route::Group(group);
-                    let dead_letters = SqsDeadLetters::new(client.clone(), queues.dead_letters[&route].clone());
+                    let dead_letters =
+                        SqsDeadLetters::new(consumer_client.clone(), queues.dead_letters[&route].clone());
                     consume_sqs(
-                        client.clone(),
+                        consumer_client.clone(),
                         queues.sources.get(route).to_owned(),
                         Runner::new(handler, store.clone(), DeadLetters::Sqs(dead_letters)),
                         options.clone(),

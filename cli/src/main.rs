@@ -254,7 +254,8 @@ async fn dev(args: DevArgs) -> Result<ExitCode, String> {
             let queues =
                 cfwh::aws::ensure_queues(&client, &args.queue_prefix, args.max_receives, args.retry_delay).await?;
             eprintln!("cfwh dev: queues {}-<group> on {endpoint}", args.queue_prefix);
-            Backend::Sqs { client, queues }
+            let consumer_client = cfwh::aws::sqs_client(Some(endpoint), Budget::consumer()).await;
+            Backend::Sqs { client, consumer_client, queues }
         }
     };
     let store = match &args.dynamodb_endpoint {

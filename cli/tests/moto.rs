@@ -64,7 +64,7 @@ async fn a_delivery_is_processed_once_through_sqs_and_dynamodb() {
 
     let (sink, lines) = collecting_sink();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let backend = Backend::Sqs { client: client.clone(), queues: queues.clone() };
+    let backend = Backend::Sqs { client: client.clone(), consumer_client: client.clone(), queues: queues.clone() };
     let dev = Dev::start(listener, testkit::config(), DevOptions::default(), sink, backend, store).unwrap();
     let http = reqwest::Client::new();
     let body = testkit::sample(EventGroup::Task);
