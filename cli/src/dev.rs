@@ -358,42 +358,21 @@ pub struct Dev {
     http_stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
+/// Spawns one consumer per group with its shipped handler (wrapped for failure
+/// injection): `$spawn` builds the task from `$handler` and `$group`.
 macro_rules! spawn_consumers {
-    ($consumers:ident, $chaos:expr, |$handler:ident, $group:ident| $spawn:expr) => {{
-        let $handler = Chaos::new(ProductHandler, $chaos);
-        let $group = EventGroup::Product;
-        $consumers.spawn($spawn);
-    }
-    {
-        let $handler = Chaos::new(SampleHandler, $chaos);
-        let $group = EventGroup::Sample;
-        $consumers.spawn($spawn);
-    }
-    {
-        let $handler = Chaos::new(UserHandler, $chaos);
-        let $group = EventGroup::User;
-        $consumers.spawn($spawn);
-    }
-    {
-        let $handler = Chaos::new(TaskHandler, $chaos);
-        let $group = EventGroup::Task;
-        $consumers.spawn($spawn);
-    }
-    {
-        let $handler = Chaos::new(WorkUnitHandler, $chaos);
-        let $group = EventGroup::WorkUnit;
-        $consumers.spawn($spawn);
-    }
-    {
-        let $handler = Chaos::new(JobHandler, $chaos);
-        let $group = EventGroup::Job;
-        $consumers.spawn($spawn);
-    }
-    {
-        let $handler = Chaos::new(SessionHandler, $chaos);
-        let $group = EventGroup::Session;
-        $consumers.spawn($spawn);
-    }};
+    ($consumers:ident, $chaos:expr, |$handler:ident, $group:ident| $spawn:expr) => {
+        spawn_consumers!(@each $consumers, $chaos, |$handler, $group| $spawn;
+            ProductHandler => Product, SampleHandler => Sample, UserHandler => User, TaskHandler => Task,
+            WorkUnitHandler => WorkUnit, JobHandler => Job, SessionHandler => Session)
+    };
+    (@each $consumers:ident, $chaos:expr, |$handler:ident, $group:ident| $spawn:expr; $($shipped:ident => $name:ident),+) => {
+        $({
+            let $handler = Chaos::new($shipped, $chaos);
+            let $group = EventGroup::$name;
+            $consumers.spawn($spawn);
+        })+
+    };
 }
 
 impl Dev {
