@@ -31,7 +31,8 @@ SECRET = "soak-secret"
 EVENTS = int(os.environ.get("SOAK_EVENTS", "20000"))
 REDELIVERIES = EVENTS // 10
 CHAOS_PERCENT = 5
-WORKERS = 16
+WORKERS = int(os.environ.get("SOAK_SENDERS", "8"))
+DRAIN_SECONDS = int(os.environ.get("SOAK_DRAIN_SECONDS", "1800"))
 GROUPS = ["product", "sample", "user", "task", "work-unit", "job", "session"]
 
 
@@ -124,9 +125,12 @@ def deliver(url, body, stats, lock):
 def main():
     os.makedirs(OUT, exist_ok=True)
     venv_bin = subprocess.run([os.path.join(ROOT, "scripts", "tools.sh")], capture_output=True, text=True, check=True).stdout.strip()
-    moto_port = free_port()
-    moto = subprocess.Popen([os.path.join(venv_bin, "moto_server"), "-H", "127.0.0.1", "-p", str(moto_port)],
-                            stdout=open(os.path.join(OUT, "moto.log"), "w"), stderr=subprocess.STDOUT)
+    # Two moto processes, one for SQS and one for DynamoDB: moto is single-threaded
+    # Python, and one process serving both was the bottleneck of the first run.
+    moto_port, dynamo_port = free_port(), free_port()
+    motos = [subprocess.Popen([os.path.join(venv_bin, "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
+                              stdout=open(os.path.join(OUT, f"moto-{name}.log"), "w"), stderr=subprocess.STDOUT)
+             for name, port in (("sqs", moto_port), ("dynamodb", dynamo_port))]
     proxy = Proxy(moto_port)
     binary = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "cfwh")
     dev_port = free_port()
@@ -136,7 +140,7 @@ def main():
     lines_path = os.path.join(OUT, "lines.jsonl")
     dev = subprocess.Popen(
         [binary, "dev", "--addr", f"127.0.0.1:{dev_port}", "--sqs-endpoint", f"http://127.0.0.1:{proxy.port}",
-         "--dynamodb-endpoint", f"http://127.0.0.1:{moto_port}", "--queue-prefix", "soak", "--table", "soak",
+         "--dynamodb-endpoint", f"http://127.0.0.1:{dynamo_port}", "--queue-prefix", "soak", "--table", "soak",
          "--retry-delay", "2s", "--max-receives", "5", "--chaos-percent", str(CHAOS_PERCENT)],
         stdout=open(lines_path, "w"), stderr=open(os.path.join(OUT, "cfwh.log"), "w"), env=env)
     url = f"http://127.0.0.1:{dev_port}/payload"
@@ -161,7 +165,7 @@ def main():
         work = queue.Queue()
         for n, i in enumerate(plan):
             work.put((n, i))
-        stats, lock, accepted, given_up = {}, threading.Lock(), set(), set()
+        stats, lock, accepted, given_up, finished = {}, threading.Lock(), set(), set(), [0]
         outage = {"at": len(plan) // 2, "started": None, "ended": None}
 
         def worker():
@@ -183,6 +187,9 @@ def main():
                 ok = deliver(url, bodies[i], stats, lock)
                 with lock:
                     (accepted if ok else given_up).add(i)
+                    finished[0] += 1
+                    if finished[0] % 2000 == 0:
+                        say(f"{finished[0]} of {len(plan)} deliveries answered, {time.time() - started:.0f} s")
 
         started = time.time()
         threads = [threading.Thread(target=worker) for _ in range(WORKERS)]
@@ -213,7 +220,7 @@ def main():
                         dead.add(i)
             return processed, counts, dead
 
-        deadline = time.time() + 900
+        deadline = time.time() + DRAIN_SECONDS
         while True:
             processed, counts, dead = tally()
             if expected_processed <= set(processed) and always_fail <= dead:
@@ -228,11 +235,28 @@ def main():
         import boto3
         sqs = boto3.client("sqs", endpoint_url=f"http://127.0.0.1:{moto_port}", region_name="us-east-1",
                            aws_access_key_id="soak", aws_secret_access_key="soak")
-        in_dlqs = 0
+        # Read every dead-letter queue to the end: each message must be an injected
+        # every-attempt failure and sit in the DLQ of its own group.
+        in_dlqs, dlq_payloads, misplaced = 0, set(), []
         for group in GROUPS:
             dlq = sqs.get_queue_url(QueueName=f"soak-{group}-dlq")["QueueUrl"]
-            attributes = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["ApproximateNumberOfMessages"])["Attributes"]
-            in_dlqs += int(attributes["ApproximateNumberOfMessages"])
+            while True:
+                messages = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=3600,
+                                               WaitTimeSeconds=0).get("Messages", [])
+                if not messages:
+                    break
+                for message in messages:
+                    in_dlqs += 1
+                    body = json.loads(message["Body"])
+                    dlq_payloads.add(int(body["PayloadId"].split("-")[1]))
+                    if body["EventGroupName"] != group:
+                        misplaced.append(body["PayloadId"])
+        left_in_sources = 0
+        for group in GROUPS:
+            source = sqs.get_queue_url(QueueName=f"soak-{group}")["QueueUrl"]
+            attributes = sqs.get_queue_attributes(QueueUrl=source, AttributeNames=[
+                "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]
+            left_in_sources += sum(int(v) for v in attributes.values())
 
         lost = sorted(i for i in accepted if i not in processed and i not in dead)
         twice = sorted(i for i, n in processed.items() if n > 1)
@@ -241,7 +265,8 @@ def main():
             "accepted_unique": len(accepted), "given_up_by_sender": len(given_up),
             "processed_unique": len(processed), "processed_twice": len(twice),
             "duplicates": counts.get("duplicate", 0), "failed_attempts": counts.get("failed", 0),
-            "dead_lettered": len(dead), "expected_dead_lettered": len(always_fail), "messages_in_dlqs": in_dlqs,
+            "dead_lettered": len(dead), "expected_dead_lettered": len(always_fail), "messages_in_dlqs": in_dlqs, "payloads_in_dlqs": len(dlq_payloads),
+            "left_in_source_queues": left_in_sources,
             "failed_once_then_processed": len(fail_once & set(processed)), "expected_fail_once": len(fail_once),
             "lost": len(lost), "outage_seconds": round((outage["ended"] or 0) - (outage["started"] or 0), 1),
             "send_seconds": round(sent_for), "cfwh_exit": dev.returncode,
@@ -260,13 +285,22 @@ def main():
         # stored), not a loss; the count is reported.
         if dead != always_fail:
             problems.append(f"dead-lettered {len(dead)}, expected {len(always_fail)}")
+        if dlq_payloads != always_fail:
+            problems.append(f"the DLQs hold {len(dlq_payloads)} payloads, expected the {len(always_fail)} always-failing ones")
+        if fail_once - set(processed):
+            problems.append(f"{len(fail_once - set(processed))} payloads that fail once were never processed")
+        if misplaced:
+            problems.append(f"{len(misplaced)} messages in another group's DLQ, e.g. {misplaced[:5]}")
+        if left_in_sources:
+            problems.append(f"{left_in_sources} messages still in the source queues")
         if problems:
             raise SystemExit("soak: FAILED: " + "; ".join(problems))
         say("held: nothing lost, nothing applied twice, every failure retried or dead-lettered")
     finally:
         if dev.poll() is None:
             dev.kill()
-        moto.terminate()
+        for moto in motos:
+            moto.terminate()
 
 
 if __name__ == "__main__":
