@@ -445,8 +445,17 @@ impl Dev {
             queues.drained().await;
         }
         if self.sqs.is_some() {
-            while self.pending().await > 0 {
-                tokio::time::sleep(Duration::from_millis(250)).await;
+            // SQS keeps what is queued: draining is a courtesy, so an unreachable SQS
+            // ends it instead of holding the process forever.
+            loop {
+                match self.sqs_pending().await {
+                    Ok(0) => break,
+                    Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "SQS unreachable while draining; what is queued stays in SQS for the next start");
+                        break;
+                    }
+                }
             }
         }
         let _ = self.stop.send(true);
@@ -460,12 +469,18 @@ impl Dev {
         if let Some(queues) = &self.memory {
             return groups.map(|r| queues.pending(r) as u64).sum();
         }
-        let Some((client, queues)) = &self.sqs else { return 0 };
+        // An unreachable queue counts as holding something.
+        self.sqs_pending().await.unwrap_or(1)
+    }
+
+    /// Messages in the SQS source queues (visible, in flight or delayed); an error when
+    /// any queue cannot be read.
+    async fn sqs_pending(&self) -> Result<u64, String> {
+        let Some((client, queues)) = &self.sqs else { return Ok(0) };
         let mut total = 0;
-        for route in groups {
-            // An unreachable queue counts as holding something: draining must not end early.
-            total += depth(client, queues.sources.get(route)).await.unwrap_or(1);
+        for route in Route::ALL.into_iter().filter(|r| *r != Route::Unrouted) {
+            total += depth(client, queues.sources.get(route)).await?;
         }
-        total
+        Ok(total)
     }
 }

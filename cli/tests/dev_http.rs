@@ -62,6 +62,47 @@ async fn an_oversized_content_length_is_refused_before_reading() {
     assert!(publisher.stored().is_empty());
 }
 
+/// A chunked body without Content-Length that goes past the limit and never ends is
+/// refused as soon as the limit is crossed: the server stops reading there instead of
+/// buffering until the sender stops.
+#[tokio::test]
+async fn an_endless_chunked_body_is_refused_at_the_limit() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let publisher = Arc::new(RecordingPublisher::new(testkit::PublisherMode::Working));
+    let config = testkit::config();
+    let limit = config.max_body_bytes;
+    let router = ingest_router(Arc::new(config), publisher.clone());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            b"POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    // limit + 1 bytes in 4 KiB chunks, then nothing more and no terminating chunk.
+    let chunk = vec![b' '; 4096];
+    let mut sent = 0;
+    while sent <= limit {
+        stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.unwrap();
+        stream.write_all(&chunk).await.unwrap();
+        stream.write_all(b"\r\n").await.unwrap();
+        sent += chunk.len();
+    }
+    let mut answer = vec![0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
+        .await
+        .expect("answered without waiting for the end of the body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(answer.contains("body-too-large"));
+    assert!(publisher.stored().is_empty());
+}
+
 /// Fails every task whose step is not `Photography`, permanently when it is `Delete`.
 struct Picky;
 

@@ -181,3 +181,80 @@ fn sigkill_mid_stream_then_restart_loses_nothing_answered_200() {
     assert!(twice <= 70, "{twice} processed twice");
     eprintln!("sigkill: {} accepted, all processed; {twice} processed twice (in flight at the kill)", accepted.len());
 }
+
+/// A pass-through TCP proxy that can be switched off for good: the listener closes and
+/// every open connection is cut, as when SQS goes away.
+struct Cable {
+    addr: std::net::SocketAddr,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    open: std::sync::Arc<std::sync::Mutex<Vec<std::net::TcpStream>>>,
+}
+
+impl Cable {
+    fn to(upstream: &str) -> Self {
+        use std::sync::atomic::Ordering;
+        let upstream = upstream.trim_start_matches("http://").to_owned();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        let cable = Self { addr, down: Default::default(), open: Default::default() };
+        let (down, open) = (cable.down.clone(), cable.open.clone());
+        std::thread::spawn(move || {
+            while !down.load(Ordering::SeqCst) {
+                let Ok((inbound, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                inbound.set_nonblocking(false).unwrap();
+                let Ok(outbound) = std::net::TcpStream::connect(&upstream) else { continue };
+                let mut open = open.lock().unwrap();
+                open.extend([inbound.try_clone().unwrap(), outbound.try_clone().unwrap()]);
+                for (mut from, mut to) in
+                    [(inbound.try_clone().unwrap(), outbound.try_clone().unwrap()), (outbound, inbound)]
+                {
+                    std::thread::spawn(move || {
+                        let _ = std::io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(std::net::Shutdown::Both);
+                    });
+                }
+            }
+        });
+        cable
+    }
+
+    fn cut(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+#[test]
+fn sigterm_while_sqs_is_unreachable_stops_draining_and_exits() {
+    let moto = moto();
+    let cable = Cable::to(&moto);
+    let sqs = format!("http://{}", cable.addr);
+    let prefix = format!("term-{}", std::process::id());
+    let dev = DevProcess::start_with(
+        Some("kill-secret"),
+        &["--sqs-endpoint", &sqs, "--dynamodb-endpoint", &moto, "--queue-prefix", &prefix, "--table", &prefix],
+    );
+    let client = reqwest::blocking::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let id = post(&client, &dev.url, 0).expect("accepted while SQS is up");
+    let lines = dev.lines_within(Duration::from_secs(30));
+    assert!(lines.iter().any(|l| l["payload_id"] == id.as_str() && l["outcome"] == "processed"), "{lines:?}");
+
+    cable.cut();
+    let started = Instant::now();
+    let mut dev = dev;
+    std::process::Command::new("kill").args(["-TERM", &dev.child.id().to_string()]).status().unwrap();
+    let status = loop {
+        if let Some(status) = dev.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "still draining an unreachable SQS after 20 s");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.success(), "{status:?}");
+}

@@ -159,5 +159,32 @@ fn runner(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, ack_path, decoding, runner);
+/// Verification time must not depend on where a forged signature first differs from
+/// the right one, nor on which of two configured secrets matches (RELIABILITY.md).
+fn verify_timing(c: &mut Criterion) {
+    use cf_webhooks::secret::SecretSet;
+    use cf_webhooks::signature::Signature;
+    let body = body_of(1024);
+    let secrets = SecretSet::parse_list(&format!("{SECRET},older-{SECRET}"), Default::default()).unwrap();
+    let right = testkit::signature(SECRET, &body);
+    let older = testkit::signature(&format!("older-{SECRET}"), &body);
+    let flip = |hex: &str, at: usize| {
+        let mut bytes = hex.as_bytes().to_vec();
+        bytes[at] = if bytes[at] == b'0' { b'1' } else { b'0' };
+        String::from_utf8(bytes).unwrap()
+    };
+    let mut group = c.benchmark_group("verify-timing");
+    for (label, hex) in [
+        ("matches the first secret", right.clone()),
+        ("matches the second secret", older),
+        ("wrong in the first byte", flip(&right, 0)),
+        ("wrong in the last byte", flip(&right, 63)),
+    ] {
+        let signature = Signature::parse(hex.as_bytes()).unwrap();
+        group.bench_function(label, |b| b.iter(|| black_box(signature.verify(secrets.iter(), black_box(&body)))));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, ack_path, decoding, runner, verify_timing);
 criterion_main!(benches);
