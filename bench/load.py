@@ -6,12 +6,9 @@ Writes target/bench/load.json and bench/load.svg; `bench/report.py` turns them (
 criterion results) into BENCHMARKS.md. Run through `make bench`.
 """
 
-import hashlib
-import hmac
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +16,9 @@ import urllib.error
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "scripts"))
+from harness import free_port, sayer, sign  # noqa: E402
+
 OUT = os.path.join(ROOT, "target", "bench")
 SECRET = "bench-secret"
 POOL_SIZE = int(os.environ.get("CFWH_BENCH_POOL", "60000"))
@@ -26,20 +26,7 @@ DURATION = os.environ.get("CFWH_BENCH_DURATION", "15s")
 CONNECTIONS = int(os.environ.get("CFWH_BENCH_CONNECTIONS", "64"))
 THREADS = int(os.environ.get("CFWH_BENCH_THREADS", "2"))
 GROUPS = ["product", "sample", "user", "task", "work-unit", "job", "session"]
-
-
-def say(text):
-    print(f"bench: {text}", flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def sign(body):
-    return hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+say = sayer("bench")
 
 
 def make_pool(path):
@@ -54,7 +41,7 @@ def make_pool(path):
             event["PayloadId"] = f"bench-{i:08d}-{os.getpid()}"
             event["EventDatetimeUtc"] = now
             body = json.dumps(event, separators=(",", ":")).encode()
-            out.write(f"{sign(body)}\t{body.decode()}\n")
+            out.write(f"{sign(SECRET, body)}\t{body.decode()}\n")
     return POOL_SIZE
 
 
@@ -63,7 +50,7 @@ def post(port, body, timeout=1.0):
         f"http://127.0.0.1:{port}/payload",
         data=body,
         method="POST",
-        headers={"Content-Type": "application/json", "X-CF-Signature": sign(body)},
+        headers={"Content-Type": "application/json", "X-CF-Signature": sign(SECRET, body)},
     )
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:

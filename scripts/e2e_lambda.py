@@ -9,12 +9,9 @@ idempotency table); invoking it again must find the duplicate.
 Needs AWS_ENDPOINT_URL (moto) and `cargo lambda` on PATH; `make test` provides both.
 """
 
-import hashlib
-import hmac
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,19 +21,13 @@ import urllib.request
 
 import boto3
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import free_port, sayer, sign, wait_for_port  # noqa: E402
+
+say = sayer("e2e")
 SECRET = "e2e-secret"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ROUTES = ["product", "sample", "user", "task", "work-unit", "job", "session", "unrouted"]
-
-
-def say(text):
-    print(f"e2e: {text}", flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def setup(prefix):
@@ -65,7 +56,7 @@ def setup(prefix):
 
 
 def post(url, body, timeout, signed=None):
-    signature = hmac.new(SECRET.encode(), body if signed is None else signed, hashlib.sha256).hexdigest()
+    signature = sign(SECRET, body if signed is None else signed)
     request = urllib.request.Request(
         url,
         data=body,
@@ -135,15 +126,7 @@ def main():
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if watch.poll() is not None or time.time() > deadline:
-                    raise SystemExit(f"e2e: cargo lambda watch did not start; see {log_path}")
-                time.sleep(0.5)
+        wait_for_port(port, watch, 120, f"e2e: cargo lambda watch did not start; see {log_path}")
 
         with open(os.path.join(ROOT, "events", "task.json"), "rb") as f:
             body = re.sub(rb'"EventDatetimeUtc"\s*:\s*\d+', b'"EventDatetimeUtc":%d' % int(time.time() * 1000), f.read())

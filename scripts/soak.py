@@ -12,18 +12,19 @@ Prints the counts and writes target/soak/summary.json.
 
 import asyncio
 import hashlib
-import hmac
 import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
 import urllib.error
 import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import free_port, sayer, sign, wait_for_port  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "target", "soak")
@@ -34,16 +35,7 @@ CHAOS_PERCENT = 5
 WORKERS = int(os.environ.get("SOAK_SENDERS", "8"))
 DRAIN_SECONDS = int(os.environ.get("SOAK_DRAIN_SECONDS", "1800"))
 GROUPS = ["product", "sample", "user", "task", "work-unit", "job", "session"]
-
-
-def say(text):
-    print(f"soak: {text}", flush=True)
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+say = sayer("soak")
 
 
 class Proxy:
@@ -94,10 +86,6 @@ class Proxy:
         self.loop.call_soon_threadsafe(apply)
 
 
-def sign(body):
-    return hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
-
-
 def chaos_bucket(payload_id):
     return hashlib.sha256(payload_id.encode()).digest()[0] % 100
 
@@ -106,7 +94,7 @@ def deliver(url, body, stats, lock):
     """Like Creative Force: one attempt and up to 3 retries of a non-2xx answer."""
     for attempt in range(4):
         request = urllib.request.Request(url, data=body, method="POST", headers={
-            "Content-Type": "application/json", "X-CF-Event": "Soak", "X-CF-Signature": sign(body)})
+            "Content-Type": "application/json", "X-CF-Event": "Soak", "X-CF-Signature": sign(SECRET, body)})
         try:
             with urllib.request.urlopen(request, timeout=10) as response:
                 status = response.status
@@ -145,15 +133,7 @@ def main():
         stdout=open(lines_path, "w"), stderr=open(os.path.join(OUT, "cfwh.log"), "w"), env=env)
     url = f"http://127.0.0.1:{dev_port}/payload"
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", dev_port), timeout=1).close()
-                break
-            except OSError:
-                if time.time() > deadline or dev.poll() is not None:
-                    raise SystemExit("soak: cfwh dev did not start; see target/soak/cfwh.log")
-                time.sleep(0.2)
+        wait_for_port(dev_port, dev, 60, "soak: cfwh dev did not start; see target/soak/cfwh.log")
 
         bodies = []
         for i in range(EVENTS):

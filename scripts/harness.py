@@ -1,0 +1,37 @@
+"""What the Python drivers (bench/load.py, scripts/soak.py, scripts/e2e_lambda.py) share:
+logging with a prefix, free ports, signing like Creative Force, waiting for a server."""
+
+import hashlib
+import hmac
+import socket
+import time
+
+
+def sayer(prefix):
+    """A print that names its script and is not buffered."""
+    return lambda text: print(f"{prefix}: {text}", flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sign(secret, body):
+    """X-CF-Signature: HMAC-SHA256 of the exact body, lowercase hex."""
+    return hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def wait_for_port(port, process, seconds, failure):
+    """Until 127.0.0.1:port accepts a connection; SystemExit(failure) when `process`
+    exits or `seconds` pass first."""
+    deadline = time.time() + seconds
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.time() > deadline:
+                raise SystemExit(failure)
+            time.sleep(0.2)
