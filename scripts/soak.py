@@ -214,14 +214,13 @@ def main():
                 total += sum(int(v) for v in attributes.values())
             return total
 
-        # Done when every event that can succeed has been processed and the source queues
-        # are empty: what is left has been moved to a dead-letter queue by SQS itself.
-        deadline = time.time() + DRAIN_SECONDS
-        while True:
-            processed, counts, dead = tally()
-            if expected_processed <= set(processed) and left_in_sources() == 0:
-                break
-            if time.time() > deadline:
+        # Done when the source queues are empty (nothing visible, in flight or delayed)
+        # on two polls in a row: every message was deleted or moved to its DLQ by SQS,
+        # and nothing more can happen. The checks below then say whether that is right.
+        deadline, empty_polls = time.time() + DRAIN_SECONDS, 0
+        while time.time() < deadline:
+            empty_polls = empty_polls + 1 if left_in_sources() == 0 else 0
+            if empty_polls == 2:
                 break
             time.sleep(2)
         drained_after = time.time() - started
@@ -279,6 +278,8 @@ def main():
         # stored), not a loss; the count is reported.
         if dlq_payloads != always_fail:
             problems.append(f"the DLQs hold {len(dlq_payloads)} payloads, expected the {len(always_fail)} always-failing ones")
+        if expected_processed - set(processed):
+            problems.append(f"{len(expected_processed - set(processed))} events that can succeed were never processed")
         if dead - dlq_payloads:
             problems.append(f"{len(dead - dlq_payloads)} payloads printed as dead-lettered are not in a DLQ")
         if fail_once - set(processed):
@@ -287,6 +288,8 @@ def main():
             problems.append(f"{len(misplaced)} messages in another group's DLQ, e.g. {misplaced[:5]}")
         if left:
             problems.append(f"{left} messages still in the source queues")
+        if dev.returncode != 0:
+            problems.append(f"cfwh dev exited {dev.returncode} on SIGTERM, not 0")
         if problems:
             raise SystemExit("soak: FAILED: " + "; ".join(problems))
         say("held: nothing lost, nothing applied twice, every failure retried or dead-lettered")

@@ -445,17 +445,23 @@ impl Dev {
             queues.drained().await;
         }
         if self.sqs.is_some() {
-            // SQS keeps what is queued: draining is a courtesy, so an unreachable SQS
-            // ends it instead of holding the process forever.
+            // SQS keeps what is queued: draining is a courtesy, so an SQS that cannot be
+            // read three times in a row ends it instead of holding the process forever;
+            // one slow or throttled answer does not.
+            let mut failures = 0;
             loop {
                 match self.sqs_pending().await {
                     Ok(0) => break,
-                    Ok(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                    Ok(_) => failures = 0,
                     Err(e) => {
-                        tracing::warn!(error = %e, "SQS unreachable while draining; what is queued stays in SQS for the next start");
-                        break;
+                        failures += 1;
+                        if failures == 3 {
+                            tracing::warn!(error = %e, "SQS unreachable while draining; what is queued stays in SQS for the next start");
+                            break;
+                        }
                     }
                 }
+                tokio::time::sleep(Duration::from_millis(250)).await;
             }
         }
         let _ = self.stop.send(true);

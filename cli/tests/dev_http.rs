@@ -76,28 +76,30 @@ async fn an_endless_chunked_body_is_refused_at_the_limit() {
     tokio::spawn(async move { axum::serve(listener, router).await });
 
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(
-            b"POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
-        )
+    // The whole exchange under one timeout: a server that stopped reading without
+    // answering would otherwise block the writes forever.
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = "POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n";
+        stream.write_all(head.as_bytes()).await.unwrap();
+        // limit + 1 bytes in 4 KiB chunks, then nothing more and no terminating chunk.
+        let chunk = vec![b' '; 4096];
+        let mut sent = 0;
+        while sent <= limit {
+            stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.unwrap();
+            stream.write_all(&chunk).await.unwrap();
+            stream.write_all(b"\r\n").await.unwrap();
+            sent += chunk.len();
+        }
+        let mut answer = vec![0u8; 1024];
+        let n = stream.read(&mut answer).await.unwrap();
+        answer.truncate(n);
+        answer
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(10), exchange)
         .await
-        .unwrap();
-    // limit + 1 bytes in 4 KiB chunks, then nothing more and no terminating chunk.
-    let chunk = vec![b' '; 4096];
-    let mut sent = 0;
-    while sent <= limit {
-        stream.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).await.unwrap();
-        stream.write_all(&chunk).await.unwrap();
-        stream.write_all(b"\r\n").await.unwrap();
-        sent += chunk.len();
-    }
-    let mut answer = vec![0u8; 1024];
-    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut answer))
-        .await
-        .expect("answered without waiting for the end of the body")
-        .unwrap();
-    let answer = String::from_utf8_lossy(&answer[..n]);
+        .expect("answered without waiting for the end of the body");
+    let answer = String::from_utf8_lossy(&answer);
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("body-too-large"));
     assert!(publisher.stored().is_empty());

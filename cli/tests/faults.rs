@@ -208,6 +208,9 @@ impl Cable {
                 inbound.set_nonblocking(false).unwrap();
                 let Ok(outbound) = std::net::TcpStream::connect(&upstream) else { continue };
                 let mut open = open.lock().unwrap();
+                if down.load(Ordering::SeqCst) {
+                    break; // cut while connecting: drop both ends
+                }
                 open.extend([inbound.try_clone().unwrap(), outbound.try_clone().unwrap()]);
                 for (mut from, mut to) in
                     [(inbound.try_clone().unwrap(), outbound.try_clone().unwrap()), (outbound, inbound)]
@@ -223,8 +226,10 @@ impl Cable {
     }
 
     fn cut(&self) {
+        // Under the lock, so that no connection accepted meanwhile is registered after it.
+        let mut open = self.open.lock().unwrap();
         self.down.store(true, std::sync::atomic::Ordering::SeqCst);
-        for stream in self.open.lock().unwrap().drain(..) {
+        for stream in open.drain(..) {
             let _ = stream.shutdown(std::net::Shutdown::Both);
         }
     }
