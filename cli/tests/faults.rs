@@ -11,11 +11,7 @@ use cf_webhooks::aws::dynamodb::DynamoStore;
 use cf_webhooks::aws::Budget;
 use cf_webhooks::consumer::{Context, Handler, HandlerError, NoDeadLetters, Record, Runner};
 use cf_webhooks::events::TaskEvent;
-use common::DevProcess;
-
-fn moto() -> String {
-    std::env::var("CFWH_TEST_MOTO").expect("CFWH_TEST_MOTO names the moto_server `make test` starts")
-}
+use common::{dynamodb_at, moto, DevProcess};
 
 struct Apply;
 
@@ -27,8 +23,7 @@ impl Handler for Apply {
 }
 
 async fn dynamodb(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    let sdk = cfwh::aws::local_sdk_config(Budget::ack(Duration::from_millis(800))).await;
-    aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(endpoint).build())
+    dynamodb_at(endpoint, Budget::ack(Duration::from_millis(800))).await
 }
 
 fn task_record(payload_id: &str) -> Record {

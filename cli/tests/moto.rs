@@ -15,13 +15,8 @@ use cf_webhooks::events::{EventGroup, Route, TaskEvent};
 use cf_webhooks::testkit;
 use cfwh::aws::{depth, ensure_queues, receive, redrive, sqs_client, Queues};
 use cfwh::dev::{consume_sqs, Backend, DeadLetters, Dev, DevOptions, LineSink, Store};
-use common::collecting_sink;
+use common::{collecting_sink, dynamodb_at, moto};
 use tokio::net::TcpListener;
-
-fn moto() -> String {
-    std::env::var("CFWH_TEST_MOTO")
-        .expect("CFWH_TEST_MOTO names the moto_server these tests use; run them with `make test`, which starts it")
-}
 
 fn unique(name: &str) -> String {
     static N: AtomicUsize = AtomicUsize::new(0);
@@ -33,8 +28,7 @@ async fn sqs() -> aws_sdk_sqs::Client {
 }
 
 async fn dynamodb() -> aws_sdk_dynamodb::Client {
-    let sdk = cfwh::aws::local_sdk_config(Budget::consumer()).await;
-    aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(moto()).build())
+    dynamodb_at(&moto(), Budget::consumer()).await
 }
 
 async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() -> bool) {

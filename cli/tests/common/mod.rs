@@ -8,10 +8,23 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use cf_webhooks::aws::Budget;
 use cfwh::dev::LineSink;
 
 /// The `cfwh` binary under test.
 pub const CFWH: &str = env!("CARGO_BIN_EXE_cfwh");
+
+/// The moto_server `make test` starts, named in `CFWH_TEST_MOTO`.
+pub fn moto() -> String {
+    std::env::var("CFWH_TEST_MOTO")
+        .expect("CFWH_TEST_MOTO names the moto_server these tests use; run them with `make test`, which starts it")
+}
+
+/// A DynamoDB client for `endpoint`, with the local test credentials and `budget`.
+pub async fn dynamodb_at(endpoint: &str, budget: Budget) -> aws_sdk_dynamodb::Client {
+    let sdk = cfwh::aws::local_sdk_config(budget).await;
+    aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(endpoint).build())
+}
 
 /// A line sink that keeps every record line, parsed.
 pub fn collecting_sink() -> (LineSink, Arc<Mutex<Vec<serde_json::Value>>>) {
