@@ -30,6 +30,64 @@ pub const DEFAULT_SECRET_REFRESH: Duration = Duration::from_secs(300);
 /// Default time a secret removed from the store is still accepted.
 pub const DEFAULT_SECRET_OVERLAP: Duration = Duration::from_secs(3600);
 
+/// The environment variables of every function and of `cfwh dev`: the one place their
+/// names are written. The template, the README's table and the test drivers take them
+/// from here (`cfwh template`, `cfwh groups --json`).
+pub mod var {
+    use crate::events::Route;
+
+    /// The webhook secret(s), comma-separated while rotating.
+    pub const WEBHOOK_SECRET: &str = "CF_WEBHOOK_SECRET";
+    /// The Secrets Manager secret holding them instead.
+    pub const WEBHOOK_SECRET_ARN: &str = "CF_WEBHOOK_SECRET_ARN";
+    /// `utf8` (the default) or `base64`.
+    pub const SECRET_ENCODING: &str = "CF_SECRET_ENCODING";
+    /// Seconds between two reads of the secret store.
+    pub const SECRET_REFRESH_SECS: &str = "CF_SECRET_REFRESH_SECS";
+    /// Seconds a secret removed from the store is still accepted.
+    pub const SECRET_OVERLAP_SECS: &str = "CF_SECRET_OVERLAP_SECS";
+    /// Largest body accepted.
+    pub const MAX_BODY_BYTES: &str = "CF_MAX_BODY_BYTES";
+    /// The queues' maximum message size.
+    pub const QUEUE_MAX_MESSAGE_BYTES: &str = "CF_QUEUE_MAX_MESSAGE_BYTES";
+    /// A custom header every delivery must carry.
+    pub const REQUIRED_HEADER_NAME: &str = "CF_REQUIRED_HEADER_NAME";
+    /// Its value.
+    pub const REQUIRED_HEADER_VALUE: &str = "CF_REQUIRED_HEADER_VALUE";
+    /// The replay window in seconds (0: off).
+    pub const MAX_EVENT_AGE_SECS: &str = "CF_MAX_EVENT_AGE_SECS";
+    /// Tolerated clock skew in seconds.
+    pub const MAX_CLOCK_SKEW_SECS: &str = "CF_MAX_CLOCK_SKEW_SECS";
+    /// Workspaces to keep.
+    pub const FILTER_WORKSPACES: &str = "CF_FILTER_WORKSPACES";
+    /// Event groups to keep.
+    pub const FILTER_EVENT_GROUPS: &str = "CF_FILTER_EVENT_GROUPS";
+    /// Production steps of task events to keep.
+    pub const FILTER_STEPS: &str = "CF_FILTER_STEPS";
+    /// Time budget of one enqueue in milliseconds.
+    pub const ENQUEUE_TIMEOUT_MS: &str = "CF_ENQUEUE_TIMEOUT_MS";
+    /// `emf` (the default) or `off`.
+    pub const METRICS: &str = "CF_METRICS";
+    /// The stack's name: the `Stack` dimension of every metric.
+    pub const STACK: &str = "CF_STACK";
+    /// The group a consumer serves.
+    pub const EVENT_GROUP: &str = "CF_EVENT_GROUP";
+    /// The DynamoDB idempotency table.
+    pub const IDEMPOTENCY_TABLE: &str = "CF_IDEMPOTENCY_TABLE";
+    /// The consumer's dead-letter queue.
+    pub const DLQ_URL: &str = "CF_DLQ_URL";
+    /// Seconds an in-progress claim holds.
+    pub const IDEMPOTENCY_LEASE_SECS: &str = "CF_IDEMPOTENCY_LEASE_SECS";
+    /// Seconds a completed `PayloadId` is remembered.
+    pub const IDEMPOTENCY_TTL_SECS: &str = "CF_IDEMPOTENCY_TTL_SECS";
+
+    /// The variable holding a route's queue URL: `CF_QUEUE_URL_TASK`,
+    /// `CF_QUEUE_URL_WORK_UNIT`, `CF_QUEUE_URL_UNROUTED`, …
+    pub fn queue_url(route: Route) -> String {
+        format!("CF_QUEUE_URL_{}", route.as_str().replace('-', "_").to_ascii_uppercase())
+    }
+}
+
 /// A configuration value that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{var}: {problem}")]
@@ -149,52 +207,52 @@ impl IngestConfig {
     }
 
     /// Reads the configuration through `var` (the environment, or a map in tests).
-    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
 
-        let encoding = match get("CF_SECRET_ENCODING") {
+        let encoding = match get(var::SECRET_ENCODING) {
             Some(text) => {
-                SecretEncoding::parse(&text).map_err(|e| ConfigError::new("CF_SECRET_ENCODING", e.to_string()))?
+                SecretEncoding::parse(&text).map_err(|e| ConfigError::new(var::SECRET_ENCODING, e.to_string()))?
             }
             None => SecretEncoding::Utf8,
         };
-        let (secrets, secret_store) = match (get("CF_WEBHOOK_SECRET"), get("CF_WEBHOOK_SECRET_ARN")) {
+        let (secrets, secret_store) = match (get(var::WEBHOOK_SECRET), get(var::WEBHOOK_SECRET_ARN)) {
             (Some(_), Some(_)) => {
-                return Err(ConfigError::new("CF_WEBHOOK_SECRET_ARN", "set either it or CF_WEBHOOK_SECRET, not both"))
+                return Err(ConfigError::new(var::WEBHOOK_SECRET_ARN, "set either it or CF_WEBHOOK_SECRET, not both"))
             }
             (None, None) => {
                 return Err(ConfigError::new(
-                    "CF_WEBHOOK_SECRET",
+                    var::WEBHOOK_SECRET,
                     "is not set: give the webhook's secret (several separated by commas while rotating), \
                      or CF_WEBHOOK_SECRET_ARN for a secret in AWS Secrets Manager",
                 ))
             }
             (Some(text), None) => {
                 let set = SecretSet::parse_list(&text, encoding).map_err(|e| match e {
-                    SecretError::Empty => ConfigError::new("CF_WEBHOOK_SECRET", "holds an empty secret"),
-                    other => ConfigError::new("CF_WEBHOOK_SECRET", other.to_string()),
+                    SecretError::Empty => ConfigError::new(var::WEBHOOK_SECRET, "holds an empty secret"),
+                    other => ConfigError::new(var::WEBHOOK_SECRET, other.to_string()),
                 })?;
                 (Keyring::fixed(set), None)
             }
             (None, Some(arn)) => {
                 let refresh = Refresh {
-                    interval: seconds(&get, "CF_SECRET_REFRESH_SECS")?.unwrap_or(DEFAULT_SECRET_REFRESH),
-                    overlap: seconds(&get, "CF_SECRET_OVERLAP_SECS")?.unwrap_or(DEFAULT_SECRET_OVERLAP),
+                    interval: seconds(&get, var::SECRET_REFRESH_SECS)?.unwrap_or(DEFAULT_SECRET_REFRESH),
+                    overlap: seconds(&get, var::SECRET_OVERLAP_SECS)?.unwrap_or(DEFAULT_SECRET_OVERLAP),
                 };
                 (Keyring::refreshed(refresh), Some(SecretStore { arn: arn.trim().to_owned(), encoding }))
             }
         };
 
-        let max_body_bytes = number(&get, "CF_MAX_BODY_BYTES")?.unwrap_or(DEFAULT_MAX_BODY_BYTES as u64) as usize;
+        let max_body_bytes = number(&get, var::MAX_BODY_BYTES)?.unwrap_or(DEFAULT_MAX_BODY_BYTES as u64) as usize;
         let queue_max =
-            number(&get, "CF_QUEUE_MAX_MESSAGE_BYTES")?.unwrap_or(DEFAULT_QUEUE_MAX_MESSAGE_BYTES as u64) as usize;
+            number(&get, var::QUEUE_MAX_MESSAGE_BYTES)?.unwrap_or(DEFAULT_QUEUE_MAX_MESSAGE_BYTES as u64) as usize;
         if max_body_bytes == 0 {
-            return Err(ConfigError::new("CF_MAX_BODY_BYTES", "must be at least 1"));
+            return Err(ConfigError::new(var::MAX_BODY_BYTES, "must be at least 1"));
         }
         let worst_message = max_body_bytes.div_ceil(3) * 4 + ATTRIBUTES_BUDGET;
         if worst_message > queue_max {
             return Err(ConfigError::new(
-                "CF_MAX_BODY_BYTES",
+                var::MAX_BODY_BYTES,
                 format!(
                     "{max_body_bytes} bytes do not fit a {queue_max}-byte queue message once base64-encoded with their attributes \
                      ({worst_message} bytes); lower it to {} or raise CF_QUEUE_MAX_MESSAGE_BYTES",
@@ -203,49 +261,49 @@ impl IngestConfig {
             ));
         }
 
-        let required_header = match (get("CF_REQUIRED_HEADER_NAME"), get("CF_REQUIRED_HEADER_VALUE")) {
+        let required_header = match (get(var::REQUIRED_HEADER_NAME), get(var::REQUIRED_HEADER_VALUE)) {
             (None, None) => None,
             (Some(name), Some(value)) if !value.is_empty() => {
                 let name = HeaderName::try_from(name.trim()).map_err(|_| {
-                    ConfigError::new("CF_REQUIRED_HEADER_NAME", format!("{name:?} is not a valid header name"))
+                    ConfigError::new(var::REQUIRED_HEADER_NAME, format!("{name:?} is not a valid header name"))
                 })?;
                 Some(RequiredHeader::new(name, value.as_bytes()))
             }
             (Some(_), _) => {
-                return Err(ConfigError::new("CF_REQUIRED_HEADER_VALUE", "must be set when CF_REQUIRED_HEADER_NAME is"))
+                return Err(ConfigError::new(var::REQUIRED_HEADER_VALUE, "must be set when CF_REQUIRED_HEADER_NAME is"))
             }
             (None, Some(_)) => {
-                return Err(ConfigError::new("CF_REQUIRED_HEADER_NAME", "must be set when CF_REQUIRED_HEADER_VALUE is"))
+                return Err(ConfigError::new(var::REQUIRED_HEADER_NAME, "must be set when CF_REQUIRED_HEADER_VALUE is"))
             }
         };
 
-        let replay_window = match seconds(&get, "CF_MAX_EVENT_AGE_SECS")?.unwrap_or(DEFAULT_MAX_EVENT_AGE) {
+        let replay_window = match seconds(&get, var::MAX_EVENT_AGE_SECS)?.unwrap_or(DEFAULT_MAX_EVENT_AGE) {
             age if age.is_zero() => None,
             max_age => Some(ReplayWindow {
                 max_age,
-                max_future: seconds(&get, "CF_MAX_CLOCK_SKEW_SECS")?.unwrap_or(DEFAULT_MAX_CLOCK_SKEW),
+                max_future: seconds(&get, var::MAX_CLOCK_SKEW_SECS)?.unwrap_or(DEFAULT_MAX_CLOCK_SKEW),
             }),
         };
 
         let filters = Filters {
-            workspaces: list(&get, "CF_FILTER_WORKSPACES").into_iter().map(|w| w.to_ascii_lowercase()).collect(),
-            groups: list(&get, "CF_FILTER_EVENT_GROUPS")
+            workspaces: list(&get, var::FILTER_WORKSPACES).into_iter().map(|w| w.to_ascii_lowercase()).collect(),
+            groups: list(&get, var::FILTER_EVENT_GROUPS)
                 .into_iter()
-                .map(|g| EventGroup::parse(&g).map_err(|e| ConfigError::new("CF_FILTER_EVENT_GROUPS", e.to_string())))
+                .map(|g| EventGroup::parse(&g).map_err(|e| ConfigError::new(var::FILTER_EVENT_GROUPS, e.to_string())))
                 .collect::<Result<_, _>>()?,
-            steps: list(&get, "CF_FILTER_STEPS").iter().map(|s| step_key(s)).collect(),
+            steps: list(&get, var::FILTER_STEPS).iter().map(|s| step_key(s)).collect(),
         };
 
         let enqueue_timeout =
-            number(&get, "CF_ENQUEUE_TIMEOUT_MS")?.map_or(DEFAULT_ENQUEUE_TIMEOUT, Duration::from_millis);
+            number(&get, var::ENQUEUE_TIMEOUT_MS)?.map_or(DEFAULT_ENQUEUE_TIMEOUT, Duration::from_millis);
         if enqueue_timeout.is_zero() {
-            return Err(ConfigError::new("CF_ENQUEUE_TIMEOUT_MS", "must be at least 1"));
+            return Err(ConfigError::new(var::ENQUEUE_TIMEOUT_MS, "must be at least 1"));
         }
 
-        let metrics = match get("CF_METRICS").as_deref().map(str::trim) {
+        let metrics = match get(var::METRICS).as_deref().map(str::trim) {
             None | Some("emf") => true,
             Some("off") => false,
-            Some(other) => return Err(ConfigError::new("CF_METRICS", format!("expected emf or off, got {other:?}"))),
+            Some(other) => return Err(ConfigError::new(var::METRICS, format!("expected emf or off, got {other:?}"))),
         };
 
         Ok(Self {
@@ -288,19 +346,19 @@ impl ConsumerConfig {
     }
 
     /// Reads the configuration through `var`.
-    pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| var(name).filter(|v| !v.trim().is_empty());
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let required = |name: &'static str, what: &str| {
             get(name).map(|v| v.trim().to_owned()).ok_or_else(|| ConfigError::new(name, format!("is not set: {what}")))
         };
-        let idempotency_table = required("CF_IDEMPOTENCY_TABLE", "the DynamoDB idempotency table's name")?;
-        let dlq_url = required("CF_DLQ_URL", "the URL of this group's dead-letter queue")?;
-        let lease = seconds(&get, "CF_IDEMPOTENCY_LEASE_SECS")?.unwrap_or(DEFAULT_CLAIM_LEASE);
-        let ttl = seconds(&get, "CF_IDEMPOTENCY_TTL_SECS")?.unwrap_or(DEFAULT_IDEMPOTENCY_TTL);
-        let window = seconds(&get, "CF_MAX_EVENT_AGE_SECS")?.unwrap_or(DEFAULT_MAX_EVENT_AGE);
+        let idempotency_table = required(var::IDEMPOTENCY_TABLE, "the DynamoDB idempotency table's name")?;
+        let dlq_url = required(var::DLQ_URL, "the URL of this group's dead-letter queue")?;
+        let lease = seconds(&get, var::IDEMPOTENCY_LEASE_SECS)?.unwrap_or(DEFAULT_CLAIM_LEASE);
+        let ttl = seconds(&get, var::IDEMPOTENCY_TTL_SECS)?.unwrap_or(DEFAULT_IDEMPOTENCY_TTL);
+        let window = seconds(&get, var::MAX_EVENT_AGE_SECS)?.unwrap_or(DEFAULT_MAX_EVENT_AGE);
         if !window.is_zero() && ttl <= window + DEFAULT_MAX_CLOCK_SKEW {
             return Err(ConfigError::new(
-                "CF_IDEMPOTENCY_TTL_SECS",
+                var::IDEMPOTENCY_TTL_SECS,
                 format!(
                     "{}s must be longer than the replay window CF_MAX_EVENT_AGE_SECS ({}s) plus clock skew, \
                      or a replayed delivery could be applied twice",
@@ -309,7 +367,7 @@ impl ConsumerConfig {
                 ),
             ));
         }
-        let metrics = !matches!(get("CF_METRICS").as_deref().map(str::trim), Some("off"));
+        let metrics = !matches!(get(var::METRICS).as_deref().map(str::trim), Some("off"));
         Ok(Self { idempotency_table, dlq_url, lease, ttl, metrics })
     }
 }

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod queue;
 pub mod secret;
 pub mod signature;
+pub mod stack;
 #[cfg(feature = "testkit")]
 pub mod testkit;
 

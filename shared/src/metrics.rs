@@ -10,6 +10,36 @@ use crate::consumer::{Outcome, RecordReport};
 
 /// The CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "CfWebhooks";
+/// The one dimension of every metric: the stack's name (`CF_STACK`), so that two stacks
+/// in one account keep their own series.
+pub const DIMENSION: &str = "Stack";
+
+/// The metric names: the template's alarms and dashboard take them from here.
+pub mod name {
+    /// Deliveries queued (ingest).
+    pub const ACCEPTED: &str = "Accepted";
+    /// Deliveries refused: 4xx (ingest).
+    pub const REJECTED: &str = "Rejected";
+    /// Authentic deliveries kept in `unrouted` (ingest).
+    pub const QUARANTINED: &str = "Quarantined";
+    /// Authentic deliveries filtered out (ingest).
+    pub const IGNORED: &str = "Ignored";
+    /// Deliveries answered 503: not stored (ingest).
+    pub const UNAVAILABLE: &str = "Unavailable";
+    /// Milliseconds one enqueue took (ingest).
+    pub const ENQUEUE_LATENCY: &str = "EnqueueLatency";
+    /// Records applied (consumers).
+    pub const PROCESSED: &str = "Processed";
+    /// Records skipped as already applied (consumers).
+    pub const DUPLICATES: &str = "Duplicates";
+    /// Failed attempts, to be retried (consumers).
+    pub const FAILED: &str = "Failed";
+    /// Records moved to a dead-letter queue (consumers).
+    pub const DEAD_LETTERED: &str = "DeadLettered";
+    /// Every metric, ingest's first.
+    pub const ALL: [&str; 10] =
+        [ACCEPTED, REJECTED, QUARANTINED, IGNORED, UNAVAILABLE, ENQUEUE_LATENCY, PROCESSED, DUPLICATES, FAILED, DEAD_LETTERED];
+}
 
 /// One EMF line: `metrics` (name, value, unit) under one dimension set.
 pub fn line(dimensions: &[(&str, &str)], metrics: &[(&str, f64, &str)]) -> String {

@@ -1,0 +1,51 @@
+//! The names of a deployed stack's parts: queues, functions, artifacts and outputs. The
+//! template (`cfwh template`), `cfwh redrive`, `cfwh dev` over SQS and the test drivers
+//! (`cfwh groups --json`) all take them from here.
+
+use crate::events::{EventGroup, Route};
+
+/// The bootstrap of the ingest function (`target/lambda/ingest/bootstrap`).
+pub const INGEST_BOOTSTRAP: &str = "ingest";
+/// The one bootstrap every consumer function deploys (`target/lambda/consume/bootstrap`);
+/// `CF_EVENT_GROUP` tells it which group it serves.
+pub const CONSUMER_BOOTSTRAP: &str = "consume";
+/// Every bootstrap `make build` builds.
+pub const BOOTSTRAPS: [&str; 2] = [INGEST_BOOTSTRAP, CONSUMER_BOOTSTRAP];
+
+/// The queue of `route` in a stack (or a `cfwh dev` prefix): `<prefix>-<route>`, and
+/// `<prefix>-<route>-dlq` for its dead-letter queue.
+pub fn queue_name(prefix: &str, route: Route, dead_letter: bool) -> String {
+    format!("{prefix}-{}{}", route.as_str(), if dead_letter { "-dlq" } else { "" })
+}
+
+/// The function name suffix of a group's consumer: `consume-<group>` (the function is
+/// `<stack>-consume-<group>`).
+pub fn consumer_function(group: EventGroup) -> String {
+    format!("{CONSUMER_BOOTSTRAP}-{}", group.as_str())
+}
+
+/// The stack's outputs, by name.
+pub mod output {
+    /// The Payload URL to give Creative Force.
+    pub const WEBHOOK_URL: &str = "WebhookUrl";
+    /// The secret to paste into Creative Force.
+    pub const WEBHOOK_SECRET_ARN: &str = "WebhookSecretArn";
+    /// The prefix of every queue name.
+    pub const QUEUE_PREFIX: &str = "QueuePrefix";
+    /// The idempotency table.
+    pub const IDEMPOTENCY_TABLE: &str = "IdempotencyTableName";
+    /// The CloudWatch dashboard.
+    pub const DASHBOARD_URL: &str = "DashboardUrl";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        assert_eq!(queue_name("cf", Route::Group(EventGroup::WorkUnit), false), "cf-work-unit");
+        assert_eq!(queue_name("cf", Route::Unrouted, true), "cf-unrouted-dlq");
+        assert_eq!(consumer_function(EventGroup::Job), "consume-job");
+    }
+}
