@@ -14,7 +14,6 @@ GROUP  ?=
 REGION ?= $(or $(AWS_REGION),$(AWS_DEFAULT_REGION),us-east-1)
 CFWH   := cargo run --quiet --package cfwh --bin cfwh --
 LAMBDA_PACKAGES := --package cf-webhooks-ingest --package cf-webhooks-consumers
-FUNCTIONS := ingest consume-product consume-sample consume-user consume-task consume-work-unit consume-job consume-session
 
 # The Python tools (SAM, cfn-lint, cargo-lambda with zig, moto) live in .venv; targets
 # that need them install them first (scripts/tools.sh) and put them first on PATH.
@@ -44,23 +43,22 @@ soak: ## 20,000 events, 10% re-deliveries, 5% failures and an SQS outage through
 bench: ## benchmarks: criterion, bootstrap sizes, load against the reference receiver; writes BENCHMARKS.md
 	./bench/run.sh
 
-build: ## build the eight Lambda bootstraps for arm64 in one cargo build (target/lambda/<function>/bootstrap)
+build: ## build the two Lambda bootstraps (ingest, consume) for arm64 in one cargo build (target/lambda/<name>/bootstrap)
 	@$(TOOLS); cargo lambda build --release --arm64 $(LAMBDA_PACKAGES)
 	@$(MAKE) --no-print-directory sizes
 
 sizes: ## list the sizes of the built bootstraps
-	@for f in $(FUNCTIONS); do \
-	  b=target/lambda/$$f/bootstrap; \
-	  if [ -f $$b ]; then awk -v f=$$f -v s=$$(stat -c %s $$b) -v z=$$(gzip -9 -c $$b | wc -c) \
+	@found=; for b in target/lambda/*/bootstrap; do \
+	  [ -f "$$b" ] || continue; found=1; f=$$(basename $$(dirname $$b)); \
+	  awk -v f=$$f -v s=$$(stat -c %s $$b) -v z=$$(gzip -9 -c $$b | wc -c) \
 	    'BEGIN { printf "  %-18s %6.2f MiB   zipped %5.2f MiB\n", f, s / 1048576, z / 1048576 }'; \
-	  else echo "  $$f: not built (make build)"; fi; \
-	done
+	done; [ -n "$$found" ] || echo "  nothing built yet (make build)"
 
-template: ## regenerate template.yaml from scripts/template.py
-	python3 scripts/template.py
+template: ## write template.yaml from the code's own definitions (cfwh template)
+	$(CFWH) template
 
 validate: ## check template.yaml: up to date, sam validate --lint, cfn-lint (offline)
-	@$(TOOLS); scripts/template.py --check && \
+	@$(TOOLS); $(CFWH) template --check && \
 	  AWS_DEFAULT_REGION=$(REGION) cfn-lint template.yaml && \
 	  AWS_DEFAULT_REGION=$(REGION) SAM_CLI_TELEMETRY=0 sam validate --lint -t template.yaml
 
@@ -75,7 +73,7 @@ logs: ## tail the logs of every function of STACK (sam logs)
 	@$(TOOLS); SAM_CLI_TELEMETRY=0 sam logs --stack-name $(STACK) --region $(REGION) --tail
 
 redrive: ## move GROUP's dead-letter queue of STACK back to its queue
-	@test -n "$(GROUP)" || { echo "make redrive: set GROUP=product|sample|user|task|work-unit|job|session|unrouted"; exit 2; }
+	@test -n "$(GROUP)" || { echo "make redrive: set GROUP (one of the routes \`cfwh groups\` lists)"; exit 2; }
 	$(CFWH) redrive --group $(GROUP) --queue-prefix $(STACK)
 
 lint: ## rustfmt check and clippy

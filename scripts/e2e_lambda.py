@@ -2,9 +2,10 @@
 """End to end under cargo-lambda's runtime emulator, against moto.
 
 The real bootstrap binaries run under `cargo lambda watch`: a signed POST to the ingest
-Function URL path must land in the task queue, and invoking `consume-task` with that
-message as an SQS event must process it (no batch item failure, a COMPLETED item in the
-idempotency table); invoking it again must find the duplicate.
+Function URL path must land in the task queue, and invoking the `consume` bootstrap
+(serving the task group, as the template's task consumer does) with that message as an
+SQS event must process it (no batch item failure, a COMPLETED item in the idempotency
+table); invoking it again must find the duplicate.
 
 Needs AWS_ENDPOINT_URL (moto) and `cargo lambda` on PATH; `make test` provides both.
 """
@@ -22,27 +23,29 @@ import urllib.request
 import boto3
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import free_port, sayer, sign, wait_for_port  # noqa: E402
+from harness import cfwh_groups, free_port, sayer, sign, wait_for_port  # noqa: E402
 
 say = sayer("e2e")
 SECRET = "e2e-secret"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-ROUTES = ["product", "sample", "user", "task", "work-unit", "job", "session", "unrouted"]
+GROUP = "task"
 
 
-def setup(prefix):
+def setup(prefix, described):
     sqs = boto3.client("sqs")
-    env = {}
-    for route in ROUTES:
-        dlq = sqs.create_queue(QueueName=f"{prefix}-{route}-dlq")["QueueUrl"]
+    names = described["env"]
+    env = {names["event_group"]: GROUP}
+    for route in described["routes"]:
+        dlq = sqs.create_queue(QueueName=route["dead_letter_queue"])["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         url = sqs.create_queue(
-            QueueName=f"{prefix}-{route}",
+            QueueName=route["queue"],
             Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 5})},
         )["QueueUrl"]
-        env["CF_QUEUE_URL_" + route.replace("-", "_").upper()] = url
-        if route == "task":
-            env["CF_DLQ_URL"] = dlq
+        env[route["queue_url_var"]] = url
+        if route["group"] == GROUP:
+            env[names["dlq_url"]] = dlq
+            group_url = url
     table = f"{prefix}-idempotency"
     ddb = boto3.client("dynamodb")
     ddb.create_table(
@@ -51,8 +54,8 @@ def setup(prefix):
         AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
     )
-    env["CF_IDEMPOTENCY_TABLE"] = table
-    return env
+    env[names["idempotency_table"]] = table
+    return env, table, group_url
 
 
 def post(url, body, timeout, signed=None):
@@ -111,12 +114,15 @@ def main():
     if "AWS_ENDPOINT_URL" not in os.environ:
         raise SystemExit("e2e: AWS_ENDPOINT_URL must name the moto_server (make test starts it)")
     prefix = f"e2e-{os.getpid()}"
-    env = setup(prefix)
+    described = cfwh_groups(prefix)
+    env, table, task_url = setup(prefix, described)
+    consumer = next(b for b in described["bootstraps"] if b != "ingest")
     port = free_port()
     log_path = os.path.join(ROOT, "target", "e2e-watch.log")
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     log = open(log_path, "w")
-    watch_env = dict(os.environ, CF_WEBHOOK_SECRET=SECRET, RUST_LOG="info", **env)
+    watch_env = dict(os.environ, RUST_LOG="info", **env)
+    watch_env[described["env"]["webhook_secret"]] = SECRET
     say(f"cargo lambda watch on 127.0.0.1:{port} (log: target/e2e-watch.log)")
     watch = subprocess.Popen(
         ["cargo", "lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", str(port), "--ignore-changes"],
@@ -140,7 +146,6 @@ def main():
             raise SystemExit(f"e2e: a body changed after signing got {status} {answer}, expected 401")
 
         sqs = boto3.client("sqs")
-        task_url = env["CF_QUEUE_URL_TASK"]
         received = sqs.receive_message(
             QueueUrl=task_url, MaxNumberOfMessages=10, AttributeNames=["All"], MessageAttributeNames=["All"], WaitTimeSeconds=2
         ).get("Messages", [])
@@ -152,22 +157,22 @@ def main():
         arn = sqs.get_queue_attributes(QueueUrl=task_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         event = sqs_event(message, arn)
 
-        say("invoking consume-task with that message as an SQS event (the first invocation compiles it)")
-        first = invoke("consume-task", event, port)
+        say(f"invoking {consumer} ({GROUP}) with that message as an SQS event (the first invocation compiles it)")
+        first = invoke(consumer, event, port)
         if first.get("batchItemFailures") != []:
-            raise SystemExit(f"e2e: consume-task answered {first}")
+            raise SystemExit(f"e2e: {consumer} answered {first}")
         item = boto3.client("dynamodb").get_item(
-            TableName=env["CF_IDEMPOTENCY_TABLE"], Key={"pk": {"S": "task#c02f0f73-1706-4973-9a4d-38007d6685e9"}}, ConsistentRead=True
+            TableName=table, Key={"pk": {"S": f"{GROUP}#c02f0f73-1706-4973-9a4d-38007d6685e9"}}, ConsistentRead=True
         ).get("Item")
         if not item or item["state"]["S"] != "COMPLETED":
             raise SystemExit(f"e2e: no COMPLETED idempotency item, found {item}")
-        second = invoke("consume-task", event, port)
+        second = invoke(consumer, event, port)
         if second.get("batchItemFailures") != []:
             raise SystemExit(f"e2e: the redelivery answered {second}")
         with open(log_path) as f:
             if '"Duplicates":1.0' not in f.read().replace(" ", ""):
                 raise SystemExit(f"e2e: the redelivery was not counted as a duplicate (EMF); see {log_path}")
-        say("ingest → SQS → consume-task → DynamoDB: processed once, then a duplicate")
+        say(f"ingest → SQS → {consumer} ({GROUP}) → DynamoDB: processed once, then a duplicate")
     finally:
         watch.terminate()
         try:

@@ -1,5 +1,6 @@
 """What the Python drivers (bench/load.py, scripts/soak.py, scripts/e2e_lambda.py) share:
-logging with a prefix, free ports, signing like Creative Force, waiting for a server."""
+logging with a prefix, free ports, signing like Creative Force, waiting for a server, and
+the groups as the code defines them."""
 
 import hashlib
 import hmac
@@ -35,3 +36,21 @@ def wait_for_port(port, process, seconds, failure):
             if process.poll() is not None or time.time() > deadline:
                 raise SystemExit(failure)
             time.sleep(0.2)
+
+
+def cfwh_groups(queue_prefix="cf-webhooks"):
+    """What the code defines for the groups and routes (`cfwh groups --json`): the drivers
+    ask the binary rather than keep their own copy of the list."""
+    import json
+    import os
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run(
+        ["cargo", "run", "--quiet", "--package", "cfwh", "--bin", "cfwh", "--", "groups", "--json", "--queue-prefix", queue_prefix],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(out.stdout)

@@ -15,8 +15,14 @@ VENV_BIN=$(scripts/tools.sh)
 VENV=$(dirname "$VENV_BIN")
 export PATH="$VENV_BIN:$PATH"
 
+# rustfmt and clippy ship with the toolchain: a missing one is an error, not a skip.
+for component in rustfmt clippy; do
+  cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1 \
+    || die "cargo ${component/rustfmt/fmt} is missing: run \`rustup component add $component\`, then make test again"
+done
+
 say "template"
-scripts/template.py --check
+cargo run --quiet --package cfwh --bin cfwh -- template --check
 AWS_DEFAULT_REGION=us-east-1 cfn-lint template.yaml
 AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 sam validate --lint -t template.yaml
 
@@ -38,19 +44,11 @@ export CFWH_TEST_MOTO="$AWS_ENDPOINT_URL"
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1
 unset AWS_PROFILE AWS_SESSION_TOKEN
 
-if cargo fmt --version >/dev/null 2>&1; then
-  say "rustfmt"
-  cargo fmt --all --check
-else
-  say "rustfmt not installed: skipping the format check (rustup component add rustfmt)"
-fi
+say "rustfmt"
+cargo fmt --all --check
 
-if cargo clippy --version >/dev/null 2>&1; then
-  say "clippy"
-  cargo clippy --workspace --all-targets --all-features -- -D warnings
-else
-  say "clippy not installed: skipping lints (rustup component add clippy)"
-fi
+say "clippy"
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 say "tests"
 if cargo nextest --version >/dev/null 2>&1; then

@@ -9,7 +9,7 @@ use aws_sdk_sqs::Client;
 use cf_webhooks::aws::sqs::QueueUrls;
 use cf_webhooks::aws::{describe, loader, Budget};
 use cf_webhooks::events::Route;
-use cf_webhooks::queue::message::attr;
+use cf_webhooks::stack::queue_name;
 
 /// The SDK configuration for a local endpoint: the environment's region and credentials
 /// when set, otherwise `us-east-1` and placeholder credentials (local servers accept any).
@@ -41,11 +41,6 @@ pub async fn sqs_client(endpoint: Option<&str>, budget: Budget) -> Client {
     Client::from_conf(config.build())
 }
 
-/// The names of a group's queues: `<prefix>-<route>` and `<prefix>-<route>-dlq`.
-pub fn queue_name(prefix: &str, route: Route, dead_letter: bool) -> String {
-    format!("{prefix}-{}{}", route.as_str(), if dead_letter { "-dlq" } else { "" })
-}
-
 /// The source and dead-letter queues of every route.
 #[derive(Debug, Clone)]
 pub struct Queues {
@@ -70,16 +65,7 @@ pub async fn ensure_queues(
         let dlq_name = queue_name(prefix, route, true);
         let dlq =
             ensure_queue(client, &dlq_name, &[(QueueAttributeName::MessageRetentionPeriod, "1209600".into())]).await?;
-        let arn = client
-            .get_queue_attributes()
-            .queue_url(&dlq)
-            .attribute_names(QueueAttributeName::QueueArn)
-            .send()
-            .await
-            .map_err(|e| format!("{dlq_name}: {}", describe(&e)))?
-            .attributes()
-            .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
-            .ok_or_else(|| format!("{dlq_name}: no QueueArn"))?;
+        let arn = queue_arn(client, &dlq).await?;
         let redrive = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max_receives}).to_string();
         let attributes = [
             (QueueAttributeName::RedrivePolicy, redrive),
@@ -112,6 +98,20 @@ async fn ensure_queue(
     created.queue_url().map(str::to_owned).ok_or_else(|| format!("creating {name}: no queue URL"))
 }
 
+/// The ARN of the queue at `url`.
+pub async fn queue_arn(client: &Client, url: &str) -> Result<String, String> {
+    client
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {}", describe(&e)))?
+        .attributes()
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .ok_or_else(|| format!("{url}: no QueueArn"))
+}
+
 /// Messages a queue still holds: visible, in flight and delayed.
 pub async fn depth(client: &Client, url: &str) -> Result<u64, String> {
     let out = client
@@ -139,6 +139,7 @@ pub async fn receive(
         .max_number_of_messages(max.clamp(1, 10))
         .wait_time_seconds(wait.as_secs().min(20) as i32)
         .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+        .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
         .message_attribute_names("All")
         .send()
         .await
@@ -172,34 +173,4 @@ pub async fn delete(client: &Client, url: &str, receipts: &[String]) -> Result<(
         }
     }
     Ok(())
-}
-
-/// Moves every message of `dlq` back to `source`, the `cf-reason` attribute dropped;
-/// `progress` sees the count moved so far. Returns how many were moved.
-pub async fn redrive(client: &Client, dlq: &str, source: &str, mut progress: impl FnMut(u64)) -> Result<u64, String> {
-    let mut moved = 0;
-    loop {
-        let batch = receive(client, dlq, 10, Duration::from_secs(1)).await?;
-        if batch.is_empty() {
-            return Ok(moved);
-        }
-        for message in batch {
-            let mut send = client.send_message().queue_url(source).message_body(message.body().unwrap_or_default());
-            for (name, value) in message.message_attributes().into_iter().flatten() {
-                if name != attr::REASON {
-                    send = send.message_attributes(name, value.clone());
-                }
-            }
-            if source.ends_with(".fifo") {
-                let id = message.message_id().unwrap_or_default().to_owned();
-                send = send.message_group_id("redrive").message_deduplication_id(id);
-            }
-            send.send().await.map_err(|e| describe(&e))?;
-            if let Some(receipt) = message.receipt_handle() {
-                delete(client, dlq, &[receipt.to_owned()]).await?;
-            }
-            moved += 1;
-            progress(moved);
-        }
-    }
 }

@@ -2,11 +2,81 @@
 //! `X-CF-Event`, `X-CF-Signature`, and up to three retries of a non-2xx answer.
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::time::Duration;
 
+use cf_webhooks::config::var;
 use cf_webhooks::events::routing;
-use cf_webhooks::secret::Secret;
+use cf_webhooks::secret::{Secret, SecretEncoding};
 use cf_webhooks::signature::sign;
+use cf_webhooks::DEV_SECRET;
+
+/// `cfwh send`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The Payload URL.
+    #[arg(long, default_value = "http://127.0.0.1:3000/")]
+    url: String,
+    /// The webhook secret; without it and CF_WEBHOOK_SECRET, the development secret of `cfwh dev`.
+    #[arg(long, env = var::WEBHOOK_SECRET, hide_env_values = true)]
+    secret: Option<String>,
+    /// How the secret becomes the HMAC key.
+    #[arg(long, env = var::SECRET_ENCODING, value_enum, default_value = "utf8")]
+    secret_encoding: SecretEncoding,
+    /// X-CF-Event; by default derived from the body ("Task completed").
+    #[arg(long)]
+    event: Option<String>,
+    /// An extra header, `Name: value` (repeatable), e.g. Creative Force's custom headers.
+    #[arg(long = "header", value_name = "NAME: VALUE", value_parser = header)]
+    headers: Vec<(String, String)>,
+    /// Retries of a non-2xx answer (Creative Force makes 3).
+    #[arg(long, default_value_t = 3)]
+    retries: u32,
+    /// Wait between attempts (Creative Force waits 5 to 10 minutes).
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    retry_delay: Duration,
+    /// Time allowed for one attempt.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Send EventDatetimeUtc as it is in the file; by default it is set to now, so that
+    /// samples pass the replay window.
+    #[arg(long)]
+    keep_time: bool,
+    /// Bodies to send, each as its exact bytes (but for EventDatetimeUtc).
+    #[arg(required = true)]
+    files: Vec<PathBuf>,
+}
+
+fn header(text: &str) -> Result<(String, String), String> {
+    match text.split_once(':') {
+        Some((name, value)) if !name.trim().is_empty() => Ok((name.trim().to_owned(), value.trim().to_owned())),
+        _ => Err("expected `Name: value`".to_owned()),
+    }
+}
+
+/// Sends every file; exits 1 when any was not answered 2xx in the end.
+pub async fn run(args: Args) -> Result<ExitCode, String> {
+    let secret_text = match &args.secret {
+        Some(secret) => secret.trim().to_owned(),
+        None => {
+            eprintln!("cfwh send: no --secret or CF_WEBHOOK_SECRET; signing with the development secret of `cfwh dev`");
+            DEV_SECRET.to_owned()
+        }
+    };
+    let secret = Secret::from_text(&secret_text, args.secret_encoding).map_err(|e| format!("--secret: {e}"))?;
+    let options = SendOptions {
+        url: args.url,
+        secret,
+        event: args.event,
+        headers: args.headers,
+        retries: args.retries,
+        retry_delay: args.retry_delay,
+        timeout: args.timeout,
+        stamp_time: !args.keep_time,
+    };
+    let all_ok = send_files(&options, &args.files).await.map_err(|e| e.to_string())?;
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
 
 /// How to deliver.
 #[derive(Debug, Clone)]

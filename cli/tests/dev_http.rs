@@ -11,7 +11,7 @@ use cf_webhooks::events::{EventGroup, Route, TaskEvent};
 use cf_webhooks::queue::memory::MemoryQueues;
 use cf_webhooks::queue::Publisher;
 use cf_webhooks::testkit::{self, Case, RecordingPublisher, Seen};
-use cfwh::dev::{consume, ingest_router, Backend, Dev, DevOptions, Store};
+use cfwh::dev::{consume, ingest_router, memory_store, Backend, Dev, DevOptions};
 use common::collecting_sink;
 use tokio::net::TcpListener;
 
@@ -119,7 +119,7 @@ impl Handler for Picky {
     }
 }
 
-fn task(payload_id: &str, step: &str) -> cf_webhooks::queue::Message {
+fn task(payload_id: &str, step: &str) -> cf_webhooks::message::Message {
     let body = format!(
         r#"{{"PayloadId":"{payload_id}","EventGroupName":"task","Action":"Completed","EventDatetimeUtc":1,"StepName":"{step}"}}"#
     );
@@ -143,8 +143,13 @@ async fn a_failing_record_is_retried_then_dead_lettered_and_a_permanent_one_at_o
     let (sink, lines) = collecting_sink();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let options = DevOptions { retry_delay: Duration::from_millis(20), max_receives: 3, ..DevOptions::default() };
-    let consumer =
-        tokio::spawn(consume(queues.clone(), Runner::new(Picky, store, queues.clone()), options, sink, stopped));
+    let consumer = tokio::spawn(consume(
+        queues.clone(),
+        Box::new(Runner::new(Picky, store, queues.clone())),
+        options,
+        sink,
+        stopped,
+    ));
 
     queues.publish(task("p-retry", "Retouch")).await.unwrap();
     queues.publish(task("p-delete", "Delete")).await.unwrap();
@@ -172,8 +177,15 @@ async fn a_failing_record_is_retried_then_dead_lettered_and_a_permanent_one_at_o
 async fn the_whole_pipeline_processes_every_group_once_and_drains() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (sink, lines) = collecting_sink();
-    let dev =
-        Dev::start(listener, testkit::config(), DevOptions::default(), sink, Backend::Memory, Store::memory()).unwrap();
+    let dev = Dev::start(
+        listener,
+        testkit::config(),
+        DevOptions::default(),
+        sink,
+        Backend::Memory,
+        memory_store(Duration::from_secs(900)),
+    )
+    .unwrap();
     let client = reqwest::Client::new();
     for _round in 0..2 {
         for group in EventGroup::ALL {

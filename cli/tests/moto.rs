@@ -13,8 +13,9 @@ use cf_webhooks::aws::Budget;
 use cf_webhooks::consumer::{Claim, Context, Handler, HandlerError, IdempotencyStore, Runner};
 use cf_webhooks::events::{EventGroup, Route, TaskEvent};
 use cf_webhooks::testkit;
-use cfwh::aws::{depth, ensure_queues, receive, redrive, sqs_client, Queues};
-use cfwh::dev::{consume_sqs, Backend, DeadLetters, Dev, DevOptions, LineSink, Store};
+use cfwh::aws::{depth, ensure_queues, receive, sqs_client, Queues};
+use cfwh::dev::{consume_sqs, memory_store, Backend, Dev, DevOptions, LineSink};
+use cfwh::redrive::move_one_by_one;
 use common::{collecting_sink, dynamodb_at, moto};
 use tokio::net::TcpListener;
 
@@ -53,8 +54,7 @@ async fn a_delivery_is_processed_once_through_sqs_and_dynamodb() {
     let table = unique("idem");
     let ddb = dynamodb().await;
     DynamoStore::create_table_if_missing(&ddb, &table).await.unwrap();
-    let store =
-        Store::Dynamo(DynamoStore::new(ddb.clone(), &table, Duration::from_secs(60), Duration::from_secs(3600)));
+    let store = Arc::new(DynamoStore::new(ddb.clone(), &table, Duration::from_secs(60), Duration::from_secs(3600)));
 
     let (sink, lines) = collecting_sink();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -148,12 +148,12 @@ fn spawn_task_consumer(
     lines: LineSink,
 ) -> (tokio::sync::watch::Sender<bool>, tokio::task::JoinHandle<()>) {
     let route = Route::Group(EventGroup::Task);
-    let dead_letters = DeadLetters::Sqs(SqsDeadLetters::new(client.clone(), queues.dead_letters[&route].clone()));
+    let dead_letters = SqsDeadLetters::new(client.clone(), queues.dead_letters[&route].clone());
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let consumer = tokio::spawn(consume_sqs(
         client.clone(),
         queues.sources.get(route).to_owned(),
-        Runner::new(Failing, Store::memory(), dead_letters),
+        Box::new(Runner::new(Failing, memory_store(Duration::from_secs(900)), dead_letters)),
         DevOptions::default(),
         lines,
         stopped,
@@ -240,7 +240,7 @@ async fn redrive_moves_every_dead_letter_and_drops_the_reason() {
             .unwrap();
     }
     let mut progress = Vec::new();
-    let moved = redrive(&client, &dlq, &source, |n| progress.push(n)).await.unwrap();
+    let moved = move_one_by_one(&client, &dlq, &source, |n| progress.push(n)).await.unwrap();
     assert_eq!(moved, 23);
     assert_eq!(progress, (1..=23).collect::<Vec<u64>>());
     assert_eq!(depth(&client, &dlq).await.unwrap(), 0);

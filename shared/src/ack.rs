@@ -11,11 +11,12 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 use serde::Serialize;
 
-use crate::config::{step_key, IngestConfig};
-use crate::events::routing::{self, Routing, Unroutable};
+use crate::config::IngestConfig;
+use crate::events::routing::{self, Unroutable};
 use crate::events::{EventGroup, Route};
-use crate::queue::message::{sqs_accepts, MAX_ATTRIBUTE_TEXT};
-use crate::queue::{Attributes, Body, Message, PublishError, Publisher};
+pub use crate::filter::IgnoreReason;
+use crate::message::{attribute_text, sqs_accepts, Attributes, Body, Message};
+use crate::queue::{PublishError, Publisher};
 use crate::signature::{Signature, SignatureFormatError, SIGNATURE_HEADER};
 
 /// The header naming the event ("Task completed").
@@ -58,6 +59,8 @@ pub enum Rejection {
     EventTooOld,
     /// `EventDatetimeUtc` is further in the future than the allowed clock skew.
     EventInFuture,
+    /// The body could not be read to its end (the connection broke, a malformed chunk).
+    BodyUnreadable,
 }
 
 impl Rejection {
@@ -71,7 +74,7 @@ impl Rejection {
             | Self::SignatureMalformed(_)
             | Self::SignatureMismatch
             | Self::CustomHeaderMismatch => StatusCode::UNAUTHORIZED,
-            Self::EventTooOld | Self::EventInFuture => StatusCode::BAD_REQUEST,
+            Self::EventTooOld | Self::EventInFuture | Self::BodyUnreadable => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -87,6 +90,7 @@ impl Rejection {
             Self::CustomHeaderMismatch => "custom-header-mismatch",
             Self::EventTooOld => "event-too-old",
             Self::EventInFuture => "event-in-future",
+            Self::BodyUnreadable => "body-unreadable",
         }
     }
 
@@ -102,28 +106,7 @@ impl Rejection {
             Self::CustomHeaderMismatch => "the required custom header is missing or wrong".into(),
             Self::EventTooOld => "EventDatetimeUtc is older than the replay window".into(),
             Self::EventInFuture => "EventDatetimeUtc is too far in the future".into(),
-        }
-    }
-}
-
-/// Why an authentic event was deliberately not queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IgnoreReason {
-    /// Its workspace is not in `CF_FILTER_WORKSPACES`.
-    Workspace,
-    /// Its group is not in `CF_FILTER_EVENT_GROUPS`.
-    Group,
-    /// Its production step is not in `CF_FILTER_STEPS`.
-    Step,
-}
-
-impl IgnoreReason {
-    /// A stable code.
-    pub fn code(self) -> &'static str {
-        match self {
-            Self::Workspace => "workspace-filtered",
-            Self::Group => "group-filtered",
-            Self::Step => "step-filtered",
+            Self::BodyUnreadable => "the body could not be read to its end".into(),
         }
     }
 }
@@ -217,6 +200,16 @@ impl Answer {
             Self::Unavailable(_) => &[("retry-after", "60")],
             _ => &[],
         }
+    }
+
+    /// The HTTP response: status, `Content-Type: application/json`, the extra headers and
+    /// the JSON body. Every transport answers with this.
+    pub fn to_response(&self) -> http::Response<Vec<u8>> {
+        let mut builder = http::Response::builder().status(self.status()).header("content-type", "application/json");
+        for (name, value) in self.headers() {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(self.body()).expect("static status and headers are valid")
     }
 }
 
@@ -314,7 +307,7 @@ pub fn decide(delivery: Delivery<'_>, config: &IngestConfig) -> Decision {
         }
     }
 
-    if let Some(reason) = filtered(&routing, config) {
+    if let Some(reason) = config.filters.check(&routing) {
         return Decision::Answer(Answer::Ignored { payload_id: routing.payload_id.into_owned(), reason });
     }
 
@@ -337,31 +330,8 @@ pub fn decide(delivery: Delivery<'_>, config: &IngestConfig) -> Decision {
     Decision::Publish { message, then: Answer::Accepted { payload_id, group: routing.group } }
 }
 
-fn filtered(routing: &Routing<'_>, config: &IngestConfig) -> Option<IgnoreReason> {
-    let filters = &config.filters;
-    if !filters.groups.is_empty() && !filters.groups.contains(&routing.group) {
-        return Some(IgnoreReason::Group);
-    }
-    if let (false, Some(workspace)) = (filters.workspaces.is_empty(), &routing.client_id) {
-        if !filters.workspaces.iter().any(|w| w.eq_ignore_ascii_case(workspace)) {
-            return Some(IgnoreReason::Workspace);
-        }
-    }
-    if !filters.steps.is_empty() && routing.group == EventGroup::Task {
-        let step = routing.step_name.as_deref().map(step_key).unwrap_or_default();
-        if !filters.steps.contains(&step) {
-            return Some(IgnoreReason::Step);
-        }
-    }
-    None
-}
-
 fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-fn attribute_text(text: &str) -> String {
-    routing::truncate(text, MAX_ATTRIBUTE_TEXT)
 }
 
 /// Milliseconds since the Unix epoch, now.
@@ -369,11 +339,20 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, millis)
 }
 
+/// What [`acknowledge`] did: the answer, and how long the enqueue took when there was one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acknowledged {
+    /// The answer to give.
+    pub answer: Answer,
+    /// Time spent publishing (the `EnqueueLatency` metric).
+    pub enqueue: Option<Duration>,
+}
+
 /// The ack path with its side effect: decides, publishes within the configured time
 /// budget when there is something to store, and logs the outcome. A publish that fails or
 /// runs out of time answers 503, never 2xx.
-pub async fn acknowledge<P: Publisher>(delivery: Delivery<'_>, config: &IngestConfig, publisher: &P) -> Answer {
-    let mut enqueue_ms = None;
+pub async fn acknowledge<P: Publisher>(delivery: Delivery<'_>, config: &IngestConfig, publisher: &P) -> Acknowledged {
+    let mut enqueue = None;
     let answer = match decide(delivery, config) {
         Decision::Answer(answer) => answer,
         Decision::Publish { message, then } => {
@@ -381,7 +360,7 @@ pub async fn acknowledge<P: Publisher>(delivery: Delivery<'_>, config: &IngestCo
             let budget = config.enqueue_timeout;
             let started = std::time::Instant::now();
             let published = tokio::time::timeout(budget, publisher.publish(message)).await;
-            enqueue_ms = Some(started.elapsed().as_secs_f64() * 1000.0);
+            enqueue = Some(started.elapsed());
             match published {
                 Ok(Ok(())) => then,
                 Ok(Err(e)) => Answer::Unavailable(e),
@@ -390,10 +369,7 @@ pub async fn acknowledge<P: Publisher>(delivery: Delivery<'_>, config: &IngestCo
         }
     };
     log(&answer);
-    if config.metrics {
-        println!("{}", crate::metrics::ingest_line(&answer, enqueue_ms));
-    }
-    answer
+    Acknowledged { answer, enqueue }
 }
 
 fn log(answer: &Answer) {

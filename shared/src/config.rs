@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::events::EventGroup;
-use crate::queue::message::ATTRIBUTES_BUDGET;
+use crate::filter::{step_key, Filters};
+use crate::message::ATTRIBUTES_BUDGET;
 use crate::secret::{Keyring, Refresh, SecretEncoding, SecretError, SecretSet};
 
 /// Default body limit: 256 KiB.
@@ -99,7 +100,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(var: &'static str, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(var: &'static str, problem: impl Into<String>) -> Self {
         Self { var, problem: problem.into() }
     }
 }
@@ -142,19 +143,6 @@ pub struct ReplayWindow {
     pub max_future: Duration,
 }
 
-/// Receiver-side filters; an empty list lets everything through.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Filters {
-    /// Workspaces (`ClientId`), compared case-insensitively. Events without a workspace
-    /// (user events) pass.
-    pub workspaces: Vec<String>,
-    /// Event groups.
-    pub groups: Vec<EventGroup>,
-    /// Production steps of task events (`StepName`), compared ignoring case, spaces and
-    /// punctuation. Other groups pass.
-    pub steps: Vec<String>,
-}
-
 /// Where the secrets come from when they are not in the environment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SecretStore {
@@ -181,12 +169,10 @@ pub struct IngestConfig {
     pub filters: Filters,
     /// Time budget of one enqueue, after which ingest answers 503.
     pub enqueue_timeout: Duration,
-    /// Emit CloudWatch metrics (Embedded Metric Format) on stdout.
-    pub metrics: bool,
 }
 
 impl IngestConfig {
-    /// A configuration with these fixed secrets, no replay window and no metrics, every
+    /// A configuration with these fixed secrets and no replay window, every
     /// other setting at its default.
     pub fn new(secrets: SecretSet) -> Self {
         Self {
@@ -197,7 +183,6 @@ impl IngestConfig {
             replay_window: None,
             filters: Filters::default(),
             enqueue_timeout: DEFAULT_ENQUEUE_TIMEOUT,
-            metrics: false,
         }
     }
 
@@ -300,12 +285,6 @@ impl IngestConfig {
             return Err(ConfigError::new(var::ENQUEUE_TIMEOUT_MS, "must be at least 1"));
         }
 
-        let metrics = match get(var::METRICS).as_deref().map(str::trim) {
-            None | Some("emf") => true,
-            Some("off") => false,
-            Some(other) => return Err(ConfigError::new(var::METRICS, format!("expected emf or off, got {other:?}"))),
-        };
-
         Ok(Self {
             secrets: Arc::new(secrets),
             secret_store,
@@ -314,7 +293,6 @@ impl IngestConfig {
             replay_window,
             filters,
             enqueue_timeout,
-            metrics,
         })
     }
 }
@@ -322,6 +300,8 @@ impl IngestConfig {
 /// Configuration of a consumer Lambda.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerConfig {
+    /// The group it serves (`CF_EVENT_GROUP`): every consumer deploys the same bootstrap.
+    pub group: EventGroup,
     /// The DynamoDB idempotency table.
     pub idempotency_table: String,
     /// The group's dead-letter queue.
@@ -330,8 +310,6 @@ pub struct ConsumerConfig {
     pub lease: Duration,
     /// How long a completed `PayloadId` is remembered (longer than the replay window).
     pub ttl: Duration,
-    /// Emit CloudWatch metrics (Embedded Metric Format) on stdout.
-    pub metrics: bool,
 }
 
 /// Default in-progress lease: 15 minutes, Lambda's longest timeout.
@@ -351,6 +329,8 @@ impl ConsumerConfig {
         let required = |name: &'static str, what: &str| {
             get(name).map(|v| v.trim().to_owned()).ok_or_else(|| ConfigError::new(name, format!("is not set: {what}")))
         };
+        let group = required(var::EVENT_GROUP, "the event group this consumer serves")?;
+        let group = EventGroup::parse(&group).map_err(|e| ConfigError::new(var::EVENT_GROUP, e.to_string()))?;
         let idempotency_table = required(var::IDEMPOTENCY_TABLE, "the DynamoDB idempotency table's name")?;
         let dlq_url = required(var::DLQ_URL, "the URL of this group's dead-letter queue")?;
         let lease = seconds(&get, var::IDEMPOTENCY_LEASE_SECS)?.unwrap_or(DEFAULT_CLAIM_LEASE);
@@ -367,8 +347,7 @@ impl ConsumerConfig {
                 ),
             ));
         }
-        let metrics = !matches!(get(var::METRICS).as_deref().map(str::trim), Some("off"));
-        Ok(Self { idempotency_table, dlq_url, lease, ttl, metrics })
+        Ok(Self { group, idempotency_table, dlq_url, lease, ttl })
     }
 }
 
@@ -393,11 +372,6 @@ fn list(get: &impl Fn(&str) -> Option<String>, var: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-/// A production step name without case, spaces or punctuation (`Post Review` = `post-review`).
-pub fn step_key(step: &str) -> String {
-    step.chars().filter(|c| c.is_alphanumeric()).flat_map(char::to_lowercase).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -412,7 +386,7 @@ mod tests {
     fn defaults() {
         let c = config(&[("CF_WEBHOOK_SECRET", "s")]).unwrap();
         assert_eq!(c.max_body_bytes, 256 * 1024);
-        assert!(c.required_header.is_none() && c.secret_store.is_none() && c.metrics);
+        assert!(c.required_header.is_none() && c.secret_store.is_none());
         assert_eq!(
             c.replay_window,
             Some(ReplayWindow { max_age: DEFAULT_MAX_EVENT_AGE, max_future: DEFAULT_MAX_CLOCK_SKEW })
@@ -452,7 +426,6 @@ mod tests {
             ("CF_FILTER_EVENT_GROUPS", "task,work unit"),
             ("CF_FILTER_STEPS", "Photography, Post Review"),
             ("CF_ENQUEUE_TIMEOUT_MS", "800"),
-            ("CF_METRICS", "off"),
         ])
         .unwrap();
         assert_eq!(c.secrets.len(), 2);
@@ -468,7 +441,6 @@ mod tests {
         assert_eq!(c.filters.groups, [EventGroup::Task, EventGroup::WorkUnit]);
         assert_eq!(c.filters.steps, ["photography", "postreview"]);
         assert_eq!(c.enqueue_timeout, Duration::from_millis(800));
-        assert!(!c.metrics);
         let shown = format!("{c:?}");
         assert!(!shown.contains("t0ken") && !shown.contains("czE"), "{shown}");
     }
@@ -476,17 +448,19 @@ mod tests {
     #[test]
     fn consumer_settings_and_the_ttl_outlives_the_replay_window() {
         let vars = |extra: &[(&'static str, &'static str)]| {
-            let mut all = vec![("CF_IDEMPOTENCY_TABLE", "t"), ("CF_DLQ_URL", "https://dlq")];
+            let mut all =
+                vec![("CF_EVENT_GROUP", "work unit"), ("CF_IDEMPOTENCY_TABLE", "t"), ("CF_DLQ_URL", "https://dlq")];
             all.extend_from_slice(extra);
             let map: HashMap<String, String> = all.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
             ConsumerConfig::from_lookup(move |name| map.get(name).cloned())
         };
         let c = vars(&[]).unwrap();
-        assert_eq!((c.lease, c.ttl), (DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL));
+        assert_eq!((c.group, c.lease, c.ttl), (EventGroup::WorkUnit, DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL));
+        assert_eq!(vars(&[("CF_EVENT_GROUP", "invoice")]).unwrap_err().var, "CF_EVENT_GROUP");
         assert_eq!(vars(&[("CF_IDEMPOTENCY_TTL_SECS", "3600")]).unwrap_err().var, "CF_IDEMPOTENCY_TTL_SECS");
         assert!(vars(&[("CF_IDEMPOTENCY_TTL_SECS", "3600"), ("CF_MAX_EVENT_AGE_SECS", "600")]).is_ok());
         let missing = ConsumerConfig::from_lookup(|_| None).unwrap_err();
-        assert_eq!(missing.var, "CF_IDEMPOTENCY_TABLE");
+        assert_eq!(missing.var, "CF_EVENT_GROUP");
     }
 
     #[test]
@@ -523,7 +497,6 @@ mod tests {
             (&[("CF_WEBHOOK_SECRET", "s"), ("CF_FILTER_EVENT_GROUPS", "task,invoice")], "CF_FILTER_EVENT_GROUPS"),
             (&[("CF_WEBHOOK_SECRET", "s"), ("CF_ENQUEUE_TIMEOUT_MS", "0")], "CF_ENQUEUE_TIMEOUT_MS"),
             (&[("CF_WEBHOOK_SECRET", "s"), ("CF_WEBHOOK_SECRET_ARN", "arn")], "CF_WEBHOOK_SECRET_ARN"),
-            (&[("CF_WEBHOOK_SECRET", "s"), ("CF_METRICS", "statsd")], "CF_METRICS"),
             (&[("CF_WEBHOOK_SECRET_ARN", "arn"), ("CF_SECRET_REFRESH_SECS", "often")], "CF_SECRET_REFRESH_SECS"),
         ];
         for (vars, var) in cases {

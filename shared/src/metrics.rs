@@ -1,12 +1,16 @@
-//! CloudWatch metrics in Embedded Metric Format: one JSON line on stdout per delivery or
-//! record, turned into metrics by CloudWatch Logs with no API call on the hot path.
+//! CloudWatch metrics in Embedded Metric Format: one JSON line on stdout per delivery and
+//! per consumer batch, turned into metrics by CloudWatch Logs with no API call on the hot
+//! path. The hosts observe answers and batch reports and print these lines; the ack path
+//! and the runner know nothing of metrics.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::{json, Map, Value};
 
-use crate::ack::Answer;
-use crate::consumer::{Outcome, RecordReport};
+use crate::ack::{Acknowledged, Answer};
+use crate::config::{var, ConfigError};
+use crate::consumer::{BatchReport, Outcome};
+use crate::events::EventGroup;
 
 /// The CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "CfWebhooks";
@@ -37,102 +41,187 @@ pub mod name {
     /// Records moved to a dead-letter queue (consumers).
     pub const DEAD_LETTERED: &str = "DeadLettered";
     /// Every metric, ingest's first.
-    pub const ALL: [&str; 10] =
-        [ACCEPTED, REJECTED, QUARANTINED, IGNORED, UNAVAILABLE, ENQUEUE_LATENCY, PROCESSED, DUPLICATES, FAILED, DEAD_LETTERED];
+    pub const ALL: [&str; 10] = [
+        ACCEPTED,
+        REJECTED,
+        QUARANTINED,
+        IGNORED,
+        UNAVAILABLE,
+        ENQUEUE_LATENCY,
+        PROCESSED,
+        DUPLICATES,
+        FAILED,
+        DEAD_LETTERED,
+    ];
 }
 
-/// One EMF line: `metrics` (name, value, unit) under one dimension set.
-pub fn line(dimensions: &[(&str, &str)], metrics: &[(&str, f64, &str)]) -> String {
-    let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
-    let names: Vec<&str> = dimensions.iter().map(|(name, _)| *name).collect();
-    let definitions: Vec<Value> = metrics.iter().map(|(name, _, unit)| json!({"Name": name, "Unit": unit})).collect();
-    let mut root = Map::new();
-    root.insert(
-        "_aws".into(),
-        json!({
-            "Timestamp": timestamp,
-            "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [names], "Metrics": definitions}]
-        }),
-    );
-    for (name, value) in dimensions {
-        root.insert((*name).into(), json!(value));
-    }
-    for (name, value, _) in metrics {
-        root.insert((*name).into(), json!(value));
-    }
-    Value::Object(root).to_string()
+/// EMF lines of one function: every metric under the one dimension `Stack`; the group
+/// and the reason travel as plain fields, for Logs Insights, without a series of their
+/// own (a series costs money every month, a field costs nothing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Emf {
+    stack: String,
 }
 
-/// The metrics of one ingest answer: `Accepted` and `EnqueueLatency` by `EventGroup`;
-/// `Rejected`, `Quarantined` and `Ignored` by `Reason`; `Unavailable`.
-pub fn ingest_line(answer: &Answer, enqueue_ms: Option<f64>) -> String {
-    match answer {
-        Answer::Accepted { group, .. } => line(
-            &[("EventGroup", group.as_str())],
-            &[("Accepted", 1.0, "Count"), ("EnqueueLatency", enqueue_ms.unwrap_or(0.0), "Milliseconds")],
-        ),
-        Answer::Unavailable(_) => line(&[], &[("Unavailable", 1.0, "Count")]),
-        other => {
-            let name = match other {
-                Answer::Ignored { .. } => "Ignored",
-                Answer::Quarantined(_) => "Quarantined",
-                _ => "Rejected",
-            };
-            line(&[("Reason", other.reason().unwrap_or("unknown"))], &[(name, 1.0, "Count")])
+/// The stack name when `CF_STACK` is not set (`cfwh dev`, tests).
+pub const DEFAULT_STACK: &str = "cf-webhooks";
+
+impl Emf {
+    /// Lines for `stack`.
+    pub fn new(stack: impl Into<String>) -> Self {
+        Self { stack: stack.into() }
+    }
+
+    /// From `CF_METRICS` (`emf`, the default, or `off`: `None`) and `CF_STACK`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        match get(var::METRICS).as_deref() {
+            None | Some("emf") => Ok(Some(Self::new(get(var::STACK).unwrap_or_else(|| DEFAULT_STACK.to_owned())))),
+            Some("off") => Ok(None),
+            Some(other) => Err(ConfigError::new(var::METRICS, format!("expected emf or off, got {other:?}"))),
         }
     }
-}
 
-/// The metrics of one finished record, by `EventGroup`: `Processed`, `Duplicates`,
-/// `Failed` or `DeadLettered`.
-pub fn consumer_line(report: &RecordReport) -> String {
-    let name = match report.outcome {
-        Outcome::Processed => "Processed",
-        Outcome::Duplicate => "Duplicates",
-        Outcome::Failed { .. } => "Failed",
-        Outcome::DeadLettered { .. } => "DeadLettered",
-    };
-    line(&[("EventGroup", report.event_group.as_str())], &[(name, 1.0, "Count")])
+    /// From the process environment.
+    pub fn from_env() -> Result<Option<Self>, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// One EMF line: `metrics` (name, value, unit) and plain `fields`.
+    pub fn line(&self, fields: &[(&str, &str)], metrics: &[(&str, f64, &str)]) -> String {
+        let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let definitions: Vec<Value> =
+            metrics.iter().map(|(name, _, unit)| json!({"Name": name, "Unit": unit})).collect();
+        let mut root = Map::new();
+        root.insert(
+            "_aws".into(),
+            json!({
+                "Timestamp": timestamp,
+                "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [[DIMENSION]], "Metrics": definitions}]
+            }),
+        );
+        root.insert(DIMENSION.into(), json!(self.stack));
+        for (name, value) in fields {
+            root.insert((*name).into(), json!(value));
+        }
+        for (name, value, _) in metrics {
+            root.insert((*name).into(), json!(value));
+        }
+        Value::Object(root).to_string()
+    }
+
+    /// The line of one ingest answer: `Accepted` with `EnqueueLatency`, `Rejected`,
+    /// `Quarantined`, `Ignored` or `Unavailable`.
+    pub fn ingest(&self, acknowledged: &Acknowledged) -> String {
+        let answer = &acknowledged.answer;
+        match answer {
+            Answer::Accepted { group, .. } => {
+                let enqueue_ms = acknowledged.enqueue.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+                self.line(
+                    &[("EventGroup", group.as_str())],
+                    &[(name::ACCEPTED, 1.0, "Count"), (name::ENQUEUE_LATENCY, enqueue_ms, "Milliseconds")],
+                )
+            }
+            other => {
+                let metric = match other {
+                    Answer::Ignored { .. } => name::IGNORED,
+                    Answer::Quarantined(_) => name::QUARANTINED,
+                    Answer::Unavailable(_) => name::UNAVAILABLE,
+                    _ => name::REJECTED,
+                };
+                self.line(&[("Reason", other.reason().unwrap_or("unknown"))], &[(metric, 1.0, "Count")])
+            }
+        }
+    }
+
+    /// The line of one consumer batch: how many records were `Processed`, `Duplicates`,
+    /// `Failed` and `DeadLettered` (only the outcomes that occurred); `None` for an empty
+    /// batch.
+    pub fn batch(&self, group: EventGroup, report: &BatchReport) -> Option<String> {
+        let mut counts =
+            [(name::PROCESSED, 0.0), (name::DUPLICATES, 0.0), (name::FAILED, 0.0), (name::DEAD_LETTERED, 0.0)];
+        for record in &report.records {
+            let slot = match record.outcome {
+                Outcome::Processed => 0,
+                Outcome::Duplicate => 1,
+                Outcome::Failed { .. } => 2,
+                Outcome::DeadLettered { .. } => 3,
+            };
+            counts[slot].1 += 1.0;
+        }
+        let metrics: Vec<(&str, f64, &str)> =
+            counts.iter().filter(|(_, n)| *n > 0.0).map(|(name, n)| (*name, *n, "Count")).collect();
+        (!metrics.is_empty()).then(|| self.line(&[("EventGroup", group.as_str())], &metrics))
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ack::Rejection;
-    use crate::events::EventGroup;
+    use crate::consumer::RecordReport;
+
+    fn parse(line: &str) -> Value {
+        serde_json::from_str(line).unwrap()
+    }
 
     #[test]
-    fn emf_lines_declare_what_they_carry() {
-        let accepted = Answer::Accepted { payload_id: "p".into(), group: EventGroup::WorkUnit };
-        let v: Value = serde_json::from_str(&ingest_line(&accepted, Some(3.5))).unwrap();
+    fn every_metric_has_the_stack_as_its_only_dimension() {
+        let emf = Emf::new("studio-prod");
+        let accepted = Acknowledged {
+            answer: Answer::Accepted { payload_id: "p".into(), group: EventGroup::WorkUnit },
+            enqueue: Some(std::time::Duration::from_micros(3500)),
+        };
+        let v = parse(&emf.ingest(&accepted));
         let declared = &v["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(declared["Namespace"], NAMESPACE);
-        assert_eq!(declared["Dimensions"], json!([["EventGroup"]]));
+        assert_eq!(declared["Dimensions"], json!([["Stack"]]));
         assert_eq!(declared["Metrics"][1], json!({"Name": "EnqueueLatency", "Unit": "Milliseconds"}));
-        assert_eq!(v["EventGroup"], "work-unit");
+        assert_eq!(v["Stack"], "studio-prod");
+        assert_eq!(v["EventGroup"], "work-unit", "kept as a field for Logs Insights");
         assert_eq!(v["Accepted"], 1.0);
         assert_eq!(v["EnqueueLatency"], 3.5);
         assert!(v["_aws"]["Timestamp"].as_u64().unwrap() > 1_700_000_000_000);
 
-        let rejected: Value =
-            serde_json::from_str(&ingest_line(&Answer::Rejected(Rejection::SignatureMismatch), None)).unwrap();
-        assert_eq!(rejected["Reason"], "signature-mismatch");
-        assert_eq!(rejected["Rejected"], 1.0);
+        let rejected = Acknowledged { answer: Answer::Rejected(Rejection::SignatureMismatch), enqueue: None };
+        let v = parse(&emf.ingest(&rejected));
+        assert_eq!((v["Reason"].as_str(), v["Rejected"].as_f64()), (Some("signature-mismatch"), Some(1.0)));
+        assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Stack"]]));
     }
 
     #[test]
-    fn consumer_outcomes() {
-        let report = RecordReport {
+    fn a_batch_is_one_line_of_counts() {
+        let report = |outcome: Outcome| RecordReport {
             payload_id: None,
             event_group: EventGroup::Job,
             action: None,
-            outcome: Outcome::DeadLettered { reason: "r".into() },
-            reason: Some("r".into()),
+            reason: outcome.reason().map(str::to_owned),
+            outcome,
             message_id: "m".into(),
             attempt: 1,
         };
-        let v: Value = serde_json::from_str(&consumer_line(&report)).unwrap();
-        assert_eq!(v["DeadLettered"], 1.0);
+        let batch = BatchReport {
+            records: vec![
+                report(Outcome::Processed),
+                report(Outcome::Processed),
+                report(Outcome::DeadLettered { reason: "r".into() }),
+            ],
+        };
+        let v = parse(&Emf::new("s").batch(EventGroup::Job, &batch).unwrap());
+        assert_eq!((v["Processed"].as_f64(), v["DeadLettered"].as_f64()), (Some(2.0), Some(1.0)));
+        assert!(v.get("Failed").is_none() && v.get("Duplicates").is_none(), "only what occurred: {v}");
         assert_eq!(v["EventGroup"], "job");
+        assert_eq!(Emf::new("s").batch(EventGroup::Job, &BatchReport::default()), None);
+    }
+
+    #[test]
+    fn configuration() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())
+        };
+        assert_eq!(Emf::from_lookup(env(&[])).unwrap(), Some(Emf::new(DEFAULT_STACK)));
+        assert_eq!(Emf::from_lookup(env(&[("CF_STACK", "prod")])).unwrap(), Some(Emf::new("prod")));
+        assert_eq!(Emf::from_lookup(env(&[("CF_METRICS", "off")])).unwrap(), None);
+        assert_eq!(Emf::from_lookup(env(&[("CF_METRICS", "statsd")])).unwrap_err().var, "CF_METRICS");
     }
 }

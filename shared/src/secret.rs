@@ -1,7 +1,6 @@
 //! Webhook secrets: parsed once from configuration, never printed.
 
 use std::fmt;
-use std::future::Future;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -18,6 +17,20 @@ pub enum SecretEncoding {
     Utf8,
     /// The bytes the text decodes to as standard base64 (RFC 2045 / 4648, padding optional).
     Base64,
+}
+
+/// `--secret-encoding utf8|base64`.
+#[cfg(feature = "clap")]
+impl clap::ValueEnum for SecretEncoding {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Self::Utf8, Self::Base64]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(match self {
+            Self::Utf8 => "utf8",
+            Self::Base64 => "base64",
+        }))
+    }
 }
 
 impl SecretEncoding {
@@ -178,19 +191,10 @@ impl fmt::Debug for SecretSet {
 }
 
 /// Fetches the current secrets from a secret store (AWS Secrets Manager when deployed).
+#[async_trait::async_trait]
 pub trait SecretFetcher: Send + Sync {
     /// The secrets stored now; the error says why not (never with a secret in it).
-    fn fetch(&self) -> impl Future<Output = Result<SecretSet, String>> + Send;
-}
-
-/// No secret store: the secrets are fixed by configuration.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoSecretStore;
-
-impl SecretFetcher for NoSecretStore {
-    async fn fetch(&self) -> Result<SecretSet, String> {
-        Err("no secret store is configured".into())
-    }
+    async fn fetch(&self) -> Result<SecretSet, String>;
 }
 
 /// How a keyring follows its secret store.
@@ -215,6 +219,7 @@ pub struct Keyring {
     ring: RwLock<Arc<Ring>>,
     refresh: Option<Refresh>,
     refreshing: tokio::sync::Mutex<()>,
+    source: std::sync::OnceLock<Box<dyn SecretFetcher>>,
 }
 
 impl Keyring {
@@ -223,14 +228,26 @@ impl Keyring {
         Self::with(secrets.0, None)
     }
 
-    /// A keyring that follows a secret store, empty until its first refresh.
+    /// A keyring that follows a secret store, empty until its first refresh. The host
+    /// gives it the store once, with [`follow`](Self::follow).
     pub fn refreshed(refresh: Refresh) -> Self {
         Self::with(Vec::new(), Some(refresh))
     }
 
+    /// Makes `source` the store this keyring reads (once, at start-up; a second call is
+    /// ignored and returns false).
+    pub fn follow(&self, source: impl SecretFetcher + 'static) -> bool {
+        self.source.set(Box::new(source)).is_ok()
+    }
+
     fn with(current: Vec<Secret>, refresh: Option<Refresh>) -> Self {
         let ring = Ring { current, retiring: Vec::new(), fetched_at: None };
-        Self { ring: RwLock::new(Arc::new(ring)), refresh, refreshing: tokio::sync::Mutex::new(()) }
+        Self {
+            ring: RwLock::new(Arc::new(ring)),
+            refresh,
+            refreshing: tokio::sync::Mutex::new(()),
+            source: std::sync::OnceLock::new(),
+        }
     }
 
     fn snapshot(&self) -> Arc<Ring> {
@@ -282,8 +299,9 @@ impl Keyring {
         *guard = Arc::new(Ring { current: secrets.0, retiring, fetched_at: Some(now) });
     }
 
-    /// Reads the store now; an error leaves the keyring as it was.
-    pub async fn refresh_now<F: SecretFetcher>(&self, fetcher: &F) -> Result<(), String> {
+    /// Reads the store now; an error (or no store to read) leaves the keyring as it was.
+    pub async fn refresh_now(&self) -> Result<(), String> {
+        let Some(fetcher) = self.source.get() else { return Err("no secret store to read".into()) };
         let _one_at_a_time = self.refreshing.lock().await;
         let result = fetcher.fetch().await;
         match result {
@@ -307,13 +325,13 @@ impl Keyring {
 
     /// Reads the store when the refresh interval has passed since the last read; one
     /// caller reads, the others go on with the secrets they have.
-    pub async fn refresh_if_due<F: SecretFetcher>(&self, fetcher: &F) {
-        let Some(refresh) = self.refresh else { return };
+    pub async fn refresh_if_due(&self) {
+        let (Some(refresh), Some(_)) = (self.refresh, self.source.get()) else { return };
         let due = self.snapshot().fetched_at.is_none_or(|at| at.elapsed() >= refresh.interval);
         if !due || self.refreshing.try_lock().is_err() {
             return;
         }
-        if let Err(e) = self.refresh_now(fetcher).await {
+        if let Err(e) = self.refresh_now().await {
             tracing::warn!(error = %e, "could not refresh the webhook secrets; keeping the current ones");
         }
     }
@@ -364,8 +382,9 @@ mod tests {
         assert!(SecretEncoding::parse("hex").is_err());
     }
 
-    struct Store(std::sync::Mutex<Result<String, String>>);
+    struct Store(Arc<std::sync::Mutex<Result<String, String>>>);
 
+    #[async_trait::async_trait]
     impl SecretFetcher for Store {
         async fn fetch(&self) -> Result<SecretSet, String> {
             let stored = self.0.lock().unwrap().clone()?;
@@ -392,23 +411,26 @@ mod tests {
     async fn a_rotated_secret_is_picked_up_and_the_old_one_kept_for_the_overlap() {
         let refresh = Refresh { interval: Duration::from_secs(60), overlap: Duration::from_secs(600) };
         let ring = Keyring::refreshed(refresh);
-        let store = Store(std::sync::Mutex::new(Ok("old".into())));
+        let stored = Arc::new(std::sync::Mutex::new(Ok("old".to_owned())));
+        assert!(ring.refresh_now().await.is_err(), "no store yet");
+        assert!(ring.follow(Store(stored.clone())));
+        assert!(!ring.follow(Store(stored.clone())), "a store is picked once");
         assert!(ring.is_empty());
-        ring.refresh_if_due(&store).await;
+        ring.refresh_if_due().await;
         assert_eq!(keys(&ring), ["old"]);
 
-        *store.0.lock().unwrap() = Ok("new".into());
-        ring.refresh_if_due(&store).await;
+        *stored.lock().unwrap() = Ok("new".into());
+        ring.refresh_if_due().await;
         assert_eq!(keys(&ring), ["old"], "not due yet");
         tokio::time::advance(Duration::from_secs(61)).await;
-        ring.refresh_if_due(&store).await;
+        ring.refresh_if_due().await;
         assert_eq!(keys(&ring), ["new", "old"], "the old one overlaps");
         tokio::time::advance(Duration::from_secs(601)).await;
         assert_eq!(keys(&ring), ["new"], "the overlap is over");
 
-        *store.0.lock().unwrap() = Err("store down".into());
+        *stored.lock().unwrap() = Err("store down".into());
         tokio::time::advance(Duration::from_secs(61)).await;
-        ring.refresh_if_due(&store).await;
+        ring.refresh_if_due().await;
         assert_eq!(keys(&ring), ["new"], "a failed read keeps the secrets");
         assert!(!format!("{ring:?}").contains("new"));
     }

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use http::Method;
 
-use crate::config::{Filters, IngestConfig, ReplayWindow, RequiredHeader};
+use crate::config::{IngestConfig, ReplayWindow, RequiredHeader};
 use crate::events::{EventGroup, Route};
-use crate::queue::message::attr;
-use crate::queue::{Message, PublishError, Publisher};
+use crate::filter::Filters;
+use crate::message::{attr, Message};
+use crate::queue::{PublishError, Publisher};
 use crate::secret::{Secret, SecretEncoding, SecretSet};
 use crate::signature::sign;
 
@@ -217,8 +218,8 @@ impl Case {
                         let reason = get(attr::REASON).expect("quarantine keeps its reason");
                         assert!(e.reasons.iter().any(|r| reason.starts_with(r)), "{reason}");
                         let kept = match &message.body {
-                            crate::queue::Body::Raw(bytes) => bytes.to_vec(),
-                            crate::queue::Body::Base64(text) => {
+                            crate::message::Body::Raw(bytes) => bytes.to_vec(),
+                            crate::message::Body::Base64(text) => {
                                 use base64::Engine as _;
                                 assert_eq!(get(attr::BODY_ENCODING), Some("base64"));
                                 base64::engine::general_purpose::STANDARD.decode(text).unwrap()
@@ -455,7 +456,7 @@ mod tests {
         let publisher = RecordingPublisher::new(case.publisher);
         let delivery =
             Delivery { method: &case.method, headers: &headers, body: &body, received_at_ms: crate::ack::now_ms() };
-        let answer = acknowledge(delivery, &case.config, &publisher).await;
+        let answer = acknowledge(delivery, &case.config, &publisher).await.answer;
         Seen {
             status: answer.status().as_u16(),
             content_type: Some("application/json".into()),

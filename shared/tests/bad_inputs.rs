@@ -8,8 +8,8 @@ use bytes::Bytes;
 use cf_webhooks::ack::{acknowledge, now_ms, Delivery};
 use cf_webhooks::config::{IngestConfig, ReplayWindow};
 use cf_webhooks::events::Route;
-use cf_webhooks::queue::message::attr;
-use cf_webhooks::queue::Body;
+use cf_webhooks::message::attr;
+use cf_webhooks::message::Body;
 use cf_webhooks::testkit::{self, PublisherMode, RecordingPublisher, SECRET};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
@@ -240,7 +240,7 @@ async fn check(row: Row) {
     let body = Bytes::from(row.body.clone());
     let publisher = RecordingPublisher::new(PublisherMode::Working);
     let delivery = Delivery { method: &row.method, headers: &headers, body: &body, received_at_ms: now_ms() };
-    let answer = acknowledge(delivery, &row.config, &publisher).await;
+    let answer = acknowledge(delivery, &row.config, &publisher).await.answer;
     let json: serde_json::Value = serde_json::from_slice(&answer.body()).unwrap();
     assert_eq!(answer.status().as_u16(), row.status, "{}: {json}", row.input);
     assert_eq!(json["status"], row.word, "{}", row.input);

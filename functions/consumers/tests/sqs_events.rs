@@ -17,10 +17,10 @@ macro_rules! sample_event_is_processed {
         async fn $name() {
             let runner = runner($handler);
             let sqs = event(include_str!(concat!("../../../events/lambda/", $file)));
-            let response = handle_batch(&runner, sqs.clone(), None).await;
+            let response = handle_batch(&runner, sqs.clone(), None, None).await;
             assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
             // The same message again is a duplicate, which is a success too.
-            assert!(handle_batch(&runner, sqs, None).await.batch_item_failures.is_empty());
+            assert!(handle_batch(&runner, sqs, None, None).await.batch_item_failures.is_empty());
         }
     )+};
 }
@@ -60,7 +60,7 @@ async fn only_failed_records_are_returned_as_batch_item_failures() {
     sqs.records.push(failing);
     sqs.records.push(garbage);
 
-    let response = handle_batch(&runner(FailsOnReject), sqs, None).await;
+    let response = handle_batch(&runner(FailsOnReject), sqs, None, None).await;
     let ids: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     // No dead-letter queue client yet: the undecodable record is retried until the
     // queue's redrive policy moves it.
@@ -76,7 +76,7 @@ fn base64_bodies_are_flagged_from_the_message_attribute() {
     let mut attribute = message.message_attributes["cf-event-group"].clone();
     attribute.string_value = Some("base64".into());
     message.message_attributes.insert("cf-body-encoding".into(), attribute);
-    let record = cf_webhooks_consumers::lambda::record(message);
-    assert_eq!(record.body_encoding.as_deref(), Some("base64"));
+    let record = cf_webhooks::consumer::Record::from(message);
+    assert_eq!(record.body_encoding(), Some("base64"));
     assert_eq!(record.receive_count, 1);
 }

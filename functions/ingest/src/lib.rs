@@ -2,22 +2,23 @@
 //! at most one message published before a 2xx.
 
 use bytes::Bytes;
-use cf_webhooks::ack::{acknowledge, now_ms, Answer, Delivery};
+use cf_webhooks::ack::{acknowledge, now_ms, Delivery};
 use cf_webhooks::config::IngestConfig;
+use cf_webhooks::metrics::Emf;
 use cf_webhooks::queue::Publisher;
-use cf_webhooks::secret::SecretFetcher;
 use lambda_http::{Body, Request, Response};
 
 /// Handles one Function URL request. When the secrets come from a store, they are
-/// re-read first if the refresh interval has passed.
-pub async fn handle<P: Publisher, F: SecretFetcher>(
+/// re-read first if the refresh interval has passed. With `metrics`, one EMF line
+/// records the answer.
+pub async fn handle<P: Publisher>(
     request: Request,
     config: &IngestConfig,
     publisher: &P,
-    secret_store: &F,
+    metrics: Option<&Emf>,
 ) -> Response<Body> {
     let received_at_ms = now_ms();
-    config.secrets.refresh_if_due(secret_store).await;
+    config.secrets.refresh_if_due().await;
     let (parts, body) = request.into_parts();
     let body = match body {
         Body::Empty => Bytes::new(),
@@ -27,14 +28,9 @@ pub async fn handle<P: Publisher, F: SecretFetcher>(
         other => Bytes::copy_from_slice(other.as_ref()),
     };
     let delivery = Delivery { method: &parts.method, headers: &parts.headers, body: &body, received_at_ms };
-    respond(&acknowledge(delivery, config, publisher).await)
-}
-
-/// The HTTP response of an answer.
-pub fn respond(answer: &Answer) -> Response<Body> {
-    let mut builder = Response::builder().status(answer.status()).header("content-type", "application/json");
-    for (name, value) in answer.headers() {
-        builder = builder.header(*name, *value);
+    let acknowledged = acknowledge(delivery, config, publisher).await;
+    if let Some(emf) = metrics {
+        println!("{}", emf.ingest(&acknowledged));
     }
-    builder.body(Body::Binary(answer.body())).expect("static status and headers are valid")
+    acknowledged.answer.to_response().map(Body::Binary)
 }

@@ -8,38 +8,33 @@ use cf_webhooks::aws::secrets_manager::SecretsManagerFetcher;
 use cf_webhooks::aws::sqs::{QueueUrls, SqsQueues};
 use cf_webhooks::aws::{sdk_config, Budget};
 use cf_webhooks::config::IngestConfig;
+use cf_webhooks::metrics::Emf;
 use lambda_http::{service_fn, Request};
 
 #[tokio::main]
 async fn main() -> ExitCode {
     cf_webhooks::logging::init_json();
-    let (config, urls) =
-        match IngestConfig::from_env().and_then(|c| Ok((c, QueueUrls::from_lookup(|n| std::env::var(n).ok())?))) {
-            Ok(loaded) => loaded,
-            Err(e) => {
-                tracing::error!(error = %e, "invalid configuration");
-                return ExitCode::FAILURE;
-            }
-        };
+    let loaded = IngestConfig::from_env()
+        .and_then(|config| Ok((config, QueueUrls::from_lookup(|n| std::env::var(n).ok())?, Emf::from_env()?)));
+    let (config, urls, metrics) = match loaded {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid configuration");
+            return ExitCode::FAILURE;
+        }
+    };
     let sdk = sdk_config(Budget::ack(config.enqueue_timeout)).await;
     let publisher = SqsQueues::new(aws_sdk_sqs::Client::new(&sdk), urls);
-    let store = config
-        .secret_store
-        .clone()
-        .map(|store| SecretsManagerFetcher::new(aws_sdk_secretsmanager::Client::new(&sdk), store));
-    if let Some(store) = &store {
-        if let Err(e) = config.secrets.refresh_now(store).await {
+    if let Some(store) = config.secret_store.clone() {
+        config.secrets.follow(SecretsManagerFetcher::new(aws_sdk_secretsmanager::Client::new(&sdk), store));
+        if let Err(e) = config.secrets.refresh_now().await {
             tracing::error!(error = %e, "cannot read the webhook secret at start-up");
             return ExitCode::FAILURE;
         }
     }
-    let (config, publisher, store) = (&config, &publisher, &store);
+    let (config, publisher, metrics) = (&config, &publisher, metrics.as_ref());
     let result = lambda_http::run(service_fn(move |request: Request| async move {
-        let response = match store {
-            Some(store) => cf_webhooks_ingest::handle(request, config, publisher, store).await,
-            None => cf_webhooks_ingest::handle(request, config, publisher, &cf_webhooks::secret::NoSecretStore).await,
-        };
-        Ok::<_, Infallible>(response)
+        Ok::<_, Infallible>(cf_webhooks_ingest::handle(request, config, publisher, metrics).await)
     }))
     .await;
     match result {

@@ -9,8 +9,7 @@ use lambda_http::Body;
 async fn through_lambda(case: &Case) -> Seen {
     let request = lambda_http::request::from_str(&function_url_event(case)).expect("a valid Function URL event");
     let publisher = RecordingPublisher::new(case.publisher);
-    let response =
-        cf_webhooks_ingest::handle(request, &case.config, &publisher, &cf_webhooks::secret::NoSecretStore).await;
+    let response = cf_webhooks_ingest::handle(request, &case.config, &publisher, None).await;
     let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
     let body = match response.body() {
         Body::Binary(bytes) => bytes.clone(),
@@ -37,7 +36,7 @@ async fn the_sample_function_url_event_is_accepted() {
     let secrets = cf_webhooks::secret::SecretSet::parse_list(cf_webhooks::DEV_SECRET, Default::default()).unwrap();
     let config = cf_webhooks::config::IngestConfig::new(secrets);
     let publisher = RecordingPublisher::new(cf_webhooks::testkit::PublisherMode::Working);
-    let response = cf_webhooks_ingest::handle(request, &config, &publisher, &cf_webhooks::secret::NoSecretStore).await;
+    let response = cf_webhooks_ingest::handle(request, &config, &publisher, None).await;
     assert_eq!(response.status(), 200);
     assert_eq!(publisher.stored().len(), 1);
     assert_eq!(publisher.stored()[0].route.as_str(), "task");

@@ -15,7 +15,7 @@ use cf_webhooks::aws::sqs::{QueueUrls, SqsQueues};
 use cf_webhooks::aws::{loader, Budget};
 use cf_webhooks::config::{IngestConfig, SecretStore};
 use cf_webhooks::events::Route;
-use cf_webhooks::secret::{Keyring, NoSecretStore, Refresh, SecretEncoding};
+use cf_webhooks::secret::{Keyring, Refresh, SecretEncoding};
 use cf_webhooks::testkit::{self, PublisherMode, RecordingPublisher};
 use common::signed_request;
 use tokio::io::AsyncWriteExt;
@@ -170,7 +170,7 @@ async fn an_unreachable_stalled_or_throttling_queue_answers_503_within_budget_an
                 signed_request(&task(&payload_id), testkit::SECRET),
                 &config,
                 &publisher,
-                &NoSecretStore,
+                None,
             )
             .await;
             let took = started.elapsed();
@@ -243,15 +243,15 @@ async fn a_secret_rotated_in_secrets_manager_is_picked_up_and_the_old_one_kept_f
     let mut config =
         IngestConfig::new(cf_webhooks::secret::SecretSet::parse_list("unused", SecretEncoding::Utf8).unwrap());
     config.secrets = Arc::new(Keyring::refreshed(refresh));
-    let fetcher = SecretsManagerFetcher::new(secrets.clone(), store);
-    config.secrets.refresh_now(&fetcher).await.unwrap();
+    config.secrets.follow(SecretsManagerFetcher::new(secrets.clone(), store));
+    config.secrets.refresh_now().await.unwrap();
     let publisher = RecordingPublisher::new(PublisherMode::Working);
 
     let status = |secret: &'static str, n: u32| {
-        let (config, publisher, fetcher) = (&config, &publisher, &fetcher);
+        let (config, publisher) = (&config, &publisher);
         async move {
             let request = signed_request(&task(&format!("rotation-{n}")), secret);
-            cf_webhooks_ingest::handle(request, config, publisher, fetcher).await.status().as_u16()
+            cf_webhooks_ingest::handle(request, config, publisher, None).await.status().as_u16()
         }
     };
     assert_eq!(status("old-secret", 1).await, 200);

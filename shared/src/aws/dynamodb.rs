@@ -97,6 +97,7 @@ impl DynamoStore {
     }
 }
 
+#[async_trait::async_trait]
 impl IdempotencyStore for DynamoStore {
     async fn claim(&self, key: &str) -> Result<Claim, StoreError> {
         let now = now();

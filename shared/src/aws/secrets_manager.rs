@@ -21,6 +21,7 @@ impl SecretsManagerFetcher {
     }
 }
 
+#[async_trait::async_trait]
 impl SecretFetcher for SecretsManagerFetcher {
     async fn fetch(&self) -> Result<SecretSet, String> {
         let output = self

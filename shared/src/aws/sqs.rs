@@ -3,22 +3,16 @@
 
 use std::collections::BTreeMap;
 
-use aws_sdk_sqs::types::{MessageAttributeValue, MessageSystemAttributeName};
+use aws_sdk_sqs::types::MessageAttributeValue;
 use aws_sdk_sqs::Client;
 use sha2::{Digest, Sha256};
 
 use super::describe;
-use crate::config::ConfigError;
-use crate::consumer::{DeadLetterSink, Record};
+use crate::config::{var, ConfigError};
+use crate::consumer::{DeadLetterError, DeadLetterSink, Record};
 use crate::events::{EventGroup, Route};
-use crate::queue::message::{attr, MAX_ATTRIBUTE_TEXT};
-use crate::queue::{Message, PublishError, Publisher};
-
-/// The environment variable holding a route's queue URL: `CF_QUEUE_URL_TASK`,
-/// `CF_QUEUE_URL_WORK_UNIT`, `CF_QUEUE_URL_UNROUTED`, …
-pub fn queue_url_var(route: Route) -> String {
-    format!("CF_QUEUE_URL_{}", route.as_str().replace('-', "_").to_ascii_uppercase())
-}
+use crate::message::{attr, attribute_text, Message};
+use crate::queue::{PublishError, Publisher};
 
 /// The queue URL of every route.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +33,7 @@ impl QueueUrls {
     pub fn from_lookup(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let mut urls = BTreeMap::new();
         for route in Route::ALL {
-            let name = queue_url_var(route);
+            let name = var::queue_url(route);
             let url = var(&name).filter(|u| !u.trim().is_empty()).ok_or_else(|| ConfigError {
                 var: "CF_QUEUE_URL_*",
                 problem: format!("{name} is not set: the URL of the {route} queue"),
@@ -108,44 +102,22 @@ impl SqsDeadLetters {
     }
 }
 
+#[async_trait::async_trait]
 impl DeadLetterSink for SqsDeadLetters {
-    async fn dead_letter(&self, group: EventGroup, record: &Record, reason: &str) -> Result<(), PublishError> {
+    async fn dead_letter(&self, group: EventGroup, record: &Record, reason: &str) -> Result<(), DeadLetterError> {
         let mut request = self.client.send_message().queue_url(&self.url).message_body(&record.body);
         for (name, value) in record.attributes.iter().filter(|(name, _)| name != attr::REASON) {
             request = request.message_attributes(name, attribute(name, value.clone()));
         }
-        let reason = crate::events::routing::truncate(reason, MAX_ATTRIBUTE_TEXT);
+        let reason = attribute_text(reason);
         request = request.message_attributes(attr::REASON, attribute(attr::REASON, reason));
         if self.url.ends_with(".fifo") {
             request = request
                 .message_group_id(group.as_str())
                 .message_deduplication_id(hex::encode(Sha256::digest(&record.message_id)));
         }
-        request.send().await.map_err(|e| PublishError::Backend { route: Route::Group(group), detail: describe(&e) })?;
+        request.send().await.map_err(|e| DeadLetterError(describe(&e)))?;
         Ok(())
-    }
-}
-
-/// The runner's view of a message received with the SQS API (as `cfwh dev` polls).
-pub fn record(message: &aws_sdk_sqs::types::Message) -> Record {
-    let receive_count = message
-        .attributes()
-        .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(1);
-    let attributes: Vec<(String, String)> = message
-        .message_attributes()
-        .map(|all| {
-            all.iter().filter_map(|(name, value)| Some((name.clone(), value.string_value()?.to_owned()))).collect()
-        })
-        .unwrap_or_default();
-    let body_encoding = attributes.iter().find(|(name, _)| name == attr::BODY_ENCODING).map(|(_, v)| v.clone());
-    Record {
-        message_id: message.message_id().unwrap_or_default().to_owned(),
-        body: message.body().unwrap_or_default().to_owned(),
-        body_encoding,
-        receive_count,
-        attributes,
     }
 }
 
@@ -155,8 +127,8 @@ mod tests {
 
     #[test]
     fn queue_url_variables() {
-        assert_eq!(queue_url_var(Route::Group(EventGroup::WorkUnit)), "CF_QUEUE_URL_WORK_UNIT");
-        assert_eq!(queue_url_var(Route::Unrouted), "CF_QUEUE_URL_UNROUTED");
+        assert_eq!(var::queue_url(Route::Group(EventGroup::WorkUnit)), "CF_QUEUE_URL_WORK_UNIT");
+        assert_eq!(var::queue_url(Route::Unrouted), "CF_QUEUE_URL_UNROUTED");
         let err =
             QueueUrls::from_lookup(|name| (name != "CF_QUEUE_URL_JOB").then(|| "https://q".to_owned())).unwrap_err();
         assert!(err.problem.contains("CF_QUEUE_URL_JOB"), "{err}");

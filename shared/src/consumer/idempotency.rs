@@ -2,7 +2,6 @@
 //! succeeds, a release when it fails.
 
 use std::collections::HashMap;
-use std::future::Future;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -25,24 +24,26 @@ pub enum Claim {
 pub struct StoreError(pub String);
 
 /// Where claims live: DynamoDB when deployed, memory in `cfwh dev` and tests.
+#[async_trait::async_trait]
 pub trait IdempotencyStore: Send + Sync {
     /// Claims `key` for one attempt.
-    fn claim(&self, key: &str) -> impl Future<Output = Result<Claim, StoreError>> + Send;
+    async fn claim(&self, key: &str) -> Result<Claim, StoreError>;
     /// Marks `key` applied (after the handler succeeded).
-    fn complete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    async fn complete(&self, key: &str) -> Result<(), StoreError>;
     /// Gives up a claim (after the handler failed), so that a retry may claim it again.
-    fn release(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    async fn release(&self, key: &str) -> Result<(), StoreError>;
 }
 
-impl<S: IdempotencyStore> IdempotencyStore for std::sync::Arc<S> {
-    fn claim(&self, key: &str) -> impl Future<Output = Result<Claim, StoreError>> + Send {
-        (**self).claim(key)
+#[async_trait::async_trait]
+impl<S: IdempotencyStore + ?Sized> IdempotencyStore for std::sync::Arc<S> {
+    async fn claim(&self, key: &str) -> Result<Claim, StoreError> {
+        (**self).claim(key).await
     }
-    fn complete(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).complete(key)
+    async fn complete(&self, key: &str) -> Result<(), StoreError> {
+        (**self).complete(key).await
     }
-    fn release(&self, key: &str) -> impl Future<Output = Result<(), StoreError>> + Send {
-        (**self).release(key)
+    async fn release(&self, key: &str) -> Result<(), StoreError> {
+        (**self).release(key).await
     }
 }
 
@@ -82,6 +83,7 @@ impl MemoryStore {
     }
 }
 
+#[async_trait::async_trait]
 impl IdempotencyStore for MemoryStore {
     async fn claim(&self, key: &str) -> Result<Claim, StoreError> {
         let now = Instant::now();

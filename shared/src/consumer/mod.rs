@@ -2,6 +2,7 @@
 //! `PayloadId`, the group's handler with panics caught, and the partial batch answer.
 
 pub mod idempotency;
+mod record;
 
 use std::fmt;
 use std::future::Future;
@@ -12,27 +13,12 @@ use futures_util::FutureExt as _;
 use serde::Serialize;
 
 use crate::events::{routing, EventGroup, GroupEvent};
-use crate::queue::message::attr;
-use crate::queue::PublishError;
+use crate::message::attr;
 pub use idempotency::{Claim, IdempotencyStore, MemoryStore, StoreError};
+pub use record::Record;
 
 /// Any error a handler wants to report.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
-
-/// One queue message, as the runner sees it (from SQS via Lambda, or from memory).
-#[derive(Debug, Clone, Default)]
-pub struct Record {
-    /// The queue's message ID.
-    pub message_id: String,
-    /// The message body: the delivery's JSON, or base64 of it.
-    pub body: String,
-    /// `Some("base64")` when the body is encoded.
-    pub body_encoding: Option<String>,
-    /// How often the message has been received, this time included.
-    pub receive_count: u32,
-    /// The message attributes as text, kept when the record is dead-lettered.
-    pub attributes: Vec<(String, String)>,
-}
 
 /// How a handler failed.
 pub enum HandlerError {
@@ -101,7 +87,13 @@ pub trait Handler: Send + Sync {
     fn handle(&self, event: &Self::Event, ctx: &Context<'_>) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
+/// A dead-letter queue refused a record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("dead-letter queue: {0}")]
+pub struct DeadLetterError(pub String);
+
 /// Where permanently failed records go at once.
+#[async_trait::async_trait]
 pub trait DeadLetterSink: Send + Sync {
     /// False when there is no dead-letter queue to send to: permanent failures are then
     /// retried until the queue's redrive policy moves them.
@@ -110,25 +102,16 @@ pub trait DeadLetterSink: Send + Sync {
     }
 
     /// Stores `record` in the dead-letter queue of `group`, with `reason`.
-    fn dead_letter(
-        &self,
-        group: EventGroup,
-        record: &Record,
-        reason: &str,
-    ) -> impl Future<Output = Result<(), PublishError>> + Send;
+    async fn dead_letter(&self, group: EventGroup, record: &Record, reason: &str) -> Result<(), DeadLetterError>;
 }
 
-impl<Q: DeadLetterSink> DeadLetterSink for std::sync::Arc<Q> {
+#[async_trait::async_trait]
+impl<Q: DeadLetterSink + ?Sized> DeadLetterSink for std::sync::Arc<Q> {
     fn available(&self) -> bool {
         (**self).available()
     }
-    fn dead_letter(
-        &self,
-        group: EventGroup,
-        record: &Record,
-        reason: &str,
-    ) -> impl std::future::Future<Output = Result<(), PublishError>> + Send {
-        (**self).dead_letter(group, record, reason)
+    async fn dead_letter(&self, group: EventGroup, record: &Record, reason: &str) -> Result<(), DeadLetterError> {
+        (**self).dead_letter(group, record, reason).await
     }
 }
 
@@ -137,12 +120,13 @@ impl<Q: DeadLetterSink> DeadLetterSink for std::sync::Arc<Q> {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoDeadLetters;
 
+#[async_trait::async_trait]
 impl DeadLetterSink for NoDeadLetters {
     fn available(&self) -> bool {
         false
     }
-    async fn dead_letter(&self, group: EventGroup, _: &Record, _: &str) -> Result<(), PublishError> {
-        Err(PublishError::Backend { route: crate::events::Route::Group(group), detail: "no dead-letter queue".into() })
+    async fn dead_letter(&self, _: EventGroup, _: &Record, _: &str) -> Result<(), DeadLetterError> {
+        Err(DeadLetterError("no dead-letter queue".into()))
     }
 }
 
@@ -238,25 +222,50 @@ impl BatchReport {
     }
 }
 
-/// Runs batches of one group through its handler.
-#[derive(Debug)]
-pub struct Runner<H, S, D = NoDeadLetters> {
-    handler: H,
-    store: S,
-    dead_letters: D,
-    metrics: bool,
+/// A batch runner with its handler's type erased: what a host (the Lambda glue, `cfwh
+/// dev`) holds once it has picked the group to serve.
+#[async_trait::async_trait]
+pub trait Consume: Send + Sync {
+    /// The group whose records it runs.
+    fn group(&self) -> EventGroup;
+
+    /// Handles every record of a batch; see [`Runner::run_until`].
+    async fn run_until(&self, records: &[Record], deadline: Option<tokio::time::Instant>) -> BatchReport;
 }
 
-impl<H: Handler, S: IdempotencyStore, D: DeadLetterSink> Runner<H, S, D> {
-    /// A runner for `handler`, with its idempotency store and dead-letter sink.
-    pub fn new(handler: H, store: S, dead_letters: D) -> Self {
-        Self { handler, store, dead_letters, metrics: false }
+/// Runs batches of one group through its handler. The store and the dead-letter queue
+/// are picked by the host once, at start-up.
+pub struct Runner<H> {
+    handler: H,
+    store: Box<dyn IdempotencyStore>,
+    dead_letters: Box<dyn DeadLetterSink>,
+}
+
+impl<H> fmt::Debug for Runner<H> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runner").field("dead_letters", &self.dead_letters.available()).finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl<H: Handler> Consume for Runner<H> {
+    fn group(&self) -> EventGroup {
+        H::Event::GROUP
     }
 
-    /// Also prints one CloudWatch EMF line per record on stdout (deployed consumers).
-    pub fn with_metrics(mut self, on: bool) -> Self {
-        self.metrics = on;
-        self
+    async fn run_until(&self, records: &[Record], deadline: Option<tokio::time::Instant>) -> BatchReport {
+        Runner::run_until(self, records, deadline).await
+    }
+}
+
+impl<H: Handler> Runner<H> {
+    /// A runner for `handler`, with its idempotency store and dead-letter sink.
+    pub fn new(
+        handler: H,
+        store: impl IdempotencyStore + 'static,
+        dead_letters: impl DeadLetterSink + 'static,
+    ) -> Self {
+        Self { handler, store: Box::new(store), dead_letters: Box::new(dead_letters) }
     }
 
     /// The handler.
@@ -282,9 +291,9 @@ impl<H: Handler, S: IdempotencyStore, D: DeadLetterSink> Runner<H, S, D> {
         let decoded = decode_body(record);
         // Ingest put the envelope's facts in the message attributes: no second parse of
         // the body for them, unless a message arrives without (sent by other means).
-        let attribute = |name: &str| record.attributes.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
-        let (payload_id, action) = match (attribute(attr::PAYLOAD_ID), attribute(attr::ACTION), &decoded) {
-            (Some(payload_id), Some(action), _) => (Some(payload_id), Some(action)),
+        let (payload_id, action) = match (record.attribute(attr::PAYLOAD_ID), record.attribute(attr::ACTION), &decoded)
+        {
+            (Some(payload_id), Some(action), _) => (Some(payload_id.to_owned()), Some(action.to_owned())),
             (_, _, Ok(bytes)) => match routing::parse(bytes) {
                 Ok(r) => (Some(r.payload_id.into_owned()), Some(r.action.into_owned())),
                 Err(_) => (None, None),
@@ -302,9 +311,6 @@ impl<H: Handler, S: IdempotencyStore, D: DeadLetterSink> Runner<H, S, D> {
             attempt: record.receive_count,
         };
         log(&report);
-        if self.metrics {
-            println!("{}", crate::metrics::consumer_line(&report));
-        }
         report
     }
 
@@ -379,7 +385,7 @@ impl<H: Handler, S: IdempotencyStore, D: DeadLetterSink> Runner<H, S, D> {
 }
 
 fn decode_body(record: &Record) -> Result<Vec<u8>, String> {
-    match record.body_encoding.as_deref() {
+    match record.body_encoding() {
         None | Some("") => Ok(record.body.as_bytes().to_vec()),
         Some("base64") => base64::engine::general_purpose::STANDARD
             .decode(&record.body)

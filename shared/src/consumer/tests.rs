@@ -35,11 +35,12 @@ impl Handler for Scripted {
     }
 }
 
-#[derive(Default)]
-struct CollectingDlq(Mutex<Vec<(EventGroup, String, String)>>);
+#[derive(Default, Clone)]
+struct CollectingDlq(std::sync::Arc<Mutex<Vec<(EventGroup, String, String)>>>);
 
+#[async_trait::async_trait]
 impl DeadLetterSink for CollectingDlq {
-    async fn dead_letter(&self, group: EventGroup, record: &Record, reason: &str) -> Result<(), PublishError> {
+    async fn dead_letter(&self, group: EventGroup, record: &Record, reason: &str) -> Result<(), DeadLetterError> {
         self.0.lock().unwrap().push((group, record.message_id.clone(), reason.to_owned()));
         Ok(())
     }
@@ -80,7 +81,8 @@ async fn a_mixed_batch_with_a_dead_letter_queue() {
     let store = store();
     store.claim("task#p-dup").await.unwrap();
     store.complete("task#p-dup").await.unwrap();
-    let runner = Runner::new(Scripted::default(), store, CollectingDlq::default());
+    let dead_letters = CollectingDlq::default();
+    let runner = Runner::new(Scripted::default(), store, dead_letters.clone());
 
     let report = runner.run(&mixed_batch()).await;
 
@@ -97,7 +99,7 @@ async fn a_mixed_batch_with_a_dead_letter_queue() {
         ]
     );
     assert_eq!(runner.handler().applied.load(Ordering::SeqCst), 1);
-    let dlq = runner.dead_letters.0.lock().unwrap().clone();
+    let dlq = dead_letters.0.lock().unwrap().clone();
     assert_eq!(dlq.len(), 2);
     assert_eq!((dlq[0].0, dlq[0].1.as_str()), (EventGroup::Task, "m-permanent"));
     assert!(dlq[0].2.contains("no such product"), "{}", dlq[0].2);
@@ -150,7 +152,7 @@ async fn base64_bodies_are_decoded_and_wrong_groups_dead_lettered() {
     let plain = record("b", "p-b64", "ok");
     let encoded = Record {
         body: base64::engine::general_purpose::STANDARD.encode(&plain.body),
-        body_encoding: Some("base64".into()),
+        attributes: vec![(attr::BODY_ENCODING.into(), "base64".into())],
         ..plain
     };
     let product = Record {
@@ -162,7 +164,7 @@ async fn base64_bodies_are_decoded_and_wrong_groups_dead_lettered() {
     let bad_b64 = Record {
         message_id: "bad".into(),
         body: "!!".into(),
-        body_encoding: Some("base64".into()),
+        attributes: vec![(attr::BODY_ENCODING.into(), "base64".into())],
         ..Record::default()
     };
     let report = runner.run(&[encoded, product, bad_b64]).await;

@@ -155,6 +155,36 @@ impl fmt::Display for Route {
     }
 }
 
+/// `--group product|…|work-unit|…`: the groups' own names, with the spellings Creative
+/// Force sends as aliases.
+#[cfg(feature = "clap")]
+impl clap::ValueEnum for EventGroup {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::ALL
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        let value = clap::builder::PossibleValue::new(self.as_str());
+        Some(match self {
+            Self::WorkUnit => value.aliases(["work_unit", "workunit", "work unit"]),
+            _ => value,
+        })
+    }
+}
+
+/// `--group`: a group's queue, or `unrouted`.
+#[cfg(feature = "clap")]
+impl clap::ValueEnum for Route {
+    fn value_variants<'a>() -> &'a [Self] {
+        &Self::ALL
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        match self {
+            Self::Group(group) => group.to_possible_value(),
+            Self::Unrouted => Some(clap::builder::PossibleValue::new(self.as_str())),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

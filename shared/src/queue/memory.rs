@@ -10,8 +10,10 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use super::{Message, PublishError, Publisher};
-use crate::events::Route;
+use super::{PublishError, Publisher};
+use crate::consumer::{DeadLetterError, DeadLetterSink, Record};
+use crate::events::{EventGroup, Route};
+use crate::message::Message;
 
 /// A message handed to a consumer, until it is deleted or released.
 #[derive(Debug, Clone)]
@@ -22,6 +24,16 @@ pub struct Received {
     pub message: Message,
     /// 1 on the first delivery.
     pub receive_count: u32,
+}
+
+impl Received {
+    /// The runner's view of it.
+    pub fn record(&self) -> Record {
+        let message = &self.message;
+        let attributes = message.attributes.pairs(&message.body).into_iter().map(|(n, v)| (n.to_owned(), v));
+        let receive_count = self.receive_count.to_string();
+        Record::new(self.id.clone(), message.body.as_text(), Some(&receive_count), attributes)
+    }
 }
 
 /// A message that will not be delivered again.
@@ -232,16 +244,12 @@ impl Publisher for MemoryQueues {
 }
 
 /// Permanent failures of `cfwh dev` go to the dead letters of the group's in-memory queue.
-impl crate::consumer::DeadLetterSink for MemoryQueues {
-    async fn dead_letter(
-        &self,
-        group: crate::events::EventGroup,
-        record: &crate::consumer::Record,
-        reason: &str,
-    ) -> Result<(), PublishError> {
+#[async_trait::async_trait]
+impl DeadLetterSink for MemoryQueues {
+    async fn dead_letter(&self, group: EventGroup, record: &Record, reason: &str) -> Result<(), DeadLetterError> {
         let letter = DeadLetter {
             body: record.body.clone(),
-            body_encoding: record.body_encoding.clone(),
+            body_encoding: record.body_encoding().map(str::to_owned),
             reason: reason.to_owned(),
             receive_count: record.receive_count,
         };
@@ -253,8 +261,7 @@ impl crate::consumer::DeadLetterSink for MemoryQueues {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::events::EventGroup;
-    use crate::queue::{Attributes, Body};
+    use crate::message::{Attributes, Body};
 
     fn message(route: Route, n: u8) -> Message {
         Message {

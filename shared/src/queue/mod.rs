@@ -2,13 +2,12 @@
 //! `cfwh dev` and the tests.
 
 pub mod memory;
-pub mod message;
 
 use std::future::Future;
 use std::time::Duration;
 
 use crate::events::Route;
-pub use message::{Attributes, Body, Message};
+use crate::message::Message;
 
 /// Why a message was not stored. Ingest answers 503 to all of them, so the sender retries.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,5 +1,5 @@
 //! The message ingest publishes: the exact bytes received, and the routing facts as
-//! attributes.
+//! attributes that consumers read back.
 
 use base64::Engine as _;
 use bytes::Bytes;
@@ -29,6 +29,12 @@ pub const MAX_ATTRIBUTE_TEXT: usize = 256;
 /// An upper bound on the bytes all attributes of one message take (names, types and
 /// values), used to check that the body limit fits the queue's message size.
 pub const ATTRIBUTES_BUDGET: usize = 2048;
+
+/// `text` cut to [`MAX_ATTRIBUTE_TEXT`] bytes at a character boundary: what an attribute
+/// may carry of request data or of a reason.
+pub fn attribute_text(text: &str) -> String {
+    crate::events::routing::truncate(text, MAX_ATTRIBUTE_TEXT)
+}
 
 /// How a message body is carried.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,8 +1,6 @@
-//! `cfwh dev`: ingest, the queues and all seven consumers in one process, with the very
-//! code that runs under Lambda. Prints one JSON line per finished record on stdout.
-//!
-//! Queues are in memory (the default) or on an SQS API (`--sqs-endpoint`); idempotency is
-//! in memory or in DynamoDB (`--dynamodb-endpoint`).
+//! The local pipeline: ingest over HTTP, the queues and all seven consumers in one
+//! process, with the very code that runs under Lambda. Queues are in memory or on an SQS
+//! API; the idempotency store is whatever the caller picked.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,17 +11,16 @@ use axum::extract::Request;
 use axum::response::Response;
 use axum::Router;
 use cf_webhooks::ack::{acknowledge, now_ms, precheck, Answer, Delivery, Rejection};
-use cf_webhooks::aws::dynamodb::DynamoStore;
 use cf_webhooks::aws::sqs::{SqsDeadLetters, SqsQueues};
 use cf_webhooks::config::IngestConfig;
 use cf_webhooks::consumer::{
-    Claim, DeadLetterSink, Handler, HandlerError, IdempotencyStore, MemoryStore, Outcome, Record, RecordReport, Runner,
-    StoreError,
+    Consume, DeadLetterSink, Handler, HandlerError, IdempotencyStore, MemoryStore, Outcome, Record, RecordReport,
+    Runner,
 };
 use cf_webhooks::events::{EventGroup, GroupEvent, Route};
-use cf_webhooks::queue::memory::{MemoryQueues, Received, Released};
-use cf_webhooks::queue::{PublishError, Publisher};
-use cf_webhooks_consumers::handlers::*;
+use cf_webhooks::queue::memory::{MemoryQueues, Released};
+use cf_webhooks::queue::Publisher;
+use cf_webhooks_consumers::{with_handler, WithHandler};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -87,46 +84,9 @@ pub enum Backend {
     },
 }
 
-/// Where idempotency is kept.
-#[derive(Debug, Clone)]
-pub enum Store {
-    /// In this process.
-    Memory(Arc<MemoryStore>),
-    /// In a DynamoDB table.
-    Dynamo(DynamoStore),
-}
-
-impl Store {
-    /// An in-memory store with the deployed defaults.
-    pub fn memory() -> Self {
-        Self::memory_with(cf_webhooks::config::DEFAULT_CLAIM_LEASE)
-    }
-
-    /// An in-memory store whose claims last `lease`.
-    pub fn memory_with(lease: Duration) -> Self {
-        Self::Memory(Arc::new(MemoryStore::new(lease, cf_webhooks::config::DEFAULT_IDEMPOTENCY_TTL)))
-    }
-}
-
-impl IdempotencyStore for Store {
-    async fn claim(&self, key: &str) -> Result<Claim, StoreError> {
-        match self {
-            Self::Memory(store) => store.claim(key).await,
-            Self::Dynamo(store) => store.claim(key).await,
-        }
-    }
-    async fn complete(&self, key: &str) -> Result<(), StoreError> {
-        match self {
-            Self::Memory(store) => store.complete(key).await,
-            Self::Dynamo(store) => store.complete(key).await,
-        }
-    }
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
-        match self {
-            Self::Memory(store) => store.release(key).await,
-            Self::Dynamo(store) => store.release(key).await,
-        }
-    }
+/// An in-memory idempotency store with the deployed defaults, its claims lasting `lease`.
+pub fn memory_store(lease: Duration) -> Arc<dyn IdempotencyStore> {
+    Arc::new(MemoryStore::new(lease, cf_webhooks::config::DEFAULT_IDEMPOTENCY_TTL))
 }
 
 /// A shipped handler with injected failures, chosen by a hash of the `PayloadId` so that a
@@ -167,21 +127,17 @@ impl<H: Handler> Handler for Chaos<H> {
     }
 }
 
-/// Where permanent failures go.
-#[derive(Clone)]
-pub enum DeadLetters {
-    /// The dead letters of the in-memory queues.
-    Memory(Arc<MemoryQueues>),
-    /// The group's SQS dead-letter queue.
-    Sqs(SqsDeadLetters),
+/// Builds a group's runner around its shipped handler, wrapped for failure injection.
+struct WithChaos {
+    percent: u8,
+    store: Arc<dyn IdempotencyStore>,
+    dead_letters: Arc<dyn DeadLetterSink>,
 }
 
-impl DeadLetterSink for DeadLetters {
-    async fn dead_letter(&self, group: EventGroup, record: &Record, reason: &str) -> Result<(), PublishError> {
-        match self {
-            Self::Memory(queues) => queues.dead_letter(group, record, reason).await,
-            Self::Sqs(sink) => sink.dead_letter(group, record, reason).await,
-        }
+impl WithHandler for WithChaos {
+    type Output = Box<dyn Consume>;
+    fn with<H: Handler + 'static>(self, handler: H) -> Box<dyn Consume> {
+        Box::new(Runner::new(Chaos::new(handler, self.percent), self.store, self.dead_letters))
     }
 }
 
@@ -207,34 +163,15 @@ async fn ingest<P: Publisher>(request: Request, config: &IngestConfig, publisher
         }
         Err(e) => {
             tracing::warn!(error = %e, "request body could not be read");
-            return Response::builder()
-                .status(400)
-                .header("content-type", "application/json")
-                .body(Body::from(r#"{"status":"rejected","reason":"body-unreadable"}"#))
-                .expect("static response");
+            return respond(&Answer::Rejected(Rejection::BodyUnreadable));
         }
     };
     let delivery = Delivery { method: &parts.method, headers: &parts.headers, body: &body, received_at_ms };
-    respond(&acknowledge(delivery, config, publisher).await)
+    respond(&acknowledge(delivery, config, publisher).await.answer)
 }
 
 fn respond(answer: &Answer) -> Response {
-    let mut builder = Response::builder().status(answer.status()).header("content-type", "application/json");
-    for (name, value) in answer.headers() {
-        builder = builder.header(*name, *value);
-    }
-    builder.body(Body::from(answer.body())).expect("static status and headers are valid")
-}
-
-fn record(received: &Received) -> Record {
-    let message = &received.message;
-    Record {
-        message_id: received.id.clone(),
-        body: message.body.as_text().to_owned(),
-        body_encoding: message.body.encoding().map(str::to_owned),
-        receive_count: received.receive_count,
-        attributes: message.attributes.pairs(&message.body).into_iter().map(|(n, v)| (n.to_owned(), v)).collect(),
-    }
+    answer.to_response().map(Body::from)
 }
 
 fn dead_lettered_line(mut line: RecordReport, out: &mut String) {
@@ -252,14 +189,14 @@ fn push_line(out: &mut String, line: &RecordReport) {
 /// Consumes one group's in-memory queue the way Lambda's event source mapping does:
 /// batches, delete on success, redeliver failures after the retry delay, dead-letter
 /// after `max_receives`. Stops once `stop` is set and the queue is empty.
-pub async fn consume<H: Handler, S: IdempotencyStore, D: DeadLetterSink>(
+pub async fn consume(
     queues: Arc<MemoryQueues>,
-    runner: Runner<H, S, D>,
+    runner: Box<dyn Consume>,
     options: DevOptions,
     lines: LineSink,
     mut stop: watch::Receiver<bool>,
 ) {
-    let route = Route::Group(H::Event::GROUP);
+    let route = Route::Group(runner.group());
     loop {
         let mut batch = tokio::select! {
             batch = queues.receive(route, options.batch_size, Duration::from_millis(500)) => batch,
@@ -276,7 +213,7 @@ pub async fn consume<H: Handler, S: IdempotencyStore, D: DeadLetterSink>(
             }
             continue;
         }
-        let records: Vec<Record> = batch.iter().map(record).collect();
+        let records: Vec<Record> = batch.iter().map(|received| received.record()).collect();
         let report = runner.run_until(&records, Some(tokio::time::Instant::now() + options.handler_timeout)).await;
         let mut out = String::new();
         for (received, line) in batch.into_iter().zip(report.records) {
@@ -298,10 +235,10 @@ pub async fn consume<H: Handler, S: IdempotencyStore, D: DeadLetterSink>(
 /// polling, batches of up to `batch_size`, delete what succeeded, leave failures to the
 /// visibility timeout (the redrive policy moves them after `max_receives`). Stops when
 /// `stop` is set.
-pub async fn consume_sqs<H: Handler, S: IdempotencyStore, D: DeadLetterSink>(
+pub async fn consume_sqs(
     client: aws_sdk_sqs::Client,
     url: String,
-    runner: Runner<H, S, D>,
+    runner: Box<dyn Consume>,
     options: DevOptions,
     lines: LineSink,
     mut stop: watch::Receiver<bool>,
@@ -325,7 +262,7 @@ pub async fn consume_sqs<H: Handler, S: IdempotencyStore, D: DeadLetterSink>(
         if batch.is_empty() {
             continue;
         }
-        let records: Vec<Record> = batch.iter().map(cf_webhooks::aws::sqs::record).collect();
+        let records: Vec<Record> = batch.iter().map(Record::from).collect();
         let report = runner.run_until(&records, Some(tokio::time::Instant::now() + options.handler_timeout)).await;
         let mut done = Vec::new();
         let mut out = String::new();
@@ -358,23 +295,6 @@ pub struct Dev {
     http_stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
 
-/// Spawns one consumer per group with its shipped handler (wrapped for failure
-/// injection): `$spawn` builds the task from `$handler` and `$group`.
-macro_rules! spawn_consumers {
-    ($consumers:ident, $chaos:expr, |$handler:ident, $group:ident| $spawn:expr) => {
-        spawn_consumers!(@each $consumers, $chaos, |$handler, $group| $spawn;
-            ProductHandler => Product, SampleHandler => Sample, UserHandler => User, TaskHandler => Task,
-            WorkUnitHandler => WorkUnit, JobHandler => Job, SessionHandler => Session)
-    };
-    (@each $consumers:ident, $chaos:expr, |$handler:ident, $group:ident| $spawn:expr; $($shipped:ident => $name:ident),+) => {
-        $({
-            let $handler = Chaos::new($shipped, $chaos);
-            let $group = EventGroup::$name;
-            $consumers.spawn($spawn);
-        })+
-    };
-}
-
 impl Dev {
     /// Binds `listener` and starts ingest and the seven consumers with the shipped handlers.
     pub fn start(
@@ -383,7 +303,7 @@ impl Dev {
         options: DevOptions,
         lines: LineSink,
         backend: Backend,
-        store: Store,
+        store: Arc<dyn IdempotencyStore>,
     ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
         let (stop, stopped) = watch::channel(false);
@@ -392,29 +312,35 @@ impl Dev {
         let (router, memory, sqs) = match backend {
             Backend::Memory => {
                 let queues = Arc::new(MemoryQueues::new(options.queue_capacity, options.max_receives));
-                spawn_consumers!(consumers, options.chaos_percent, |handler, _group| consume(
-                    queues.clone(),
-                    Runner::new(handler, store.clone(), DeadLetters::Memory(queues.clone())),
-                    options.clone(),
-                    lines.clone(),
-                    stopped.clone(),
-                ));
+                for group in EventGroup::ALL {
+                    let dead_letters = queues.clone();
+                    let runner = with_handler(
+                        group,
+                        WithChaos { percent: options.chaos_percent, store: store.clone(), dead_letters },
+                    );
+                    consumers.spawn(consume(queues.clone(), runner, options.clone(), lines.clone(), stopped.clone()));
+                }
                 (ingest_router(config, queues.clone()), Some(queues), None)
             }
             Backend::Sqs { client, consumer_client, queues } => {
-                spawn_consumers!(consumers, options.chaos_percent, |handler, group| {
+                for group in EventGroup::ALL {
                     let route = Route::Group(group);
                     let dead_letters =
-                        SqsDeadLetters::new(consumer_client.clone(), queues.dead_letters[&route].clone());
-                    consume_sqs(
+                        Arc::new(SqsDeadLetters::new(consumer_client.clone(), queues.dead_letters[&route].clone()));
+                    let runner = with_handler(
+                        group,
+                        WithChaos { percent: options.chaos_percent, store: store.clone(), dead_letters },
+                    );
+                    let url = queues.sources.get(route).to_owned();
+                    consumers.spawn(consume_sqs(
                         consumer_client.clone(),
-                        queues.sources.get(route).to_owned(),
-                        Runner::new(handler, store.clone(), DeadLetters::Sqs(dead_letters)),
+                        url,
+                        runner,
                         options.clone(),
                         lines.clone(),
                         stopped.clone(),
-                    )
-                });
+                    ));
+                }
                 let publisher = Arc::new(SqsQueues::new(client.clone(), queues.sources.clone()));
                 (ingest_router(config, publisher), None, Some((client, queues)))
             }

@@ -1,0 +1,156 @@
+//! `cfwh dev`: ingest, the queues and all seven consumers in one process, with the very
+//! code that runs under Lambda. Prints one JSON line per finished record on stdout.
+//!
+//! Queues are in memory (the default) or on an SQS API (`--sqs-endpoint`); idempotency is
+//! in memory or in DynamoDB (`--dynamodb-endpoint`): both picked once, here.
+
+mod pipeline;
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cf_webhooks::aws::dynamodb::DynamoStore;
+use cf_webhooks::aws::Budget;
+use cf_webhooks::config::{var, IngestConfig, DEFAULT_IDEMPOTENCY_TTL};
+use cf_webhooks::consumer::IdempotencyStore;
+use cf_webhooks::DEV_SECRET;
+pub use pipeline::*;
+
+/// `cfwh dev`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    addr: SocketAddr,
+    /// Records per consumer batch.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=10000))]
+    batch_size: u16,
+    /// Delay before a failed record is delivered again.
+    #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
+    retry_delay: Duration,
+    /// Deliveries before a failing record is dead-lettered.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    max_receives: u32,
+    /// How long a consumer waits for its batch to fill once a first record is there
+    /// (in-memory queues; like Lambda's batching window).
+    #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]
+    batch_window: Duration,
+    /// How long a handler may run before its record fails and is retried.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    handler_timeout: Duration,
+    /// How long an in-progress idempotency claim holds (a consumer killed mid-record
+    /// blocks its record this long).
+    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    claim_lease: Duration,
+    /// Failure injection for soak tests: this percentage of payloads fails, half on the
+    /// first attempt only, half on every attempt.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100), hide = true)]
+    chaos_percent: u8,
+    /// Use the SQS API at this URL instead of in-memory queues; missing queues are created.
+    #[arg(long, value_name = "URL")]
+    sqs_endpoint: Option<String>,
+    /// Keep idempotency in DynamoDB at this URL instead of in memory; the table is created
+    /// when missing.
+    #[arg(long, value_name = "URL")]
+    dynamodb_endpoint: Option<String>,
+    /// Queue names are <prefix>-<group> and <prefix>-<group>-dlq.
+    #[arg(long, default_value = "cf-webhooks")]
+    queue_prefix: String,
+    /// The DynamoDB idempotency table.
+    #[arg(long, default_value = "cf-webhooks-idempotency")]
+    table: String,
+}
+
+/// Runs the pipeline until Ctrl-C or SIGTERM, then drains it.
+pub async fn run(args: Args) -> Result<ExitCode, String> {
+    let _flush_logs_on_exit = cf_webhooks::logging::init_pretty();
+    let configured = std::env::var(var::WEBHOOK_SECRET).is_ok_and(|s| !s.trim().is_empty());
+    if !configured && !args.addr.ip().is_loopback() {
+        return Err(format!(
+            "refusing to listen on {} with the public development secret: set {}",
+            args.addr,
+            var::WEBHOOK_SECRET
+        ));
+    }
+    let config = IngestConfig::from_lookup(|name| match std::env::var(name).ok() {
+        None if name == var::WEBHOOK_SECRET => Some(DEV_SECRET.to_owned()),
+        value => value,
+    })
+    .map_err(|e| e.to_string())?;
+    let listener = tokio::net::TcpListener::bind(args.addr).await.map_err(|e| format!("{}: {e}", args.addr))?;
+    let options = DevOptions {
+        batch_size: args.batch_size.into(),
+        retry_delay: args.retry_delay,
+        max_receives: args.max_receives,
+        handler_timeout: args.handler_timeout,
+        batch_window: args.batch_window,
+        chaos_percent: args.chaos_percent,
+        ..DevOptions::default()
+    };
+    let secrets = if configured {
+        format!("{} secret(s) from {}", config.secrets.len(), var::WEBHOOK_SECRET)
+    } else {
+        format!("development secret {DEV_SECRET:?} (set {} to use your own)", var::WEBHOOK_SECRET)
+    };
+    let budget = Budget::ack(config.enqueue_timeout);
+    let backend = match &args.sqs_endpoint {
+        None => Backend::Memory,
+        Some(endpoint) => {
+            let client = crate::aws::sqs_client(Some(endpoint), budget).await;
+            let queues =
+                crate::aws::ensure_queues(&client, &args.queue_prefix, args.max_receives, args.retry_delay).await?;
+            eprintln!("cfwh dev: queues {}-<group> on {endpoint}", args.queue_prefix);
+            let consumer_client = crate::aws::sqs_client(Some(endpoint), Budget::consumer()).await;
+            Backend::Sqs { client, consumer_client, queues }
+        }
+    };
+    let store: Arc<dyn IdempotencyStore> = match &args.dynamodb_endpoint {
+        None => memory_store(args.claim_lease),
+        Some(endpoint) => {
+            let sdk = crate::aws::local_sdk_config(Budget::consumer()).await;
+            let client = aws_sdk_dynamodb::Client::from_conf(
+                aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(endpoint).build(),
+            );
+            DynamoStore::create_table_if_missing(&client, &args.table).await.map_err(|e| e.to_string())?;
+            eprintln!("cfwh dev: idempotency in table {} on {endpoint}", args.table);
+            Arc::new(DynamoStore::new(client, &args.table, args.claim_lease, DEFAULT_IDEMPOTENCY_TTL))
+        }
+    };
+    // One write per batch: stdout is line-buffered and each call ends in a newline.
+    let lines: LineSink = Arc::new(|batch: String| {
+        use std::io::Write as _;
+        let _ = std::io::stdout().lock().write_all(batch.as_bytes());
+    });
+    let dev = Dev::start(listener, config, options, lines, backend, store).map_err(|e| e.to_string())?;
+    eprintln!("cfwh dev: listening on http://{} with {secrets}", dev.addr);
+    eprintln!("cfwh dev: try `cfwh send --url http://{} events/task.json`; Ctrl-C drains and exits", dev.addr);
+
+    shutdown_signal().await;
+    eprintln!("cfwh dev: draining {} queued record(s); Ctrl-C again to exit now", dev.pending().await);
+    tokio::select! {
+        result = dev.drain() => result.map_err(|e| e.to_string())?,
+        _ = shutdown_signal() => {
+            eprintln!("cfwh dev: exiting without draining");
+            return Ok(ExitCode::from(130));
+        }
+    }
+    eprintln!("cfwh dev: drained, bye");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,79 @@
+//! `cfwh groups`: the event groups and routes as the code defines them, with their
+//! queues, variables and bootstraps, so that scripts ask the binary instead of copying
+//! the list (`cfwh groups --json`).
+
+use std::process::ExitCode;
+
+use cf_webhooks::config::var;
+use cf_webhooks::events::{EventGroup, Route};
+use cf_webhooks::metrics;
+use cf_webhooks::stack::{self, queue_name};
+use serde_json::{json, Value};
+
+/// `cfwh groups`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Print JSON (for scripts) instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Queue names are <prefix>-<route> and <prefix>-<route>-dlq (a stack's name).
+    #[arg(long, default_value = metrics::DEFAULT_STACK)]
+    queue_prefix: String,
+}
+
+/// Everything a script needs to know of the groups and routes.
+pub fn describe(queue_prefix: &str) -> Value {
+    let routes: Vec<Value> = Route::ALL
+        .into_iter()
+        .map(|route| {
+            let group = match route {
+                Route::Group(group) => Some(group),
+                Route::Unrouted => None,
+            };
+            json!({
+                "route": route.as_str(),
+                "group": group.map(EventGroup::as_str),
+                "title": group.map(EventGroup::title),
+                "queue": queue_name(queue_prefix, route, false),
+                "dead_letter_queue": queue_name(queue_prefix, route, true),
+                "queue_url_var": var::queue_url(route),
+                "consumer": group.map(stack::consumer_function),
+            })
+        })
+        .collect();
+    json!({
+        "groups": EventGroup::ALL.map(EventGroup::as_str),
+        "routes": routes,
+        "bootstraps": stack::BOOTSTRAPS,
+        "env": {
+            "webhook_secret": var::WEBHOOK_SECRET,
+            "event_group": var::EVENT_GROUP,
+            "idempotency_table": var::IDEMPOTENCY_TABLE,
+            "dlq_url": var::DLQ_URL,
+            "stack": var::STACK,
+            "metrics": var::METRICS,
+        },
+        "metrics": { "namespace": metrics::NAMESPACE, "dimension": metrics::DIMENSION, "names": metrics::name::ALL },
+    })
+}
+
+/// Prints the table or the JSON.
+pub fn run(args: Args) -> Result<ExitCode, String> {
+    let described = describe(&args.queue_prefix);
+    if args.json {
+        println!("{described}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<10} {:<28} {:<32} variable", "route", "queue", "dead-letter queue");
+    for route in described["routes"].as_array().into_iter().flatten() {
+        let text = |key: &str| route[key].as_str().unwrap_or_default().to_owned();
+        println!(
+            "{:<10} {:<28} {:<32} {}",
+            text("route"),
+            text("queue"),
+            text("dead_letter_queue"),
+            text("queue_url_var")
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

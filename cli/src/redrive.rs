@@ -1,0 +1,207 @@
+//! `cfwh redrive`: moves a dead-letter queue back to its source queue. SQS's own move task
+//! (`StartMessageMoveTask`) does it where the endpoint offers it; elsewhere (moto, older
+//! SQS-compatible servers, a role without the permission) messages are moved one by one.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use aws_sdk_sqs::error::ProvideErrorMetadata;
+use aws_sdk_sqs::Client;
+use cf_webhooks::aws::{describe, Budget};
+use cf_webhooks::events::Route;
+use cf_webhooks::message::attr;
+use cf_webhooks::stack::queue_name;
+
+use crate::aws::{delete, depth, queue_arn, receive};
+
+/// `cfwh redrive`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The group whose dead-letter queue to move back (or unrouted).
+    #[arg(long, value_enum)]
+    group: Route,
+    /// The SQS API (default: the environment's, e.g. AWS_ENDPOINT_URL, or AWS itself).
+    #[arg(long)]
+    sqs_endpoint: Option<String>,
+    /// Queue names are <prefix>-<group> and <prefix>-<group>-dlq (the stack's name).
+    #[arg(long, default_value = "cf-webhooks")]
+    queue_prefix: String,
+}
+
+/// How to move the messages, given what `StartMessageMoveTask` answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Plan {
+    /// SQS moves them: wait for its task.
+    MoveTask(String),
+    /// Move them one by one (receive, send, delete), for this reason.
+    OneByOne(String),
+    /// Stop: the error is about the queues or the request, and moving by hand would not
+    /// help (or would race a move task already running).
+    Stop(String),
+}
+
+/// The choice after a failed `StartMessageMoveTask`: an endpoint that does not know the
+/// operation (no AWS error code, or an unknown-operation code), a queue type it does not
+/// support, or a caller without the permission, falls back to moving one by one;
+/// anything else (no such queue, a task already running, throttling) stops.
+pub fn plan_after_error(code: Option<&str>, http_status: Option<u16>, message: String) -> Plan {
+    const ONE_BY_ONE: [&str; 7] = [
+        "UnsupportedOperation",
+        "AWS.SimpleQueueService.UnsupportedOperation",
+        "InvalidAction",
+        "UnknownOperationException",
+        "NotImplemented",
+        "AccessDenied",
+        "AccessDeniedException",
+    ];
+    match code {
+        Some(code) if ONE_BY_ONE.contains(&code) => {
+            Plan::OneByOne(format!("StartMessageMoveTask is not available here ({code}); moving one by one"))
+        }
+        None if http_status.is_some_and(|s| s >= 400) => Plan::OneByOne(format!(
+            "the endpoint does not offer StartMessageMoveTask (HTTP {}); moving one by one",
+            http_status.unwrap_or_default()
+        )),
+        _ => Plan::Stop(message),
+    }
+}
+
+/// Moves the dead-letter queue of `args.group` back, with a progress bar.
+pub async fn run(args: Args) -> Result<ExitCode, String> {
+    let client = crate::aws::sqs_client(args.sqs_endpoint.as_deref(), Budget::consumer()).await;
+    let url = |dead_letter: bool| {
+        let name = queue_name(&args.queue_prefix, args.group, dead_letter);
+        let client = client.clone();
+        async move {
+            let found = client.get_queue_url().queue_name(&name).send().await;
+            found
+                .map_err(|e| format!("{name}: {}", describe(&e)))?
+                .queue_url()
+                .map(str::to_owned)
+                .ok_or_else(|| format!("{name}: no queue URL"))
+        }
+    };
+    let (dlq, source) = (url(true).await?, url(false).await?);
+    let waiting = depth(&client, &dlq).await?;
+    let bar = indicatif::ProgressBar::new(waiting);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} redriving {pos}/{len} [{bar:30}] {elapsed}")
+            .expect("a valid template")
+            .progress_chars("=> "),
+    );
+    let progress = |moved: u64, total: Option<u64>| {
+        bar.set_length(total.unwrap_or(0).max(moved).max(bar.length().unwrap_or(0)));
+        bar.set_position(moved);
+    };
+    let moved = match start_move_task(&client, &dlq, &source).await? {
+        Plan::MoveTask(handle) => wait_for_move_task(&client, &dlq, &handle, progress).await,
+        Plan::OneByOne(why) => {
+            bar.suspend(|| eprintln!("cfwh redrive: {why}"));
+            move_one_by_one(&client, &dlq, &source, |n| progress(n, None)).await
+        }
+        Plan::Stop(why) => Err(why),
+    };
+    bar.finish_and_clear();
+    let moved = moved?;
+    println!("moved {moved} message(s) from {dlq} back to {source}");
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn start_move_task(client: &Client, dlq: &str, source: &str) -> Result<Plan, String> {
+    let (dlq_arn, source_arn) = (queue_arn(client, dlq).await?, queue_arn(client, source).await?);
+    let started = client.start_message_move_task().source_arn(dlq_arn).destination_arn(source_arn).send().await;
+    Ok(match started {
+        Ok(task) => Plan::MoveTask(task.task_handle().unwrap_or_default().to_owned()),
+        Err(e) => {
+            let status = e.raw_response().map(|r| r.status().as_u16());
+            plan_after_error(e.code(), status, format!("StartMessageMoveTask: {}", describe(&e)))
+        }
+    })
+}
+
+async fn wait_for_move_task(
+    client: &Client,
+    dlq: &str,
+    handle: &str,
+    progress: impl Fn(u64, Option<u64>),
+) -> Result<u64, String> {
+    let arn = queue_arn(client, dlq).await?;
+    loop {
+        let listed = client.list_message_move_tasks().source_arn(&arn).max_results(10).send().await;
+        let listed = listed.map_err(|e| format!("ListMessageMoveTasks: {}", describe(&e)))?;
+        let task = listed
+            .results()
+            .iter()
+            .find(|t| t.task_handle() == Some(handle) || t.task_handle().is_none())
+            .ok_or_else(|| format!("the move task of {dlq} is no longer listed"))?;
+        let moved = u64::try_from(task.approximate_number_of_messages_moved()).unwrap_or(0);
+        let total = task.approximate_number_of_messages_to_move().and_then(|n| u64::try_from(n).ok());
+        progress(moved, total);
+        match task.status() {
+            Some("COMPLETED") => return Ok(moved),
+            Some("FAILED") => return Err(format!("the move task failed: {}", task.failure_reason().unwrap_or("?"))),
+            Some("CANCELLED") => return Err(format!("the move task was cancelled after {moved} message(s)")),
+            _ => tokio::time::sleep(Duration::from_secs(1)).await,
+        }
+    }
+}
+
+/// Moves every message of `dlq` back to `source` by receive, send and delete, the
+/// `cf-reason` attribute dropped (a FIFO message keeps its group); `progress` sees the
+/// count moved so far. Returns how many were moved.
+pub async fn move_one_by_one(
+    client: &Client,
+    dlq: &str,
+    source: &str,
+    mut progress: impl FnMut(u64),
+) -> Result<u64, String> {
+    use aws_sdk_sqs::types::MessageSystemAttributeName;
+    let mut moved = 0;
+    loop {
+        let batch = receive(client, dlq, 10, Duration::from_secs(1)).await?;
+        if batch.is_empty() {
+            return Ok(moved);
+        }
+        for message in batch {
+            let mut send = client.send_message().queue_url(source).message_body(message.body().unwrap_or_default());
+            for (name, value) in message.message_attributes().into_iter().flatten() {
+                if name != attr::REASON {
+                    send = send.message_attributes(name, value.clone());
+                }
+            }
+            if source.ends_with(".fifo") {
+                let group = message
+                    .attributes()
+                    .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
+                    .map_or("redrive", String::as_str);
+                let id = message.message_id().unwrap_or_default().to_owned();
+                send = send.message_group_id(group).message_deduplication_id(id);
+            }
+            send.send().await.map_err(|e| describe(&e))?;
+            if let Some(receipt) = message.receipt_handle() {
+                delete(client, dlq, &[receipt.to_owned()]).await?;
+            }
+            moved += 1;
+            progress(moved);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_move_task_is_left_only_where_moving_by_hand_helps() {
+        let plan = |code, status| plan_after_error(code, status, "why".into());
+        // moto answers an operation it does not implement with a bare 500.
+        assert!(matches!(plan(None, Some(500)), Plan::OneByOne(_)));
+        assert!(matches!(plan(None, Some(501)), Plan::OneByOne(_)));
+        assert!(matches!(plan(Some("UnsupportedOperation"), Some(400)), Plan::OneByOne(_)), "a FIFO queue");
+        assert!(matches!(plan(Some("AccessDenied"), Some(403)), Plan::OneByOne(_)));
+        assert!(matches!(plan(Some("InvalidAction"), Some(400)), Plan::OneByOne(_)));
+        assert_eq!(plan(Some("ResourceNotFoundException"), Some(400)), Plan::Stop("why".into()));
+        assert_eq!(plan(Some("RequestThrottled"), Some(400)), Plan::Stop("why".into()));
+        assert_eq!(plan(None, None), Plan::Stop("why".into()), "no answer at all: the endpoint is down");
+    }
+}

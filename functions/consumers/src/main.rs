@@ -1,0 +1,6 @@
+//! The consumer Lambda of every group: `CF_EVENT_GROUP` says which.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    cf_webhooks_consumers::lambda::run().await
+}

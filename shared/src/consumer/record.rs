@@ -1,0 +1,80 @@
+//! A queue message as the runner sees it, and the one mapping to it from each place
+//! messages come from: an SQS event delivered by Lambda, an SQS receive (`cfwh dev` over
+//! SQS), and the in-memory queues (`Record::new` from the published message).
+
+use crate::message::attr;
+
+/// One queue message.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Record {
+    /// The queue's message ID.
+    pub message_id: String,
+    /// The message body: the delivery's JSON, or base64 of it.
+    pub body: String,
+    /// How often the message has been received, this time included.
+    pub receive_count: u32,
+    /// The message attributes as text, kept when the record is dead-lettered.
+    pub attributes: Vec<(String, String)>,
+}
+
+impl Record {
+    /// A record of `body` with its string `attributes`; a missing or unreadable receive
+    /// count counts as the first delivery.
+    pub fn new(
+        message_id: impl Into<String>,
+        body: impl Into<String>,
+        receive_count: Option<&str>,
+        attributes: impl IntoIterator<Item = (String, String)>,
+    ) -> Self {
+        Self {
+            message_id: message_id.into(),
+            body: body.into(),
+            receive_count: receive_count.and_then(|c| c.trim().parse().ok()).unwrap_or(1),
+            attributes: attributes.into_iter().collect(),
+        }
+    }
+
+    /// The value of an attribute.
+    pub fn attribute(&self, name: &str) -> Option<&str> {
+        self.attributes.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// `Some("base64")` when the body is encoded.
+    pub fn body_encoding(&self) -> Option<&str> {
+        self.attribute(attr::BODY_ENCODING)
+    }
+}
+
+/// An SQS message of the event Lambda hands a consumer.
+#[cfg(feature = "lambda")]
+impl From<aws_lambda_events::sqs::SqsMessage> for Record {
+    fn from(message: aws_lambda_events::sqs::SqsMessage) -> Self {
+        let receive_count = message.attributes.get("ApproximateReceiveCount").map(String::as_str);
+        let attributes =
+            message.message_attributes.into_iter().filter_map(|(name, value)| Some((name, value.string_value?)));
+        Record::new(message.message_id.unwrap_or_default(), message.body.unwrap_or_default(), receive_count, attributes)
+    }
+}
+
+/// An SQS message received with the SQS API (`cfwh dev` over SQS).
+#[cfg(feature = "sqs")]
+impl From<&aws_sdk_sqs::types::Message> for Record {
+    fn from(message: &aws_sdk_sqs::types::Message) -> Self {
+        use aws_sdk_sqs::types::MessageSystemAttributeName;
+        let receive_count = message
+            .attributes()
+            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
+            .map(String::as_str);
+        let attributes = message
+            .message_attributes()
+            .into_iter()
+            .flatten()
+            .filter_map(|(name, value)| Some((name.clone(), value.string_value()?.to_owned())));
+        Record::new(
+            message.message_id().unwrap_or_default(),
+            message.body().unwrap_or_default(),
+            receive_count,
+            attributes,
+        )
+    }
+}
