@@ -17,7 +17,7 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
-from harness import free_port, sayer, sign  # noqa: E402
+from harness import cfwh_groups, free_port, sayer, sign  # noqa: E402
 
 OUT = os.path.join(ROOT, "target", "bench")
 SECRET = "bench-secret"
@@ -25,19 +25,20 @@ POOL_SIZE = int(os.environ.get("CFWH_BENCH_POOL", "60000"))
 DURATION = os.environ.get("CFWH_BENCH_DURATION", "15s")
 CONNECTIONS = int(os.environ.get("CFWH_BENCH_CONNECTIONS", "64"))
 THREADS = int(os.environ.get("CFWH_BENCH_THREADS", "2"))
-GROUPS = ["product", "sample", "user", "task", "work-unit", "job", "session"]
+CFWH = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "cfwh")
 say = sayer("bench")
 
 
 def make_pool(path):
     samples = {}
-    for group in GROUPS:
+    groups = cfwh_groups(cfwh=CFWH)["groups"]
+    for group in groups:
         with open(os.path.join(ROOT, "events", f"{group}.json"), "rb") as f:
             samples[group] = json.loads(f.read())
     now = int(time.time() * 1000)
     with open(path, "w") as out:
         for i in range(POOL_SIZE):
-            event = dict(samples[GROUPS[i % len(GROUPS)]])
+            event = dict(samples[groups[i % len(groups)]])
             event["PayloadId"] = f"bench-{i:08d}-{os.getpid()}"
             event["EventDatetimeUtc"] = now
             body = json.dumps(event, separators=(",", ":")).encode()
@@ -94,7 +95,7 @@ def peak_rss_kib(pid):
 
 
 def bench_cfwh(pool):
-    binary = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "cfwh")
+    binary = CFWH
     port = free_port()
     lines_path = os.path.join(OUT, "cfwh-lines.jsonl")
     env = dict(os.environ, CF_WEBHOOK_SECRET=SECRET, RUST_LOG=os.environ.get("RUST_LOG", "info"))

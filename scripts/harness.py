@@ -38,16 +38,17 @@ def wait_for_port(port, process, seconds, failure):
             time.sleep(0.2)
 
 
-def cfwh_groups(queue_prefix="cf-webhooks"):
+def cfwh_groups(queue_prefix="cf-webhooks", cfwh=None):
     """What the code defines for the groups and routes (`cfwh groups --json`): the drivers
-    ask the binary rather than keep their own copy of the list."""
+    ask the binary (`cfwh`, a built one, or `cargo run`) rather than keep their own copy."""
     import json
     import os
     import subprocess
 
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    command = [cfwh] if cfwh else ["cargo", "run", "--quiet", "--package", "cfwh", "--bin", "cfwh", "--"]
     out = subprocess.run(
-        ["cargo", "run", "--quiet", "--package", "cfwh", "--bin", "cfwh", "--", "groups", "--json", "--queue-prefix", queue_prefix],
+        command + ["groups", "--json", "--queue-prefix", queue_prefix],
         cwd=root,
         capture_output=True,
         text=True,

@@ -24,7 +24,7 @@ import urllib.error
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import free_port, sayer, sign, wait_for_port  # noqa: E402
+from harness import cfwh_groups, free_port, sayer, sign, wait_for_port  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 OUT = os.path.join(ROOT, "target", "soak")
@@ -34,7 +34,6 @@ REDELIVERIES = EVENTS // 10
 CHAOS_PERCENT = 5
 WORKERS = int(os.environ.get("SOAK_SENDERS", "8"))
 DRAIN_SECONDS = int(os.environ.get("SOAK_DRAIN_SECONDS", "1800"))
-GROUPS = ["product", "sample", "user", "task", "work-unit", "job", "session"]
 say = sayer("soak")
 
 
@@ -121,6 +120,9 @@ def main():
              for name, port in (("sqs", moto_port), ("dynamodb", dynamo_port))]
     proxy = Proxy(moto_port)
     binary = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "cfwh")
+    described = cfwh_groups("soak", binary)
+    groups = described["groups"]
+    routes = {route["group"]: route for route in described["routes"] if route["group"]}
     dev_port = free_port()
     env = dict(os.environ, CF_WEBHOOK_SECRET=SECRET, RUST_LOG="warn", AWS_ACCESS_KEY_ID="soak", AWS_SECRET_ACCESS_KEY="soak",
                AWS_REGION="us-east-1")
@@ -137,7 +139,7 @@ def main():
 
         bodies = []
         for i in range(EVENTS):
-            group = GROUPS[i % len(GROUPS)]
+            group = groups[i % len(groups)]
             event = {"PayloadId": f"soak-{i:06d}", "EventGroupName": group, "Action": "Created",
                      "EventDatetimeUtc": int(time.time() * 1000), "Seq": i}
             bodies.append(json.dumps(event, separators=(",", ":")).encode())
@@ -203,7 +205,7 @@ def main():
         import boto3
         sqs = boto3.client("sqs", endpoint_url=f"http://127.0.0.1:{moto_port}", region_name="us-east-1",
                            aws_access_key_id="soak", aws_secret_access_key="soak")
-        sources = [sqs.get_queue_url(QueueName=f"soak-{group}")["QueueUrl"] for group in GROUPS]
+        sources = [sqs.get_queue_url(QueueName=routes[group]["queue"])["QueueUrl"] for group in groups]
 
         def left_in_sources():
             total = 0
@@ -231,8 +233,8 @@ def main():
         # Read every dead-letter queue to the end: each message must be an injected
         # every-attempt failure and sit in the DLQ of its own group.
         in_dlqs, dlq_payloads, misplaced = 0, set(), []
-        for group in GROUPS:
-            dlq = sqs.get_queue_url(QueueName=f"soak-{group}-dlq")["QueueUrl"]
+        for group in groups:
+            dlq = sqs.get_queue_url(QueueName=routes[group]["dead_letter_queue"])["QueueUrl"]
             while True:
                 messages = sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, VisibilityTimeout=3600,
                                                WaitTimeSeconds=0).get("Messages", [])

@@ -116,6 +116,44 @@ async fn consumers_racing_on_one_payload_id_apply_it_once() {
     assert_eq!(store.claim("task#p-failed").await.unwrap(), Claim::Acquired, "a failed attempt releases its claim");
 }
 
+/// Counts the operations a client sends.
+#[derive(Debug, Default, Clone)]
+struct Calls(Arc<std::sync::atomic::AtomicUsize>);
+
+impl aws_sdk_dynamodb::config::Intercept for Calls {
+    fn name(&self) -> &'static str {
+        "Calls"
+    }
+    fn read_before_execution(
+        &self,
+        _: &aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef<'_>,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_refused_claim_reads_what_it_found_in_the_same_call() {
+    let ddb = dynamodb().await;
+    let table = unique("one-call");
+    DynamoStore::create_table_if_missing(&ddb, &table).await.unwrap();
+    let calls = Calls::default();
+    let counted = aws_sdk_dynamodb::Client::from_conf(ddb.config().to_builder().interceptor(calls.clone()).build());
+    let store = DynamoStore::new(counted, &table, Duration::from_secs(60), Duration::from_secs(3600));
+    let count = || calls.0.load(std::sync::atomic::Ordering::SeqCst);
+
+    assert_eq!(store.claim("task#p-1").await.unwrap(), Claim::Acquired);
+    let before = count();
+    assert_eq!(store.claim("task#p-1").await.unwrap(), Claim::InProgress);
+    assert_eq!(count() - before, 1, "an in-progress claim is told by the refused write itself");
+    store.complete("task#p-1").await.unwrap();
+    let before = count();
+    assert_eq!(store.claim("task#p-1").await.unwrap(), Claim::Completed);
+    assert_eq!(count() - before, 1, "so is a completed one: no GetItem after the refusal");
+}
+
 /// Fails retryably unless the step is `Delete`, which fails permanently.
 struct Failing;
 

@@ -1,5 +1,5 @@
 //! Test helpers shared by every crate's suite (feature `testkit`): signed requests, a
-//! recording publisher, and the ack-path contract of `DESIGN.md` as one case per row,
+//! recording publisher, and the ack-path contract of `ARCHITECTURE.md` as one case per row,
 //! run against each transport with [`ack_contract_tests!`](crate::ack_contract_tests).
 
 use std::sync::Mutex;

@@ -1,5 +1,6 @@
 //! The DynamoDB idempotency store: one item per `<group>#<PayloadId>`, claimed with a
-//! conditional write, completed with a TTL, released by a conditional delete.
+//! conditional write (which returns the item it found when refused), completed with a
+//! TTL, released by a conditional delete.
 //!
 //! Item: `pk` (S), `state` (`IN_PROGRESS` | `COMPLETED`), `lease_until` (N, epoch ms) and
 //! `expires_at` (N, epoch seconds, the table's TTL attribute). DynamoDB deletes expired
@@ -7,9 +8,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-    TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValuesOnConditionCheckFailure,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 
@@ -78,23 +80,6 @@ impl DynamoStore {
             .map_err(|e| StoreError(describe(&e)))?;
         Ok(())
     }
-
-    async fn state_of(&self, key: &str) -> Result<Claim, StoreError> {
-        let item = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError(describe(&e)))?;
-        Ok(match item.item().and_then(|i| i.get("state")).and_then(|s| s.as_s().ok()).map(String::as_str) {
-            Some(COMPLETED) => Claim::Completed,
-            // Gone between the two calls (released or expired): let the retry claim it.
-            _ => Claim::InProgress,
-        })
-    }
 }
 
 #[async_trait::async_trait]
@@ -117,14 +102,22 @@ impl IdempotencyStore for DynamoStore {
             .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
             .expression_attribute_values(":now_ms", n(now.as_millis()))
             .expression_attribute_values(":now_s", n(now.as_secs().into()))
+            // A refused claim says what it found, so no second call has to read it.
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
             Ok(_) => Ok(Claim::Acquired),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                self.state_of(key).await
-            }
-            Err(e) => Err(StoreError(describe(&e))),
+            Err(e) => match e.as_service_error() {
+                Some(PutItemError::ConditionalCheckFailedException(found)) => {
+                    let state = found.item().and_then(|item| item.get("state")).and_then(|s| s.as_s().ok());
+                    Ok(match state.map(String::as_str) {
+                        Some(COMPLETED) => Claim::Completed,
+                        _ => Claim::InProgress,
+                    })
+                }
+                _ => Err(StoreError(describe(&e))),
+            },
         }
     }
 
