@@ -606,19 +606,19 @@ fn dashboard() -> Value {
                 ours(name::REJECTED, "Sum", "rejected"),
                 ours(name::QUARANTINED, "Sum", "quarantined"),
                 ours(name::IGNORED, "Sum", "ignored"),
-                ours(name::UNAVAILABLE, "Sum", "503 unavailable"),
+                seq![
+                    "AWS/Lambda",
+                    "Url5xxCount",
+                    "FunctionName",
+                    INGEST_FUNCTION,
+                    map! { "stat" => "Sum", "label" => "5xx: not stored, the sender retries" }
+                ],
             ],
             0,
             0,
             12,
         ),
-        widget(
-            "Ack latency (ms)",
-            vec![latency("p50"), latency("p99"), ours(name::ENQUEUE_LATENCY, "p99", "enqueue p99")],
-            12,
-            0,
-            12,
-        ),
+        widget("Ack latency (ms)", vec![latency("p50"), latency("p99"), latency("p99.9")], 12, 0, 12),
         widget(
             "Queue depths",
             per_queue("ApproximateNumberOfMessagesVisible", "Maximum", &Route::ALL, false),

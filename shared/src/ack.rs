@@ -344,7 +344,7 @@ pub fn now_ms() -> i64 {
 pub struct Acknowledged {
     /// The answer to give.
     pub answer: Answer,
-    /// Time spent publishing (the `EnqueueLatency` metric).
+    /// Time spent publishing (the `enqueue_ms` field of the metric line).
     pub enqueue: Option<Duration>,
 }
 

@@ -28,10 +28,6 @@ pub mod name {
     pub const QUARANTINED: &str = "Quarantined";
     /// Authentic deliveries filtered out (ingest).
     pub const IGNORED: &str = "Ignored";
-    /// Deliveries answered 503: not stored (ingest).
-    pub const UNAVAILABLE: &str = "Unavailable";
-    /// Milliseconds one enqueue took (ingest).
-    pub const ENQUEUE_LATENCY: &str = "EnqueueLatency";
     /// Records applied (consumers).
     pub const PROCESSED: &str = "Processed";
     /// Records skipped as already applied (consumers).
@@ -40,19 +36,10 @@ pub mod name {
     pub const FAILED: &str = "Failed";
     /// Records moved to a dead-letter queue (consumers).
     pub const DEAD_LETTERED: &str = "DeadLettered";
-    /// Every metric, ingest's first.
-    pub const ALL: [&str; 10] = [
-        ACCEPTED,
-        REJECTED,
-        QUARANTINED,
-        IGNORED,
-        UNAVAILABLE,
-        ENQUEUE_LATENCY,
-        PROCESSED,
-        DUPLICATES,
-        FAILED,
-        DEAD_LETTERED,
-    ];
+    /// Every metric, ingest's first. A 503 is counted by Lambda's own `Url5xxCount` and the
+    /// answer time by `UrlRequestLatency` (both free), so neither is a series of ours; the
+    /// enqueue time travels as the field `enqueue_ms`.
+    pub const ALL: [&str; 8] = [ACCEPTED, REJECTED, QUARANTINED, IGNORED, PROCESSED, DUPLICATES, FAILED, DEAD_LETTERED];
 }
 
 /// EMF lines of one function: every metric under the one dimension `Stack`; the group
@@ -110,28 +97,22 @@ impl Emf {
         Value::Object(root).to_string()
     }
 
-    /// The line of one ingest answer: `Accepted` with `EnqueueLatency`, `Rejected`,
-    /// `Quarantined`, `Ignored` or `Unavailable`.
-    pub fn ingest(&self, acknowledged: &Acknowledged) -> String {
+    /// The line of one ingest answer: `Accepted` (with the enqueue time as a field),
+    /// `Rejected`, `Quarantined` or `Ignored`; `None` for a 503, which Lambda counts.
+    pub fn ingest(&self, acknowledged: &Acknowledged) -> Option<String> {
         let answer = &acknowledged.answer;
-        match answer {
-            Answer::Accepted { group, .. } => {
-                let enqueue_ms = acknowledged.enqueue.map_or(0.0, |d| d.as_secs_f64() * 1000.0);
-                self.line(
-                    &[("EventGroup", group.as_str())],
-                    &[(name::ACCEPTED, 1.0, "Count"), (name::ENQUEUE_LATENCY, enqueue_ms, "Milliseconds")],
-                )
-            }
-            other => {
-                let metric = match other {
-                    Answer::Ignored { .. } => name::IGNORED,
-                    Answer::Quarantined(_) => name::QUARANTINED,
-                    Answer::Unavailable(_) => name::UNAVAILABLE,
-                    _ => name::REJECTED,
-                };
-                self.line(&[("Reason", other.reason().unwrap_or("unknown"))], &[(metric, 1.0, "Count")])
-            }
-        }
+        let enqueue_ms = acknowledged.enqueue.map(|d| format!("{:.3}", d.as_secs_f64() * 1000.0));
+        let enqueue_ms = enqueue_ms.as_deref().unwrap_or("");
+        let (metric, field) = match answer {
+            Answer::Accepted { group, .. } => (name::ACCEPTED, ("EventGroup", group.as_str())),
+            Answer::Unavailable(_) => return None,
+            Answer::Ignored { .. } => (name::IGNORED, ("Reason", answer.reason().unwrap_or_default())),
+            Answer::Quarantined(_) => (name::QUARANTINED, ("Reason", answer.reason().unwrap_or_default())),
+            Answer::Rejected(_) => (name::REJECTED, ("Reason", answer.reason().unwrap_or_default())),
+        };
+        let fields = [field, ("enqueue_ms", enqueue_ms)];
+        let fields = if enqueue_ms.is_empty() { &fields[..1] } else { &fields[..] };
+        Some(self.line(fields, &[(metric, 1.0, "Count")]))
     }
 
     /// The line of one consumer batch: how many records were `Processed`, `Duplicates`,
@@ -172,21 +153,28 @@ mod tests {
             answer: Answer::Accepted { payload_id: "p".into(), group: EventGroup::WorkUnit },
             enqueue: Some(std::time::Duration::from_micros(3500)),
         };
-        let v = parse(&emf.ingest(&accepted));
+        let v = parse(&emf.ingest(&accepted).unwrap());
         let declared = &v["_aws"]["CloudWatchMetrics"][0];
         assert_eq!(declared["Namespace"], NAMESPACE);
         assert_eq!(declared["Dimensions"], json!([["Stack"]]));
-        assert_eq!(declared["Metrics"][1], json!({"Name": "EnqueueLatency", "Unit": "Milliseconds"}));
+        assert_eq!(declared["Metrics"], json!([{"Name": "Accepted", "Unit": "Count"}]));
         assert_eq!(v["Stack"], "studio-prod");
         assert_eq!(v["EventGroup"], "work-unit", "kept as a field for Logs Insights");
         assert_eq!(v["Accepted"], 1.0);
-        assert_eq!(v["EnqueueLatency"], 3.5);
+        assert_eq!(v["enqueue_ms"], "3.500", "a field, not a series");
         assert!(v["_aws"]["Timestamp"].as_u64().unwrap() > 1_700_000_000_000);
 
         let rejected = Acknowledged { answer: Answer::Rejected(Rejection::SignatureMismatch), enqueue: None };
-        let v = parse(&emf.ingest(&rejected));
+        let v = parse(&emf.ingest(&rejected).unwrap());
         assert_eq!((v["Reason"].as_str(), v["Rejected"].as_f64()), (Some("signature-mismatch"), Some(1.0)));
         assert_eq!(v["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Stack"]]));
+        assert!(v.get("enqueue_ms").is_none());
+
+        let unavailable = Acknowledged {
+            answer: Answer::Unavailable(crate::queue::PublishError::Closed(crate::events::Route::Unrouted)),
+            enqueue: Some(std::time::Duration::from_millis(2500)),
+        };
+        assert_eq!(emf.ingest(&unavailable), None, "Lambda's Url5xxCount counts it");
     }
 
     #[test]

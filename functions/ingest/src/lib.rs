@@ -29,8 +29,8 @@ pub async fn handle<P: Publisher>(
     };
     let delivery = Delivery { method: &parts.method, headers: &parts.headers, body: &body, received_at_ms };
     let acknowledged = acknowledge(delivery, config, publisher).await;
-    if let Some(emf) = metrics {
-        println!("{}", emf.ingest(&acknowledged));
+    if let Some(line) = metrics.and_then(|emf| emf.ingest(&acknowledged)) {
+        println!("{line}");
     }
     acknowledged.answer.to_response().map(Body::Binary)
 }
