@@ -71,6 +71,8 @@ pub mod var {
     pub const METRICS: &str = "CF_METRICS";
     /// The stack's name: the `Stack` dimension of every metric.
     pub const STACK: &str = "CF_STACK";
+    /// The root certificates the functions' AWS clients trust: `amazon` or `system`.
+    pub const AWS_TLS_ROOTS: &str = "CF_AWS_TLS_ROOTS";
     /// The group a consumer serves.
     pub const EVENT_GROUP: &str = "CF_EVENT_GROUP";
     /// The DynamoDB idempotency table.

@@ -12,7 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod ack;
-#[cfg(any(feature = "sqs", feature = "dynamodb", feature = "secrets-manager"))]
+#[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
 pub mod consumer;

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use cf_webhooks::aws::dynamodb::DynamoStore;
 use cf_webhooks::aws::sqs::SqsDeadLetters;
-use cf_webhooks::aws::{sdk_config, Budget};
+use cf_webhooks::aws::{lambda_sdk_config, Budget};
 use cf_webhooks::config::ConsumerConfig;
 use cf_webhooks::consumer::{Consume, Record};
 use cf_webhooks::metrics::Emf;
@@ -52,10 +52,9 @@ pub async fn handle_batch(
 /// serves batches.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     cf_webhooks::logging::init_json();
-    let (config, metrics) = ConsumerConfig::from_env()
-        .and_then(|config| Ok((config, Emf::from_env()?)))
+    let (config, metrics, sdk) = ConsumerConfig::from_env()
+        .and_then(|config| Ok((config, Emf::from_env()?, lambda_sdk_config(Budget::consumer())?)))
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
-    let sdk = sdk_config(Budget::consumer()).await;
     let store =
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.idempotency_table, config.lease, config.ttl);
     let dead_letters = SqsDeadLetters::new(aws_sdk_sqs::Client::new(&sdk), &config.dlq_url);

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use cf_webhooks::aws::secrets_manager::SecretsManagerFetcher;
 use cf_webhooks::aws::sqs::{QueueUrls, SqsQueues};
-use cf_webhooks::aws::{sdk_config, Budget};
+use cf_webhooks::aws::{lambda_sdk_config, Budget};
 use cf_webhooks::config::IngestConfig;
 use cf_webhooks::metrics::Emf;
 use lambda_http::{service_fn, Request};
@@ -14,16 +14,17 @@ use lambda_http::{service_fn, Request};
 #[tokio::main]
 async fn main() -> ExitCode {
     cf_webhooks::logging::init_json();
-    let loaded = IngestConfig::from_env()
-        .and_then(|config| Ok((config, QueueUrls::from_lookup(|n| std::env::var(n).ok())?, Emf::from_env()?)));
-    let (config, urls, metrics) = match loaded {
+    let loaded = IngestConfig::from_env().and_then(|config| {
+        let sdk = lambda_sdk_config(Budget::ack(config.enqueue_timeout))?;
+        Ok((config, QueueUrls::from_lookup(|n| std::env::var(n).ok())?, Emf::from_env()?, sdk))
+    });
+    let (config, urls, metrics, sdk) = match loaded {
         Ok(loaded) => loaded,
         Err(e) => {
             tracing::error!(error = %e, "invalid configuration");
             return ExitCode::FAILURE;
         }
     };
-    let sdk = sdk_config(Budget::ack(config.enqueue_timeout)).await;
     let publisher = SqsQueues::new(aws_sdk_sqs::Client::new(&sdk), urls);
     if let Some(store) = config.secret_store.clone() {
         config.secrets.follow(SecretsManagerFetcher::new(aws_sdk_secretsmanager::Client::new(&sdk), store));

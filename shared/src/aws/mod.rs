@@ -11,9 +11,17 @@ pub mod sqs;
 
 use std::time::Duration;
 
-use aws_config::retry::RetryConfig;
-use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, SdkConfig};
+use aws_credential_types::provider::SharedCredentialsProvider;
+use aws_credential_types::Credentials;
+use aws_smithy_async::rt::sleep::TokioSleep;
+use aws_smithy_runtime_api::client::behavior_version::BehaviorVersion;
+use aws_smithy_runtime_api::client::http::SharedHttpClient;
+use aws_smithy_types::retry::RetryConfig;
+use aws_smithy_types::timeout::TimeoutConfig;
+use aws_types::region::Region;
+use aws_types::SdkConfig;
+
+use crate::config::{var, ConfigError};
 
 /// How long AWS calls may take, all retries included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,23 +45,112 @@ impl Budget {
     }
 }
 
-/// The SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`)
-/// with the time budget applied: connect and per-attempt timeouts, bounded retries.
-pub async fn sdk_config(budget: Budget) -> SdkConfig {
-    loader(budget).load().await
+/// The SDK configuration of a function inside Lambda, read from the variables Lambda
+/// sets: `AWS_REGION`, and the execution role's `AWS_ACCESS_KEY_ID`,
+/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` (valid for the life of the execution
+/// environment), plus `AWS_ENDPOINT_URL` when given (a local or test endpoint) and
+/// `CF_AWS_TLS_ROOTS` ([`TlsRoots`]). The time budget is applied: connect and
+/// per-attempt timeouts, bounded retries.
+///
+/// The functions do not load `aws-config`'s provider chain (profiles, SSO, web identity,
+/// IMDS, ECS): inside Lambda the credentials are in the environment, and the chain
+/// would only make every bootstrap larger and its cold start longer. `cfwh` uses
+/// [`loader`], which has it.
+pub fn lambda_sdk_config(budget: Budget) -> Result<SdkConfig, ConfigError> {
+    lambda_sdk_config_from(budget, |name| std::env::var(name).ok())
 }
 
-/// The loader behind [`sdk_config`], to adjust before loading.
+/// [`lambda_sdk_config`] over any source of variables.
+pub fn lambda_sdk_config_from(
+    budget: Budget,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<SdkConfig, ConfigError> {
+    let get = |name: &'static str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let required = |name: &'static str| get(name).ok_or_else(|| ConfigError::new(name, "is not set (Lambda sets it)"));
+    let roots = get(var::AWS_TLS_ROOTS).map_or(Ok(TlsRoots::Amazon), |r| TlsRoots::parse(&r))?;
+    let credentials = Credentials::new(
+        required("AWS_ACCESS_KEY_ID")?,
+        required("AWS_SECRET_ACCESS_KEY")?,
+        get("AWS_SESSION_TOKEN"),
+        None,
+        "lambda-environment",
+    );
+    let mut config = SdkConfig::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(required("AWS_REGION")?))
+        .credentials_provider(SharedCredentialsProvider::new(credentials))
+        .http_client(https_client(roots))
+        .sleep_impl(TokioSleep::new())
+        .timeout_config(timeouts(budget))
+        .retry_config(retries(budget));
+    if let Some(endpoint) = get("AWS_ENDPOINT_URL") {
+        config = config.endpoint_url(endpoint);
+    }
+    Ok(config.build())
+}
+
+/// The loader of `aws-config` (the whole provider chain: profiles, SSO, …) with the
+/// same HTTPS client and time budget, for `cfwh` on a developer's machine.
+#[cfg(feature = "aws-config")]
 pub fn loader(budget: Budget) -> aws_config::ConfigLoader {
-    let attempts = budget.attempts.max(1);
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(budget.operation.min(Duration::from_millis(1000)))
-        .operation_attempt_timeout(budget.operation / attempts)
-        .operation_timeout(budget.operation)
-        .build();
     aws_config::defaults(BehaviorVersion::latest())
-        .timeout_config(timeouts)
-        .retry_config(RetryConfig::standard().with_max_attempts(attempts))
+        .http_client(https_client(TlsRoots::System))
+        .timeout_config(timeouts(budget))
+        .retry_config(retries(budget))
+}
+
+fn timeouts(budget: Budget) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(budget.operation.min(Duration::from_millis(1000)))
+        .operation_attempt_timeout(budget.operation / budget.attempts.max(1))
+        .operation_timeout(budget.operation)
+        .build()
+}
+
+fn retries(budget: Budget) -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(budget.attempts.max(1))
+}
+
+/// Which root certificates the AWS clients trust.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsRoots {
+    /// Amazon Trust Services' five roots, compiled in: every AWS service endpoint chains
+    /// to one of them. Nothing to read or parse from the disk at a cold start, and no
+    /// other certificate authority can vouch for an AWS endpoint. The functions' default.
+    Amazon,
+    /// The platform's store (`SSL_CERT_FILE`, the system bundle): for an endpoint behind
+    /// a proxy of your own (`AWS_ENDPOINT_URL`), and for `cfwh`.
+    System,
+}
+
+/// The roots compiled in by [`TlsRoots::Amazon`].
+pub const AMAZON_TRUST_SERVICES_ROOTS: &str = include_str!("amazon-trust-services.pem");
+
+impl TlsRoots {
+    /// `amazon` or `system`.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "amazon" => Ok(Self::Amazon),
+            "system" => Ok(Self::System),
+            other => Err(ConfigError::new(var::AWS_TLS_ROOTS, format!("expected amazon or system, got {other:?}"))),
+        }
+    }
+}
+
+/// rustls on ring (the SDK's default TLS stack, aws-lc, doubles a bootstrap's size for
+/// the same TLS), trusting `roots`.
+fn https_client(roots: TlsRoots) -> SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider, TlsContext, TrustStore};
+    let builder = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring));
+    match roots {
+        TlsRoots::System => builder.build_https(),
+        TlsRoots::Amazon => {
+            let store = TrustStore::empty().with_native_roots(false).with_pem_certificate(AMAZON_TRUST_SERVICES_ROOTS);
+            let context =
+                TlsContext::builder().with_trust_store(store).build().expect("the compiled-in roots are valid");
+            builder.tls_context(context).build_https()
+        }
+    }
 }
 
 /// An SDK error with its whole chain of causes, for logs and 503 answers.
@@ -69,4 +166,47 @@ pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_compiled_in_roots_are_amazon_trust_services() {
+        use rustls_pki_types::pem::PemObject;
+        let certs: Vec<_> = rustls_pki_types::CertificateDer::pem_slice_iter(AMAZON_TRUST_SERVICES_ROOTS.as_bytes())
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(certs.len(), 5);
+        // Building the client parses them as trust anchors (and would panic if one were not).
+        let _ = https_client(TlsRoots::Amazon);
+        assert_eq!(TlsRoots::parse(" Amazon ").unwrap(), TlsRoots::Amazon);
+        assert_eq!(TlsRoots::parse("system").unwrap(), TlsRoots::System);
+        assert_eq!(TlsRoots::parse("any").unwrap_err().var, "CF_AWS_TLS_ROOTS");
+    }
+
+    #[test]
+    fn the_lambda_environment_is_enough_and_named_when_missing() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())
+        };
+        let lambda = &[("AWS_REGION", "eu-west-1"), ("AWS_ACCESS_KEY_ID", "k"), ("AWS_SECRET_ACCESS_KEY", "s")];
+        let config = lambda_sdk_config_from(Budget::consumer(), env(lambda)).unwrap();
+        assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-west-1"));
+        assert_eq!(config.endpoint_url(), None);
+        let err = lambda_sdk_config_from(Budget::consumer(), env(&[("AWS_REGION", "eu-west-1")])).unwrap_err();
+        assert_eq!(err.var, "AWS_ACCESS_KEY_ID");
+        let err = lambda_sdk_config_from(
+            Budget::consumer(),
+            env(&[
+                ("AWS_REGION", "r"),
+                ("AWS_ACCESS_KEY_ID", "k"),
+                ("AWS_SECRET_ACCESS_KEY", "s"),
+                ("CF_AWS_TLS_ROOTS", "x"),
+            ]),
+        )
+        .unwrap_err();
+        assert_eq!(err.var, "CF_AWS_TLS_ROOTS");
+    }
 }
