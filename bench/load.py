@@ -98,7 +98,8 @@ def bench_cfwh(pool):
     binary = CFWH
     port = free_port()
     lines_path = os.path.join(OUT, "cfwh-lines.jsonl")
-    env = dict(os.environ, CF_WEBHOOK_SECRET=SECRET, RUST_LOG=os.environ.get("RUST_LOG", "info"))
+    env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info"))
+    env[cfwh_groups(cfwh=CFWH)["env"]["webhook_secret"]] = SECRET
     started = time.monotonic()
     with open(lines_path, "w") as lines, open(os.path.join(OUT, "cfwh-stderr.log"), "w") as errors:
         process = subprocess.Popen([binary, "dev", "--addr", f"127.0.0.1:{port}"], stdout=lines, stderr=errors, env=env)

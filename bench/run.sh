@@ -23,8 +23,12 @@ cargo bench -p cf-webhooks --features testkit --bench ack -- --warm-up-time 1 --
 say "Lambda bootstraps"
 make --no-print-directory build
 
+say "cold start: ingest's init against a lambda_http hello world (same profile, host target)"
+cargo build --release -p cf-webhooks-ingest -p cfwh-bench-hello -p cfwh
+TARGET=${CARGO_TARGET_DIR:-target}
+python3 bench/cold_start.py "$TARGET/release/hello" "$TARGET/release/ingest"
+
 say "end-to-end load"
-cargo build --release -p cfwh --bin cfwh
 python3 bench/load.py
 
 python3 bench/report.py

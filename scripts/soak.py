@@ -124,8 +124,8 @@ def main():
     groups = described["groups"]
     routes = {route["group"]: route for route in described["routes"] if route["group"]}
     dev_port = free_port()
-    env = dict(os.environ, CF_WEBHOOK_SECRET=SECRET, RUST_LOG="warn", AWS_ACCESS_KEY_ID="soak", AWS_SECRET_ACCESS_KEY="soak",
-               AWS_REGION="us-east-1")
+    env = dict(os.environ, RUST_LOG="warn", AWS_ACCESS_KEY_ID="soak", AWS_SECRET_ACCESS_KEY="soak", AWS_REGION="us-east-1")
+    env[described["env"]["webhook_secret"]] = SECRET
     time.sleep(1.5)
     lines_path = os.path.join(OUT, "lines.jsonl")
     dev = subprocess.Popen(

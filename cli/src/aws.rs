@@ -8,8 +8,9 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeN
 use aws_sdk_sqs::Client;
 use cf_webhooks::aws::sqs::QueueUrls;
 use cf_webhooks::aws::{describe, loader, Budget};
+use cf_webhooks::config::DEFAULT_QUEUE_MAX_MESSAGE_BYTES;
 use cf_webhooks::events::Route;
-use cf_webhooks::stack::queue_name;
+use cf_webhooks::stack::{queue_name, DEAD_LETTER_RETENTION_SECS, QUEUE_RETENTION_SECS};
 
 /// The SDK configuration for a local endpoint: the environment's region and credentials
 /// when set, otherwise `us-east-1` and placeholder credentials (local servers accept any).
@@ -63,15 +64,19 @@ pub async fn ensure_queues(
     let mut dead_letters = BTreeMap::new();
     for route in Route::ALL {
         let dlq_name = queue_name(prefix, route, true);
-        let dlq =
-            ensure_queue(client, &dlq_name, &[(QueueAttributeName::MessageRetentionPeriod, "1209600".into())]).await?;
+        let dlq = ensure_queue(
+            client,
+            &dlq_name,
+            &[(QueueAttributeName::MessageRetentionPeriod, DEAD_LETTER_RETENTION_SECS.to_string())],
+        )
+        .await?;
         let arn = queue_arn(client, &dlq).await?;
         let redrive = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max_receives}).to_string();
         let attributes = [
             (QueueAttributeName::RedrivePolicy, redrive),
             (QueueAttributeName::VisibilityTimeout, visibility.as_secs().max(1).to_string()),
-            (QueueAttributeName::MaximumMessageSize, "1048576".into()),
-            (QueueAttributeName::MessageRetentionPeriod, "345600".into()),
+            (QueueAttributeName::MaximumMessageSize, DEFAULT_QUEUE_MAX_MESSAGE_BYTES.to_string()),
+            (QueueAttributeName::MessageRetentionPeriod, QUEUE_RETENTION_SECS.to_string()),
         ];
         let source = ensure_queue(client, &queue_name(prefix, route, false), &attributes).await?;
         sources.insert(route, source);

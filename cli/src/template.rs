@@ -434,7 +434,7 @@ fn route_resources(resources: &mut Mapping, route: Route) {
             "Type" => "AWS::SQS::Queue",
             "Properties" => map! {
                 "QueueName" => sub(queue_name(route, true)),
-                "MessageRetentionPeriod" => 1209600,
+                "MessageRetentionPeriod" => stack::DEAD_LETTER_RETENTION_SECS,
                 "MaximumMessageSize" => config::DEFAULT_QUEUE_MAX_MESSAGE_BYTES,
                 "SqsManagedSseEnabled" => true,
             },
@@ -446,8 +446,7 @@ fn route_resources(resources: &mut Mapping, route: Route) {
             "Type" => "AWS::SQS::Queue",
             "Properties" => map! {
                 "QueueName" => sub(queue_name(route, false)),
-                // Four days: a Friday-evening outage of a handler's downstream survives the weekend.
-                "MessageRetentionPeriod" => 345600,
+                "MessageRetentionPeriod" => stack::QUEUE_RETENTION_SECS,
                 "MaximumMessageSize" => config::DEFAULT_QUEUE_MAX_MESSAGE_BYTES,
                 "VisibilityTimeout" => timeout_derived("Visibility"),
                 "SqsManagedSseEnabled" => true,

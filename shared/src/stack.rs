@@ -12,6 +12,12 @@ pub const CONSUMER_BOOTSTRAP: &str = "consume";
 /// Every bootstrap `make build` builds.
 pub const BOOTSTRAPS: [&str; 2] = [INGEST_BOOTSTRAP, CONSUMER_BOOTSTRAP];
 
+/// How long a queue keeps a message: four days, so a Friday-evening outage of a
+/// handler's downstream survives the weekend.
+pub const QUEUE_RETENTION_SECS: u32 = 4 * 24 * 3600;
+/// How long a dead-letter queue keeps a message: fourteen days, SQS's longest.
+pub const DEAD_LETTER_RETENTION_SECS: u32 = 14 * 24 * 3600;
+
 /// The queue of `route` in a stack (or a `cfwh dev` prefix): `<prefix>-<route>`, and
 /// `<prefix>-<route>-dlq` for its dead-letter queue.
 pub fn queue_name(prefix: &str, route: Route, dead_letter: bool) -> String {
