@@ -157,10 +157,9 @@ def main():
     sizes = []
     for path in sorted(glob.glob(os.path.join(TARGET, "lambda", "*", "bootstrap"))):
         function = os.path.basename(os.path.dirname(path))
-        if True:
-            with open(path, "rb") as f:
-                data = f.read()
-            sizes.append((function, len(data), len(gzip.compress(data, 9))))
+        with open(path, "rb") as f:
+            data = f.read()
+        sizes.append((function, len(data), len(gzip.compress(data, 9))))
     lines += ["## Lambda bootstraps", ""]
     if sizes:
         lines += ["`make build` (`cargo lambda build --release --arm64`, one build of the two bootstraps:",

@@ -40,19 +40,19 @@ def setup(prefix, described):
         arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         url = sqs.create_queue(
             QueueName=route["queue"],
-            Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": 5})},
+            Attributes={"RedrivePolicy": json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": described["max_receives"]})},
         )["QueueUrl"]
         env[route["queue_url_var"]] = url
         if route["group"] == GROUP:
             env[names["dlq_url"]] = dlq
             group_url = url
-    table = f"{prefix}-idempotency"
-    ddb = boto3.client("dynamodb")
-    ddb.create_table(
+    table = described["idempotency_table"]["name"]
+    key = described["idempotency_table"]["partition_key"]
+    boto3.client("dynamodb").create_table(
         TableName=table,
         BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
     )
     env[names["idempotency_table"]] = table
     return env, table, group_url
@@ -116,7 +116,8 @@ def main():
     prefix = f"e2e-{os.getpid()}"
     described = cfwh_groups(prefix)
     env, table, task_url = setup(prefix, described)
-    consumer = next(b for b in described["bootstraps"] if b != "ingest")
+    key = described["idempotency_table"]["partition_key"]
+    ingest, consumer = described["bootstraps"]["ingest"], described["bootstraps"]["consumer"]
     port = free_port()
     log_path = os.path.join(ROOT, "target", "e2e-watch.log")
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
@@ -137,11 +138,11 @@ def main():
         with open(os.path.join(ROOT, "events", "task.json"), "rb") as f:
             body = re.sub(rb'"EventDatetimeUtc"\s*:\s*\d+', b'"EventDatetimeUtc":%d' % int(time.time() * 1000), f.read())
         say("POST to the ingest Function URL (the first request compiles ingest)")
-        status, answer = post(f"http://127.0.0.1:{port}/lambda-url/ingest/", body, timeout=900)
+        status, answer = post(f"http://127.0.0.1:{port}/lambda-url/{ingest}/", body, timeout=900)
         if status != 200 or json.loads(answer).get("status") != "accepted":
             raise SystemExit(f"e2e: ingest answered {status} {answer}; see {log_path}")
         tampered = body.replace(b'"task"', b'"task" ', 1)
-        status, answer = post(f"http://127.0.0.1:{port}/lambda-url/ingest/", tampered, timeout=60, signed=body)
+        status, answer = post(f"http://127.0.0.1:{port}/lambda-url/{ingest}/", tampered, timeout=60, signed=body)
         if status != 401:
             raise SystemExit(f"e2e: a body changed after signing got {status} {answer}, expected 401")
 
@@ -152,7 +153,7 @@ def main():
         if len(received) != 1 or received[0]["Body"].encode() != body:
             raise SystemExit(f"e2e: expected the exact signed bytes once in the task queue, found {received}")
         message = received[0]
-        if message["MessageAttributes"]["cf-event-group"]["StringValue"] != "task":
+        if message["MessageAttributes"][described["attributes"]["event_group"]]["StringValue"] != GROUP:
             raise SystemExit(f"e2e: wrong attributes {message['MessageAttributes']}")
         arn = sqs.get_queue_attributes(QueueUrl=task_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
         event = sqs_event(message, arn)
@@ -162,15 +163,16 @@ def main():
         if first.get("batchItemFailures") != []:
             raise SystemExit(f"e2e: {consumer} answered {first}")
         item = boto3.client("dynamodb").get_item(
-            TableName=table, Key={"pk": {"S": f"{GROUP}#c02f0f73-1706-4973-9a4d-38007d6685e9"}}, ConsistentRead=True
+            TableName=table, Key={key: {"S": f"{GROUP}#c02f0f73-1706-4973-9a4d-38007d6685e9"}}, ConsistentRead=True
         ).get("Item")
-        if not item or item["state"]["S"] != "COMPLETED":
+        state = described["idempotency_table"]["state"]
+        if not item or item[state]["S"] != described["idempotency_table"]["completed"]:
             raise SystemExit(f"e2e: no COMPLETED idempotency item, found {item}")
         second = invoke(consumer, event, port)
         if second.get("batchItemFailures") != []:
             raise SystemExit(f"e2e: the redelivery answered {second}")
         with open(log_path) as f:
-            if '"Duplicates":1.0' not in f.read().replace(" ", ""):
+            if f'"{described["metrics"]["names"]["duplicates"]}":1.0' not in f.read().replace(" ", ""):
                 raise SystemExit(f"e2e: the redelivery was not counted as a duplicate (EMF); see {log_path}")
         say(f"ingest → SQS → {consumer} ({GROUP}) → DynamoDB: processed once, then a duplicate")
     finally:

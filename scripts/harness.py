@@ -38,7 +38,7 @@ def wait_for_port(port, process, seconds, failure):
             time.sleep(0.2)
 
 
-def cfwh_groups(queue_prefix="cf-webhooks", cfwh=None):
+def cfwh_groups(queue_prefix=None, cfwh=None):
     """What the code defines for the groups and routes (`cfwh groups --json`): the drivers
     ask the binary (`cfwh`, a built one, or `cargo run`) rather than keep their own copy."""
     import json
@@ -48,7 +48,7 @@ def cfwh_groups(queue_prefix="cf-webhooks", cfwh=None):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     command = [cfwh] if cfwh else ["cargo", "run", "--quiet", "--package", "cfwh", "--bin", "cfwh", "--"]
     out = subprocess.run(
-        command + ["groups", "--json", "--queue-prefix", queue_prefix],
+        command + ["groups", "--json"] + (["--queue-prefix", queue_prefix] if queue_prefix else []),
         cwd=root,
         capture_output=True,
         text=True,

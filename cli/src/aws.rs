@@ -32,9 +32,12 @@ pub async fn local_sdk_config(budget: Budget) -> aws_config::SdkConfig {
     loader.load().await
 }
 
-/// An SQS client for `endpoint`, or for the environment's endpoint when `None`.
+/// An SQS client for `endpoint` (a local server: placeholder credentials when none are
+/// set), or, when `None`, for AWS (or `AWS_ENDPOINT_URL`) with the SDK's whole provider
+/// chain: your profile, SSO, the environment.
 pub async fn sqs_client(endpoint: Option<&str>, budget: Budget) -> Client {
-    let sdk = local_sdk_config(budget).await;
+    let local = endpoint.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some_and(|v| !v.is_empty());
+    let sdk = if local { local_sdk_config(budget).await } else { loader(budget).load().await };
     let mut config = aws_sdk_sqs::config::Builder::from(&sdk);
     if let Some(endpoint) = endpoint {
         config = config.endpoint_url(endpoint);

@@ -4,9 +4,11 @@
 
 use std::process::ExitCode;
 
+use cf_webhooks::aws::dynamodb;
 use cf_webhooks::config::var;
 use cf_webhooks::events::{EventGroup, Route};
-use cf_webhooks::metrics;
+use cf_webhooks::message::attr;
+use cf_webhooks::metrics::{self, name};
 use cf_webhooks::stack::{self, queue_name};
 use serde_json::{json, Value};
 
@@ -17,7 +19,7 @@ pub struct Args {
     #[arg(long)]
     json: bool,
     /// Queue names are <prefix>-<route> and <prefix>-<route>-dlq (a stack's name).
-    #[arg(long, default_value = metrics::DEFAULT_STACK)]
+    #[arg(long, default_value = stack::DEFAULT_STACK)]
     queue_prefix: String,
 }
 
@@ -44,7 +46,16 @@ pub fn describe(queue_prefix: &str) -> Value {
     json!({
         "groups": EventGroup::ALL.map(EventGroup::as_str),
         "routes": routes,
-        "bootstraps": stack::BOOTSTRAPS,
+        "bootstraps": { "ingest": stack::INGEST_BOOTSTRAP, "consumer": stack::CONSUMER_BOOTSTRAP },
+        "idempotency_table": {
+            "name": stack::idempotency_table(queue_prefix),
+            "partition_key": dynamodb::PARTITION_KEY,
+            "ttl_attribute": dynamodb::TTL_ATTRIBUTE,
+            "state": dynamodb::STATE,
+            "completed": dynamodb::COMPLETED,
+        },
+        "attributes": { "event_group": attr::EVENT_GROUP, "payload_id": attr::PAYLOAD_ID, "reason": attr::REASON },
+        "max_receives": stack::DEFAULT_MAX_RECEIVES,
         "env": {
             "webhook_secret": var::WEBHOOK_SECRET,
             "event_group": var::EVENT_GROUP,
@@ -53,7 +64,15 @@ pub fn describe(queue_prefix: &str) -> Value {
             "stack": var::STACK,
             "metrics": var::METRICS,
         },
-        "metrics": { "namespace": metrics::NAMESPACE, "dimension": metrics::DIMENSION, "names": metrics::name::ALL },
+        "metrics": {
+            "namespace": metrics::NAMESPACE,
+            "dimension": metrics::DIMENSION,
+            "names": {
+                "accepted": name::ACCEPTED, "rejected": name::REJECTED, "quarantined": name::QUARANTINED,
+                "ignored": name::IGNORED, "processed": name::PROCESSED, "duplicates": name::DUPLICATES,
+                "failed": name::FAILED, "dead_lettered": name::DEAD_LETTERED,
+            },
+        },
     })
 }
 

@@ -7,14 +7,14 @@ use clap::{Parser, Subcommand};
 
 /// cf-webhooks on one machine: run the pipeline, and sign, verify and send events like
 /// Creative Force.
-#[derive(Debug, Parser)]
+#[derive(Parser)]
 #[command(name = "cfwh", version)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Subcommand)]
 enum Command {
     /// Run ingest, in-memory queues and all seven consumers in one process.
     ///

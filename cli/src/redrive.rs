@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use aws_sdk_sqs::error::ProvideErrorMetadata;
+use aws_sdk_sqs::types::ListMessageMoveTasksResultEntry;
 use aws_sdk_sqs::Client;
 use cf_webhooks::aws::{describe, Budget};
 use cf_webhooks::events::Route;
@@ -18,13 +19,13 @@ use crate::aws::{delete, depth, queue_arn, receive};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// The group whose dead-letter queue to move back (or unrouted).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, ignore_case = true)]
     group: Route,
     /// The SQS API (default: the environment's, e.g. AWS_ENDPOINT_URL, or AWS itself).
     #[arg(long)]
     sqs_endpoint: Option<String>,
     /// Queue names are <prefix>-<group> and <prefix>-<group>-dlq (the stack's name).
-    #[arg(long, default_value = "cf-webhooks")]
+    #[arg(long, default_value = cf_webhooks::stack::DEFAULT_STACK)]
     queue_prefix: String,
 }
 
@@ -93,8 +94,12 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
         bar.set_length(total.unwrap_or(0).max(moved).max(bar.length().unwrap_or(0)));
         bar.set_position(moved);
     };
+    let started_ms = cf_webhooks::ack::now_ms();
     let moved = match start_move_task(&client, &dlq, &source).await? {
-        Plan::MoveTask(handle) => wait_for_move_task(&client, &dlq, &handle, progress).await,
+        Plan::MoveTask(handle) => wait_for_move_task(&client, &dlq, &source, &handle, started_ms, progress).await,
+        Plan::OneByOne(_) if running_move_task(&client, &dlq).await => {
+            Err(format!("a move task of {dlq} is already running: wait for it (aws sqs list-message-move-tasks)"))
+        }
         Plan::OneByOne(why) => {
             bar.suspend(|| eprintln!("cfwh redrive: {why}"));
             move_one_by_one(&client, &dlq, &source, |n| progress(n, None)).await
@@ -119,20 +124,46 @@ async fn start_move_task(client: &Client, dlq: &str, source: &str) -> Result<Pla
     })
 }
 
+/// True when the endpoint lists a running move task from `dlq` (an endpoint that cannot
+/// list them has none).
+async fn running_move_task(client: &Client, dlq: &str) -> bool {
+    let Ok(arn) = queue_arn(client, dlq).await else { return false };
+    let listed = client.list_message_move_tasks().source_arn(arn).max_results(10).send().await;
+    listed.is_ok_and(|l| l.results().iter().any(|t| t.status() == Some("RUNNING")))
+}
+
+/// Our task among the listed ones: the one with our handle while it runs (SQS gives a
+/// handle only to a running task), else the latest one started since we asked, into
+/// our destination.
+pub fn our_task<'a>(
+    listed: &'a [ListMessageMoveTasksResultEntry],
+    handle: &str,
+    destination_arn: &str,
+    started_ms: i64,
+) -> Option<&'a ListMessageMoveTasksResultEntry> {
+    listed.iter().find(|t| t.task_handle() == Some(handle)).or_else(|| {
+        listed
+            .iter()
+            .filter(|t| t.task_handle().is_none() && t.destination_arn().is_none_or(|d| d == destination_arn))
+            // SQS's clock and ours: a second of slack.
+            .filter(|t| t.started_timestamp() >= started_ms - 1000)
+            .max_by_key(|t| t.started_timestamp())
+    })
+}
+
 async fn wait_for_move_task(
     client: &Client,
     dlq: &str,
+    source: &str,
     handle: &str,
+    started_ms: i64,
     progress: impl Fn(u64, Option<u64>),
 ) -> Result<u64, String> {
-    let arn = queue_arn(client, dlq).await?;
+    let (arn, destination) = (queue_arn(client, dlq).await?, queue_arn(client, source).await?);
     loop {
         let listed = client.list_message_move_tasks().source_arn(&arn).max_results(10).send().await;
         let listed = listed.map_err(|e| format!("ListMessageMoveTasks: {}", describe(&e)))?;
-        let task = listed
-            .results()
-            .iter()
-            .find(|t| t.task_handle() == Some(handle) || t.task_handle().is_none())
+        let task = our_task(listed.results(), handle, &destination, started_ms)
             .ok_or_else(|| format!("the move task of {dlq} is no longer listed"))?;
         let moved = u64::try_from(task.approximate_number_of_messages_moved()).unwrap_or(0);
         let total = task.approximate_number_of_messages_to_move().and_then(|n| u64::try_from(n).ok());
@@ -203,5 +234,30 @@ mod tests {
         assert_eq!(plan(Some("ResourceNotFoundException"), Some(400)), Plan::Stop("why".into()));
         assert_eq!(plan(Some("RequestThrottled"), Some(400)), Plan::Stop("why".into()));
         assert_eq!(plan(None, None), Plan::Stop("why".into()), "no answer at all: the endpoint is down");
+    }
+
+    #[test]
+    fn our_move_task_is_found_by_its_handle_or_as_the_latest_since_we_asked() {
+        let task = |handle: Option<&str>, destination: &str, started: i64, status: &str| {
+            ListMessageMoveTasksResultEntry::builder()
+                .set_task_handle(handle.map(str::to_owned))
+                .destination_arn(destination)
+                .started_timestamp(started)
+                .status(status)
+                .build()
+        };
+        let listed = [
+            task(None, "arn:q", 5_000, "COMPLETED"), // an older redrive, listed first
+            task(Some("ours"), "arn:q", 10_000, "RUNNING"),
+        ];
+        assert_eq!(our_task(&listed, "ours", "arn:q", 9_500).unwrap().status(), Some("RUNNING"));
+        let finished = [
+            task(None, "arn:q", 5_000, "COMPLETED"),
+            task(None, "arn:other", 10_100, "COMPLETED"),
+            task(None, "arn:q", 10_000, "FAILED"),
+        ];
+        let ours = our_task(&finished, "ours", "arn:q", 9_500).unwrap();
+        assert_eq!((ours.status(), ours.started_timestamp()), (Some("FAILED"), 10_000));
+        assert!(our_task(&finished[..1], "ours", "arn:q", 9_500).is_none(), "an older task is never ours");
     }
 }

@@ -11,8 +11,8 @@ use cf_webhooks::secret::{Secret, SecretEncoding};
 use cf_webhooks::signature::sign;
 use cf_webhooks::DEV_SECRET;
 
-/// `cfwh send`.
-#[derive(Debug, clap::Args)]
+/// `cfwh send`. No `Debug`: it holds the secret and the custom headers' values.
+#[derive(clap::Args)]
 pub struct Args {
     /// The Payload URL.
     #[arg(long, default_value = "http://127.0.0.1:3000/")]
@@ -21,7 +21,7 @@ pub struct Args {
     #[arg(long, env = var::WEBHOOK_SECRET, hide_env_values = true)]
     secret: Option<String>,
     /// How the secret becomes the HMAC key.
-    #[arg(long, env = var::SECRET_ENCODING, value_enum, default_value = "utf8")]
+    #[arg(long, env = var::SECRET_ENCODING, value_enum, ignore_case = true, default_value = "utf8")]
     secret_encoding: SecretEncoding,
     /// X-CF-Event; by default derived from the body ("Task completed").
     #[arg(long)]
@@ -78,8 +78,8 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
     Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
 }
 
-/// How to deliver.
-#[derive(Debug, Clone)]
+/// How to deliver. Its `Debug` shows the custom headers' names, never their values.
+#[derive(Clone)]
 pub struct SendOptions {
     /// The Payload URL.
     pub url: String,
@@ -98,6 +98,19 @@ pub struct SendOptions {
     /// Replace `EventDatetimeUtc` with the current time before signing, so that samples
     /// pass the replay window.
     pub stamp_time: bool,
+}
+
+impl std::fmt::Debug for SendOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SendOptions")
+            .field("url", &self.url)
+            .field("secret", &self.secret)
+            .field("event", &self.event)
+            .field("headers", &self.headers.iter().map(|(name, _)| name).collect::<Vec<_>>())
+            .field("retries", &self.retries)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// One attempt's result.

@@ -7,14 +7,14 @@ use cf_webhooks::config::var;
 use cf_webhooks::secret::{Secret, SecretEncoding, SecretSet};
 use cf_webhooks::signature::sign;
 
-/// The key of `sign` and `verify`.
-#[derive(Debug, clap::Args)]
+/// The key of `sign` and `verify`. No `Debug`: it holds the secret.
+#[derive(clap::Args)]
 pub struct KeyArgs {
     /// The webhook secret (several separated by commas for verify).
     #[arg(long, env = var::WEBHOOK_SECRET, hide_env_values = true)]
     pub secret: String,
     /// How the secret becomes the HMAC key: its UTF-8 bytes (as Creative Force does) or base64.
-    #[arg(long, env = var::SECRET_ENCODING, value_enum, default_value = "utf8")]
+    #[arg(long, env = var::SECRET_ENCODING, value_enum, ignore_case = true, default_value = "utf8")]
     pub secret_encoding: SecretEncoding,
 }
 
@@ -31,7 +31,7 @@ impl KeyArgs {
 }
 
 /// `cfwh sign`.
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     key: KeyArgs,

@@ -6,6 +6,7 @@
 //! function names, metrics, outputs) comes from `cf_webhooks`, so the template cannot
 //! drift from the code that deploys into it.
 
+use cf_webhooks::aws::dynamodb;
 use cf_webhooks::config::{self, var};
 use cf_webhooks::events::{EventGroup, Route};
 use cf_webhooks::message::attr;
@@ -273,7 +274,7 @@ fn parameters() -> Value {
         },
         "MaxReceiveCount" => map! {
             "Type" => "Number",
-            "Default" => 5,
+            "Default" => stack::DEFAULT_MAX_RECEIVES,
             "MinValue" => 1,
             "MaxValue" => 1000,
             "Description" => "Deliveries of a failing record before it moves to its dead-letter queue.",
@@ -690,11 +691,13 @@ pub fn template() -> Value {
             map! {
                 "Type" => "AWS::DynamoDB::Table",
                 "Properties" => map! {
-                    "TableName" => sub(format!("{STACK_NAME}-idempotency")),
+                    "TableName" => sub(stack::idempotency_table(STACK_NAME)),
                     "BillingMode" => "PAY_PER_REQUEST",
-                    "AttributeDefinitions" => seq![map! { "AttributeName" => "pk", "AttributeType" => "S" }],
-                    "KeySchema" => seq![map! { "AttributeName" => "pk", "KeyType" => "HASH" }],
-                    "TimeToLiveSpecification" => map! { "AttributeName" => "expires_at", "Enabled" => true },
+                    "AttributeDefinitions" =>
+                        seq![map! { "AttributeName" => dynamodb::PARTITION_KEY, "AttributeType" => "S" }],
+                    "KeySchema" => seq![map! { "AttributeName" => dynamodb::PARTITION_KEY, "KeyType" => "HASH" }],
+                    "TimeToLiveSpecification" =>
+                        map! { "AttributeName" => dynamodb::TTL_ATTRIBUTE, "Enabled" => true },
                     "SSESpecification" => map! { "SSEEnabled" => true },
                 },
             },

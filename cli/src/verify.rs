@@ -8,7 +8,7 @@ use cf_webhooks::signature::Signature;
 use crate::sign::KeyArgs;
 
 /// `cfwh verify`.
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     key: KeyArgs,

@@ -32,8 +32,8 @@ pub const DEFAULT_SECRET_REFRESH: Duration = Duration::from_secs(300);
 pub const DEFAULT_SECRET_OVERLAP: Duration = Duration::from_secs(3600);
 
 /// The environment variables of every function and of `cfwh dev`: the one place their
-/// names are written. The template, the README's table and the test drivers take them
-/// from here (`cfwh template`, `cfwh groups --json`).
+/// names are written in code. The template and the test drivers take them from here
+/// (`cfwh template`, `cfwh groups --json`); the README's table names them for people.
 pub mod var {
     use crate::events::Route;
 

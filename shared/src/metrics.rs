@@ -11,6 +11,7 @@ use crate::ack::{Acknowledged, Answer};
 use crate::config::{var, ConfigError};
 use crate::consumer::{BatchReport, Outcome};
 use crate::events::EventGroup;
+use crate::stack::DEFAULT_STACK;
 
 /// The CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "CfWebhooks";
@@ -50,9 +51,6 @@ pub struct Emf {
     stack: String,
 }
 
-/// The stack name when `CF_STACK` is not set (`cfwh dev`, tests).
-pub const DEFAULT_STACK: &str = "cf-webhooks";
-
 impl Emf {
     /// Lines for `stack`.
     pub fn new(stack: impl Into<String>) -> Self {
@@ -75,7 +73,7 @@ impl Emf {
     }
 
     /// One EMF line: `metrics` (name, value, unit) and plain `fields`.
-    pub fn line(&self, fields: &[(&str, &str)], metrics: &[(&str, f64, &str)]) -> String {
+    pub fn line(&self, fields: &[(&str, Value)], metrics: &[(&str, f64, &str)]) -> String {
         let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let definitions: Vec<Value> =
             metrics.iter().map(|(name, _, unit)| json!({"Name": name, "Unit": unit})).collect();
@@ -89,7 +87,7 @@ impl Emf {
         );
         root.insert(DIMENSION.into(), json!(self.stack));
         for (name, value) in fields {
-            root.insert((*name).into(), json!(value));
+            root.insert((*name).into(), value.clone());
         }
         for (name, value, _) in metrics {
             root.insert((*name).into(), json!(value));
@@ -101,18 +99,19 @@ impl Emf {
     /// `Rejected`, `Quarantined` or `Ignored`; `None` for a 503, which Lambda counts.
     pub fn ingest(&self, acknowledged: &Acknowledged) -> Option<String> {
         let answer = &acknowledged.answer;
-        let enqueue_ms = acknowledged.enqueue.map(|d| format!("{:.3}", d.as_secs_f64() * 1000.0));
-        let enqueue_ms = enqueue_ms.as_deref().unwrap_or("");
+        let reason = || json!(answer.reason().unwrap_or_default());
         let (metric, field) = match answer {
-            Answer::Accepted { group, .. } => (name::ACCEPTED, ("EventGroup", group.as_str())),
+            Answer::Accepted { group, .. } => (name::ACCEPTED, ("EventGroup", json!(group.as_str()))),
             Answer::Unavailable(_) => return None,
-            Answer::Ignored { .. } => (name::IGNORED, ("Reason", answer.reason().unwrap_or_default())),
-            Answer::Quarantined(_) => (name::QUARANTINED, ("Reason", answer.reason().unwrap_or_default())),
-            Answer::Rejected(_) => (name::REJECTED, ("Reason", answer.reason().unwrap_or_default())),
+            Answer::Ignored { .. } => (name::IGNORED, ("Reason", reason())),
+            Answer::Quarantined(_) => (name::QUARANTINED, ("Reason", reason())),
+            Answer::Rejected(_) => (name::REJECTED, ("Reason", reason())),
         };
-        let fields = [field, ("enqueue_ms", enqueue_ms)];
-        let fields = if enqueue_ms.is_empty() { &fields[..1] } else { &fields[..] };
-        Some(self.line(fields, &[(metric, 1.0, "Count")]))
+        let mut fields = vec![field];
+        if let Some(enqueue) = acknowledged.enqueue {
+            fields.push(("enqueue_ms", json!((enqueue.as_secs_f64() * 1e6).round() / 1e3)));
+        }
+        Some(self.line(&fields, &[(metric, 1.0, "Count")]))
     }
 
     /// The line of one consumer batch: how many records were `Processed`, `Duplicates`,
@@ -132,7 +131,7 @@ impl Emf {
         }
         let metrics: Vec<(&str, f64, &str)> =
             counts.iter().filter(|(_, n)| *n > 0.0).map(|(name, n)| (*name, *n, "Count")).collect();
-        (!metrics.is_empty()).then(|| self.line(&[("EventGroup", group.as_str())], &metrics))
+        (!metrics.is_empty()).then(|| self.line(&[("EventGroup", json!(group.as_str()))], &metrics))
     }
 }
 
@@ -161,7 +160,7 @@ mod tests {
         assert_eq!(v["Stack"], "studio-prod");
         assert_eq!(v["EventGroup"], "work-unit", "kept as a field for Logs Insights");
         assert_eq!(v["Accepted"], 1.0);
-        assert_eq!(v["enqueue_ms"], "3.500", "a field, not a series");
+        assert_eq!(v["enqueue_ms"], 3.5, "a field, not a series");
         assert!(v["_aws"]["Timestamp"].as_u64().unwrap() > 1_700_000_000_000);
 
         let rejected = Acknowledged { answer: Answer::Rejected(Rejection::SignatureMismatch), enqueue: None };

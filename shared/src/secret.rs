@@ -301,8 +301,12 @@ impl Keyring {
 
     /// Reads the store now; an error (or no store to read) leaves the keyring as it was.
     pub async fn refresh_now(&self) -> Result<(), String> {
-        let Some(fetcher) = self.source.get() else { return Err("no secret store to read".into()) };
         let _one_at_a_time = self.refreshing.lock().await;
+        self.refresh_holding_the_lock().await
+    }
+
+    async fn refresh_holding_the_lock(&self) -> Result<(), String> {
+        let Some(fetcher) = self.source.get() else { return Err("no secret store to read".into()) };
         let result = fetcher.fetch().await;
         match result {
             Ok(secrets) => {
@@ -328,10 +332,12 @@ impl Keyring {
     pub async fn refresh_if_due(&self) {
         let (Some(refresh), Some(_)) = (self.refresh, self.source.get()) else { return };
         let due = self.snapshot().fetched_at.is_none_or(|at| at.elapsed() >= refresh.interval);
-        if !due || self.refreshing.try_lock().is_err() {
+        if !due {
             return;
         }
-        if let Err(e) = self.refresh_now().await {
+        // One caller reads the store; the others go on with the secrets they have.
+        let Ok(_one_at_a_time) = self.refreshing.try_lock() else { return };
+        if let Err(e) = self.refresh_holding_the_lock().await {
             tracing::warn!(error = %e, "could not refresh the webhook secrets; keeping the current ones");
         }
     }

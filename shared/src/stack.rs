@@ -12,6 +12,19 @@ pub const CONSUMER_BOOTSTRAP: &str = "consume";
 /// Every bootstrap `make build` builds.
 pub const BOOTSTRAPS: [&str; 2] = [INGEST_BOOTSTRAP, CONSUMER_BOOTSTRAP];
 
+/// The stack name (and queue prefix) when none is given: `make deploy`'s default,
+/// `cfwh dev`'s queue prefix, the metrics' `Stack` outside Lambda.
+pub const DEFAULT_STACK: &str = "cf-webhooks";
+
+/// Deliveries of a failing record before its queue moves it to the dead-letter queue
+/// (the redrive policy's `maxReceiveCount`), in the template and in `cfwh dev`.
+pub const DEFAULT_MAX_RECEIVES: u32 = 5;
+
+/// The idempotency table of a stack: `<stack>-idempotency`.
+pub fn idempotency_table(stack: &str) -> String {
+    format!("{stack}-idempotency")
+}
+
 /// How long a queue keeps a message: four days, so a Friday-evening outage of a
 /// handler's downstream survives the weekend.
 pub const QUEUE_RETENTION_SECS: u32 = 4 * 24 * 3600;

@@ -15,6 +15,7 @@ use cf_webhooks::aws::dynamodb::DynamoStore;
 use cf_webhooks::aws::Budget;
 use cf_webhooks::config::{var, IngestConfig, DEFAULT_IDEMPOTENCY_TTL};
 use cf_webhooks::consumer::IdempotencyStore;
+use cf_webhooks::stack;
 use cf_webhooks::DEV_SECRET;
 pub use pipeline::*;
 
@@ -31,7 +32,7 @@ pub struct Args {
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     retry_delay: Duration,
     /// Deliveries before a failing record is dead-lettered.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = stack::DEFAULT_MAX_RECEIVES, value_parser = clap::value_parser!(u32).range(1..))]
     max_receives: u32,
     /// How long a consumer waits for its batch to fill once a first record is there
     /// (in-memory queues; like Lambda's batching window).
@@ -56,11 +57,11 @@ pub struct Args {
     #[arg(long, value_name = "URL")]
     dynamodb_endpoint: Option<String>,
     /// Queue names are <prefix>-<group> and <prefix>-<group>-dlq.
-    #[arg(long, default_value = "cf-webhooks")]
+    #[arg(long, default_value = stack::DEFAULT_STACK)]
     queue_prefix: String,
-    /// The DynamoDB idempotency table.
-    #[arg(long, default_value = "cf-webhooks-idempotency")]
-    table: String,
+    /// The DynamoDB idempotency table [default: <queue prefix>-idempotency].
+    #[arg(long)]
+    table: Option<String>,
 }
 
 /// Runs the pipeline until Ctrl-C or SIGTERM, then drains it.
@@ -113,9 +114,10 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
             let client = aws_sdk_dynamodb::Client::from_conf(
                 aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(endpoint).build(),
             );
-            DynamoStore::create_table_if_missing(&client, &args.table).await.map_err(|e| e.to_string())?;
-            eprintln!("cfwh dev: idempotency in table {} on {endpoint}", args.table);
-            Arc::new(DynamoStore::new(client, &args.table, args.claim_lease, DEFAULT_IDEMPOTENCY_TTL))
+            let table = args.table.clone().unwrap_or_else(|| stack::idempotency_table(&args.queue_prefix));
+            DynamoStore::create_table_if_missing(&client, &table).await.map_err(|e| e.to_string())?;
+            eprintln!("cfwh dev: idempotency in table {table} on {endpoint}");
+            Arc::new(DynamoStore::new(client, &table, args.claim_lease, DEFAULT_IDEMPOTENCY_TTL))
         }
     };
     // One write per batch: stdout is line-buffered and each call ends in a newline.

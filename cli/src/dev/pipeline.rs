@@ -58,7 +58,7 @@ impl Default for DevOptions {
         Self {
             batch_size: 10,
             retry_delay: Duration::from_secs(1),
-            max_receives: 5,
+            max_receives: cf_webhooks::stack::DEFAULT_MAX_RECEIVES,
             queue_capacity: 100_000,
             handler_timeout: Duration::from_secs(60),
             batch_window: Duration::from_millis(1),

@@ -18,8 +18,15 @@ use aws_sdk_dynamodb::Client;
 use super::describe;
 use crate::consumer::idempotency::{Claim, IdempotencyStore, StoreError};
 
+/// The table's partition key (a string): `<group>#<PayloadId>`.
+pub const PARTITION_KEY: &str = "pk";
+/// The table's TTL attribute (epoch seconds).
+pub const TTL_ATTRIBUTE: &str = "expires_at";
+/// A claim's state: `IN_PROGRESS` or `COMPLETED`.
+pub const STATE: &str = "state";
+/// The state of an applied event.
+pub const COMPLETED: &str = "COMPLETED";
 const IN_PROGRESS: &str = "IN_PROGRESS";
-const COMPLETED: &str = "COMPLETED";
 
 /// Idempotency in a DynamoDB table (on-demand, TTL on `expires_at`).
 #[derive(Debug, Clone)]
@@ -58,13 +65,17 @@ impl DynamoStore {
             .billing_mode(BillingMode::PayPerRequest)
             .attribute_definitions(
                 AttributeDefinition::builder()
-                    .attribute_name("pk")
+                    .attribute_name(PARTITION_KEY)
                     .attribute_type(ScalarAttributeType::S)
                     .build()
                     .map_err(build)?,
             )
             .key_schema(
-                KeySchemaElement::builder().attribute_name("pk").key_type(KeyType::Hash).build().map_err(build)?,
+                KeySchemaElement::builder()
+                    .attribute_name(PARTITION_KEY)
+                    .key_type(KeyType::Hash)
+                    .build()
+                    .map_err(build)?,
             )
             .send()
             .await
@@ -73,12 +84,39 @@ impl DynamoStore {
             .update_time_to_live()
             .table_name(table)
             .time_to_live_specification(
-                TimeToLiveSpecification::builder().attribute_name("expires_at").enabled(true).build().map_err(build)?,
+                TimeToLiveSpecification::builder()
+                    .attribute_name(TTL_ATTRIBUTE)
+                    .enabled(true)
+                    .build()
+                    .map_err(build)?,
             )
             .send()
             .await
             .map_err(|e| StoreError(describe(&e)))?;
         Ok(())
+    }
+}
+
+fn state_of(item: &std::collections::HashMap<String, AttributeValue>) -> Claim {
+    match item.get(STATE).and_then(|s| s.as_s().ok()).map(String::as_str) {
+        Some(COMPLETED) => Claim::Completed,
+        // Gone or released meanwhile: the retry claims it.
+        _ => Claim::InProgress,
+    }
+}
+
+impl DynamoStore {
+    async fn read_state(&self, key: &str) -> Result<Claim, StoreError> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError(describe(&e)))?;
+        Ok(found.item().map_or(Claim::InProgress, state_of))
     }
 }
 
@@ -91,14 +129,16 @@ impl IdempotencyStore for DynamoStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .item("pk", AttributeValue::S(key.to_owned()))
-            .item("state", AttributeValue::S(IN_PROGRESS.into()))
+            .item(PARTITION_KEY, AttributeValue::S(key.to_owned()))
+            .item(STATE, AttributeValue::S(IN_PROGRESS.into()))
             .item("lease_until", n(lease_until))
-            .item("expires_at", n((now + self.lease).as_secs().into()))
+            .item(TTL_ATTRIBUTE, n((now + self.lease).as_secs().into()))
             .condition_expression(
-                "attribute_not_exists(pk) OR expires_at < :now_s OR (#state = :in_progress AND lease_until < :now_ms)",
+                "attribute_not_exists(#pk) OR #ttl < :now_s OR (#state = :in_progress AND lease_until < :now_ms)",
             )
-            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#state", STATE)
+            .expression_attribute_names("#pk", PARTITION_KEY)
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
             .expression_attribute_values(":now_ms", n(now.as_millis()))
             .expression_attribute_values(":now_s", n(now.as_secs().into()))
@@ -109,13 +149,11 @@ impl IdempotencyStore for DynamoStore {
         match result {
             Ok(_) => Ok(Claim::Acquired),
             Err(e) => match e.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(found)) => {
-                    let state = found.item().and_then(|item| item.get("state")).and_then(|s| s.as_s().ok());
-                    Ok(match state.map(String::as_str) {
-                        Some(COMPLETED) => Claim::Completed,
-                        _ => Claim::InProgress,
-                    })
-                }
+                Some(PutItemError::ConditionalCheckFailedException(found)) => match found.item() {
+                    Some(item) => Ok(state_of(item)),
+                    // An endpoint that does not return the item (an older emulator): read it.
+                    None => self.read_state(key).await,
+                },
                 _ => Err(StoreError(describe(&e))),
             },
         }
@@ -125,9 +163,9 @@ impl IdempotencyStore for DynamoStore {
         self.client
             .put_item()
             .table_name(&self.table)
-            .item("pk", AttributeValue::S(key.to_owned()))
-            .item("state", AttributeValue::S(COMPLETED.into()))
-            .item("expires_at", n((now() + self.ttl).as_secs().into()))
+            .item(PARTITION_KEY, AttributeValue::S(key.to_owned()))
+            .item(STATE, AttributeValue::S(COMPLETED.into()))
+            .item(TTL_ATTRIBUTE, n((now() + self.ttl).as_secs().into()))
             .send()
             .await
             .map_err(|e| StoreError(describe(&e)))?;
@@ -139,9 +177,9 @@ impl IdempotencyStore for DynamoStore {
             .client
             .delete_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.to_owned()))
+            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
             .condition_expression("#state = :in_progress")
-            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#state", STATE)
             .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
             .send()
             .await;
