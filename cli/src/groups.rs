@@ -40,6 +40,7 @@ pub fn describe(queue_prefix: &str) -> Value {
                 "dead_letter_queue": queue_name(queue_prefix, route, true),
                 "queue_url_var": var::queue_url(route),
                 "consumer": group.map(stack::consumer_function),
+                "detail_types": group.map(cf_webhooks::events::detail_types),
             })
         })
         .collect();

@@ -136,23 +136,9 @@ impl Attempt {
 /// The `X-CF-Event` Creative Force would send for this body: "Task completed".
 pub fn event_name(body: &[u8]) -> String {
     match routing::parse(body) {
-        Ok(r) => format!("{} {}", r.group.title(), words(&r.action)),
+        Ok(r) => cf_webhooks::events::detail_type(r.group, &r.action),
         Err(_) => "Unknown".to_owned(),
     }
-}
-
-/// `StatusChanged` → `status changed`.
-fn words(action: &str) -> String {
-    let mut text = String::with_capacity(action.len() + 4);
-    let mut previous_lower = false;
-    for c in action.chars() {
-        if c.is_uppercase() && previous_lower {
-            text.push(' ');
-        }
-        previous_lower = c.is_lowercase() || c.is_ascii_digit();
-        text.extend(c.to_lowercase());
-    }
-    text
 }
 
 /// `body` with its top-level `EventDatetimeUtc` value replaced by `now_ms`, every other

@@ -100,7 +100,7 @@ async fn an_unreachable_url_is_retried_and_reported() {
 #[test]
 fn event_names_read_like_creative_force() {
     assert_eq!(event_name(include_bytes!("../../events/work-unit.json")), "Work unit status changed");
-    assert_eq!(event_name(include_bytes!("../../events/user.json")), "User user logged in");
+    assert_eq!(event_name(include_bytes!("../../events/user.json")), "User logged in");
     assert_eq!(event_name(b"not json"), "Unknown");
 }
 

@@ -1,5 +1,5 @@
-//! template.yaml is what the code defines: a change of a group, a variable, a queue or a
-//! metric name that is not written into the committed template fails here.
+//! The committed files that repeat the code's definitions agree with it: template.yaml
+//! (groups, variables, queues, metric names) and the README's table of event names.
 
 #[test]
 fn the_committed_template_is_what_cfwh_template_writes() {
@@ -11,4 +11,16 @@ fn the_committed_template_is_what_cfwh_template_writes() {
 #[test]
 fn no_statement_grants_a_wildcard() {
     assert_eq!(cfwh::template::wildcard_grants(), Vec::<String>::new());
+}
+
+#[test]
+fn the_readme_lists_every_event_name() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    for group in cf_webhooks::events::EventGroup::ALL {
+        let row = format!("| `{group}` | ");
+        let line = readme.lines().find(|l| l.starts_with(&row)).unwrap_or_else(|| panic!("no README row for {group}"));
+        let listed: Vec<&str> =
+            line[row.len()..].trim_end_matches(" |").split(", ").map(|n| n.trim_matches('`')).collect();
+        assert_eq!(listed, cf_webhooks::events::detail_types(group), "README's names of {group}");
+    }
 }

@@ -15,6 +15,26 @@ fn key<'a>(s: &'a str, prefix: &'a str) -> impl Iterator<Item = u8> + 'a {
     normalised().skip(if has_prefix { prefix.len() } else { 0 })
 }
 
+/// `StatusChanged` as `status changed`, the group's `prefix` (`workunit`) dropped when
+/// something follows it: a space before each capital that follows a lowercase letter or
+/// a digit, all in lowercase.
+pub(crate) fn words(name: &str, prefix: &str) -> String {
+    let bare = match name.get(..prefix.len()) {
+        Some(head) if head.eq_ignore_ascii_case(prefix) && name.len() > prefix.len() => &name[prefix.len()..],
+        _ => name,
+    };
+    let mut text = String::with_capacity(bare.len() + 4);
+    let mut previous_lower = false;
+    for c in bare.chars() {
+        if c.is_uppercase() && previous_lower {
+            text.push(' ');
+        }
+        previous_lower = c.is_lowercase() || c.is_ascii_digit();
+        text.extend(c.to_lowercase());
+    }
+    text
+}
+
 macro_rules! cf_actions {
     (
         $(#[$doc:meta])*
@@ -52,6 +72,19 @@ macro_rules! cf_actions {
                 match self {
                     $(Self::$variant => stringify!($variant),)+
                     Self::Other(raw) => raw,
+                }
+            }
+
+            /// Every action this version knows.
+            pub const KNOWN: &'static [Self] = &[$(Self::$variant),+];
+
+            /// The action in words, without the group's name: `status changed` for
+            /// `StatusChanged` and for a work unit's `WorkUnitStatusChanged`; an unknown
+            /// action as sent.
+            pub fn words(&self) -> String {
+                match self {
+                    Self::Other(raw) => raw.clone(),
+                    known => $crate::events::action::words(known.name(), $prefix),
                 }
             }
         }
@@ -176,6 +209,19 @@ mod tests {
         assert_eq!(JobAction::parse("JobDeleted"), JobAction::Deleted);
         assert_eq!(SessionAction::parse("AddToSession"), SessionAction::AddedToSession);
         assert_eq!(SessionAction::parse("RemovedfromSession"), SessionAction::RemovedFromSession);
+    }
+
+    #[test]
+    fn actions_in_words_drop_the_group() {
+        assert_eq!(TaskAction::Completed.words(), "completed");
+        assert_eq!(ProductAction::StatusChanged.words(), "status changed");
+        assert_eq!(WorkUnitAction::WorkUnitStatusChanged.words(), "status changed");
+        assert_eq!(UserAction::UserReInvited.words(), "re invited");
+        assert_eq!(UserAction::ProductVendorAdded.words(), "product vendor added");
+        assert_eq!(TaskAction::TaskSoftRejected.words(), "soft rejected");
+        assert_eq!(JobAction::DeadlineUpdated.words(), "deadline updated");
+        assert_eq!(TaskAction::parse("Teleported").words(), "Teleported", "unknown: as sent");
+        assert_eq!(SessionAction::KNOWN, [SessionAction::AddedToSession, SessionAction::RemovedFromSession]);
     }
 
     #[test]

@@ -16,6 +16,39 @@ pub use models::{
 
 use serde::de::DeserializeOwned;
 
+/// The event in words, `<Group> <action>`: `Task completed`, `Product status changed`,
+/// `Work unit status changed`; an action this version does not know is kept as sent
+/// (`Task Teleported`). What `cfwh send` puts in `X-CF-Event`, and one fixed string per
+/// known action, so that a rule can match it exactly.
+pub fn detail_type(group: EventGroup, action: &str) -> String {
+    let words = match group {
+        EventGroup::Product => ProductAction::parse(action).words(),
+        EventGroup::Sample => SampleAction::parse(action).words(),
+        EventGroup::User => UserAction::parse(action).words(),
+        EventGroup::Task => TaskAction::parse(action).words(),
+        EventGroup::WorkUnit => WorkUnitAction::parse(action).words(),
+        EventGroup::Job => JobAction::parse(action).words(),
+        EventGroup::Session => SessionAction::parse(action).words(),
+    };
+    format!("{} {words}", group.title())
+}
+
+/// Every known event of `group` in words ([`detail_type`]), in the order of its actions.
+pub fn detail_types(group: EventGroup) -> Vec<String> {
+    fn all<A>(known: &[A], name: impl Fn(&A) -> &str, group: EventGroup) -> Vec<String> {
+        known.iter().map(|action| detail_type(group, name(action))).collect()
+    }
+    match group {
+        EventGroup::Product => all(ProductAction::KNOWN, ProductAction::name, group),
+        EventGroup::Sample => all(SampleAction::KNOWN, SampleAction::name, group),
+        EventGroup::User => all(UserAction::KNOWN, UserAction::name, group),
+        EventGroup::Task => all(TaskAction::KNOWN, TaskAction::name, group),
+        EventGroup::WorkUnit => all(WorkUnitAction::KNOWN, WorkUnitAction::name, group),
+        EventGroup::Job => all(JobAction::KNOWN, JobAction::name, group),
+        EventGroup::Session => all(SessionAction::KNOWN, SessionAction::name, group),
+    }
+}
+
 /// A body could not be decoded as the event its queue carries.
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
