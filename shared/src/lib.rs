@@ -12,6 +12,7 @@
 #![warn(missing_docs)]
 
 pub mod ack;
+pub mod archive;
 #[cfg(feature = "aws")]
 pub mod aws;
 pub mod config;
