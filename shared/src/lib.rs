@@ -17,6 +17,7 @@ pub mod archive;
 pub mod aws;
 pub mod config;
 pub mod consumer;
+pub mod destination;
 pub mod events;
 pub mod filter;
 pub mod logging;
