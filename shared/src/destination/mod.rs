@@ -3,3 +3,4 @@
 //! call is made; the clients come with the destinations themselves.
 
 pub mod eventbridge;
+pub mod http;
