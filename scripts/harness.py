@@ -2,6 +2,7 @@
 logging with a prefix, free ports, signing like Creative Force, waiting for a server, and
 the groups as the code defines them."""
 
+import functools
 import hashlib
 import hmac
 import socket
@@ -38,6 +39,7 @@ def wait_for_port(port, process, seconds, failure):
             time.sleep(0.2)
 
 
+@functools.lru_cache(maxsize=None)
 def cfwh_groups(queue_prefix=None, cfwh=None):
     """What the code defines for the groups and routes (`cfwh groups --json`): the drivers
     ask the binary (`cfwh`, a built one, or `cargo run`) rather than keep their own copy."""

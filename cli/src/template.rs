@@ -429,35 +429,27 @@ fn ingest_resources(resources: &mut Mapping) {
 }
 
 fn route_resources(resources: &mut Mapping, route: Route) {
-    resources.insert(
-        dlq(route).into(),
-        map! {
-            "Type" => "AWS::SQS::Queue",
-            "Properties" => map! {
-                "QueueName" => sub(queue_name(route, true)),
-                "MessageRetentionPeriod" => stack::DEAD_LETTER_RETENTION_SECS,
-                "MaximumMessageSize" => config::DEFAULT_QUEUE_MAX_MESSAGE_BYTES,
-                "SqsManagedSseEnabled" => true,
-            },
+    // Both queues of a route: encrypted, SQS's largest messages, their own retention.
+    let sqs_queue = |dead_letter: bool, retention: u32, extra: Mapping| {
+        let mut properties = map! {
+            "QueueName" => sub(queue_name(route, dead_letter)),
+            "MessageRetentionPeriod" => retention,
+            "MaximumMessageSize" => config::DEFAULT_QUEUE_MAX_MESSAGE_BYTES,
+            "SqsManagedSseEnabled" => true,
+        };
+        properties.as_mapping_mut().expect("a mapping").extend(extra);
+        map! { "Type" => "AWS::SQS::Queue", "Properties" => properties }
+    };
+    resources.insert(dlq(route).into(), sqs_queue(true, stack::DEAD_LETTER_RETENTION_SECS, Mapping::new()));
+    let redrive = map! {
+        "VisibilityTimeout" => timeout_derived("Visibility"),
+        "RedrivePolicy" => map! {
+            "deadLetterTargetArn" => get_att(format!("{}.Arn", dlq(route))),
+            "maxReceiveCount" => r#ref("MaxReceiveCount"),
         },
-    );
-    resources.insert(
-        queue(route).into(),
-        map! {
-            "Type" => "AWS::SQS::Queue",
-            "Properties" => map! {
-                "QueueName" => sub(queue_name(route, false)),
-                "MessageRetentionPeriod" => stack::QUEUE_RETENTION_SECS,
-                "MaximumMessageSize" => config::DEFAULT_QUEUE_MAX_MESSAGE_BYTES,
-                "VisibilityTimeout" => timeout_derived("Visibility"),
-                "SqsManagedSseEnabled" => true,
-                "RedrivePolicy" => map! {
-                    "deadLetterTargetArn" => get_att(format!("{}.Arn", dlq(route))),
-                    "maxReceiveCount" => r#ref("MaxReceiveCount"),
-                },
-            },
-        },
-    );
+    };
+    let redrive = redrive.as_mapping().expect("a mapping").clone();
+    resources.insert(queue(route).into(), sqs_queue(false, stack::QUEUE_RETENTION_SECS, redrive));
     let name = route.as_str();
     Alarm {
         logical: format!("{}DeadLetters", camel(name)),

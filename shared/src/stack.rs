@@ -9,8 +9,6 @@ pub const INGEST_BOOTSTRAP: &str = "ingest";
 /// The one bootstrap every consumer function deploys (`target/lambda/consume/bootstrap`);
 /// `CF_EVENT_GROUP` tells it which group it serves.
 pub const CONSUMER_BOOTSTRAP: &str = "consume";
-/// Every bootstrap `make build` builds.
-pub const BOOTSTRAPS: [&str; 2] = [INGEST_BOOTSTRAP, CONSUMER_BOOTSTRAP];
 
 /// The stack name (and queue prefix) when none is given: `make deploy`'s default,
 /// `cfwh dev`'s queue prefix, the metrics' `Stack` outside Lambda.

@@ -18,18 +18,17 @@ pub struct Record {
 }
 
 impl Record {
-    /// A record of `body` with its string `attributes`; a missing or unreadable receive
-    /// count counts as the first delivery.
+    /// A record of `body` with its string `attributes`.
     pub fn new(
         message_id: impl Into<String>,
         body: impl Into<String>,
-        receive_count: Option<&str>,
+        receive_count: u32,
         attributes: impl IntoIterator<Item = (String, String)>,
     ) -> Self {
         Self {
             message_id: message_id.into(),
             body: body.into(),
-            receive_count: receive_count.and_then(|c| c.trim().parse().ok()).unwrap_or(1),
+            receive_count,
             attributes: attributes.into_iter().collect(),
         }
     }
@@ -45,11 +44,17 @@ impl Record {
     }
 }
 
+/// SQS's `ApproximateReceiveCount`; missing or unreadable, the first delivery.
+#[cfg(any(feature = "lambda", feature = "sqs"))]
+fn sqs_receive_count(text: Option<&String>) -> u32 {
+    text.and_then(|c| c.trim().parse().ok()).unwrap_or(1)
+}
+
 /// An SQS message of the event Lambda hands a consumer.
 #[cfg(feature = "lambda")]
 impl From<aws_lambda_events::sqs::SqsMessage> for Record {
     fn from(message: aws_lambda_events::sqs::SqsMessage) -> Self {
-        let receive_count = message.attributes.get("ApproximateReceiveCount").map(String::as_str);
+        let receive_count = sqs_receive_count(message.attributes.get("ApproximateReceiveCount"));
         let attributes =
             message.message_attributes.into_iter().filter_map(|(name, value)| Some((name, value.string_value?)));
         Record::new(message.message_id.unwrap_or_default(), message.body.unwrap_or_default(), receive_count, attributes)
@@ -61,10 +66,9 @@ impl From<aws_lambda_events::sqs::SqsMessage> for Record {
 impl From<&aws_sdk_sqs::types::Message> for Record {
     fn from(message: &aws_sdk_sqs::types::Message) -> Self {
         use aws_sdk_sqs::types::MessageSystemAttributeName;
-        let receive_count = message
-            .attributes()
-            .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
-            .map(String::as_str);
+        let receive_count =
+            message.attributes().and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount));
+        let receive_count = sqs_receive_count(receive_count);
         let attributes = message
             .message_attributes()
             .into_iter()

@@ -31,8 +31,7 @@ impl Received {
     pub fn record(&self) -> Record {
         let message = &self.message;
         let attributes = message.attributes.pairs(&message.body).into_iter().map(|(n, v)| (n.to_owned(), v));
-        let receive_count = self.receive_count.to_string();
-        Record::new(self.id.clone(), message.body.as_text(), Some(&receive_count), attributes)
+        Record::new(self.id.clone(), message.body.as_text(), self.receive_count, attributes)
     }
 }
 
