@@ -288,6 +288,7 @@ pub fn decide(delivery: Delivery<'_>, config: &IngestConfig) -> Decision {
                     cf_event,
                     received_at_ms: delivery.received_at_ms,
                     reason: Some(attribute_text(&format!("{}: {why}", why.code()))),
+                    signature: Some(signature.to_hex()),
                     ..Attributes::default()
                 },
                 fifo_group_id: Some("unrouted".to_owned()),
@@ -323,6 +324,8 @@ pub fn decide(delivery: Delivery<'_>, config: &IngestConfig) -> Decision {
             cf_event,
             received_at_ms: delivery.received_at_ms,
             reason: None,
+            signature: Some(signature.to_hex()),
+            replay_run: None,
         },
         fifo_group_id: Some(routing.entity_id.map_or_else(|| payload_id.clone(), |id| attribute_text(&id))),
         dedup_id: Some(payload_id.clone()),

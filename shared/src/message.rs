@@ -22,6 +22,11 @@ pub mod attr {
     pub const BODY_ENCODING: &str = "cf-body-encoding";
     /// Why a body was quarantined or dead-lettered.
     pub const REASON: &str = "cf-reason";
+    /// The `X-CF-Signature` the delivery arrived with (verified by ingest): archived with
+    /// the body, so a replay can verify it again.
+    pub const SIGNATURE: &str = "cf-signature";
+    /// The ID of the replay run that sent the message again (`cfwh replay`).
+    pub const REPLAY_RUN: &str = "cf-replay-run";
 }
 
 /// The longest attribute value ingest writes from request data (`X-CF-Event`, reasons).
@@ -118,12 +123,16 @@ pub struct Attributes {
     pub received_at_ms: i64,
     /// Why the message was quarantined, cut to [`MAX_ATTRIBUTE_TEXT`] bytes.
     pub reason: Option<String>,
+    /// The verified signature, 64 hex digits.
+    pub signature: Option<String>,
+    /// The replay run that sent it again, if any.
+    pub replay_run: Option<String>,
 }
 
 impl Attributes {
     /// Every attribute as (name, value) text pairs, the body encoding included.
     pub fn pairs(&self, body: &Body) -> Vec<(&'static str, String)> {
-        let mut pairs = Vec::with_capacity(7);
+        let mut pairs = Vec::with_capacity(9);
         if let Some(group) = self.event_group {
             pairs.push((attr::EVENT_GROUP, group.as_str().to_owned()));
         }
@@ -132,6 +141,8 @@ impl Attributes {
             (attr::PAYLOAD_ID, &self.payload_id),
             (attr::CF_EVENT, &self.cf_event),
             (attr::REASON, &self.reason),
+            (attr::SIGNATURE, &self.signature),
+            (attr::REPLAY_RUN, &self.replay_run),
         ];
         for (name, value) in texts {
             if let Some(value) = value.as_ref().filter(|v| !v.is_empty()) {

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::ack::{Acknowledged, Answer};
 use crate::config::{var, ConfigError};
-use crate::consumer::{BatchReport, Outcome};
+use crate::consumer::{BatchReport, Outcome, Step};
 use crate::events::EventGroup;
 use crate::stack::DEFAULT_STACK;
 
@@ -37,11 +37,20 @@ pub mod name {
     pub const FAILED: &str = "Failed";
     /// Records moved to a dead-letter queue (consumers).
     pub const DEAD_LETTERED: &str = "DeadLettered";
+    /// Events a destination took (consumers; dimensions `Stack` and `Destination`).
+    pub const DELIVERED: &str = "Delivered";
     /// Every metric, ingest's first. A 503 is counted by Lambda's own `Url5xxCount` and the
     /// answer time by `UrlRequestLatency` (both free), so neither is a series of ours; the
     /// enqueue time travels as the field `enqueue_ms`.
     pub const ALL: [&str; 8] = [ACCEPTED, REJECTED, QUARANTINED, IGNORED, PROCESSED, DUPLICATES, FAILED, DEAD_LETTERED];
+    /// The metrics of each destination a stack enables, under the dimensions `Stack` and
+    /// `Destination` (`eventbridge`, `http`, `archive`): `Failed` there counts the
+    /// records a destination failed. Only enabled destinations make series.
+    pub const PER_DESTINATION: [&str; 2] = [DELIVERED, FAILED];
 }
+
+/// The second dimension of the destinations' metrics.
+pub const DESTINATION_DIMENSION: &str = "Destination";
 
 /// EMF lines of one function: every metric under the one dimension `Stack`; the group
 /// and the reason travel as plain fields, for Logs Insights, without a series of their
@@ -74,6 +83,11 @@ impl Emf {
 
     /// One EMF line: `metrics` (name, value, unit) and plain `fields`.
     pub fn line(&self, fields: &[(&str, Value)], metrics: &[(&str, f64, &str)]) -> String {
+        self.line_by(None, fields, metrics)
+    }
+
+    /// One EMF line, with `Destination` as a second dimension when given.
+    fn line_by(&self, destination: Option<&str>, fields: &[(&str, Value)], metrics: &[(&str, f64, &str)]) -> String {
         let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let definitions: Vec<Value> =
             metrics.iter().map(|(name, _, unit)| json!({"Name": name, "Unit": unit})).collect();
@@ -82,10 +96,17 @@ impl Emf {
             "_aws".into(),
             json!({
                 "Timestamp": timestamp,
-                "CloudWatchMetrics": [{"Namespace": NAMESPACE, "Dimensions": [[DIMENSION]], "Metrics": definitions}]
+                "CloudWatchMetrics": [{
+                    "Namespace": NAMESPACE,
+                    "Dimensions": [if destination.is_some() { json!([DIMENSION, DESTINATION_DIMENSION]) } else { json!([DIMENSION]) }],
+                    "Metrics": definitions
+                }]
             }),
         );
         root.insert(DIMENSION.into(), json!(self.stack));
+        if let Some(destination) = destination {
+            root.insert(DESTINATION_DIMENSION.into(), json!(destination));
+        }
         for (name, value) in fields {
             root.insert((*name).into(), value.clone());
         }
@@ -132,6 +153,34 @@ impl Emf {
         let metrics: Vec<(&str, f64, &str)> =
             counts.iter().filter(|(_, n)| *n > 0.0).map(|(name, n)| (*name, *n, "Count")).collect();
         (!metrics.is_empty()).then(|| self.line(&[("EventGroup", json!(group.as_str()))], &metrics))
+    }
+
+    /// One line per destination a batch reached: how many records it took (`Delivered`)
+    /// and failed (`Failed`), only what occurred. An event an earlier attempt delivered
+    /// is not counted again.
+    pub fn destinations(&self, group: EventGroup, report: &BatchReport) -> Vec<String> {
+        let mut counts: std::collections::BTreeMap<&str, (f64, f64)> = std::collections::BTreeMap::new();
+        for record in &report.records {
+            for (destination, step) in &record.destinations {
+                let slot = counts.entry(destination).or_default();
+                match step {
+                    Step::Delivered | Step::Archived => slot.0 += 1.0,
+                    Step::Failed => slot.1 += 1.0,
+                    Step::Earlier | Step::Present => {}
+                }
+            }
+        }
+        counts
+            .into_iter()
+            .filter_map(|(destination, (delivered, failed))| {
+                let metrics: Vec<(&str, f64, &str)> = [(name::DELIVERED, delivered), (name::FAILED, failed)]
+                    .into_iter()
+                    .filter(|(_, n)| *n > 0.0)
+                    .map(|(name, n)| (name, n, "Count"))
+                    .collect();
+                (!metrics.is_empty()).then(|| self.line_by(Some(destination), &[("EventGroup", json!(group.as_str()))], &metrics))
+            })
+            .collect()
     }
 }
 
@@ -186,6 +235,8 @@ mod tests {
             outcome,
             message_id: "m".into(),
             attempt: 1,
+            replay_run: None,
+            destinations: Default::default(),
         };
         let batch = BatchReport {
             records: vec![
@@ -199,6 +250,41 @@ mod tests {
         assert!(v.get("Failed").is_none() && v.get("Duplicates").is_none(), "only what occurred: {v}");
         assert_eq!(v["EventGroup"], "job");
         assert_eq!(Emf::new("s").batch(EventGroup::Job, &BatchReport::default()), None);
+    }
+
+    #[test]
+    fn each_destination_reached_is_one_line_under_its_own_dimension() {
+        let report = |steps: &[(&'static str, Step)]| RecordReport {
+            payload_id: None,
+            event_group: EventGroup::Task,
+            action: None,
+            reason: None,
+            outcome: Outcome::Processed,
+            message_id: "m".into(),
+            attempt: 1,
+            replay_run: None,
+            destinations: steps.iter().copied().collect(),
+        };
+        let batch = BatchReport {
+            records: vec![
+                report(&[("http", Step::Delivered), ("eventbridge", Step::Failed), ("archive", Step::Archived)]),
+                report(&[("http", Step::Delivered), ("eventbridge", Step::Earlier), ("archive", Step::Present)]),
+                report(&[]),
+            ],
+        };
+        let lines: Vec<Value> = Emf::new("s").destinations(EventGroup::Task, &batch).iter().map(|l| parse(l)).collect();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        for line in &lines {
+            assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Dimensions"], json!([["Stack", "Destination"]]));
+            assert_eq!(line["EventGroup"], "task");
+        }
+        let by = |d: &str| lines.iter().find(|l| l["Destination"] == d).unwrap().clone();
+        assert_eq!(by("http")["Delivered"], 2.0);
+        assert!(by("http").get("Failed").is_none());
+        assert_eq!(by("eventbridge")["Failed"], 1.0);
+        assert!(by("eventbridge").get("Delivered").is_none(), "an earlier delivery is not counted twice");
+        assert_eq!(by("archive")["Delivered"], 1.0);
+        assert!(Emf::new("s").destinations(EventGroup::Task, &BatchReport::default()).is_empty());
     }
 
     #[test]

@@ -206,6 +206,15 @@ impl Case {
                 let pairs = message.attributes.pairs(&message.body);
                 let get = |name: &str| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str());
                 assert!(get(attr::RECEIVED_AT).is_some());
+                let signed = self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case("x-cf-signature"));
+                assert_eq!(
+                    get(attr::SIGNATURE).map(str::to_ascii_lowercase),
+                    signed.map(|(_, v)| {
+                        let v = String::from_utf8_lossy(v).trim().to_ascii_lowercase();
+                        v.strip_prefix("sha256=").map_or(v.clone(), str::to_owned)
+                    }),
+                    "the verified signature travels with the body, for the archive"
+                );
                 match route {
                     Route::Group(group) => {
                         assert_eq!(message.body.as_text().as_bytes(), &self.body[..], "the exact bytes are forwarded");

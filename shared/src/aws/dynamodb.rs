@@ -1,22 +1,26 @@
 //! The DynamoDB idempotency store: one item per `<group>#<PayloadId>`, claimed with a
-//! conditional write (which returns the item it found when refused), completed with a
-//! TTL, released by a conditional delete.
+//! conditional update (which returns the item it found, refused or not), completed with
+//! a TTL, released by a conditional delete, or by ending the lease and keeping the steps
+//! that succeeded when some did.
 //!
-//! Item: `pk` (S), `state` (`IN_PROGRESS` | `COMPLETED`), `lease_until` (N, epoch ms) and
-//! `expires_at` (N, epoch seconds, the table's TTL attribute). DynamoDB deletes expired
-//! items lazily, so every condition also treats them as absent.
+//! Item: `pk` (S), `state` (`IN_PROGRESS` | `COMPLETED`), `lease_until` (N, epoch ms),
+//! `done` (SS, the steps an earlier attempt finished) and `expires_at` (N, epoch seconds,
+//! the table's TTL attribute). DynamoDB deletes expired items lazily, so every condition
+//! also treats them as absent.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValuesOnConditionCheckFailure,
-    ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_dynamodb::Client;
 
 use super::describe;
-use crate::consumer::idempotency::{Claim, IdempotencyStore, StoreError};
+use crate::consumer::idempotency::{Claim, Done, IdempotencyStore, StoreError};
 
 /// The table's partition key (a string): `<group>#<PayloadId>`.
 pub const PARTITION_KEY: &str = "pk";
@@ -27,6 +31,9 @@ pub const STATE: &str = "state";
 /// The state of an applied event.
 pub const COMPLETED: &str = "COMPLETED";
 const IN_PROGRESS: &str = "IN_PROGRESS";
+/// The steps a released claim finished (a string set).
+pub const DONE: &str = "done";
+const LEASE_UNTIL: &str = "lease_until";
 
 /// Idempotency in a DynamoDB table (on-demand, TTL on `expires_at`).
 #[derive(Debug, Clone)]
@@ -97,7 +104,16 @@ impl DynamoStore {
     }
 }
 
-fn state_of(item: &std::collections::HashMap<String, AttributeValue>) -> Claim {
+/// The steps an item holds, unless it has expired.
+fn done_of(item: &HashMap<String, AttributeValue>, now_s: u64) -> Done {
+    let expires = item.get(TTL_ATTRIBUTE).and_then(|t| t.as_n().ok()).and_then(|t| t.parse::<u64>().ok());
+    if expires.is_some_and(|t| t < now_s) {
+        return Done::new();
+    }
+    item.get(DONE).and_then(|d| d.as_ss().ok()).map(|steps| steps.iter().cloned().collect()).unwrap_or_default()
+}
+
+fn state_of(item: &HashMap<String, AttributeValue>) -> Claim {
     match item.get(STATE).and_then(|s| s.as_s().ok()).map(String::as_str) {
         Some(COMPLETED) => Claim::Completed,
         // Gone or released meanwhile: the retry claims it.
@@ -127,29 +143,36 @@ impl IdempotencyStore for DynamoStore {
         let lease_until = (now + self.lease).as_millis();
         let result = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .item(PARTITION_KEY, AttributeValue::S(key.to_owned()))
-            .item(STATE, AttributeValue::S(IN_PROGRESS.into()))
-            .item("lease_until", n(lease_until))
-            .item(TTL_ATTRIBUTE, n((now + self.lease).as_secs().into()))
+            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
+            // The steps of a released claim stay on the item, so the TTL is the one of a
+            // completion: what was done is remembered as long as a completion would be.
+            .update_expression("SET #state = :in_progress, #lease = :lease, #ttl = :ttl")
             .condition_expression(
-                "attribute_not_exists(#pk) OR #ttl < :now_s OR (#state = :in_progress AND lease_until < :now_ms)",
+                "attribute_not_exists(#pk) OR #ttl < :now_s OR (#state = :in_progress AND #lease < :now_ms)",
             )
             .expression_attribute_names("#state", STATE)
             .expression_attribute_names("#pk", PARTITION_KEY)
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_names("#lease", LEASE_UNTIL)
             .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
+            .expression_attribute_values(":lease", n(lease_until))
+            .expression_attribute_values(":ttl", n((now + self.ttl.max(self.lease)).as_secs().into()))
             .expression_attribute_values(":now_ms", n(now.as_millis()))
             .expression_attribute_values(":now_s", n(now.as_secs().into()))
-            // A refused claim says what it found, so no second call has to read it.
+            // Granted, the old item tells which steps are done; refused, what it found, so
+            // no second call has to read it.
+            .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(Claim::Acquired),
+            Ok(granted) => {
+                Ok(Claim::Acquired { done: granted.attributes().map(|old| done_of(old, now.as_secs())).unwrap_or_default() })
+            }
             Err(e) => match e.as_service_error() {
-                Some(PutItemError::ConditionalCheckFailedException(found)) => match found.item() {
+                Some(UpdateItemError::ConditionalCheckFailedException(found)) => match found.item() {
                     Some(item) => Ok(state_of(item)),
                     // An endpoint that does not return the item (an older emulator): read it.
                     None => self.read_state(key).await,
@@ -172,22 +195,45 @@ impl IdempotencyStore for DynamoStore {
         Ok(())
     }
 
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
-            .condition_expression("#state = :in_progress")
-            .expression_attribute_names("#state", STATE)
-            .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
-            .send()
-            .await;
+    async fn release(&self, key: &str, done: &Done) -> Result<(), StoreError> {
+        let result = if done.is_empty() {
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
+                .condition_expression("#state = :in_progress")
+                .expression_attribute_names("#state", STATE)
+                .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| (e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()), describe(&e)))
+        } else {
+            // The lease ends now; the steps that succeeded stay for the next attempt.
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
+                .update_expression("SET #lease = :zero, #done = :done, #ttl = :ttl")
+                .condition_expression("#state = :in_progress")
+                .expression_attribute_names("#state", STATE)
+                .expression_attribute_names("#lease", LEASE_UNTIL)
+                .expression_attribute_names("#done", DONE)
+                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+                .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
+                .expression_attribute_values(":zero", n(0))
+                .expression_attribute_values(":done", AttributeValue::Ss(done.iter().cloned().collect()))
+                .expression_attribute_values(":ttl", n((now() + self.ttl).as_secs().into()))
+                .send()
+                .await
+                .map(drop)
+                .map_err(|e| (e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()), describe(&e)))
+        };
         match result {
-            Ok(_) => Ok(()),
+            Ok(()) => Ok(()),
             // Completed meanwhile, or already gone: nothing to release.
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
-            Err(e) => Err(StoreError(describe(&e))),
+            Err((true, _)) => Ok(()),
+            Err((false, e)) => Err(StoreError(e)),
         }
     }
 }

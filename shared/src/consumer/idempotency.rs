@@ -1,17 +1,24 @@
 //! Idempotency on `PayloadId`: a claim before the handler runs, a completion after it
-//! succeeds, a release when it fails.
+//! succeeds, a release when it fails. A release keeps the steps that did succeed (the
+//! handler, each destination), so the next attempt redoes only the others.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
 use tokio::time::Instant;
 
+/// The steps of a record an earlier attempt finished: `handler` and destination names.
+pub type Done = BTreeSet<String>;
+
 /// What a claim found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// This caller may apply the event.
-    Acquired,
+    /// This caller may apply the event; `done` are the steps an earlier attempt finished.
+    Acquired {
+        /// Steps not to repeat.
+        done: Done,
+    },
     /// The event was already applied: skip it.
     Completed,
     /// Another consumer is applying it now: retry later.
@@ -30,8 +37,16 @@ pub trait IdempotencyStore: Send + Sync {
     async fn claim(&self, key: &str) -> Result<Claim, StoreError>;
     /// Marks `key` applied (after the handler succeeded).
     async fn complete(&self, key: &str) -> Result<(), StoreError>;
-    /// Gives up a claim (after the handler failed), so that a retry may claim it again.
-    async fn release(&self, key: &str) -> Result<(), StoreError>;
+    /// Gives up a claim (after a step failed), so that a retry may claim it again and
+    /// skip the steps in `done`.
+    async fn release(&self, key: &str, done: &Done) -> Result<(), StoreError>;
+}
+
+impl Claim {
+    /// A first claim: nothing done yet.
+    pub fn fresh() -> Self {
+        Self::Acquired { done: Done::new() }
+    }
 }
 
 #[async_trait::async_trait]
@@ -42,19 +57,28 @@ impl<S: IdempotencyStore + ?Sized> IdempotencyStore for std::sync::Arc<S> {
     async fn complete(&self, key: &str) -> Result<(), StoreError> {
         (**self).complete(key).await
     }
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
-        (**self).release(key).await
+    async fn release(&self, key: &str, done: &Done) -> Result<(), StoreError> {
+        (**self).release(key, done).await
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum Entry {
-    InProgress { until: Instant },
+    InProgress { until: Instant, done: Done },
+    Released { until: Instant, done: Done },
     Completed { until: Instant },
 }
 
-/// An in-process store: claims expire after `lease` (a crashed attempt), completions
-/// after `ttl`.
+impl Entry {
+    fn until(&self) -> Instant {
+        match self {
+            Self::InProgress { until, .. } | Self::Released { until, .. } | Self::Completed { until } => *until,
+        }
+    }
+}
+
+/// An in-process store: claims expire after `lease` (a crashed attempt), completions and
+/// the steps of released claims after `ttl`.
 #[derive(Debug)]
 pub struct MemoryStore {
     entries: Mutex<HashMap<String, Entry>>,
@@ -89,18 +113,17 @@ impl IdempotencyStore for MemoryStore {
         let now = Instant::now();
         let mut entries = self.entries();
         if entries.len() >= 4096 && entries.len().is_power_of_two() {
-            entries.retain(|_, entry| match entry {
-                Entry::InProgress { until } | Entry::Completed { until } => *until > now,
-            });
+            entries.retain(|_, entry| entry.until() > now);
         }
-        match entries.get(key) {
-            Some(Entry::Completed { until }) if *until > now => Ok(Claim::Completed),
-            Some(Entry::InProgress { until }) if *until > now => Ok(Claim::InProgress),
-            _ => {
-                entries.insert(key.to_owned(), Entry::InProgress { until: now + self.lease });
-                Ok(Claim::Acquired)
-            }
-        }
+        let done = match entries.get(key) {
+            Some(Entry::Completed { until }) if *until > now => return Ok(Claim::Completed),
+            Some(Entry::InProgress { until, .. }) if *until > now => return Ok(Claim::InProgress),
+            // A crashed attempt's steps are unknown beyond what it had when it claimed.
+            Some(Entry::InProgress { done, .. } | Entry::Released { done, .. }) => done.clone(),
+            _ => Done::new(),
+        };
+        entries.insert(key.to_owned(), Entry::InProgress { until: now + self.lease, done: done.clone() });
+        Ok(Claim::Acquired { done })
     }
 
     async fn complete(&self, key: &str) -> Result<(), StoreError> {
@@ -108,10 +131,14 @@ impl IdempotencyStore for MemoryStore {
         Ok(())
     }
 
-    async fn release(&self, key: &str) -> Result<(), StoreError> {
+    async fn release(&self, key: &str, done: &Done) -> Result<(), StoreError> {
         let mut entries = self.entries();
         if let Some(Entry::InProgress { .. }) = entries.get(key) {
-            entries.remove(key);
+            if done.is_empty() {
+                entries.remove(key);
+            } else {
+                entries.insert(key.to_owned(), Entry::Released { until: Instant::now() + self.ttl, done: done.clone() });
+            }
         }
         Ok(())
     }
@@ -123,20 +150,40 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn claim_complete_release_and_expiry() {
+        let none = Done::new();
         let store = MemoryStore::new(Duration::from_secs(60), Duration::from_secs(3600));
-        assert_eq!(store.claim("a").await, Ok(Claim::Acquired));
+        assert_eq!(store.claim("a").await, Ok(Claim::fresh()));
         assert_eq!(store.claim("a").await, Ok(Claim::InProgress));
-        store.release("a").await.unwrap();
-        assert_eq!(store.claim("a").await, Ok(Claim::Acquired));
+        store.release("a", &none).await.unwrap();
+        assert_eq!(store.claim("a").await, Ok(Claim::fresh()));
         store.complete("a").await.unwrap();
         assert_eq!(store.claim("a").await, Ok(Claim::Completed));
-        store.release("a").await.unwrap();
+        store.release("a", &none).await.unwrap();
         assert_eq!(store.claim("a").await, Ok(Claim::Completed), "release never undoes a completion");
 
-        assert_eq!(store.claim("b").await, Ok(Claim::Acquired));
+        assert_eq!(store.claim("b").await, Ok(Claim::fresh()));
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert_eq!(store.claim("b").await, Ok(Claim::Acquired), "an abandoned claim expires");
+        assert_eq!(store.claim("b").await, Ok(Claim::fresh()), "an abandoned claim expires");
         tokio::time::advance(Duration::from_secs(3600)).await;
-        assert_eq!(store.claim("a").await, Ok(Claim::Acquired), "completions expire after the TTL");
+        assert_eq!(store.claim("a").await, Ok(Claim::fresh()), "completions expire after the TTL");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_release_keeps_the_steps_that_succeeded() {
+        let store = MemoryStore::new(Duration::from_secs(60), Duration::from_secs(3600));
+        let handler: Done = ["handler".to_owned()].into();
+        assert_eq!(store.claim("a").await, Ok(Claim::fresh()));
+        store.release("a", &handler).await.unwrap();
+        assert_eq!(store.claim("a").await, Ok(Claim::Acquired { done: handler.clone() }));
+        assert_eq!(store.claim("a").await, Ok(Claim::InProgress));
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert_eq!(
+            store.claim("a").await,
+            Ok(Claim::Acquired { done: handler.clone() }),
+            "a crashed attempt leaves the steps it was given"
+        );
+        let both: Done = ["handler".to_owned(), "http".to_owned()].into();
+        store.release("a", &both).await.unwrap();
+        assert_eq!(store.claim("a").await, Ok(Claim::Acquired { done: both }));
     }
 }

@@ -4,17 +4,21 @@
 pub mod idempotency;
 mod record;
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::time::Duration;
 
 use base64::Engine as _;
 use futures_util::FutureExt as _;
 use serde::Serialize;
 
+use crate::archive::{Archive, Stored, ARCHIVE};
+use crate::destination::{Delivery, Destination, Verdict, HANDLER};
 use crate::events::{routing, EventGroup, GroupEvent};
 use crate::message::attr;
-pub use idempotency::{Claim, IdempotencyStore, MemoryStore, StoreError};
+pub use idempotency::{Claim, Done, IdempotencyStore, MemoryStore, StoreError};
 pub use record::Record;
 
 /// Any error a handler wants to report.
@@ -133,16 +137,19 @@ impl DeadLetterSink for NoDeadLetters {
 /// How a record ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    /// The handler applied it.
+    /// The handler and every destination applied it.
     Processed,
     /// Already applied before: skipped.
     Duplicate,
-    /// Not applied; the record is retried.
+    /// Not applied (or not everywhere); the record is retried, and only what failed is
+    /// done again.
     Failed {
         /// Why.
         reason: String,
         /// The failure will not go away (no dead-letter queue was at hand to take it).
         permanent: bool,
+        /// When to deliver it again, when a destination said (HTTP `Retry-After`).
+        retry_after: Option<Duration>,
     },
     /// Not applied, and moved to the dead-letter queue.
     DeadLettered {
@@ -152,6 +159,11 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// A retryable failure.
+    pub fn failed(reason: impl Into<String>) -> Self {
+        Self::Failed { reason: reason.into(), permanent: false, retry_after: None }
+    }
+
     /// `processed`, `duplicate`, `failed` or `dead-lettered`.
     pub fn word(&self) -> &'static str {
         match self {
@@ -169,6 +181,22 @@ impl Outcome {
             _ => None,
         }
     }
+}
+
+/// How one destination (or the archive) fared with a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Step {
+    /// Delivered by this attempt.
+    Delivered,
+    /// Delivered by an earlier attempt: not repeated.
+    Earlier,
+    /// Failed; retried or dead-lettered with the record.
+    Failed,
+    /// Archived by this attempt.
+    Archived,
+    /// Already in the archive (a duplicate delivery, or a retry).
+    Present,
 }
 
 /// The end of one record, as logged and as printed by `cfwh dev`.
@@ -190,6 +218,12 @@ pub struct RecordReport {
     pub message_id: String,
     /// Delivery attempt, from 1.
     pub attempt: u32,
+    /// The replay run that sent it again, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_run: Option<String>,
+    /// Each destination (and the archive) and how it fared.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub destinations: BTreeMap<&'static str, Step>,
 }
 
 fn outcome_word<S: serde::Serializer>(outcome: &Outcome, s: S) -> Result<S::Ok, S::Error> {
@@ -233,17 +267,24 @@ pub trait Consume: Send + Sync {
     async fn run_until(&self, records: &[Record], deadline: Option<tokio::time::Instant>) -> BatchReport;
 }
 
-/// Runs batches of one group through its handler. The store and the dead-letter queue
-/// are picked by the host once, at start-up.
+/// Runs batches of one group through its handler and its destinations. The store, the
+/// dead-letter queue, the destinations and the archive are picked by the host once, at
+/// start-up.
 pub struct Runner<H> {
     handler: H,
     store: Box<dyn IdempotencyStore>,
     dead_letters: Box<dyn DeadLetterSink>,
+    destinations: Vec<Box<dyn Destination>>,
+    archive: Option<Archive>,
 }
 
 impl<H> fmt::Debug for Runner<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Runner").field("dead_letters", &self.dead_letters.available()).finish_non_exhaustive()
+        f.debug_struct("Runner")
+            .field("dead_letters", &self.dead_letters.available())
+            .field("destinations", &self.destinations.iter().map(|d| d.name()).collect::<Vec<_>>())
+            .field("archive", &self.archive.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -258,14 +299,58 @@ impl<H: Handler> Consume for Runner<H> {
     }
 }
 
+/// A record between its claim and its end.
+struct Claimed {
+    key: String,
+    bytes: Vec<u8>,
+    payload_id: String,
+    action: String,
+    event_time_ms: i64,
+    done: Done,
+    failures: Vec<(&'static str, Verdict)>,
+}
+
+/// Where a record stands after its handler ran.
+struct Stage {
+    payload_id: Option<String>,
+    action: Option<String>,
+    replay_run: Option<String>,
+    steps: BTreeMap<&'static str, Step>,
+    state: State,
+}
+
+enum State {
+    Ended(Outcome),
+    Claimed(Box<Claimed>),
+}
+
 impl<H: Handler> Runner<H> {
-    /// A runner for `handler`, with its idempotency store and dead-letter sink.
+    /// A runner for `handler`, with its idempotency store and dead-letter sink, and no
+    /// destination.
     pub fn new(
         handler: H,
         store: impl IdempotencyStore + 'static,
         dead_letters: impl DeadLetterSink + 'static,
     ) -> Self {
-        Self { handler, store: Box::new(store), dead_letters: Box::new(dead_letters) }
+        Self {
+            handler,
+            store: Box::new(store),
+            dead_letters: Box::new(dead_letters),
+            destinations: Vec::new(),
+            archive: None,
+        }
+    }
+
+    /// Delivers every applied event to `destination` too.
+    pub fn with_destination(mut self, destination: Box<dyn Destination>) -> Self {
+        self.destinations.push(destination);
+        self
+    }
+
+    /// Archives every record received, before it is claimed.
+    pub fn with_archive(mut self, archive: Archive) -> Self {
+        self.archive = Some(archive);
+        self
     }
 
     /// The handler.
@@ -278,16 +363,23 @@ impl<H: Handler> Runner<H> {
         self.run_until(records, None).await
     }
 
-    /// As [`run`](Self::run), but a handler still running at `deadline` is abandoned and
-    /// its record fails (retryable), so the batch answer is out before the function's own
-    /// timeout and the other records are not redelivered with it.
+    /// As [`run`](Self::run), but a handler or destination still running at `deadline`
+    /// is abandoned and its record fails (retryable), so the batch answer is out before
+    /// the function's own timeout and the other records are not redelivered with it.
+    ///
+    /// Each record is archived, claimed and handled on its own; then each destination
+    /// takes, in one call, the records that still need it; then each record is
+    /// completed, or released with the steps that succeeded.
     pub async fn run_until(&self, records: &[Record], deadline: Option<tokio::time::Instant>) -> BatchReport {
-        let reports = futures_util::future::join_all(records.iter().map(|r| self.run_one(r, deadline))).await;
+        let mut stages = futures_util::future::join_all(records.iter().map(|r| self.begin(r, deadline))).await;
+        for destination in &self.destinations {
+            self.deliver(destination.as_ref(), &mut stages, deadline).await;
+        }
+        let reports = futures_util::future::join_all(records.iter().zip(stages).map(|(r, s)| self.finish(r, s))).await;
         BatchReport { records: reports }
     }
 
-    async fn run_one(&self, record: &Record, deadline: Option<tokio::time::Instant>) -> RecordReport {
-        let group = H::Event::GROUP;
+    async fn begin(&self, record: &Record, deadline: Option<tokio::time::Instant>) -> Stage {
         let decoded = decode_body(record);
         // Ingest put the envelope's facts in the message attributes: no second parse of
         // the body for them, unless a message arrives without (sent by other means).
@@ -300,72 +392,202 @@ impl<H: Handler> Runner<H> {
             },
             _ => (None, None),
         };
-        let outcome = self.outcome(record, decoded, deadline).await;
+        let replay_run = record.attribute(attr::REPLAY_RUN).filter(|r| !r.is_empty()).map(str::to_owned);
+        let mut stage = Stage { payload_id, action, replay_run, steps: BTreeMap::new(), state: State::Ended(Outcome::Processed) };
+        stage.state = self.claim_and_handle(record, decoded, &mut stage, deadline).await;
+        stage
+    }
+
+    async fn claim_and_handle(
+        &self,
+        record: &Record,
+        decoded: Result<Vec<u8>, String>,
+        stage: &mut Stage,
+        deadline: Option<tokio::time::Instant>,
+    ) -> State {
+        let bytes = match decoded {
+            Ok(bytes) => bytes,
+            Err(why) => return State::Ended(self.give_up(record, why).await),
+        };
+        let event = match H::Event::decode(&bytes) {
+            Ok(event) => event,
+            Err(e) => return State::Ended(self.give_up(record, e.to_string()).await),
+        };
+        let envelope = event.envelope();
+
+        // Archived before the claim, so a duplicate finds it there already; a replayed
+        // record came from the archive.
+        if let (Some(archive), None) = (&self.archive, &stage.replay_run) {
+            let archived = archive
+                .event(H::Event::GROUP, envelope.payload_id.as_str(), envelope.event_datetime_utc, &bytes, &record.reception())
+                .await;
+            match archived {
+                Ok(Stored::Written) => stage.steps.insert(ARCHIVE, Step::Archived),
+                Ok(Stored::Present) => stage.steps.insert(ARCHIVE, Step::Present),
+                Err(e) => {
+                    stage.steps.insert(ARCHIVE, Step::Failed);
+                    return State::Ended(Outcome::failed(e.to_string()));
+                }
+            };
+        }
+
+        // The key comes from the body, never from an attribute: it is what was signed. A
+        // replay run is applied once more, once.
+        let key = match &stage.replay_run {
+            None => format!("{}#{}", H::Event::GROUP, envelope.payload_id),
+            Some(run) => format!("{}#{}#{run}", H::Event::GROUP, envelope.payload_id),
+        };
+        let done = match self.store.claim(&key).await {
+            Ok(Claim::Acquired { done }) => done,
+            Ok(Claim::Completed) => return State::Ended(Outcome::Duplicate),
+            Ok(Claim::InProgress) => return State::Ended(Outcome::failed("being processed by another consumer")),
+            Err(e) => return State::Ended(Outcome::failed(e.to_string())),
+        };
+        let mut claimed = Claimed {
+            key,
+            payload_id: envelope.payload_id.clone(),
+            action: event.action_name().to_owned(),
+            event_time_ms: envelope.event_datetime_utc,
+            bytes: Vec::new(),
+            done,
+            failures: Vec::new(),
+        };
+
+        if !claimed.done.contains(HANDLER) {
+            let raw = std::str::from_utf8(&bytes).unwrap_or_default();
+            let ctx = Context { raw, message_id: &record.message_id, receive_count: record.receive_count };
+            let work = AssertUnwindSafe(self.handler.handle(&event, &ctx)).catch_unwind();
+            let result = match deadline {
+                None => Some(work.await),
+                Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),
+            };
+            let failure = match result {
+                None => Some(Verdict::retry("the handler ran past its time and was stopped")),
+                Some(Ok(Ok(()))) => None,
+                Some(Ok(Err(HandlerError::Retryable(e)))) => Some(Verdict::retry(e.to_string())),
+                Some(Ok(Err(HandlerError::Permanent(e)))) => Some(Verdict::Permanent { reason: e.to_string() }),
+                Some(Err(panic)) => Some(Verdict::retry(format!("handler panicked: {}", panic_message(&panic)))),
+            };
+            match failure {
+                None => {
+                    claimed.done.insert(HANDLER.to_owned());
+                }
+                Some(verdict) => claimed.failures.push((HANDLER, verdict)),
+            }
+        }
+        claimed.bytes = bytes;
+        State::Claimed(Box::new(claimed))
+    }
+
+    /// One call to `destination` with every claimed record that still needs it.
+    async fn deliver(&self, destination: &dyn Destination, stages: &mut [Stage], deadline: Option<tokio::time::Instant>) {
+        let name = destination.name();
+        let mut waiting = Vec::new();
+        for (index, stage) in stages.iter_mut().enumerate() {
+            if let State::Claimed(claimed) = &stage.state {
+                if claimed.done.contains(name) {
+                    stage.steps.insert(name, Step::Earlier);
+                } else {
+                    waiting.push(index);
+                }
+            }
+        }
+        if waiting.is_empty() {
+            return;
+        }
+        let verdicts = {
+            let deliveries: Vec<Delivery<'_>> = waiting
+                .iter()
+                .filter_map(|&index| match &stages[index].state {
+                    State::Claimed(c) => Some(Delivery {
+                        group: H::Event::GROUP,
+                        body: &c.bytes,
+                        payload_id: &c.payload_id,
+                        action: &c.action,
+                        event_time_ms: c.event_time_ms,
+                        replay_run: stages[index].replay_run.as_deref(),
+                    }),
+                    State::Ended(_) => None,
+                })
+                .collect();
+            let call = destination.deliver(&deliveries);
+            let verdicts = match deadline {
+                None => Some(call.await),
+                Some(deadline) => tokio::time::timeout_at(deadline, call).await.ok(),
+            };
+            verdicts.unwrap_or_else(|| vec![Verdict::retry(format!("{name} ran past the batch's time")); waiting.len()])
+        };
+        for (index, verdict) in waiting.into_iter().zip(verdicts.into_iter().chain(std::iter::repeat(Verdict::retry(
+            format!("{name} gave no answer for the record"),
+        )))) {
+            let stage = &mut stages[index];
+            if let State::Claimed(claimed) = &mut stage.state {
+                if verdict == Verdict::Delivered {
+                    claimed.done.insert(name.to_owned());
+                    stage.steps.insert(name, Step::Delivered);
+                } else {
+                    claimed.failures.push((name, verdict));
+                    stage.steps.insert(name, Step::Failed);
+                }
+            }
+        }
+    }
+
+    async fn finish(&self, record: &Record, stage: Stage) -> RecordReport {
+        let outcome = match stage.state {
+            State::Ended(outcome) => outcome,
+            State::Claimed(claimed) => self.settle(record, *claimed).await,
+        };
         let report = RecordReport {
-            payload_id,
-            event_group: group,
-            action,
+            payload_id: stage.payload_id,
+            event_group: H::Event::GROUP,
+            action: stage.action,
             reason: outcome.reason().map(str::to_owned),
             outcome,
             message_id: record.message_id.clone(),
             attempt: record.receive_count,
+            replay_run: stage.replay_run,
+            destinations: stage.steps,
         };
         log(&report);
         report
     }
 
-    async fn outcome(
-        &self,
-        record: &Record,
-        decoded: Result<Vec<u8>, String>,
-        deadline: Option<tokio::time::Instant>,
-    ) -> Outcome {
-        let bytes = match decoded {
-            Ok(bytes) => bytes,
-            Err(why) => return self.give_up(record, why).await,
-        };
-        let event = match H::Event::decode(&bytes) {
-            Ok(event) => event,
-            Err(e) => return self.give_up(record, e.to_string()).await,
-        };
-        // The key comes from the body, never from an attribute: it is what was signed.
-        let key = format!("{}#{}", H::Event::GROUP, event.envelope().payload_id);
-        match self.store.claim(&key).await {
-            Ok(Claim::Acquired) => {}
-            Ok(Claim::Completed) => return Outcome::Duplicate,
-            Ok(Claim::InProgress) => {
-                return Outcome::Failed { reason: "being processed by another consumer".into(), permanent: false }
+    /// Completes a record every step applied; otherwise releases it with the steps that
+    /// succeeded, and retries or dead-letters it.
+    async fn settle(&self, record: &Record, claimed: Claimed) -> Outcome {
+        if claimed.failures.is_empty() {
+            if let Err(e) = self.store.complete(&claimed.key).await {
+                // The work is done: retrying would apply it twice. The claim expires on
+                // its own; say so loudly.
+                tracing::error!(payload_id = %claimed.payload_id, error = %e, "processed, but the completion was not recorded");
             }
-            Err(e) => return Outcome::Failed { reason: e.to_string(), permanent: false },
+            return Outcome::Processed;
         }
-
-        let raw = std::str::from_utf8(&bytes).unwrap_or_default();
-        let ctx = Context { raw, message_id: &record.message_id, receive_count: record.receive_count };
-        let work = AssertUnwindSafe(self.handler.handle(&event, &ctx)).catch_unwind();
-        let result = match deadline {
-            None => Some(work.await),
-            Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),
-        };
-        let failure = match result {
-            None => Err("the handler ran past its time and was stopped".to_owned()),
-            Some(Ok(Ok(()))) => {
-                if let Err(e) = self.store.complete(&key).await {
-                    // The work is done: retrying would apply it twice. The claim expires
-                    // on its own; say so loudly.
-                    tracing::error!(payload_id = %event.envelope().payload_id, error = %e, "processed, but the completion was not recorded");
-                }
-                return Outcome::Processed;
-            }
-            Some(Ok(Err(HandlerError::Retryable(e)))) => Err(e.to_string()),
-            Some(Ok(Err(HandlerError::Permanent(e)))) => Ok(e.to_string()),
-            Some(Err(panic)) => Err(format!("handler panicked: {}", panic_message(&panic))),
-        };
-        if let Err(e) = self.store.release(&key).await {
+        if let Err(e) = self.store.release(&claimed.key, &claimed.done).await {
             tracing::warn!(error = %e, "could not release the claim; it expires on its own");
         }
-        match failure {
-            Err(reason) => Outcome::Failed { reason, permanent: false },
-            Ok(reason) => self.give_up(record, reason).await,
+        let mut permanent = false;
+        let mut retry_after: Option<Duration> = None;
+        let mut reasons = Vec::with_capacity(claimed.failures.len());
+        for (step, verdict) in claimed.failures {
+            match verdict {
+                Verdict::Delivered => {}
+                Verdict::Retry { reason, after } => {
+                    retry_after = retry_after.max(after);
+                    reasons.push(named(step, &reason));
+                }
+                Verdict::Permanent { reason } => {
+                    permanent = true;
+                    reasons.push(named(step, &reason));
+                }
+            }
+        }
+        let reason = reasons.join("; ");
+        if permanent {
+            self.give_up(record, reason).await
+        } else {
+            Outcome::Failed { reason, permanent: false, retry_after }
         }
     }
 
@@ -373,14 +595,25 @@ impl<H: Handler> Runner<H> {
     /// policy moves it when there is no dead-letter queue at hand.
     async fn give_up(&self, record: &Record, reason: String) -> Outcome {
         if !self.dead_letters.available() {
-            return Outcome::Failed { reason, permanent: true };
+            return Outcome::Failed { reason, permanent: true, retry_after: None };
         }
         match self.dead_letters.dead_letter(H::Event::GROUP, record, &reason).await {
             Ok(()) => Outcome::DeadLettered { reason },
-            Err(e) => {
-                Outcome::Failed { reason: format!("{reason} (and the dead-letter queue failed: {e})"), permanent: true }
-            }
+            Err(e) => Outcome::Failed {
+                reason: format!("{reason} (and the dead-letter queue failed: {e})"),
+                permanent: true,
+                retry_after: None,
+            },
         }
+    }
+}
+
+/// A failure's reason with the step it came from; the handler's own words stand alone.
+fn named(step: &str, reason: &str) -> String {
+    if step == HANDLER {
+        reason.to_owned()
+    } else {
+        format!("{step}: {reason}")
     }
 }
 
@@ -420,7 +653,7 @@ fn log(report: &RecordReport) {
             attempt = report.attempt,
             "record done"
         ),
-        Outcome::Failed { reason, permanent } => {
+        Outcome::Failed { reason, permanent, .. } => {
             tracing::warn!(
                 payload_id,
                 event_group,

@@ -42,6 +42,16 @@ impl Record {
     pub fn body_encoding(&self) -> Option<&str> {
         self.attribute(attr::BODY_ENCODING)
     }
+
+    /// What its attributes say of the delivery's reception, for the archive.
+    pub fn reception(&self) -> crate::archive::Reception<'_> {
+        crate::archive::Reception {
+            received_at: self.attribute(attr::RECEIVED_AT),
+            action: self.attribute(attr::ACTION),
+            signature: self.attribute(attr::SIGNATURE),
+            reason: self.attribute(attr::REASON),
+        }
+    }
 }
 
 /// SQS's `ApproximateReceiveCount`; missing or unreadable, the first delivery.

@@ -99,7 +99,8 @@ async fn a_mixed_batch_with_a_dead_letter_queue() {
         ]
     );
     assert_eq!(runner.handler().applied.load(Ordering::SeqCst), 1);
-    let dlq = dead_letters.0.lock().unwrap().clone();
+    let mut dlq = dead_letters.0.lock().unwrap().clone();
+    dlq.sort_by(|a, b| a.1.cmp(&b.1));
     assert_eq!(dlq.len(), 2);
     assert_eq!((dlq[0].0, dlq[0].1.as_str()), (EventGroup::Task, "m-permanent"));
     assert!(dlq[0].2.contains("no such product"), "{}", dlq[0].2);
@@ -183,6 +184,8 @@ fn report_lines_carry_the_contract_fields() {
         reason: None,
         message_id: "m".into(),
         attempt: 1,
+        replay_run: None,
+        destinations: Default::default(),
     };
     let line: serde_json::Value = serde_json::from_str(&report.to_json_line()).unwrap();
     assert_eq!(line["payload_id"], "p");
@@ -203,4 +206,164 @@ async fn a_handler_past_its_time_fails_its_record_only_and_can_run_again() {
     // The claim was released: the redelivery is not blocked by "in progress".
     let again = runner.run(&[record("slow", "p-slow", "ok")]).await;
     assert_eq!(outcomes(&again), [("slow", "processed")]);
+}
+
+/// A destination that answers from a script of verdicts per `PayloadId` (the last one
+/// repeats) and counts what it was handed, call by call.
+#[derive(Clone)]
+struct ScriptedDestination {
+    name: &'static str,
+    script: std::sync::Arc<Mutex<std::collections::HashMap<String, Vec<Verdict>>>>,
+    calls: std::sync::Arc<Mutex<Vec<Vec<String>>>>,
+}
+
+impl ScriptedDestination {
+    fn new(name: &'static str) -> Self {
+        Self { name, script: Default::default(), calls: Default::default() }
+    }
+    fn answer(self, payload_id: &str, verdicts: &[Verdict]) -> Self {
+        self.script.lock().unwrap().insert(payload_id.to_owned(), verdicts.to_vec());
+        self
+    }
+    fn handed(&self) -> Vec<String> {
+        self.calls.lock().unwrap().concat()
+    }
+}
+
+#[async_trait::async_trait]
+impl Destination for ScriptedDestination {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    async fn deliver(&self, events: &[Delivery<'_>]) -> Vec<Verdict> {
+        let mut key = |e: &Delivery<'_>| match e.replay_run {
+            Some(run) => format!("{}:{run}", e.payload_id),
+            None => e.payload_id.to_owned(),
+        };
+        self.calls.lock().unwrap().push(events.iter().map(&mut key).collect());
+        let mut script = self.script.lock().unwrap();
+        events
+            .iter()
+            .map(|e| match script.get_mut(e.payload_id) {
+                Some(list) if list.len() > 1 => list.remove(0),
+                Some(list) => list[0].clone(),
+                None => Verdict::Delivered,
+            })
+            .collect()
+    }
+}
+
+fn steps(report: &RecordReport) -> Vec<(&str, Step)> {
+    report.destinations.iter().map(|(k, v)| (*k, *v)).collect()
+}
+
+#[tokio::test]
+async fn a_failed_destination_is_retried_alone_and_nothing_else_repeats() {
+    let eventbridge = ScriptedDestination::new("eventbridge");
+    let http = ScriptedDestination::new("http").answer("p-1", &[Verdict::retry("HTTP 503: busy"), Verdict::Delivered]);
+    let runner = Runner::new(Scripted::default(), store(), CollectingDlq::default())
+        .with_destination(Box::new(eventbridge.clone()))
+        .with_destination(Box::new(http.clone()));
+    let batch = [record("m-1", "p-1", "ok"), record("m-2", "p-2", "ok")];
+
+    let first = runner.run(&batch).await;
+    assert_eq!(outcomes(&first), [("m-1", "failed"), ("m-2", "processed")]);
+    assert_eq!(first.records[0].reason.as_deref(), Some("http: HTTP 503: busy"));
+    assert_eq!(steps(&first.records[0]), [("eventbridge", Step::Delivered), ("http", Step::Failed)]);
+    assert_eq!(eventbridge.calls.lock().unwrap().clone(), [vec!["p-1".to_owned(), "p-2".to_owned()]], "one call for the batch");
+
+    let again = runner.run(&batch[..1]).await;
+    assert_eq!(outcomes(&again), [("m-1", "processed")]);
+    assert_eq!(steps(&again.records[0]), [("eventbridge", Step::Earlier), ("http", Step::Delivered)]);
+    assert_eq!(runner.handler().applied.load(Ordering::SeqCst), 2, "the handler ran once per event");
+    assert_eq!(eventbridge.handed(), ["p-1", "p-2"], "EventBridge got each event once");
+    assert_eq!(http.handed(), ["p-1", "p-2", "p-1"], "only the failed forward was repeated");
+
+    let duplicate = runner.run(&batch[..1]).await;
+    assert_eq!(outcomes(&duplicate), [("m-1", "duplicate")]);
+    assert_eq!(http.handed().len(), 3);
+}
+
+#[tokio::test]
+async fn a_failing_handler_is_retried_without_repeating_the_destinations() {
+    let http = ScriptedDestination::new("http");
+    let runner = Runner::new(Scripted::default(), store(), CollectingDlq::default()).with_destination(Box::new(http.clone()));
+    let report = runner.run(&[record("m-1", "p-1", "retry")]).await;
+    assert_eq!(outcomes(&report), [("m-1", "failed")]);
+    assert_eq!(report.records[0].reason.as_deref(), Some("downstream is down"));
+    let report = runner.run(&[record("m-1", "p-1", "retry")]).await;
+    assert_eq!(steps(&report.records[0]), [("http", Step::Earlier)]);
+    assert_eq!(http.handed(), ["p-1"], "delivered once while the handler kept failing");
+}
+
+#[tokio::test]
+async fn a_permanent_destination_failure_dead_letters_with_its_reason_and_retry_after_is_kept() {
+    let http = ScriptedDestination::new("http")
+        .answer("p-400", &[Verdict::Permanent { reason: "HTTP 400: bad field".into() }])
+        .answer("p-429", &[Verdict::Retry { reason: "HTTP 429: ".into(), after: Some(Duration::from_secs(120)) }]);
+    let dead_letters = CollectingDlq::default();
+    let runner = Runner::new(Scripted::default(), store(), dead_letters.clone()).with_destination(Box::new(http));
+    let report = runner.run(&[record("m-400", "p-400", "ok"), record("m-429", "p-429", "ok")]).await;
+    assert_eq!(outcomes(&report), [("m-400", "dead-lettered"), ("m-429", "failed")]);
+    let dlq = dead_letters.0.lock().unwrap().clone();
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(dlq[0].2, "http: HTTP 400: bad field");
+    assert!(matches!(report.records[1].outcome, Outcome::Failed { retry_after: Some(d), .. } if d == Duration::from_secs(120)));
+}
+
+#[tokio::test]
+async fn a_replay_run_applies_an_event_once_more_and_once_only() {
+    let http = ScriptedDestination::new("http");
+    let runner = Runner::new(Scripted::default(), store(), CollectingDlq::default()).with_destination(Box::new(http.clone()));
+    let replayed = |run: &str| {
+        let mut r = record("m-r", "p-1", "ok");
+        r.attributes.push((attr::REPLAY_RUN.to_owned(), run.to_owned()));
+        r
+    };
+    let plain = runner.run(&[record("m-1", "p-1", "ok")]).await;
+    let run_a = runner.run(&[replayed("a"), replayed("a")]).await;
+    let run_a_again = runner.run(&[replayed("a")]).await;
+    let run_b = runner.run(&[replayed("b")]).await;
+    assert_eq!(outcomes(&plain), [("m-1", "processed")]);
+    let words: Vec<_> = run_a.records.iter().map(|r| r.outcome.word()).collect();
+    assert_eq!(words.iter().filter(|w| **w == "processed").count(), 1, "twice in one run, applied once: {words:?}");
+    assert_eq!(outcomes(&run_a_again), [("m-r", "duplicate")]);
+    assert_eq!(outcomes(&run_b), [("m-r", "processed")]);
+    assert_eq!(run_b.records[0].replay_run.as_deref(), Some("b"));
+    assert_eq!(http.handed(), ["p-1", "p-1:a", "p-1:b"], "once per run, and the destination sees the run");
+}
+
+#[derive(Clone, Default)]
+struct MemoryArchive(std::sync::Arc<Mutex<std::collections::BTreeMap<String, Vec<u8>>>>);
+
+#[async_trait::async_trait]
+impl crate::archive::ArchiveStore for MemoryArchive {
+    async fn put_once(
+        &self,
+        key: &str,
+        body: &[u8],
+        _: &[(&'static str, String)],
+    ) -> Result<Stored, crate::archive::ArchiveError> {
+        let mut objects = self.0.lock().unwrap();
+        if objects.contains_key(key) {
+            return Ok(Stored::Present);
+        }
+        objects.insert(key.to_owned(), body.to_vec());
+        Ok(Stored::Written)
+    }
+}
+
+#[tokio::test]
+async fn every_record_is_archived_once_before_its_claim() {
+    let objects = MemoryArchive::default();
+    let runner = Runner::new(Scripted::default(), store(), CollectingDlq::default())
+        .with_archive(Archive::new(objects.clone(), "archive"));
+    let first = runner.run(&[record("m-1", "p-1", "retry")]).await;
+    assert_eq!(outcomes(&first), [("m-1", "failed")], "archived even though the handler failed");
+    assert_eq!(steps(&first.records[0]), [("archive", Step::Archived)]);
+    let dup = runner.run(&[record("m-2", "p-2", "ok"), record("m-3", "p-2", "ok")]).await;
+    let archived: Vec<_> = dup.records.iter().map(|r| r.destinations["archive"]).collect();
+    assert!(archived.contains(&Step::Archived) && archived.contains(&Step::Present), "{archived:?}");
+    let keys: Vec<String> = objects.0.lock().unwrap().keys().cloned().collect();
+    assert_eq!(keys, ["archive/task/1970/01/01/1-p-1.json", "archive/task/1970/01/01/1-p-2.json"]);
 }

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::Verdict;
 use crate::secret::Secret;
 use crate::signature::sign;
 
@@ -37,26 +38,6 @@ pub fn headers(
         headers.push(("x-cf-replay", run.to_owned()));
     }
     headers
-}
-
-/// What a forward's answer means.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    /// 2xx: delivered.
-    Delivered,
-    /// Worth trying again (408, 429, 5xx), after `after` when the endpoint said.
-    Retry {
-        /// Why, for the logs.
-        reason: String,
-        /// `Retry-After`, capped at [`MAX_RETRY_AFTER`].
-        after: Option<Duration>,
-    },
-    /// Will not succeed: to the dead-letter queue with the status and the start of the
-    /// answer.
-    Permanent {
-        /// Why, for the dead-letter queue.
-        reason: String,
-    },
 }
 
 /// The verdict on an answer: `status`, its `Retry-After` header if any, and its body.
