@@ -10,7 +10,7 @@ use std::time::Duration;
 use cf_webhooks::aws::dynamodb::DynamoStore;
 use cf_webhooks::aws::sqs::SqsDeadLetters;
 use cf_webhooks::aws::Budget;
-use cf_webhooks::consumer::{Claim, Context, Handler, HandlerError, IdempotencyStore, Runner};
+use cf_webhooks::consumer::{Claim, Context, Done, Handler, HandlerError, IdempotencyStore, Runner};
 use cf_webhooks::events::{EventGroup, Route, TaskEvent};
 use cf_webhooks::testkit;
 use cfwh::aws::{depth, ensure_queues, receive, sqs_client, Queues};
@@ -95,25 +95,37 @@ async fn consumers_racing_on_one_payload_id_apply_it_once() {
         async move { store.claim("task#p-race").await.unwrap() }
     }))
     .await;
-    assert_eq!(claims.iter().filter(|c| **c == Claim::Acquired).count(), 1, "{claims:?}");
-    assert!(claims.iter().all(|c| matches!(c, Claim::Acquired | Claim::InProgress)));
+    assert_eq!(claims.iter().filter(|c| **c == Claim::fresh()).count(), 1, "{claims:?}");
+    assert!(claims.iter().all(|c| matches!(c, Claim::Acquired { .. } | Claim::InProgress)));
 
     store.complete("task#p-race").await.unwrap();
-    store.release("task#p-race").await.unwrap();
+    store.release("task#p-race", &Done::new()).await.unwrap();
     assert_eq!(store.claim("task#p-race").await.unwrap(), Claim::Completed, "a completion is never released");
 
-    assert_eq!(store.claim("task#p-crashed").await.unwrap(), Claim::Acquired);
+    assert_eq!(store.claim("task#p-crashed").await.unwrap(), Claim::fresh());
     assert_eq!(store.claim("task#p-crashed").await.unwrap(), Claim::InProgress);
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(
         store.claim("task#p-crashed").await.unwrap(),
-        Claim::Acquired,
+        Claim::fresh(),
         "an abandoned claim expires with its lease"
     );
 
-    assert_eq!(store.claim("task#p-failed").await.unwrap(), Claim::Acquired);
-    store.release("task#p-failed").await.unwrap();
-    assert_eq!(store.claim("task#p-failed").await.unwrap(), Claim::Acquired, "a failed attempt releases its claim");
+    assert_eq!(store.claim("task#p-failed").await.unwrap(), Claim::fresh());
+    store.release("task#p-failed", &Done::new()).await.unwrap();
+    assert_eq!(store.claim("task#p-failed").await.unwrap(), Claim::fresh(), "a failed attempt releases its claim");
+
+    // A release after some steps succeeded keeps them for the next attempt, and a crash
+    // after that claim keeps them too.
+    let handler: Done = ["handler".to_owned(), "http".to_owned()].into();
+    assert_eq!(store.claim("task#p-partial").await.unwrap(), Claim::fresh());
+    store.release("task#p-partial", &handler).await.unwrap();
+    assert_eq!(store.claim("task#p-partial").await.unwrap(), Claim::Acquired { done: handler.clone() });
+    assert_eq!(store.claim("task#p-partial").await.unwrap(), Claim::InProgress);
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert_eq!(store.claim("task#p-partial").await.unwrap(), Claim::Acquired { done: handler });
+    store.complete("task#p-partial").await.unwrap();
+    assert_eq!(store.claim("task#p-partial").await.unwrap(), Claim::Completed);
 }
 
 /// Counts the operations a client sends.
@@ -144,7 +156,7 @@ async fn a_refused_claim_reads_what_it_found_in_the_same_call() {
     let store = DynamoStore::new(counted, &table, Duration::from_secs(60), Duration::from_secs(3600));
     let count = || calls.0.load(std::sync::atomic::Ordering::SeqCst);
 
-    assert_eq!(store.claim("task#p-1").await.unwrap(), Claim::Acquired);
+    assert_eq!(store.claim("task#p-1").await.unwrap(), Claim::fresh());
     let before = count();
     assert_eq!(store.claim("task#p-1").await.unwrap(), Claim::InProgress);
     assert_eq!(count() - before, 1, "an in-progress claim is told by the refused write itself");
