@@ -54,7 +54,12 @@ pub struct ArchiveError(pub String);
 pub trait ArchiveStore: Send + Sync {
     /// Writes `body` at `key` with `metadata`, unless an object is there already, which
     /// is never replaced.
-    async fn put_once(&self, key: &str, body: &[u8], metadata: &[(&'static str, String)]) -> Result<Stored, ArchiveError>;
+    async fn put_once(
+        &self,
+        key: &str,
+        body: &[u8],
+        metadata: &[(&'static str, String)],
+    ) -> Result<Stored, ArchiveError>;
 }
 
 /// An archive: a store and the prefix of every key.
@@ -190,13 +195,20 @@ pub fn meta_path(body: &Path) -> PathBuf {
 fn rand_suffix() -> u64 {
     use std::hash::{BuildHasher, Hasher};
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
-    hasher.write_u64(std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64));
+    hasher.write_u64(
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64),
+    );
     hasher.finish()
 }
 
 #[async_trait::async_trait]
 impl ArchiveStore for DirStore {
-    async fn put_once(&self, key: &str, body: &[u8], metadata: &[(&'static str, String)]) -> Result<Stored, ArchiveError> {
+    async fn put_once(
+        &self,
+        key: &str,
+        body: &[u8],
+        metadata: &[(&'static str, String)],
+    ) -> Result<Stored, ArchiveError> {
         let this = self.clone();
         let (key, body, metadata) = (key.to_owned(), body.to_vec(), metadata.to_vec());
         tokio::task::spawn_blocking(move || this.put(&key, &body, &metadata))
@@ -265,7 +277,8 @@ mod tests {
         assert_eq!(meta[meta::SIGNATURE], "ab".repeat(32));
         assert_eq!(meta_value(meta[meta::ACTION].as_str().unwrap()), "Séance\ncompleted");
         assert!(meta[meta::ACTION].as_str().unwrap().is_ascii(), "metadata is header-safe");
-        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let leftovers: Vec<_> =
+            std::fs::read_dir(path.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(leftovers.len(), 2, "body and metadata only: {leftovers:?}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

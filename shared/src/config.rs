@@ -9,7 +9,7 @@ use http::HeaderName;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::events::EventGroup;
+use crate::events::{EventGroup, Route};
 use crate::filter::{step_key, Filters};
 use crate::message::ATTRIBUTES_BUDGET;
 use crate::secret::{Keyring, Refresh, SecretEncoding, SecretError, SecretSet};
@@ -83,6 +83,26 @@ pub mod var {
     pub const IDEMPOTENCY_LEASE_SECS: &str = "CF_IDEMPOTENCY_LEASE_SECS";
     /// Seconds a completed `PayloadId` is remembered.
     pub const IDEMPOTENCY_TTL_SECS: &str = "CF_IDEMPOTENCY_TTL_SECS";
+    /// The queue a consumer reads (for a `Retry-After` to move a message's visibility).
+    pub const QUEUE_URL: &str = "CF_QUEUE_URL";
+    /// A consumer's destinations: `eventbridge`, `http`, `archive`, comma-separated.
+    pub const DESTINATIONS: &str = "CF_DESTINATIONS";
+    /// The EventBridge bus (name or ARN).
+    pub const EVENT_BUS: &str = "CF_EVENT_BUS";
+    /// The `Source` of the EventBridge entries.
+    pub const EVENT_SOURCE: &str = "CF_EVENT_SOURCE";
+    /// The URL events are forwarded to.
+    pub const FORWARD_URL: &str = "CF_FORWARD_URL";
+    /// The forward secret itself (text, or JSON with extra headers).
+    pub const FORWARD_SECRET: &str = "CF_FORWARD_SECRET";
+    /// The Secrets Manager secret holding it instead.
+    pub const FORWARD_SECRET_ARN: &str = "CF_FORWARD_SECRET_ARN";
+    /// Milliseconds one forward may take.
+    pub const FORWARD_TIMEOUT_MS: &str = "CF_FORWARD_TIMEOUT_MS";
+    /// The archive's bucket.
+    pub const ARCHIVE_BUCKET: &str = "CF_ARCHIVE_BUCKET";
+    /// The prefix of every archived key.
+    pub const ARCHIVE_PREFIX: &str = "CF_ARCHIVE_PREFIX";
 
     /// The variable holding a route's queue URL: `CF_QUEUE_URL_TASK`,
     /// `CF_QUEUE_URL_WORK_UNIT`, `CF_QUEUE_URL_UNROUTED`, …
@@ -102,7 +122,8 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    pub(crate) fn new(var: &'static str, problem: impl Into<String>) -> Self {
+    /// A problem with `var`; `problem` must never quote a secret.
+    pub fn new(var: &'static str, problem: impl Into<String>) -> Self {
         Self { var, problem: problem.into() }
     }
 }
@@ -302,9 +323,10 @@ impl IngestConfig {
 /// Configuration of a consumer Lambda.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerConfig {
-    /// The group it serves (`CF_EVENT_GROUP`): every consumer deploys the same bootstrap.
-    pub group: EventGroup,
-    /// The DynamoDB idempotency table.
+    /// The route it serves (`CF_EVENT_GROUP`, a group or `unrouted`): every consumer
+    /// deploys the same bootstrap. The `unrouted` consumer only archives.
+    pub route: Route,
+    /// The DynamoDB idempotency table (unused by the `unrouted` consumer).
     pub idempotency_table: String,
     /// The group's dead-letter queue.
     pub dlq_url: String,
@@ -312,6 +334,197 @@ pub struct ConsumerConfig {
     pub lease: Duration,
     /// How long a completed `PayloadId` is remembered (longer than the replay window).
     pub ttl: Duration,
+    /// The queue it reads, when given: a `Retry-After` moves a message's visibility.
+    pub queue_url: Option<String>,
+    /// Where events go besides the handler.
+    pub destinations: Destinations,
+}
+
+/// The destinations a consumer delivers to (`CF_DESTINATIONS`); none by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Destinations {
+    /// Put each event on an EventBridge bus.
+    pub eventbridge: Option<EventBridgeSettings>,
+    /// Forward each event to a URL.
+    pub http: Option<ForwardSettings>,
+    /// Archive each record in S3.
+    pub archive: Option<ArchiveSettings>,
+}
+
+impl Destinations {
+    /// The names of those switched on, in `CF_DESTINATIONS` spelling.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.eventbridge.is_some() {
+            names.push(DESTINATION_NAMES[0]);
+        }
+        if self.http.is_some() {
+            names.push(DESTINATION_NAMES[1]);
+        }
+        if self.archive.is_some() {
+            names.push(DESTINATION_NAMES[2]);
+        }
+        names
+    }
+}
+
+/// Every destination, as `CF_DESTINATIONS` names them.
+pub const DESTINATION_NAMES: [&str; 3] = ["eventbridge", "http", "archive"];
+/// Default time a forward may take.
+pub const DEFAULT_FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Default prefix of archived keys.
+pub const DEFAULT_ARCHIVE_PREFIX: &str = "events";
+
+/// The EventBridge destination.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventBridgeSettings {
+    /// Bus name or ARN.
+    pub bus: String,
+    /// `Source` of every entry.
+    pub source: String,
+}
+
+/// The HTTP forward.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ForwardSettings {
+    /// Where to `POST`.
+    pub url: http::Uri,
+    /// The forward secret, or where to read it.
+    pub secret: ForwardSecretSource,
+    /// Time one forward may take.
+    pub timeout: Duration,
+}
+
+impl fmt::Debug for ForwardSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ForwardSettings")
+            .field("url", &crate::destination::http::redacted_url(&self.url))
+            .field("secret", &self.secret)
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
+/// Where the forward secret comes from.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ForwardSecretSource {
+    /// `CF_FORWARD_SECRET`: the text itself (checked at start-up).
+    Text(String),
+    /// `CF_FORWARD_SECRET_ARN`: read from Secrets Manager at start-up.
+    Arn(String),
+}
+
+impl fmt::Debug for ForwardSecretSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Text(_) => f.write_str("Text(<redacted>)"),
+            Self::Arn(arn) => f.debug_tuple("Arn").field(arn).finish(),
+        }
+    }
+}
+
+/// The S3 archive.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArchiveSettings {
+    /// The bucket.
+    pub bucket: String,
+    /// The prefix of every key.
+    pub prefix: String,
+}
+
+impl Destinations {
+    /// Reads `CF_DESTINATIONS` and what each destination named there needs.
+    pub fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut destinations = Self::default();
+        let required = |name: &'static str, what: &str| {
+            get(name)
+                .map(|v| v.trim().to_owned())
+                .ok_or_else(|| ConfigError::new(name, format!("is not set: {what}, which {} needs", var::DESTINATIONS)))
+        };
+        for name in list(get, var::DESTINATIONS) {
+            match name.to_ascii_lowercase().as_str() {
+                "eventbridge" => {
+                    let source = get(var::EVENT_SOURCE)
+                        .map(|s| s.trim().to_owned())
+                        .unwrap_or_else(|| crate::destination::eventbridge::DEFAULT_SOURCE.to_owned());
+                    if source.starts_with("aws.") || source.len() > 256 {
+                        return Err(ConfigError::new(
+                            var::EVENT_SOURCE,
+                            "must not start with aws. and is at most 256 characters",
+                        ));
+                    }
+                    destinations.eventbridge =
+                        Some(EventBridgeSettings { bus: required(var::EVENT_BUS, "the EventBridge bus")?, source });
+                }
+                "http" => {
+                    let text = required(var::FORWARD_URL, "the URL to forward to")?;
+                    let url = forward_url(&text)?;
+                    let secret = match (get(var::FORWARD_SECRET), get(var::FORWARD_SECRET_ARN)) {
+                        (Some(text), None) => {
+                            crate::destination::http::ForwardSecret::parse(&text)
+                                .map_err(|e| ConfigError::new(var::FORWARD_SECRET, e))?;
+                            ForwardSecretSource::Text(text)
+                        }
+                        (None, Some(arn)) => ForwardSecretSource::Arn(arn.trim().to_owned()),
+                        (Some(_), Some(_)) => {
+                            return Err(ConfigError::new(
+                                var::FORWARD_SECRET,
+                                format!("set this or {}, not both", var::FORWARD_SECRET_ARN),
+                            ))
+                        }
+                        (None, None) => {
+                            return Err(ConfigError::new(
+                                var::FORWARD_SECRET,
+                                format!("is not set (nor {}): forwards are signed", var::FORWARD_SECRET_ARN),
+                            ))
+                        }
+                    };
+                    let timeout =
+                        number(get, var::FORWARD_TIMEOUT_MS)?.map_or(DEFAULT_FORWARD_TIMEOUT, Duration::from_millis);
+                    if timeout.is_zero() || timeout > Duration::from_secs(300) {
+                        return Err(ConfigError::new(var::FORWARD_TIMEOUT_MS, "must be between 1 and 300000"));
+                    }
+                    destinations.http = Some(ForwardSettings { url, secret, timeout });
+                }
+                "archive" => {
+                    let bucket = required(var::ARCHIVE_BUCKET, "the archive's S3 bucket")?;
+                    let prefix = get(var::ARCHIVE_PREFIX)
+                        .map(|p| p.trim().trim_matches('/').to_owned())
+                        .unwrap_or_else(|| DEFAULT_ARCHIVE_PREFIX.to_owned());
+                    if prefix.split('/').any(|part| part == "." || part == "..") || prefix.contains("//") {
+                        return Err(ConfigError::new(var::ARCHIVE_PREFIX, "must not hold . or .. segments or //"));
+                    }
+                    destinations.archive = Some(ArchiveSettings { bucket, prefix });
+                }
+                other => {
+                    return Err(ConfigError::new(
+                        var::DESTINATIONS,
+                        format!("unknown destination {other:?}; expected {}", DESTINATION_NAMES.join(", ")),
+                    ))
+                }
+            }
+        }
+        Ok(destinations)
+    }
+}
+
+/// A forward URL: absolute, `http` or `https`, with a host and no user information
+/// (credentials go in the forward secret's headers, never in a URL that logs may show).
+pub fn forward_url(text: &str) -> Result<http::Uri, ConfigError> {
+    let bad = |why: &str| ConfigError::new(var::FORWARD_URL, why.to_owned());
+    let url: http::Uri = text.trim().parse().map_err(|_| bad("is not a URL"))?;
+    match url.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err(bad("must start with https:// (or http://)")),
+    }
+    let authority = url.authority().ok_or_else(|| bad("has no host"))?;
+    if authority.as_str().contains('@') {
+        return Err(bad("must not carry credentials: put an Authorization header in the forward secret"));
+    }
+    if authority.host().is_empty() {
+        return Err(bad("has no host"));
+    }
+    Ok(url)
 }
 
 /// Default in-progress lease: 15 minutes, Lambda's longest timeout.
@@ -332,8 +545,24 @@ impl ConsumerConfig {
             get(name).map(|v| v.trim().to_owned()).ok_or_else(|| ConfigError::new(name, format!("is not set: {what}")))
         };
         let group = required(var::EVENT_GROUP, "the event group this consumer serves")?;
-        let group = EventGroup::parse(&group).map_err(|e| ConfigError::new(var::EVENT_GROUP, e.to_string()))?;
-        let idempotency_table = required(var::IDEMPOTENCY_TABLE, "the DynamoDB idempotency table's name")?;
+        let route = if group.trim().eq_ignore_ascii_case(Route::Unrouted.as_str()) {
+            Route::Unrouted
+        } else {
+            Route::Group(EventGroup::parse(&group).map_err(|e| ConfigError::new(var::EVENT_GROUP, e.to_string()))?)
+        };
+        let destinations = Destinations::from_lookup(&get)?;
+        let idempotency_table = match route {
+            Route::Group(_) => required(var::IDEMPOTENCY_TABLE, "the DynamoDB idempotency table's name")?,
+            Route::Unrouted => {
+                if destinations.archive.is_none() || destinations.eventbridge.is_some() || destinations.http.is_some() {
+                    return Err(ConfigError::new(
+                        var::DESTINATIONS,
+                        "the unrouted consumer only archives: set it to archive",
+                    ));
+                }
+                get(var::IDEMPOTENCY_TABLE).unwrap_or_default()
+            }
+        };
         let dlq_url = required(var::DLQ_URL, "the URL of this group's dead-letter queue")?;
         let lease = seconds(&get, var::IDEMPOTENCY_LEASE_SECS)?.unwrap_or(DEFAULT_CLAIM_LEASE);
         let ttl = seconds(&get, var::IDEMPOTENCY_TTL_SECS)?.unwrap_or(DEFAULT_IDEMPOTENCY_TTL);
@@ -349,7 +578,8 @@ impl ConsumerConfig {
                 ),
             ));
         }
-        Ok(Self { group, idempotency_table, dlq_url, lease, ttl })
+        let queue_url = get(var::QUEUE_URL).map(|u| u.trim().to_owned());
+        Ok(Self { route, idempotency_table, dlq_url, lease, ttl, queue_url, destinations })
     }
 }
 
@@ -457,12 +687,112 @@ mod tests {
             ConsumerConfig::from_lookup(move |name| map.get(name).cloned())
         };
         let c = vars(&[]).unwrap();
-        assert_eq!((c.group, c.lease, c.ttl), (EventGroup::WorkUnit, DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL));
+        assert_eq!(
+            (c.route, c.lease, c.ttl),
+            (Route::Group(EventGroup::WorkUnit), DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL)
+        );
+        assert_eq!(c.destinations, Destinations::default(), "no destination unless asked");
         assert_eq!(vars(&[("CF_EVENT_GROUP", "invoice")]).unwrap_err().var, "CF_EVENT_GROUP");
         assert_eq!(vars(&[("CF_IDEMPOTENCY_TTL_SECS", "3600")]).unwrap_err().var, "CF_IDEMPOTENCY_TTL_SECS");
         assert!(vars(&[("CF_IDEMPOTENCY_TTL_SECS", "3600"), ("CF_MAX_EVENT_AGE_SECS", "600")]).is_ok());
         let missing = ConsumerConfig::from_lookup(|_| None).unwrap_err();
         assert_eq!(missing.var, "CF_EVENT_GROUP");
+    }
+
+    #[test]
+    fn destinations_are_validated_at_start_up_and_never_quote_the_forward_secret() {
+        let vars = |extra: &[(&'static str, &'static str)]| {
+            let mut all =
+                vec![("CF_EVENT_GROUP", "task"), ("CF_IDEMPOTENCY_TABLE", "t"), ("CF_DLQ_URL", "https://dlq")];
+            all.extend_from_slice(extra);
+            let map: HashMap<String, String> = all.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            ConsumerConfig::from_lookup(move |name| map.get(name).cloned())
+        };
+        let all = vars(&[
+            ("CF_DESTINATIONS", "eventbridge, http,archive"),
+            ("CF_EVENT_BUS", "studio-events"),
+            ("CF_FORWARD_URL", "https://studio.example/hooks/cf?x=1"),
+            ("CF_FORWARD_SECRET", "fw-s3cret"),
+            ("CF_ARCHIVE_BUCKET", "b"),
+            ("CF_ARCHIVE_PREFIX", "/cf/"),
+        ])
+        .unwrap();
+        let d = &all.destinations;
+        assert_eq!(d.names(), ["eventbridge", "http", "archive"]);
+        assert_eq!(d.eventbridge.as_ref().unwrap().source, "creativeforce");
+        assert_eq!(d.http.as_ref().unwrap().timeout, DEFAULT_FORWARD_TIMEOUT);
+        assert_eq!(d.archive.as_ref().unwrap().prefix, "cf");
+        assert!(!format!("{all:?}").contains("fw-s3cret"));
+        assert!(!format!("{all:?}").contains("x=1"), "the URL's query may hold a token");
+
+        let cases: &[(&[(&str, &str)], &str)] = &[
+            (&[("CF_DESTINATIONS", "slack")], "CF_DESTINATIONS"),
+            (&[("CF_DESTINATIONS", "eventbridge")], "CF_EVENT_BUS"),
+            (
+                &[("CF_DESTINATIONS", "eventbridge"), ("CF_EVENT_BUS", "b"), ("CF_EVENT_SOURCE", "aws.s3")],
+                "CF_EVENT_SOURCE",
+            ),
+            (&[("CF_DESTINATIONS", "http"), ("CF_FORWARD_SECRET", "s")], "CF_FORWARD_URL"),
+            (
+                &[("CF_DESTINATIONS", "http"), ("CF_FORWARD_URL", "ftp://x"), ("CF_FORWARD_SECRET", "s")],
+                "CF_FORWARD_URL",
+            ),
+            (
+                &[("CF_DESTINATIONS", "http"), ("CF_FORWARD_URL", "https://u:p@x"), ("CF_FORWARD_SECRET", "s")],
+                "CF_FORWARD_URL",
+            ),
+            (
+                &[("CF_DESTINATIONS", "http"), ("CF_FORWARD_URL", "/relative"), ("CF_FORWARD_SECRET", "s")],
+                "CF_FORWARD_URL",
+            ),
+            (&[("CF_DESTINATIONS", "http"), ("CF_FORWARD_URL", "https://x")], "CF_FORWARD_SECRET"),
+            (
+                &[
+                    ("CF_DESTINATIONS", "http"),
+                    ("CF_FORWARD_URL", "https://x"),
+                    ("CF_FORWARD_SECRET", "s"),
+                    ("CF_FORWARD_SECRET_ARN", "arn"),
+                ],
+                "CF_FORWARD_SECRET",
+            ),
+            (
+                &[
+                    ("CF_DESTINATIONS", "http"),
+                    ("CF_FORWARD_URL", "https://x"),
+                    ("CF_FORWARD_SECRET", "{\"secret\":\"leak-me\",\"bad\":1}"),
+                ],
+                "CF_FORWARD_SECRET",
+            ),
+            (
+                &[
+                    ("CF_DESTINATIONS", "http"),
+                    ("CF_FORWARD_URL", "https://x"),
+                    ("CF_FORWARD_SECRET", "s"),
+                    ("CF_FORWARD_TIMEOUT_MS", "0"),
+                ],
+                "CF_FORWARD_TIMEOUT_MS",
+            ),
+            (&[("CF_DESTINATIONS", "archive")], "CF_ARCHIVE_BUCKET"),
+            (
+                &[("CF_DESTINATIONS", "archive"), ("CF_ARCHIVE_BUCKET", "b"), ("CF_ARCHIVE_PREFIX", "a/../b")],
+                "CF_ARCHIVE_PREFIX",
+            ),
+        ];
+        for (extra, var) in cases {
+            let err = vars(extra).unwrap_err();
+            assert_eq!(&err.var, var, "{extra:?}: {err}");
+            assert!(!err.to_string().contains("leak-me"), "{err}");
+        }
+
+        let unrouted = |extra: &[(&'static str, &'static str)]| {
+            let mut all = vec![("CF_EVENT_GROUP", "unrouted"), ("CF_DLQ_URL", "https://dlq")];
+            all.extend_from_slice(extra);
+            let map: HashMap<String, String> = all.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+            ConsumerConfig::from_lookup(move |name| map.get(name).cloned())
+        };
+        let archiver = unrouted(&[("CF_DESTINATIONS", "archive"), ("CF_ARCHIVE_BUCKET", "b")]).unwrap();
+        assert_eq!(archiver.route, Route::Unrouted);
+        assert_eq!(unrouted(&[]).unwrap_err().var, "CF_DESTINATIONS", "the unrouted consumer only archives");
     }
 
     #[test]

@@ -45,3 +45,19 @@ pub fn init_pretty() -> tracing_appender::non_blocking::WorkerGuard {
     let _ = tracing_subscriber::registry().with(format.with_filter(filter())).try_init();
     guard
 }
+
+/// An error with its whole chain of causes (SDK and HTTP errors keep the useful part in
+/// their sources), for logs, reasons and 503 answers.
+pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}

@@ -173,14 +173,20 @@ impl Emf {
         counts
             .into_iter()
             .filter_map(|(destination, (delivered, failed))| {
-                let metrics: Vec<(&str, f64, &str)> = [(name::DELIVERED, delivered), (name::FAILED, failed)]
-                    .into_iter()
-                    .filter(|(_, n)| *n > 0.0)
-                    .map(|(name, n)| (name, n, "Count"))
-                    .collect();
-                (!metrics.is_empty()).then(|| self.line_by(Some(destination), &[("EventGroup", json!(group.as_str()))], &metrics))
+                self.destination(destination, group.as_str(), delivered as usize, failed as usize)
             })
             .collect()
+    }
+
+    /// The line of one destination: `delivered` and `failed` records of `route` (only
+    /// what occurred); `None` when both are zero.
+    pub fn destination(&self, destination: &str, route: &str, delivered: usize, failed: usize) -> Option<String> {
+        let metrics: Vec<(&str, f64, &str)> = [(name::DELIVERED, delivered), (name::FAILED, failed)]
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(name, n)| (name, n as f64, "Count"))
+            .collect();
+        (!metrics.is_empty()).then(|| self.line_by(Some(destination), &[("EventGroup", json!(route))], &metrics))
     }
 }
 

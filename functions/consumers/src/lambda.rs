@@ -3,26 +3,40 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use cf_webhooks::archive::Archive;
 use cf_webhooks::aws::dynamodb::DynamoStore;
 use cf_webhooks::aws::sqs::SqsDeadLetters;
 use cf_webhooks::aws::{lambda_sdk_config, Budget};
 use cf_webhooks::config::ConsumerConfig;
-use cf_webhooks::consumer::{Consume, Record};
+use cf_webhooks::consumer::{archive_unrouted, Consume, Outcome, Record};
+use cf_webhooks::events::Route;
 use cf_webhooks::metrics::Emf;
 use lambda_runtime::{service_fn, LambdaEvent};
+
+use crate::Outlets;
 
 /// How long before the function's own timeout a still-running handler is stopped, so
 /// that the batch answer (and the records already done) is not lost with it.
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
 
+/// What a consumer function does with a batch beyond the runner: metrics, and moving a
+/// message's visibility when a destination asked to be retried later.
+#[derive(Debug, Default)]
+pub struct Host {
+    /// One EMF line per batch (and per destination reached), when on.
+    pub metrics: Option<Emf>,
+    /// The queue read, to honour a `Retry-After` (capped) with `ChangeMessageVisibility`.
+    pub visibility: Option<(aws_sdk_sqs::Client, String)>,
+}
+
 /// Runs one SQS batch and answers the records to retry. With `deadline_ms` (the
 /// invocation's deadline, ms since the Unix epoch) handlers are stopped
-/// [`DEADLINE_MARGIN`] before it. With `metrics`, one EMF line counts the outcomes.
+/// [`DEADLINE_MARGIN`] before it.
 pub async fn handle_batch(
     runner: &dyn Consume,
     event: SqsEvent,
     deadline_ms: Option<u64>,
-    metrics: Option<&Emf>,
+    host: &Host,
 ) -> SqsBatchResponse {
     let records: Vec<Record> = event.records.into_iter().map(Record::from).collect();
     let deadline = deadline_ms.map(|deadline| {
@@ -31,12 +45,38 @@ pub async fn handle_batch(
         tokio::time::Instant::now() + left
     });
     let report = runner.run_until(&records, deadline).await;
-    if let Some(line) = metrics.and_then(|emf| emf.batch(runner.group(), &report)) {
-        println!("{line}");
+    if let Some(emf) = &host.metrics {
+        for line in emf.batch(runner.group(), &report).into_iter().chain(emf.destinations(runner.group(), &report)) {
+            println!("{line}");
+        }
     }
+    if let Some((client, queue_url)) = &host.visibility {
+        let later = report.records.iter().zip(&records).filter_map(|(r, record)| match r.outcome {
+            Outcome::Failed { retry_after: Some(after), .. } => Some((record.receipt_handle.as_deref()?, after)),
+            _ => None,
+        });
+        let moves = later.map(|(handle, after)| async move {
+            let seconds = i32::try_from(after.as_secs()).unwrap_or(i32::MAX);
+            let moved = client
+                .change_message_visibility()
+                .queue_url(queue_url)
+                .receipt_handle(handle)
+                .visibility_timeout(seconds)
+                .send()
+                .await;
+            if let Err(e) = moved {
+                // The queue's own visibility timeout applies instead.
+                tracing::warn!(error = %cf_webhooks::aws::describe(&e), "could not honour Retry-After");
+            }
+        });
+        futures_util::future::join_all(moves).await;
+    }
+    failures(report.failures())
+}
+
+fn failures<'a>(ids: impl IntoIterator<Item = &'a str>) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = report
-        .failures()
+    response.batch_item_failures = ids
         .into_iter()
         .map(|id| {
             let mut failure = BatchItemFailure::default();
@@ -47,22 +87,53 @@ pub async fn handle_batch(
     response
 }
 
-/// The `main` of the consumer bootstrap: reads the configuration (the group among it),
-/// builds the DynamoDB store, the dead-letter sink and the group's runner once, then
-/// serves batches.
+/// Archives a batch of the `unrouted` queue; the records not archived are retried.
+pub async fn archive_batch(archive: &Archive, event: SqsEvent, metrics: Option<&Emf>) -> SqsBatchResponse {
+    let records: Vec<Record> = event.records.into_iter().map(Record::from).collect();
+    let results = archive_unrouted(archive, &records).await;
+    if let Some(emf) = metrics {
+        let written = results.iter().filter(|(_, r)| r.is_ok()).count();
+        if let Some(line) =
+            emf.destination(cf_webhooks::archive::ARCHIVE, Route::Unrouted.as_str(), written, results.len() - written)
+        {
+            println!("{line}");
+        }
+    }
+    failures(results.iter().filter(|(_, r)| r.is_err()).map(|(id, _)| id.as_str()))
+}
+
+/// The `main` of the consumer bootstrap: reads the configuration (the route among it),
+/// builds the DynamoDB store, the dead-letter sink, the destinations and the route's
+/// runner once, then serves batches.
 pub async fn run() -> Result<(), lambda_runtime::Error> {
     cf_webhooks::logging::init_json();
     let (config, metrics, sdk) = ConsumerConfig::from_env()
         .and_then(|config| Ok((config, Emf::from_env()?, lambda_sdk_config(Budget::consumer())?)))
         .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    let outlets = Outlets::build(&config.destinations, Some(&sdk))
+        .await
+        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
+    let group = match config.route {
+        Route::Group(group) => group,
+        Route::Unrouted => {
+            let archive = outlets.archive.expect("validated: the unrouted consumer archives");
+            let (archive, metrics) = (&archive, metrics.as_ref());
+            return lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+                Ok::<_, std::convert::Infallible>(archive_batch(archive, event.payload, metrics).await)
+            }))
+            .await;
+        }
+    };
     let store =
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.idempotency_table, config.lease, config.ttl);
-    let dead_letters = SqsDeadLetters::new(aws_sdk_sqs::Client::new(&sdk), &config.dlq_url);
-    let runner = crate::runner(config.group, store, dead_letters);
-    let (runner, metrics) = (&*runner, metrics.as_ref());
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let dead_letters = SqsDeadLetters::new(sqs.clone(), &config.dlq_url);
+    let runner = crate::runner(group, store, dead_letters, outlets);
+    let host = Host { metrics, visibility: config.queue_url.map(|url| (sqs, url)) };
+    let (runner, host) = (&*runner, &host);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = event.context.deadline;
-        Ok::<_, std::convert::Infallible>(handle_batch(runner, event.payload, Some(deadline), metrics).await)
+        Ok::<_, std::convert::Infallible>(handle_batch(runner, event.payload, Some(deadline), host).await)
     }))
     .await
 }

@@ -10,8 +10,13 @@
 pub mod handlers;
 pub mod lambda;
 
-use cf_webhooks::config::{DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL};
+use cf_webhooks::archive::Archive;
+use cf_webhooks::config::{
+    ConfigError, Destinations, ForwardSecretSource, DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL,
+};
 use cf_webhooks::consumer::{Consume, DeadLetterSink, Handler, IdempotencyStore, MemoryStore, NoDeadLetters, Runner};
+use cf_webhooks::destination::http::{ForwardSecret, HttpForward};
+use cf_webhooks::destination::Destination;
 use cf_webhooks::events::EventGroup;
 
 /// What to do with the handler of a group, whatever its type: [`with_handler`] calls it
@@ -38,25 +43,93 @@ pub fn with_handler<V: WithHandler>(group: EventGroup, visit: V) -> V::Output {
     }
 }
 
+/// Where a consumer delivers besides its handler: the destinations and the archive.
+#[derive(Default)]
+pub struct Outlets {
+    /// EventBridge, the HTTP forward, … in the order they are called.
+    pub destinations: Vec<Box<dyn Destination>>,
+    /// The archive, written before each claim.
+    pub archive: Option<Archive>,
+}
+
+impl std::fmt::Debug for Outlets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outlets")
+            .field("destinations", &self.destinations.iter().map(|d| d.name()).collect::<Vec<_>>())
+            .field("archive", &self.archive)
+            .finish()
+    }
+}
+
+impl Outlets {
+    /// The outlets `settings` ask for. EventBridge and S3 use `sdk` (a missing `sdk`
+    /// with either asked for is a configuration error); the forward secret is read from
+    /// Secrets Manager when given by ARN.
+    pub async fn build(settings: &Destinations, sdk: Option<&aws_types::SdkConfig>) -> Result<Self, ConfigError> {
+        use cf_webhooks::config::var;
+        let need_sdk = |name: &'static str| {
+            sdk.ok_or_else(|| ConfigError::new(name, "needs an AWS endpoint (or AWS_ENDPOINT_URL) to talk to"))
+        };
+        let mut outlets = Self::default();
+        if let Some(eb) = &settings.eventbridge {
+            let client = aws_sdk_eventbridge::Client::new(need_sdk(var::EVENT_BUS)?);
+            outlets
+                .destinations
+                .push(Box::new(cf_webhooks::destination::eventbridge::EventBridge::new(client, &eb.bus, &eb.source)));
+        }
+        if let Some(http) = &settings.http {
+            let text = match &http.secret {
+                ForwardSecretSource::Text(text) => text.clone(),
+                ForwardSecretSource::Arn(arn) => {
+                    let client = aws_sdk_secretsmanager::Client::new(need_sdk(var::FORWARD_SECRET_ARN)?);
+                    cf_webhooks::aws::secrets_manager::read_text(&client, arn)
+                        .await
+                        .map_err(|e| ConfigError::new(var::FORWARD_SECRET_ARN, e))?
+                }
+            };
+            let secret = ForwardSecret::parse(&text).map_err(|e| ConfigError::new(var::FORWARD_SECRET, e))?;
+            let forward = HttpForward::new(http.url.clone(), secret, http.timeout)
+                .map_err(|e| ConfigError::new(var::FORWARD_URL, e))?;
+            outlets.destinations.push(Box::new(forward));
+        }
+        if let Some(archive) = &settings.archive {
+            let client = aws_sdk_s3::Client::new(need_sdk(var::ARCHIVE_BUCKET)?);
+            let store = cf_webhooks::aws::s3::S3Store::new(client, &archive.bucket);
+            outlets.archive = Some(Archive::new(store, &archive.prefix));
+        }
+        Ok(outlets)
+    }
+}
+
 struct Plain<S, D> {
     store: S,
     dead_letters: D,
+    outlets: Outlets,
 }
 
 impl<S: IdempotencyStore + 'static, D: DeadLetterSink + 'static> WithHandler for Plain<S, D> {
     type Output = Box<dyn Consume>;
     fn with<H: Handler + 'static>(self, handler: H) -> Box<dyn Consume> {
-        Box::new(Runner::new(handler, self.store, self.dead_letters))
+        let mut runner = Runner::new(handler, self.store, self.dead_letters);
+        for destination in self.outlets.destinations {
+            runner = runner.with_destination(destination);
+        }
+        if let Some(archive) = self.outlets.archive {
+            runner = runner.with_archive(archive);
+        }
+        Box::new(runner)
     }
 }
 
-/// The runner of `group`'s shipped handler over `store` and `dead_letters`.
+/// The runner of `group`'s shipped handler over `store` and `dead_letters`, delivering
+/// to `outlets` too.
 pub fn runner(
     group: EventGroup,
     store: impl IdempotencyStore + 'static,
     dead_letters: impl DeadLetterSink + 'static,
+    outlets: Outlets,
 ) -> Box<dyn Consume> {
-    with_handler(group, Plain { store, dead_letters })
+    with_handler(group, Plain { store, dead_letters, outlets })
 }
 
 /// A runner with in-memory idempotency and no dead-letter queue: permanent failures are

@@ -4,7 +4,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use cf_webhooks::consumer::{Context, Handler, HandlerError};
 use cf_webhooks::events::TaskEvent;
 use cf_webhooks_consumers::handlers::*;
-use cf_webhooks_consumers::lambda::handle_batch;
+use cf_webhooks_consumers::lambda::{handle_batch, Host};
 use cf_webhooks_consumers::local_runner as runner;
 
 fn event(json: &str) -> SqsEvent {
@@ -17,10 +17,10 @@ macro_rules! sample_event_is_processed {
         async fn $name() {
             let runner = runner($handler);
             let sqs = event(include_str!(concat!("../../../events/lambda/", $file)));
-            let response = handle_batch(&runner, sqs.clone(), None, None).await;
+            let response = handle_batch(&runner, sqs.clone(), None, &Host::default()).await;
             assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
             // The same message again is a duplicate, which is a success too.
-            assert!(handle_batch(&runner, sqs, None, None).await.batch_item_failures.is_empty());
+            assert!(handle_batch(&runner, sqs, None, &Host::default()).await.batch_item_failures.is_empty());
         }
     )+};
 }
@@ -60,7 +60,7 @@ async fn only_failed_records_are_returned_as_batch_item_failures() {
     sqs.records.push(failing);
     sqs.records.push(garbage);
 
-    let response = handle_batch(&runner(FailsOnReject), sqs, None, None).await;
+    let response = handle_batch(&runner(FailsOnReject), sqs, None, &Host::default()).await;
     let ids: Vec<&str> = response.batch_item_failures.iter().map(|f| f.item_identifier.as_str()).collect();
     // No dead-letter queue client yet: the undecodable record is retried until the
     // queue's redrive policy moves it.

@@ -168,9 +168,9 @@ impl IdempotencyStore for DynamoStore {
             .send()
             .await;
         match result {
-            Ok(granted) => {
-                Ok(Claim::Acquired { done: granted.attributes().map(|old| done_of(old, now.as_secs())).unwrap_or_default() })
-            }
+            Ok(granted) => Ok(Claim::Acquired {
+                done: granted.attributes().map(|old| done_of(old, now.as_secs())).unwrap_or_default(),
+            }),
             Err(e) => match e.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(found)) => match found.item() {
                     Some(item) => Ok(state_of(item)),
@@ -207,7 +207,9 @@ impl IdempotencyStore for DynamoStore {
                 .send()
                 .await
                 .map(drop)
-                .map_err(|e| (e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()), describe(&e)))
+                .map_err(|e| {
+                    (e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()), describe(&e))
+                })
         } else {
             // The lease ends now; the steps that succeeded stay for the next attempt.
             self.client
@@ -227,7 +229,9 @@ impl IdempotencyStore for DynamoStore {
                 .send()
                 .await
                 .map(drop)
-                .map_err(|e| (e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()), describe(&e)))
+                .map_err(|e| {
+                    (e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()), describe(&e))
+                })
         };
         match result {
             Ok(()) => Ok(()),

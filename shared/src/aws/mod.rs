@@ -4,6 +4,8 @@
 
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+#[cfg(feature = "s3")]
+pub mod s3;
 #[cfg(feature = "secrets-manager")]
 pub mod secrets_manager;
 #[cfg(feature = "sqs")]
@@ -153,20 +155,7 @@ fn https_client(roots: TlsRoots) -> SharedHttpClient {
     }
 }
 
-/// An SDK error with its whole chain of causes, for logs and 503 answers.
-pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
+pub use crate::logging::describe;
 
 #[cfg(test)]
 mod tests {

@@ -37,3 +37,14 @@ impl SecretFetcher for SecretsManagerFetcher {
         SecretSet::parse_stored(text, self.store.encoding).map_err(|e| format!("{}: {e}", self.store.arn))
     }
 }
+
+/// The string value of the secret `arn` (the forward secret), read once.
+pub async fn read_text(client: &Client, arn: &str) -> Result<String, String> {
+    let output = client
+        .get_secret_value()
+        .secret_id(arn)
+        .send()
+        .await
+        .map_err(|e| format!("reading {arn}: {}", describe(&e)))?;
+    output.secret_string().map(str::to_owned).ok_or_else(|| format!("{arn} has no string value"))
+}

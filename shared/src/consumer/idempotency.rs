@@ -137,7 +137,8 @@ impl IdempotencyStore for MemoryStore {
             if done.is_empty() {
                 entries.remove(key);
             } else {
-                entries.insert(key.to_owned(), Entry::Released { until: Instant::now() + self.ttl, done: done.clone() });
+                entries
+                    .insert(key.to_owned(), Entry::Released { until: Instant::now() + self.ttl, done: done.clone() });
             }
         }
         Ok(())

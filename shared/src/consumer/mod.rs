@@ -393,7 +393,8 @@ impl<H: Handler> Runner<H> {
             _ => (None, None),
         };
         let replay_run = record.attribute(attr::REPLAY_RUN).filter(|r| !r.is_empty()).map(str::to_owned);
-        let mut stage = Stage { payload_id, action, replay_run, steps: BTreeMap::new(), state: State::Ended(Outcome::Processed) };
+        let mut stage =
+            Stage { payload_id, action, replay_run, steps: BTreeMap::new(), state: State::Ended(Outcome::Processed) };
         stage.state = self.claim_and_handle(record, decoded, &mut stage, deadline).await;
         stage
     }
@@ -419,7 +420,13 @@ impl<H: Handler> Runner<H> {
         // record came from the archive.
         if let (Some(archive), None) = (&self.archive, &stage.replay_run) {
             let archived = archive
-                .event(H::Event::GROUP, envelope.payload_id.as_str(), envelope.event_datetime_utc, &bytes, &record.reception())
+                .event(
+                    H::Event::GROUP,
+                    envelope.payload_id.as_str(),
+                    envelope.event_datetime_utc,
+                    &bytes,
+                    &record.reception(),
+                )
                 .await;
             match archived {
                 Ok(Stored::Written) => stage.steps.insert(ARCHIVE, Step::Archived),
@@ -480,7 +487,12 @@ impl<H: Handler> Runner<H> {
     }
 
     /// One call to `destination` with every claimed record that still needs it.
-    async fn deliver(&self, destination: &dyn Destination, stages: &mut [Stage], deadline: Option<tokio::time::Instant>) {
+    async fn deliver(
+        &self,
+        destination: &dyn Destination,
+        stages: &mut [Stage],
+        deadline: Option<tokio::time::Instant>,
+    ) {
         let name = destination.name();
         let mut waiting = Vec::new();
         for (index, stage) in stages.iter_mut().enumerate() {
@@ -517,9 +529,11 @@ impl<H: Handler> Runner<H> {
             };
             verdicts.unwrap_or_else(|| vec![Verdict::retry(format!("{name} ran past the batch's time")); waiting.len()])
         };
-        for (index, verdict) in waiting.into_iter().zip(verdicts.into_iter().chain(std::iter::repeat(Verdict::retry(
-            format!("{name} gave no answer for the record"),
-        )))) {
+        for (index, verdict) in waiting.into_iter().zip(
+            verdicts
+                .into_iter()
+                .chain(std::iter::repeat(Verdict::retry(format!("{name} gave no answer for the record")))),
+        ) {
             let stage = &mut stages[index];
             if let State::Claimed(claimed) = &mut stage.state {
                 if verdict == Verdict::Delivered {
@@ -680,3 +694,31 @@ fn log(report: &RecordReport) {
 
 #[cfg(test)]
 mod tests;
+
+/// Archives the records of the `unrouted` queue: authentic deliveries ingest could not
+/// route, keyed by when they were received and their SHA-256 (so a delivery captured
+/// and sent again lands on the same key), their reason kept as metadata. Answers, per
+/// record, the message ID and what the archive did.
+pub async fn archive_unrouted(archive: &Archive, records: &[Record]) -> Vec<(String, Result<Stored, String>)> {
+    futures_util::future::join_all(records.iter().map(|record| async move {
+        let stored = match decode_body(record) {
+            Err(why) => Err(why),
+            Ok(bytes) => {
+                let received_at = record
+                    .attribute(attr::RECEIVED_AT)
+                    .and_then(|t| t.parse::<i64>().ok())
+                    .unwrap_or_else(|| {
+                        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+                        i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+                    });
+                archive.unrouted(received_at, &bytes, &record.reception()).await.map(|(_, stored)| stored).map_err(|e| e.to_string())
+            }
+        };
+        match &stored {
+            Ok(_) => tracing::debug!(message_id = %record.message_id, "quarantined delivery archived"),
+            Err(e) => tracing::warn!(message_id = %record.message_id, error = %e, "quarantined delivery not archived; retried"),
+        }
+        (record.message_id.clone(), stored)
+    }))
+    .await
+}

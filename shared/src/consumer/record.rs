@@ -15,6 +15,9 @@ pub struct Record {
     pub receive_count: u32,
     /// The message attributes as text, kept when the record is dead-lettered.
     pub attributes: Vec<(String, String)>,
+    /// The SQS receipt handle, when the record came from SQS: a `Retry-After` moves the
+    /// message's visibility with it.
+    pub receipt_handle: Option<String>,
 }
 
 impl Record {
@@ -30,6 +33,7 @@ impl Record {
             body: body.into(),
             receive_count,
             attributes: attributes.into_iter().collect(),
+            receipt_handle: None,
         }
     }
 
@@ -67,7 +71,14 @@ impl From<aws_lambda_events::sqs::SqsMessage> for Record {
         let receive_count = sqs_receive_count(message.attributes.get("ApproximateReceiveCount"));
         let attributes =
             message.message_attributes.into_iter().filter_map(|(name, value)| Some((name, value.string_value?)));
-        Record::new(message.message_id.unwrap_or_default(), message.body.unwrap_or_default(), receive_count, attributes)
+        let mut record = Record::new(
+            message.message_id.unwrap_or_default(),
+            message.body.unwrap_or_default(),
+            receive_count,
+            attributes,
+        );
+        record.receipt_handle = message.receipt_handle;
+        record
     }
 }
 
@@ -84,11 +95,13 @@ impl From<&aws_sdk_sqs::types::Message> for Record {
             .into_iter()
             .flatten()
             .filter_map(|(name, value)| Some((name.clone(), value.string_value()?.to_owned())));
-        Record::new(
+        let mut record = Record::new(
             message.message_id().unwrap_or_default(),
             message.body().unwrap_or_default(),
             receive_count,
             attributes,
-        )
+        );
+        record.receipt_handle = message.receipt_handle().map(str::to_owned);
+        record
     }
 }

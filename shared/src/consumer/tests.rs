@@ -270,7 +270,11 @@ async fn a_failed_destination_is_retried_alone_and_nothing_else_repeats() {
     assert_eq!(outcomes(&first), [("m-1", "failed"), ("m-2", "processed")]);
     assert_eq!(first.records[0].reason.as_deref(), Some("http: HTTP 503: busy"));
     assert_eq!(steps(&first.records[0]), [("eventbridge", Step::Delivered), ("http", Step::Failed)]);
-    assert_eq!(eventbridge.calls.lock().unwrap().clone(), [vec!["p-1".to_owned(), "p-2".to_owned()]], "one call for the batch");
+    assert_eq!(
+        eventbridge.calls.lock().unwrap().clone(),
+        [vec!["p-1".to_owned(), "p-2".to_owned()]],
+        "one call for the batch"
+    );
 
     let again = runner.run(&batch[..1]).await;
     assert_eq!(outcomes(&again), [("m-1", "processed")]);
@@ -287,7 +291,8 @@ async fn a_failed_destination_is_retried_alone_and_nothing_else_repeats() {
 #[tokio::test]
 async fn a_failing_handler_is_retried_without_repeating_the_destinations() {
     let http = ScriptedDestination::new("http");
-    let runner = Runner::new(Scripted::default(), store(), CollectingDlq::default()).with_destination(Box::new(http.clone()));
+    let runner =
+        Runner::new(Scripted::default(), store(), CollectingDlq::default()).with_destination(Box::new(http.clone()));
     let report = runner.run(&[record("m-1", "p-1", "retry")]).await;
     assert_eq!(outcomes(&report), [("m-1", "failed")]);
     assert_eq!(report.records[0].reason.as_deref(), Some("downstream is down"));
@@ -308,13 +313,16 @@ async fn a_permanent_destination_failure_dead_letters_with_its_reason_and_retry_
     let dlq = dead_letters.0.lock().unwrap().clone();
     assert_eq!(dlq.len(), 1);
     assert_eq!(dlq[0].2, "http: HTTP 400: bad field");
-    assert!(matches!(report.records[1].outcome, Outcome::Failed { retry_after: Some(d), .. } if d == Duration::from_secs(120)));
+    assert!(
+        matches!(report.records[1].outcome, Outcome::Failed { retry_after: Some(d), .. } if d == Duration::from_secs(120))
+    );
 }
 
 #[tokio::test]
 async fn a_replay_run_applies_an_event_once_more_and_once_only() {
     let http = ScriptedDestination::new("http");
-    let runner = Runner::new(Scripted::default(), store(), CollectingDlq::default()).with_destination(Box::new(http.clone()));
+    let runner =
+        Runner::new(Scripted::default(), store(), CollectingDlq::default()).with_destination(Box::new(http.clone()));
     let replayed = |run: &str| {
         let mut r = record("m-r", "p-1", "ok");
         r.attributes.push((attr::REPLAY_RUN.to_owned(), run.to_owned()));

@@ -8,11 +8,23 @@ pub const MAX_ENTRIES_PER_CALL: usize = 10;
 /// Largest total of entry sizes in one call, and so the largest entry.
 pub const MAX_CALL_BYTES: usize = 256 * 1024;
 
+/// The default `Source` of every entry.
+pub const DEFAULT_SOURCE: &str = "creativeforce";
+/// The resource a replayed event carries, followed by the run's ID: a rule matches
+/// replays with `"resources": [{"prefix": "cf-webhooks:replay/"}]` and leaves them out
+/// with `"resources": [{"exists": false}]`.
+pub const REPLAY_RESOURCE: &str = "cf-webhooks:replay/";
+
 /// The size EventBridge counts for an entry: `Time` (14 bytes when given), then the UTF-8
 /// bytes of `Source`, `DetailType`, `Detail` and each resource.
-pub fn entry_size(source: &str, detail_type: &str, detail: &str, has_time: bool) -> usize {
+pub fn entry_size(source: &str, detail_type: &str, detail: &str, has_time: bool, resources: &[String]) -> usize {
     let time = if has_time { 14 } else { 0 };
-    time + source.len() + detail_type.len() + detail.len()
+    time + source.len() + detail_type.len() + detail.len() + resources.iter().map(String::len).sum::<usize>()
+}
+
+/// The resources of an entry: the replay run, when it is one.
+pub fn resources(replay_run: Option<&str>) -> Vec<String> {
+    replay_run.map(|run| vec![format!("{REPLAY_RESOURCE}{run}")]).unwrap_or_default()
 }
 
 /// The calls to make for entries of these sizes, in order: each call a list of indexes
@@ -57,14 +69,130 @@ pub fn retryable(error_code: &str) -> bool {
     )
 }
 
+/// Puts events on a bus: one entry per event, `Source` (default `creativeforce`),
+/// `DetailType` the group and action in words, `Detail` the event's JSON as received,
+/// `Time` its `EventDatetimeUtc`, and a replay run as a resource.
+#[cfg(feature = "eventbridge")]
+pub struct EventBridge {
+    client: aws_sdk_eventbridge::Client,
+    bus: String,
+    source: String,
+}
+
+#[cfg(feature = "eventbridge")]
+impl std::fmt::Debug for EventBridge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventBridge").field("bus", &self.bus).field("source", &self.source).finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "eventbridge")]
+impl EventBridge {
+    /// Events to `bus` (a name or an ARN) with `source`.
+    pub fn new(client: aws_sdk_eventbridge::Client, bus: impl Into<String>, source: impl Into<String>) -> Self {
+        Self { client, bus: bus.into(), source: source.into() }
+    }
+
+    async fn put(&self, events: &[super::Delivery<'_>], call: &[usize], verdicts: &mut [super::Verdict]) {
+        use super::Verdict;
+        use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+        let entries = call
+            .iter()
+            .map(|&i| {
+                let event = &events[i];
+                PutEventsRequestEntry::builder()
+                    .event_bus_name(&self.bus)
+                    .source(&self.source)
+                    .detail_type(crate::events::detail_type(event.group, event.action))
+                    .detail(String::from_utf8_lossy(event.body))
+                    .time(aws_smithy_types::DateTime::from_millis(event.event_time_ms))
+                    .set_resources(Some(resources(event.replay_run)).filter(|r| !r.is_empty()))
+                    .build()
+            })
+            .collect();
+        match self.client.put_events().set_entries(Some(entries)).send().await {
+            // One result per entry, in order: an entry with an error code failed alone.
+            Ok(output) => {
+                for (n, &i) in call.iter().enumerate() {
+                    let result = output.entries().get(n);
+                    verdicts[i] = match result.and_then(|r| r.error_code()) {
+                        None if result.is_some() => Verdict::Delivered,
+                        None => Verdict::retry("EventBridge gave no result for the entry"),
+                        Some(code) => {
+                            let message = result.and_then(|r| r.error_message()).unwrap_or_default();
+                            let reason = format!("EventBridge refused the entry: {code}: {message}");
+                            if retryable(code) {
+                                Verdict::retry(reason)
+                            } else {
+                                Verdict::Permanent { reason }
+                            }
+                        }
+                    };
+                }
+            }
+            // The whole call failed (the network, throttling, access): every entry is
+            // retried, and dead-lettered only after the queue's maximum receives.
+            Err(e) => {
+                let reason = format!("PutEvents failed: {}", crate::logging::describe(&e));
+                for &i in call {
+                    verdicts[i] = Verdict::retry(reason.clone());
+                }
+            }
+        }
+    }
+}
+
+#[cfg(feature = "eventbridge")]
+#[async_trait::async_trait]
+impl super::Destination for EventBridge {
+    fn name(&self) -> &'static str {
+        "eventbridge"
+    }
+
+    async fn deliver(&self, events: &[super::Delivery<'_>]) -> Vec<super::Verdict> {
+        let sizes: Vec<usize> = events
+            .iter()
+            .map(|e| {
+                let detail_type = crate::events::detail_type(e.group, e.action);
+                entry_size(&self.source, &detail_type, &String::from_utf8_lossy(e.body), true, &resources(e.replay_run))
+            })
+            .collect();
+        let (calls, too_large) = plan_calls(&sizes);
+        let mut verdicts = vec![super::Verdict::Delivered; events.len()];
+        for i in too_large {
+            verdicts[i] = super::Verdict::Permanent {
+                reason: format!(
+                    "too large for an EventBridge entry: {} bytes, the limit is {MAX_CALL_BYTES}",
+                    sizes[i]
+                ),
+            };
+        }
+        let puts = calls.iter().map(|call| async move {
+            let mut mine = vec![super::Verdict::Delivered; events.len()];
+            self.put(events, call, &mut mine).await;
+            (call, mine)
+        });
+        for (call, mine) in futures_util::future::join_all(puts).await {
+            for &i in call {
+                verdicts[i] = mine[i].clone();
+            }
+        }
+        verdicts
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn entries_are_sized_as_eventbridge_counts_them() {
-        assert_eq!(entry_size("creativeforce", "Task completed", "{}", true), 14 + 13 + 14 + 2);
-        assert_eq!(entry_size("cf", "Séance", "", false), 2 + 7, "UTF-8 bytes, not characters");
+        assert_eq!(entry_size("creativeforce", "Task completed", "{}", true, &[]), 14 + 13 + 14 + 2);
+        assert_eq!(entry_size("cf", "Séance", "", false, &[]), 2 + 7, "UTF-8 bytes, not characters");
+        let replay = resources(Some("r1"));
+        assert_eq!(replay, ["cf-webhooks:replay/r1"]);
+        assert_eq!(entry_size("cf", "T", "{}", false, &replay), 2 + 1 + 2 + 21);
+        assert!(resources(None).is_empty());
     }
 
     #[test]

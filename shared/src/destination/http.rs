@@ -60,6 +60,181 @@ fn parse_retry_after(value: &str) -> Option<Duration> {
     Some(Duration::from_secs(seconds).min(MAX_RETRY_AFTER))
 }
 
+/// The forward's secret material: the key that signs each forward, and extra headers the
+/// target needs (an `Authorization` token). Read from `CF_FORWARD_SECRET` or the Secrets
+/// Manager secret `CF_FORWARD_SECRET_ARN`: either the signing key as plain text, or
+/// `{"secret": "…", "headers": {"Authorization": "Bearer …"}}`. Never printed.
+#[derive(Clone)]
+pub struct ForwardSecret {
+    /// Signs `X-CF-Signature`.
+    pub secret: Secret,
+    /// Sent with every forward, after ours (which they cannot replace).
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+}
+
+impl std::fmt::Debug for ForwardSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        f.debug_struct("ForwardSecret").field("secret", &self.secret).field("headers", &names).finish()
+    }
+}
+
+/// The headers a forward always sets; extra headers may not replace them.
+const OWN_HEADERS: [&str; 6] =
+    ["content-type", "x-cf-event", "idempotency-key", "x-cf-signature", "x-cf-replay", "host"];
+
+impl ForwardSecret {
+    /// Parses the secret's text; the errors never quote it.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        use crate::secret::SecretEncoding;
+        let text = text.trim();
+        if !text.starts_with('{') {
+            let secret = Secret::from_text(text, SecretEncoding::Utf8).map_err(|e| e.to_string())?;
+            return Ok(Self { secret, headers: Vec::new() });
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Form {
+            secret: String,
+            #[serde(default)]
+            headers: std::collections::BTreeMap<String, String>,
+        }
+        let form: Form = serde_json::from_str(text).map_err(|e| {
+            format!("expected the key as text, or {{\"secret\": …, \"headers\": {{…}}}} ({})", e.classify_name())
+        })?;
+        let secret = Secret::from_text(&form.secret, SecretEncoding::Utf8).map_err(|e| e.to_string())?;
+        let mut headers = Vec::with_capacity(form.headers.len());
+        for (name, value) in form.headers {
+            let header =
+                http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("{name:?} is not a header name"))?;
+            if OWN_HEADERS.contains(&header.as_str()) {
+                return Err(format!("the header {name} is set by the forward itself"));
+            }
+            let mut value = http::HeaderValue::from_str(&value)
+                .map_err(|_| format!("the value of {name} is not a header value"))?;
+            value.set_sensitive(true);
+            headers.push((header, value));
+        }
+        Ok(Self { secret, headers })
+    }
+}
+
+trait ClassifyName {
+    fn classify_name(&self) -> &'static str;
+}
+
+impl ClassifyName for serde_json::Error {
+    fn classify_name(&self) -> &'static str {
+        match self.classify() {
+            serde_json::error::Category::Io => "unreadable",
+            serde_json::error::Category::Syntax | serde_json::error::Category::Eof => "not JSON",
+            serde_json::error::Category::Data => "unexpected fields",
+        }
+    }
+}
+
+/// Forwards events to one URL: a `POST` each, concurrently, over reused connections,
+/// redirects not followed, each bounded by a timeout.
+#[cfg(feature = "forward")]
+pub struct HttpForward {
+    client: hyper_util::client::legacy::Client<
+        hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+        http_body_util::Full<bytes::Bytes>,
+    >,
+    url: http::Uri,
+    secret: ForwardSecret,
+    timeout: Duration,
+}
+
+#[cfg(feature = "forward")]
+impl std::fmt::Debug for HttpForward {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpForward")
+            .field("url", &redacted_url(&self.url))
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A URL without its query and user information, for logs.
+pub fn redacted_url(url: &http::Uri) -> String {
+    format!("{}://{}{}", url.scheme_str().unwrap_or("?"), url.host().unwrap_or("?"), url.path())
+}
+
+#[cfg(feature = "forward")]
+impl HttpForward {
+    /// A forward to `url` (http or https; https trusts the system's roots), signing with
+    /// `secret`, each request bounded by `timeout`.
+    pub fn new(url: http::Uri, secret: ForwardSecret, timeout: Duration) -> Result<Self, String> {
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(|e| format!("no root certificates: {e}"))?
+            .https_or_http()
+            .enable_http1()
+            .build();
+        let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(https);
+        Ok(Self { client, url, secret, timeout })
+    }
+
+    async fn forward(&self, event: &super::Delivery<'_>) -> Verdict {
+        use http_body_util::BodyExt as _;
+        let mut request = http::Request::post(self.url.clone());
+        let event_name = crate::events::detail_type(event.group, event.action);
+        let own = headers(event.body, &event_name, event.payload_id, event.replay_run, &self.secret.secret);
+        for (name, value) in own {
+            request = request.header(name, value);
+        }
+        for (name, value) in &self.secret.headers {
+            request = request.header(name, value);
+        }
+        let request = match request.body(http_body_util::Full::new(bytes::Bytes::copy_from_slice(event.body))) {
+            Ok(request) => request,
+            Err(e) => return Verdict::Permanent { reason: format!("cannot build the request: {e}") },
+        };
+        let exchange = async {
+            let response = self.client.request(request).await.map_err(|e| crate::logging::describe(&e))?;
+            let status = response.status().as_u16();
+            let retry_after =
+                response.headers().get(http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
+            // Read no more of the answer than a reason quotes.
+            let mut body = response.into_body();
+            let mut start = Vec::new();
+            while start.len() < QUOTED_ANSWER_BYTES {
+                match body.frame().await {
+                    Some(Ok(frame)) => {
+                        if let Some(data) = frame.data_ref() {
+                            start.extend_from_slice(data);
+                        }
+                    }
+                    _ => break,
+                }
+            }
+            Ok::<_, String>(verdict(status, retry_after.as_deref(), &start))
+        };
+        match tokio::time::timeout(self.timeout, exchange).await {
+            Ok(Ok(verdict)) => verdict,
+            Ok(Err(e)) => Verdict::retry(format!("{}: {e}", redacted_url(&self.url))),
+            Err(_) => {
+                Verdict::retry(format!("{}: no answer within {} ms", redacted_url(&self.url), self.timeout.as_millis()))
+            }
+        }
+    }
+}
+
+#[cfg(feature = "forward")]
+#[async_trait::async_trait]
+impl super::Destination for HttpForward {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+
+    async fn deliver(&self, events: &[super::Delivery<'_>]) -> Vec<Verdict> {
+        futures_util::future::join_all(events.iter().map(|e| self.forward(e))).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,6 +258,24 @@ mod tests {
         let replayed = headers(body, "Task completed", "p-1", Some("run-7"), &secret);
         assert!(replayed.contains(&("idempotency-key", "p-1:run-7".to_owned())));
         assert!(replayed.contains(&("x-cf-replay", "run-7".to_owned())));
+    }
+
+    #[test]
+    fn the_forward_secret_is_text_or_json_with_headers_and_never_printed() {
+        let plain = ForwardSecret::parse("  s3cret ").unwrap();
+        assert!(plain.headers.is_empty());
+        let expected = Secret::from_text("s3cret", crate::secret::SecretEncoding::Utf8).unwrap();
+        assert_eq!(sign(&plain.secret, b"x"), sign(&expected, b"x"), "the text is the key, trimmed");
+        let json = ForwardSecret::parse(r#"{"secret":"k","headers":{"Authorization":"Bearer tok-123"}}"#).unwrap();
+        assert_eq!(json.headers.len(), 1);
+        assert_eq!(json.headers[0].0.as_str(), "authorization");
+        let shown = format!("{json:?}");
+        assert!(!shown.contains("tok-123") && !shown.contains("\"k\""), "{shown}");
+        let err = ForwardSecret::parse(r#"{"secret":"k","headers":{"X-CF-Signature":"forged"}}"#).unwrap_err();
+        assert!(err.contains("set by the forward itself"), "{err}");
+        let err = ForwardSecret::parse(r#"{"secret":"tok-456","extra":1}"#).unwrap_err();
+        assert!(!err.contains("tok-456"), "{err}");
+        assert!(ForwardSecret::parse(r#"{"secret":"k","headers":{"Bad Name":"v"}}"#).is_err());
     }
 
     #[test]
