@@ -1,0 +1,332 @@
+//! Destinations against real servers: EventBridge and S3 served by `moto_server` (with
+//! SQS and DynamoDB), and an HTTP receiver of our own on a local port. Each event
+//! arrives once; a failing destination is retried alone.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use bytes::Bytes;
+use cf_webhooks::archive::{event_key, meta};
+use cf_webhooks::aws::dynamodb::DynamoStore;
+use cf_webhooks::aws::Budget;
+use cf_webhooks::config::{ArchiveSettings, Destinations, EventBridgeSettings, ForwardSecretSource, ForwardSettings};
+use cf_webhooks::consumer::{BatchReport, Consume, DeadLetterError, DeadLetterSink, MemoryStore, Record};
+use cf_webhooks::events::{EventGroup, Route};
+use cf_webhooks::message::{attr, Attributes, Body};
+use cf_webhooks::secret::{SecretEncoding, SecretSet};
+use cf_webhooks::signature::Signature;
+use cf_webhooks::testkit;
+use cf_webhooks_consumers::{runner, Outlets};
+use common::{dynamodb_at, moto};
+
+const FORWARD_SECRET: &str = "forward-secret-for-tests";
+
+fn unique(name: &str) -> String {
+    static N: AtomicUsize = AtomicUsize::new(0);
+    format!("{name}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::SeqCst))
+}
+
+async fn sdk() -> aws_types::SdkConfig {
+    let sdk = cfwh::aws::local_sdk_config(Budget::consumer()).await;
+    sdk.into_builder().endpoint_url(moto()).build()
+}
+
+/// A record as ingest queues it: the exact bytes and the attributes, the verified
+/// signature among them.
+fn record(id: &str, body: &str) -> Record {
+    let routing = cf_webhooks::events::routing::parse(body.as_bytes()).unwrap();
+    let attributes = Attributes {
+        event_group: Some(routing.group),
+        action: Some(routing.action.into_owned()),
+        payload_id: Some(routing.payload_id.into_owned()),
+        cf_event: None,
+        received_at_ms: 1_795_951_864_999,
+        reason: None,
+        signature: Some(testkit::signature(testkit::SECRET, body.as_bytes())),
+        replay_run: None,
+    };
+    let pairs = attributes.pairs(&Body::Raw(Bytes::copy_from_slice(body.as_bytes())));
+    Record::new(id, body, 1, pairs.into_iter().map(|(n, v)| (n.to_owned(), v)))
+}
+
+fn task_body(payload_id: &str) -> String {
+    testkit::sample(EventGroup::Task).replace("c02f0f73-1706-4973-9a4d-38007d6685e9", payload_id)
+}
+
+#[derive(Default, Clone)]
+struct Dlq(Arc<Mutex<Vec<(String, String)>>>);
+
+#[async_trait::async_trait]
+impl DeadLetterSink for Dlq {
+    async fn dead_letter(&self, _: EventGroup, record: &Record, reason: &str) -> Result<(), DeadLetterError> {
+        self.0.lock().unwrap().push((record.message_id.clone(), reason.to_owned()));
+        Ok(())
+    }
+}
+
+/// A studio's HTTP endpoint: answers each request with the next status of its script
+/// (200 once the script is spent) and keeps what it received.
+#[derive(Clone, Default)]
+struct Receiver {
+    script: Arc<Mutex<Vec<u16>>>,
+    received: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+}
+
+impl Receiver {
+    async fn start(script: &[u16]) -> (Self, String) {
+        let receiver = Self { script: Arc::new(Mutex::new(script.to_vec())), ..Self::default() };
+        let app = axum::Router::new().route("/hooks", post(receive)).with_state(receiver.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (receiver, url)
+    }
+
+    fn received(&self) -> Vec<(HeaderMap, Bytes)> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> (StatusCode, String) {
+    receiver.received.lock().unwrap().push((headers, body));
+    let status = {
+        let mut script = receiver.script.lock().unwrap();
+        if script.is_empty() {
+            200
+        } else {
+            script.remove(0)
+        }
+    };
+    (StatusCode::from_u16(status).unwrap(), format!("answer {status}: field Title is required"))
+}
+
+fn forward(url: &str) -> ForwardSettings {
+    ForwardSettings {
+        url: url.parse().unwrap(),
+        secret: ForwardSecretSource::Text(FORWARD_SECRET.into()),
+        timeout: Duration::from_secs(5),
+    }
+}
+
+async fn consumer(settings: Destinations, dlq: Dlq) -> Box<dyn Consume> {
+    let outlets = Outlets::build(&settings, Some(&sdk().await)).await.unwrap();
+    runner(EventGroup::Task, MemoryStore::new(Duration::from_secs(60), Duration::from_secs(3600)), dlq, outlets)
+}
+
+fn outcomes(report: &BatchReport) -> Vec<&'static str> {
+    report.records.iter().map(|r| r.outcome.word()).collect()
+}
+
+/// An SQS queue the EventBridge rule targets, and the rule on `detail-type`.
+async fn bus_with_rule(detail_type: &str) -> (String, aws_sdk_sqs::Client, String) {
+    let sdk = sdk().await;
+    let events = aws_sdk_eventbridge::Client::new(&sdk);
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let bus = unique("bus");
+    events.create_event_bus().name(&bus).send().await.unwrap();
+    let queue_url = sqs.create_queue().queue_name(unique("target")).send().await.unwrap().queue_url.unwrap();
+    let arn = sqs
+        .get_queue_attributes()
+        .queue_url(&queue_url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
+        .clone();
+    let rule = unique("rule");
+    let pattern = serde_json::json!({"source": ["creativeforce"], "detail-type": [detail_type]});
+    events.put_rule().name(&rule).event_bus_name(&bus).event_pattern(pattern.to_string()).send().await.unwrap();
+    let target = aws_sdk_eventbridge::types::Target::builder().id("q").arn(arn).build().unwrap();
+    events.put_targets().rule(&rule).event_bus_name(&bus).targets(target).send().await.unwrap();
+    (bus, sqs, queue_url)
+}
+
+async fn drain(sqs: &aws_sdk_sqs::Client, queue_url: &str) -> Vec<serde_json::Value> {
+    let mut all = Vec::new();
+    loop {
+        let got = sqs.receive_message().queue_url(queue_url).max_number_of_messages(10).send().await.unwrap();
+        let messages = got.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return all;
+        }
+        for m in messages {
+            all.push(serde_json::from_str(m.body().unwrap()).unwrap());
+            sqs.delete_message().queue_url(queue_url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+        }
+    }
+}
+
+fn eventbridge(bus: &str) -> Option<EventBridgeSettings> {
+    Some(EventBridgeSettings { bus: bus.to_owned(), source: "creativeforce".into() })
+}
+
+#[tokio::test]
+async fn an_event_reaches_a_rule_on_its_detail_type_once_with_its_json_as_detail() {
+    let (bus, sqs, target) = bus_with_rule("Task completed").await;
+    let consumer =
+        consumer(Destinations { eventbridge: eventbridge(&bus), ..Destinations::default() }, Dlq::default()).await;
+    let body = task_body("eb-1");
+    let report = consumer.run_until(&[record("m-1", &body), record("m-1", &body)], None).await;
+    assert!(outcomes(&report).contains(&"processed"), "{report:?}");
+    let again = consumer.run_until(&[record("m-1", &body)], None).await;
+    assert_eq!(outcomes(&again), ["duplicate"]);
+
+    let arrived = drain(&sqs, &target).await;
+    assert_eq!(arrived.len(), 1, "once: {arrived:?}");
+    assert_eq!(arrived[0]["detail-type"], "Task completed");
+    assert_eq!(arrived[0]["source"], "creativeforce");
+    let sent: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(arrived[0]["detail"], sent, "the detail is the event's JSON");
+    assert_eq!(
+        report.records.iter().find(|r| r.outcome.word() == "processed").unwrap().destinations["eventbridge"],
+        cf_webhooks::consumer::Step::Delivered
+    );
+}
+
+#[tokio::test]
+async fn the_archive_holds_each_record_once_at_its_key_with_its_signature() {
+    let sdk = sdk().await;
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    let bucket = unique("archive");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let archive = Some(ArchiveSettings { bucket: bucket.clone(), prefix: "events".into() });
+    let consumer = consumer(Destinations { archive, ..Destinations::default() }, Dlq::default()).await;
+    let body = task_body("s3/../1");
+    let first = consumer.run_until(&[record("m-1", &body)], None).await;
+    assert_eq!(outcomes(&first), ["processed"]);
+    let duplicate = consumer.run_until(&[record("m-2", &body)], None).await;
+    assert_eq!(outcomes(&duplicate), ["duplicate"]);
+    assert_eq!(duplicate.records[0].destinations["archive"], cf_webhooks::consumer::Step::Present);
+
+    let event: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let key = event_key("events", EventGroup::Task, event["EventDatetimeUtc"].as_i64().unwrap(), "s3/../1");
+    assert!(key.ends_with("-s3%2F%2E%2E%2F1.json") && key.starts_with("events/task/"), "{key}");
+    let listed = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, [key.as_str()]);
+    let object = s3.get_object().bucket(&bucket).key(&key).send().await.unwrap();
+    let metadata = object.metadata().cloned().unwrap_or_default();
+    assert_eq!(metadata[meta::SIGNATURE], testkit::signature(testkit::SECRET, body.as_bytes()));
+    assert_eq!(metadata[meta::RECEIVED_AT], "1795951864999");
+    assert_eq!(metadata[meta::ACTION], event["Action"].as_str().unwrap());
+    let stored = object.body.collect().await.unwrap().into_bytes();
+    assert_eq!(&stored[..], body.as_bytes(), "the body as received");
+}
+
+#[tokio::test]
+async fn the_unrouted_consumer_archives_quarantined_bodies_by_their_hash() {
+    let sdk = sdk().await;
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    let bucket = unique("unrouted");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let settings = Destinations {
+        archive: Some(ArchiveSettings { bucket: bucket.clone(), prefix: "cf".into() }),
+        ..Destinations::default()
+    };
+    let archive = Outlets::build(&settings, Some(&sdk)).await.unwrap().archive.unwrap();
+    let quarantined = |id: &str| {
+        Record::new(
+            id,
+            "{not json",
+            1,
+            [
+                (attr::RECEIVED_AT.to_owned(), "1795951864123".to_owned()),
+                (attr::REASON.to_owned(), "invalid-json: expected value".to_owned()),
+            ],
+        )
+    };
+    let results = cf_webhooks::consumer::archive_unrouted(&archive, &[quarantined("a"), quarantined("b")]).await;
+    assert!(results.iter().all(|(_, r)| r.is_ok()), "{results:?}");
+    let listed = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(
+        keys,
+        [cf_webhooks::archive::unrouted_key("cf", 1_795_951_864_123, b"{not json").as_str()],
+        "the same bytes once"
+    );
+    let object = s3.get_object().bucket(&bucket).key(keys[0]).send().await.unwrap();
+    assert_eq!(object.metadata().unwrap()[meta::REASON], "invalid-json: expected value");
+    assert_eq!(Route::Unrouted.as_str(), "unrouted");
+}
+
+#[tokio::test]
+async fn a_forward_is_the_exact_bytes_signed_with_the_forward_secret() {
+    let (receiver, url) = Receiver::start(&[]).await;
+    let consumer =
+        consumer(Destinations { http: Some(forward(&url)), ..Destinations::default() }, Dlq::default()).await;
+    let body = task_body("fw-1");
+    let report = consumer.run_until(&[record("m-1", &body)], None).await;
+    assert_eq!(outcomes(&report), ["processed"]);
+    let received = receiver.received();
+    assert_eq!(received.len(), 1);
+    let (headers, bytes) = &received[0];
+    assert_eq!(&bytes[..], body.as_bytes(), "byte for byte");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(headers["x-cf-event"], "Task completed");
+    assert_eq!(headers["idempotency-key"], "fw-1");
+    let signature = Signature::parse(headers["x-cf-signature"].as_bytes()).unwrap();
+    let forward = SecretSet::parse_list(FORWARD_SECRET, SecretEncoding::Utf8).unwrap();
+    assert!(signature.verify(&forward, bytes), "verifies with the forward secret");
+    let webhook = SecretSet::parse_list(testkit::SECRET, SecretEncoding::Utf8).unwrap();
+    assert!(!signature.verify(&webhook, bytes), "and not with the webhook secret");
+}
+
+#[tokio::test]
+async fn a_400_dead_letters_with_its_status_and_a_503_then_200_delivers_once() {
+    let (receiver, url) = Receiver::start(&[400]).await;
+    let dlq = Dlq::default();
+    let consumer = consumer(Destinations { http: Some(forward(&url)), ..Destinations::default() }, dlq.clone()).await;
+    let report = consumer.run_until(&[record("m-400", &task_body("fw-400"))], None).await;
+    assert_eq!(outcomes(&report), ["dead-lettered"]);
+    let dead = dlq.0.lock().unwrap().clone();
+    assert_eq!(dead.len(), 1);
+    assert!(dead[0].1.starts_with("http: HTTP 400: answer 400: field Title is required"), "{}", dead[0].1);
+
+    let (receiver_503, url) = Receiver::start(&[503]).await;
+    let consumer = consumer_with(forward(&url)).await;
+    let body = task_body("fw-503");
+    let first = consumer.run_until(&[record("m-503", &body)], None).await;
+    assert_eq!(outcomes(&first), ["failed"]);
+    let second = consumer.run_until(&[record("m-503", &body)], None).await;
+    assert_eq!(outcomes(&second), ["processed"]);
+    let third = consumer.run_until(&[record("m-503", &body)], None).await;
+    assert_eq!(outcomes(&third), ["duplicate"]);
+    let delivered: Vec<_> = receiver_503.received().into_iter().map(|(_, b)| b).collect();
+    assert_eq!(delivered.len(), 2, "one refused attempt, one delivery");
+    assert_eq!(receiver.received().len(), 1);
+}
+
+async fn consumer_with(forward: ForwardSettings) -> Box<dyn Consume> {
+    consumer(Destinations { http: Some(forward), ..Destinations::default() }, Dlq::default()).await
+}
+
+#[tokio::test]
+async fn a_failing_destination_is_retried_alone_over_dynamodb() {
+    let (bus, sqs, target) = bus_with_rule("Task completed").await;
+    let (receiver, url) = Receiver::start(&[503, 503]).await;
+    let ddb = dynamodb_at(&moto(), Budget::consumer()).await;
+    let table = unique("dest-idem");
+    DynamoStore::create_table_if_missing(&ddb, &table).await.unwrap();
+    let store = DynamoStore::new(ddb, &table, Duration::from_secs(60), Duration::from_secs(3600));
+    let settings = Destinations { eventbridge: eventbridge(&bus), http: Some(forward(&url)), archive: None };
+    let outlets = Outlets::build(&settings, Some(&sdk().await)).await.unwrap();
+    let consumer = runner(EventGroup::Task, store, Dlq::default(), outlets);
+    let body = task_body("both-1");
+    let mut words = Vec::new();
+    for _ in 0..4 {
+        let report = consumer.run_until(&[record("m-1", &body)], None).await;
+        words.push(report.records[0].outcome.word());
+    }
+    assert_eq!(words, ["failed", "failed", "processed", "duplicate"]);
+    assert_eq!(receiver.received().len(), 3, "the forward was tried until it succeeded");
+    let arrived = drain(&sqs, &target).await;
+    assert_eq!(arrived.len(), 1, "EventBridge was not repeated: {arrived:?}");
+}
