@@ -32,17 +32,23 @@ pub async fn local_sdk_config(budget: Budget) -> aws_config::SdkConfig {
     loader.load().await
 }
 
+/// The SDK configuration for `endpoint` (a local server: placeholder credentials when
+/// none are set), or, when `None`, for AWS (or `AWS_ENDPOINT_URL`) with the whole
+/// provider chain.
+pub async fn sdk_config(endpoint: Option<&str>, budget: Budget) -> aws_config::SdkConfig {
+    let local = endpoint.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some_and(|v| !v.is_empty());
+    let sdk = if local { local_sdk_config(budget).await } else { loader(budget).load().await };
+    match endpoint {
+        Some(endpoint) => sdk.into_builder().endpoint_url(endpoint).build(),
+        None => sdk,
+    }
+}
+
 /// An SQS client for `endpoint` (a local server: placeholder credentials when none are
 /// set), or, when `None`, for AWS (or `AWS_ENDPOINT_URL`) with the SDK's whole provider
 /// chain: your profile, SSO, the environment.
 pub async fn sqs_client(endpoint: Option<&str>, budget: Budget) -> Client {
-    let local = endpoint.is_some() || std::env::var_os("AWS_ENDPOINT_URL").is_some_and(|v| !v.is_empty());
-    let sdk = if local { local_sdk_config(budget).await } else { loader(budget).load().await };
-    let mut config = aws_sdk_sqs::config::Builder::from(&sdk);
-    if let Some(endpoint) = endpoint {
-        config = config.endpoint_url(endpoint);
-    }
-    Client::from_conf(config.build())
+    Client::new(&sdk_config(endpoint, budget).await)
 }
 
 /// The source and dead-letter queues of every route.

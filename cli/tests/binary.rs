@@ -207,3 +207,110 @@ fn no_secret_signature_or_header_value_reaches_any_output_even_at_trace_level() 
         assert!(!output.contains(needle), "{needle:?} appears in the output");
     }
 }
+
+/// Each forwarded request's `X-CF-Signature` and body.
+type Forwarded = std::sync::Arc<std::sync::Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A receiver standing for a studio's service, on its own thread: keeps each request's
+/// `X-CF-Signature` and body, answers 200.
+fn forward_receiver() -> (String, Forwarded) {
+    let received = Forwarded::default();
+    let kept = received.clone();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap, body: bytes::Bytes| {
+                let kept = kept.clone();
+                async move {
+                    let signature = headers["x-cf-signature"].to_str().unwrap().to_owned();
+                    kept.lock().unwrap().push((signature, body.to_vec()));
+                    "ok"
+                }
+            });
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            tx.send(format!("http://{}/cf", listener.local_addr().unwrap())).unwrap();
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    (rx.recv().unwrap(), received)
+}
+
+#[test]
+fn dev_forwards_and_archives_every_event_it_processes() {
+    let (url, received) = forward_receiver();
+    let archive = tempdir().join("archive");
+    let archive_arg = archive.to_str().unwrap().to_owned();
+    let dev = DevProcess::start_with(
+        None,
+        &["--forward-url", &url, "--forward-secret", "fw-secret", "--archive-dir", &archive_arg],
+    );
+    let files = sample_files();
+    let (ok, out) = send(&dev.url, None, &files, &[]);
+    assert!(ok, "{out}");
+    let mut lines = Vec::new();
+    while lines.len() < files.len() {
+        let more = dev.lines_within(Duration::from_secs(5));
+        assert!(!more.is_empty(), "{} of {} lines: {lines:?}", lines.len(), files.len());
+        lines.extend(more);
+    }
+    for line in &lines {
+        assert_eq!(line["outcome"], "processed", "{line}");
+        assert_eq!(line["destinations"]["http"], "delivered", "{line}");
+        assert_eq!(line["destinations"]["archive"], "archived", "{line}");
+    }
+    let received = received.lock().unwrap().clone();
+    assert_eq!(received.len(), files.len(), "each event forwarded once");
+    let forward = cf_webhooks::secret::SecretSet::parse_list("fw-secret", Default::default()).unwrap();
+    let webhook = cf_webhooks::secret::SecretSet::parse_list(cf_webhooks::DEV_SECRET, Default::default()).unwrap();
+    let mut forwarded_ids = Vec::new();
+    for (signature, body) in &received {
+        let signature = cf_webhooks::signature::Signature::parse(signature.as_bytes()).unwrap();
+        assert!(signature.verify(&forward, body), "signed with the forward secret");
+        assert!(!signature.verify(&webhook, body));
+        let json: serde_json::Value = serde_json::from_slice(body).unwrap();
+        forwarded_ids.push(json["PayloadId"].as_str().unwrap().to_owned());
+    }
+    let mut sent_ids: Vec<String> = files
+        .iter()
+        .map(|f| {
+            serde_json::from_slice::<serde_json::Value>(&std::fs::read(f).unwrap()).unwrap()["PayloadId"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    sent_ids.sort();
+    forwarded_ids.sort();
+    assert_eq!(forwarded_ids, sent_ids, "every event sent was forwarded");
+    let archived = walk(&archive).into_iter().filter(|p| !p.to_string_lossy().ends_with(".meta.json")).count();
+    assert_eq!(archived, files.len());
+    let (status, _) = dev.terminate();
+    assert!(status.success());
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().map_while(Result::ok) {
+        let path = entry.path();
+        if path.is_dir() {
+            found.extend(walk(&path));
+        } else {
+            found.push(path);
+        }
+    }
+    found
+}
+
+#[test]
+fn dev_names_the_flag_of_a_bad_destination() {
+    let output = Command::new(CFWH)
+        .args(["dev", "--addr", "127.0.0.1:0", "--forward-url", "ftp://studio"])
+        .env_remove("CF_WEBHOOK_SECRET")
+        .env_remove("CF_FORWARD_SECRET")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("--forward-url: must start with https://"), "{stderr}");
+}

@@ -62,9 +62,10 @@ pub trait ArchiveStore: Send + Sync {
     ) -> Result<Stored, ArchiveError>;
 }
 
-/// An archive: a store and the prefix of every key.
+/// An archive: a store and the prefix of every key. Clones share the store.
+#[derive(Clone)]
 pub struct Archive {
-    store: Box<dyn ArchiveStore>,
+    store: std::sync::Arc<dyn ArchiveStore>,
     prefix: String,
 }
 
@@ -77,7 +78,7 @@ impl std::fmt::Debug for Archive {
 impl Archive {
     /// An archive in `store`, keys under `prefix`.
     pub fn new(store: impl ArchiveStore + 'static, prefix: impl Into<String>) -> Self {
-        Self { store: Box::new(store), prefix: prefix.into() }
+        Self { store: std::sync::Arc::new(store), prefix: prefix.into() }
     }
 
     /// Archives an event of `group` (`body` as received), with what is known of its

@@ -11,12 +11,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use cf_webhooks::archive::{Archive, DirStore};
 use cf_webhooks::aws::dynamodb::DynamoStore;
 use cf_webhooks::aws::Budget;
-use cf_webhooks::config::{var, IngestConfig, DEFAULT_IDEMPOTENCY_TTL};
+use cf_webhooks::config::{var, Destinations, IngestConfig, DEFAULT_IDEMPOTENCY_TTL};
 use cf_webhooks::consumer::IdempotencyStore;
 use cf_webhooks::stack;
 use cf_webhooks::DEV_SECRET;
+use cf_webhooks_consumers::Outlets;
 pub use pipeline::*;
 
 /// `cfwh dev`.
@@ -62,6 +64,125 @@ pub struct Args {
     /// The DynamoDB idempotency table [default: <queue prefix>-idempotency].
     #[arg(long)]
     table: Option<String>,
+    #[command(flatten)]
+    destinations: DestinationArgs,
+}
+
+/// The destinations of `cfwh dev`: the same as a deployed consumer's, as flags.
+#[derive(Debug, Clone, Default, clap::Args)]
+#[command(next_help_heading = "Destinations")]
+pub struct DestinationArgs {
+    /// Forward every processed event to this URL, signed with the forward secret.
+    #[arg(long, value_name = "URL")]
+    pub forward_url: Option<String>,
+    /// The forward secret: the key as text, or JSON with extra headers.
+    #[arg(long, env = "CF_FORWARD_SECRET", hide_env_values = true, value_name = "SECRET")]
+    pub forward_secret: Option<String>,
+    /// How long one forward may take.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub forward_timeout: Duration,
+    /// Put every processed event on this EventBridge bus (at --eventbridge-endpoint, or
+    /// AWS_ENDPOINT_URL, or AWS).
+    #[arg(long, value_name = "NAME")]
+    pub event_bus: Option<String>,
+    /// The entries' Source.
+    #[arg(long, default_value = cf_webhooks::destination::eventbridge::DEFAULT_SOURCE)]
+    pub event_source: String,
+    /// The EventBridge API to talk to.
+    #[arg(long, value_name = "URL")]
+    pub eventbridge_endpoint: Option<String>,
+    /// Archive every record in this folder, with the bucket's layout.
+    #[arg(long, value_name = "DIR", conflicts_with = "archive_bucket")]
+    pub archive_dir: Option<std::path::PathBuf>,
+    /// Archive every record in this S3 bucket (at --s3-endpoint, or AWS_ENDPOINT_URL, or
+    /// AWS).
+    #[arg(long, value_name = "BUCKET")]
+    pub archive_bucket: Option<String>,
+    /// The prefix of archived keys.
+    #[arg(long, default_value = cf_webhooks::config::DEFAULT_ARCHIVE_PREFIX)]
+    pub archive_prefix: String,
+    /// The S3 API to talk to.
+    #[arg(long, value_name = "URL")]
+    pub s3_endpoint: Option<String>,
+}
+
+impl DestinationArgs {
+    /// The outlets these flags ask for, checked by the same rules as a deployed
+    /// consumer's variables (the errors name the flag).
+    pub async fn outlets(&self) -> Result<Outlets, String> {
+        use std::collections::HashMap;
+        let mut vars: HashMap<&str, String> = HashMap::new();
+        let mut names = Vec::new();
+        if let Some(url) = &self.forward_url {
+            names.push("http");
+            vars.insert(var::FORWARD_URL, url.clone());
+            vars.insert(var::FORWARD_TIMEOUT_MS, self.forward_timeout.as_millis().to_string());
+            if let Some(secret) = &self.forward_secret {
+                vars.insert(var::FORWARD_SECRET, secret.clone());
+            }
+        }
+        if let Some(bus) = &self.event_bus {
+            names.push("eventbridge");
+            vars.insert(var::EVENT_BUS, bus.clone());
+            vars.insert(var::EVENT_SOURCE, self.event_source.clone());
+        }
+        if let Some(bucket) = &self.archive_bucket {
+            names.push("archive");
+            vars.insert(var::ARCHIVE_BUCKET, bucket.clone());
+        }
+        if self.archive_bucket.is_some() || self.archive_dir.is_some() {
+            vars.insert(var::ARCHIVE_PREFIX, self.archive_prefix.clone());
+        }
+        vars.insert(var::DESTINATIONS, names.join(","));
+        let as_flag = |e: cf_webhooks::config::ConfigError| {
+            let flag = match e.var {
+                var::FORWARD_URL => "--forward-url",
+                var::FORWARD_SECRET | var::FORWARD_SECRET_ARN => "--forward-secret",
+                var::FORWARD_TIMEOUT_MS => "--forward-timeout",
+                var::EVENT_BUS => "--event-bus",
+                var::EVENT_SOURCE => "--event-source",
+                var::ARCHIVE_BUCKET => "--archive-bucket",
+                var::ARCHIVE_PREFIX => "--archive-prefix",
+                other => other,
+            };
+            format!("{flag}: {}", e.problem)
+        };
+        let mut settings = Destinations::from_lookup(&|name| vars.get(name).cloned()).map_err(as_flag)?;
+        if let Some(dir) = &self.archive_dir {
+            let prefix = Destinations::from_lookup(&|name| match name {
+                var::DESTINATIONS => Some("archive".to_owned()),
+                var::ARCHIVE_BUCKET => Some("folder".to_owned()),
+                _ => vars.get(name).cloned(),
+            })
+            .map_err(as_flag)?
+            .archive
+            .map(|a| a.prefix)
+            .unwrap_or_default();
+            settings.archive = None;
+            let archive = Archive::new(DirStore::new(dir), prefix);
+            return Ok(self.outlets_of(settings).await?.and(Outlets { archive: Some(archive), ..Outlets::default() }));
+        }
+        self.outlets_of(settings).await
+    }
+
+    async fn outlets_of(&self, settings: Destinations) -> Result<Outlets, String> {
+        let mut outlets = Outlets::default();
+        if let Some(http) = settings.http {
+            let only = Destinations { http: Some(http), ..Destinations::default() };
+            outlets = outlets.and(Outlets::build(&only, None).await.map_err(|e| e.to_string())?);
+        }
+        if let Some(eventbridge) = settings.eventbridge {
+            let only = Destinations { eventbridge: Some(eventbridge), ..Destinations::default() };
+            let sdk = crate::aws::sdk_config(self.eventbridge_endpoint.as_deref(), Budget::consumer()).await;
+            outlets = outlets.and(Outlets::build(&only, Some(&sdk)).await.map_err(|e| e.to_string())?);
+        }
+        if let Some(archive) = settings.archive {
+            let only = Destinations { archive: Some(archive), ..Destinations::default() };
+            let sdk = crate::aws::sdk_config(self.s3_endpoint.as_deref(), Budget::consumer()).await;
+            outlets = outlets.and(Outlets::build(&only, Some(&sdk)).await.map_err(|e| e.to_string())?);
+        }
+        Ok(outlets)
+    }
 }
 
 /// Runs the pipeline until Ctrl-C or SIGTERM, then drains it.
@@ -88,6 +209,7 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
         handler_timeout: args.handler_timeout,
         batch_window: args.batch_window,
         chaos_percent: args.chaos_percent,
+        outlets: args.destinations.outlets().await?,
         ..DevOptions::default()
     };
     let secrets = if configured {
@@ -125,8 +247,12 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
         use std::io::Write as _;
         let _ = std::io::stdout().lock().write_all(batch.as_bytes());
     });
+    let outlet_names = options.outlets.names();
     let dev = Dev::start(listener, config, options, lines, backend, store).map_err(|e| e.to_string())?;
     eprintln!("cfwh dev: listening on http://{} with {secrets}", dev.addr);
+    if !outlet_names.is_empty() {
+        eprintln!("cfwh dev: delivering to {}", outlet_names.join(", "));
+    }
     eprintln!("cfwh dev: try `cfwh send --url http://{} events/task.json`; Ctrl-C drains and exits", dev.addr);
 
     shutdown_signal().await;

@@ -20,7 +20,7 @@ use cf_webhooks::consumer::{
 use cf_webhooks::events::{EventGroup, GroupEvent, Route};
 use cf_webhooks::queue::memory::{MemoryQueues, Released};
 use cf_webhooks::queue::Publisher;
-use cf_webhooks_consumers::{with_handler, WithHandler};
+use cf_webhooks_consumers::{with_handler, Outlets, WithHandler};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -51,6 +51,8 @@ pub struct DevOptions {
     /// Failure injection (`--chaos-percent`, for soak tests): this share of payloads fails,
     /// half of them on the first attempt only, half on every attempt.
     pub chaos_percent: u8,
+    /// Destinations and archive, shared by every group (`--forward-url`, `--archive-dir`, …).
+    pub outlets: Outlets,
 }
 
 impl Default for DevOptions {
@@ -63,6 +65,7 @@ impl Default for DevOptions {
             handler_timeout: Duration::from_secs(60),
             batch_window: Duration::from_millis(1),
             chaos_percent: 0,
+            outlets: Outlets::default(),
         }
     }
 }
@@ -132,12 +135,53 @@ struct WithChaos {
     percent: u8,
     store: Arc<dyn IdempotencyStore>,
     dead_letters: Arc<dyn DeadLetterSink>,
+    outlets: Outlets,
 }
 
 impl WithHandler for WithChaos {
     type Output = Box<dyn Consume>;
     fn with<H: Handler + 'static>(self, handler: H) -> Box<dyn Consume> {
-        Box::new(Runner::new(Chaos::new(handler, self.percent), self.store, self.dead_letters))
+        let mut runner = Runner::new(Chaos::new(handler, self.percent), self.store, self.dead_letters);
+        for destination in self.outlets.destinations {
+            runner = runner.with_destination(destination);
+        }
+        if let Some(archive) = self.outlets.archive {
+            runner = runner.with_archive(archive);
+        }
+        Box::new(runner)
+    }
+}
+
+/// Archives what lands in the in-memory `unrouted` queue, the way the deployed
+/// `unrouted` consumer does; a record not archived is retried after the retry delay.
+pub async fn archive_unrouted_memory(
+    queues: Arc<MemoryQueues>,
+    archive: cf_webhooks::archive::Archive,
+    options: DevOptions,
+    mut stop: watch::Receiver<bool>,
+) {
+    let route = Route::Unrouted;
+    loop {
+        let batch = tokio::select! {
+            batch = queues.receive(route, options.batch_size, Duration::from_millis(500)) => batch,
+            _ = stop.changed() => Vec::new(),
+        };
+        if batch.is_empty() {
+            if *stop.borrow() && queues.pending(route) == 0 {
+                return;
+            }
+            continue;
+        }
+        let records: Vec<Record> = batch.iter().map(|received| received.record()).collect();
+        let results = cf_webhooks::consumer::archive_unrouted(&archive, &records).await;
+        for (received, (_, result)) in batch.into_iter().zip(results) {
+            match result {
+                Ok(_) => queues.delete(route, &received),
+                Err(e) => {
+                    queues.release(route, received, options.retry_delay, &e);
+                }
+            }
+        }
     }
 }
 
@@ -293,6 +337,7 @@ pub struct Dev {
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     consumers: JoinSet<()>,
     http_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    archives_unrouted: bool,
 }
 
 impl Dev {
@@ -306,6 +351,7 @@ impl Dev {
         store: Arc<dyn IdempotencyStore>,
     ) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
+        let archives_unrouted = options.outlets.archive.is_some() && matches!(backend, Backend::Memory);
         let (stop, stopped) = watch::channel(false);
         let mut consumers = JoinSet::new();
         let config = Arc::new(config);
@@ -316,9 +362,17 @@ impl Dev {
                     let dead_letters = queues.clone();
                     let runner = with_handler(
                         group,
-                        WithChaos { percent: options.chaos_percent, store: store.clone(), dead_letters },
+                        WithChaos {
+                            percent: options.chaos_percent,
+                            store: store.clone(),
+                            dead_letters,
+                            outlets: options.outlets.clone(),
+                        },
                     );
                     consumers.spawn(consume(queues.clone(), runner, options.clone(), lines.clone(), stopped.clone()));
+                }
+                if let Some(archive) = options.outlets.archive.clone() {
+                    consumers.spawn(archive_unrouted_memory(queues.clone(), archive, options.clone(), stopped.clone()));
                 }
                 (ingest_router(config, queues.clone()), Some(queues), None)
             }
@@ -329,7 +383,12 @@ impl Dev {
                         Arc::new(SqsDeadLetters::new(consumer_client.clone(), queues.dead_letters[&route].clone()));
                     let runner = with_handler(
                         group,
-                        WithChaos { percent: options.chaos_percent, store: store.clone(), dead_letters },
+                        WithChaos {
+                            percent: options.chaos_percent,
+                            store: store.clone(),
+                            dead_letters,
+                            outlets: options.outlets.clone(),
+                        },
                     );
                     let url = queues.sources.get(route).to_owned();
                     consumers.spawn(consume_sqs(
@@ -353,7 +412,16 @@ impl Dev {
                 })
                 .await
         });
-        Ok(Self { addr, memory, sqs, stop, server: Some(server), consumers, http_stop: Some(http_stop) })
+        Ok(Self {
+            addr,
+            memory,
+            sqs,
+            stop,
+            server: Some(server),
+            consumers,
+            http_stop: Some(http_stop),
+            archives_unrouted,
+        })
     }
 
     /// Stops taking deliveries, lets the consumers finish every queued record (retries
@@ -395,9 +463,10 @@ impl Dev {
         served
     }
 
-    /// Messages not yet handled, over all groups.
+    /// Messages not yet handled, over all groups (and `unrouted`, when it is archived).
     pub async fn pending(&self) -> u64 {
-        let groups = Route::ALL.into_iter().filter(|r| *r != Route::Unrouted);
+        let archived = self.archives_unrouted;
+        let groups = Route::ALL.into_iter().filter(move |r| archived || *r != Route::Unrouted);
         if let Some(queues) = &self.memory {
             return groups.map(|r| queues.pending(r) as u64).sum();
         }

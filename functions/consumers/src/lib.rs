@@ -44,10 +44,11 @@ pub fn with_handler<V: WithHandler>(group: EventGroup, visit: V) -> V::Output {
 }
 
 /// Where a consumer delivers besides its handler: the destinations and the archive.
-#[derive(Default)]
+/// Clones share them (`cfwh dev` gives the same ones to every group).
+#[derive(Default, Clone)]
 pub struct Outlets {
     /// EventBridge, the HTTP forward, … in the order they are called.
-    pub destinations: Vec<Box<dyn Destination>>,
+    pub destinations: Vec<std::sync::Arc<dyn Destination>>,
     /// The archive, written before each claim.
     pub archive: Option<Archive>,
 }
@@ -73,9 +74,9 @@ impl Outlets {
         let mut outlets = Self::default();
         if let Some(eb) = &settings.eventbridge {
             let client = aws_sdk_eventbridge::Client::new(need_sdk(var::EVENT_BUS)?);
-            outlets
-                .destinations
-                .push(Box::new(cf_webhooks::destination::eventbridge::EventBridge::new(client, &eb.bus, &eb.source)));
+            outlets.destinations.push(std::sync::Arc::new(cf_webhooks::destination::eventbridge::EventBridge::new(
+                client, &eb.bus, &eb.source,
+            )));
         }
         if let Some(http) = &settings.http {
             let text = match &http.secret {
@@ -90,7 +91,7 @@ impl Outlets {
             let secret = ForwardSecret::parse(&text).map_err(|e| ConfigError::new(var::FORWARD_SECRET, e))?;
             let forward = HttpForward::new(http.url.clone(), secret, http.timeout)
                 .map_err(|e| ConfigError::new(var::FORWARD_URL, e))?;
-            outlets.destinations.push(Box::new(forward));
+            outlets.destinations.push(std::sync::Arc::new(forward));
         }
         if let Some(archive) = &settings.archive {
             let sdk = need_sdk(var::ARCHIVE_BUCKET)?;
@@ -103,6 +104,22 @@ impl Outlets {
             outlets.archive = Some(Archive::new(store, &archive.prefix));
         }
         Ok(outlets)
+    }
+
+    /// These and `other`'s.
+    pub fn and(mut self, other: Outlets) -> Self {
+        self.destinations.extend(other.destinations);
+        self.archive = self.archive.or(other.archive);
+        self
+    }
+
+    /// The step names, for a start-up line.
+    pub fn names(&self) -> Vec<&'static str> {
+        let mut names: Vec<&'static str> = self.destinations.iter().map(|d| d.name()).collect();
+        if self.archive.is_some() {
+            names.push(cf_webhooks::archive::ARCHIVE);
+        }
+        names
     }
 }
 

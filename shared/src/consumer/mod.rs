@@ -274,7 +274,7 @@ pub struct Runner<H> {
     handler: H,
     store: Box<dyn IdempotencyStore>,
     dead_letters: Box<dyn DeadLetterSink>,
-    destinations: Vec<Box<dyn Destination>>,
+    destinations: Vec<std::sync::Arc<dyn Destination>>,
     archive: Option<Archive>,
 }
 
@@ -342,7 +342,7 @@ impl<H: Handler> Runner<H> {
     }
 
     /// Delivers every applied event to `destination` too.
-    pub fn with_destination(mut self, destination: Box<dyn Destination>) -> Self {
+    pub fn with_destination(mut self, destination: std::sync::Arc<dyn Destination>) -> Self {
         self.destinations.push(destination);
         self
     }

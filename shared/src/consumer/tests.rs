@@ -262,8 +262,8 @@ async fn a_failed_destination_is_retried_alone_and_nothing_else_repeats() {
     let eventbridge = ScriptedDestination::new("eventbridge");
     let http = ScriptedDestination::new("http").answer("p-1", &[Verdict::retry("HTTP 503: busy"), Verdict::Delivered]);
     let runner = Runner::new(Scripted::default(), store(), CollectingDlq::default())
-        .with_destination(Box::new(eventbridge.clone()))
-        .with_destination(Box::new(http.clone()));
+        .with_destination(std::sync::Arc::new(eventbridge.clone()))
+        .with_destination(std::sync::Arc::new(http.clone()));
     let batch = [record("m-1", "p-1", "ok"), record("m-2", "p-2", "ok")];
 
     let first = runner.run(&batch).await;
@@ -291,8 +291,8 @@ async fn a_failed_destination_is_retried_alone_and_nothing_else_repeats() {
 #[tokio::test]
 async fn a_failing_handler_is_retried_without_repeating_the_destinations() {
     let http = ScriptedDestination::new("http");
-    let runner =
-        Runner::new(Scripted::default(), store(), CollectingDlq::default()).with_destination(Box::new(http.clone()));
+    let runner = Runner::new(Scripted::default(), store(), CollectingDlq::default())
+        .with_destination(std::sync::Arc::new(http.clone()));
     let report = runner.run(&[record("m-1", "p-1", "retry")]).await;
     assert_eq!(outcomes(&report), [("m-1", "failed")]);
     assert_eq!(report.records[0].reason.as_deref(), Some("downstream is down"));
@@ -307,7 +307,8 @@ async fn a_permanent_destination_failure_dead_letters_with_its_reason_and_retry_
         .answer("p-400", &[Verdict::Permanent { reason: "HTTP 400: bad field".into() }])
         .answer("p-429", &[Verdict::Retry { reason: "HTTP 429: ".into(), after: Some(Duration::from_secs(120)) }]);
     let dead_letters = CollectingDlq::default();
-    let runner = Runner::new(Scripted::default(), store(), dead_letters.clone()).with_destination(Box::new(http));
+    let runner =
+        Runner::new(Scripted::default(), store(), dead_letters.clone()).with_destination(std::sync::Arc::new(http));
     let report = runner.run(&[record("m-400", "p-400", "ok"), record("m-429", "p-429", "ok")]).await;
     assert_eq!(outcomes(&report), [("m-400", "dead-lettered"), ("m-429", "failed")]);
     let dlq = dead_letters.0.lock().unwrap().clone();
@@ -321,8 +322,8 @@ async fn a_permanent_destination_failure_dead_letters_with_its_reason_and_retry_
 #[tokio::test]
 async fn a_replay_run_applies_an_event_once_more_and_once_only() {
     let http = ScriptedDestination::new("http");
-    let runner =
-        Runner::new(Scripted::default(), store(), CollectingDlq::default()).with_destination(Box::new(http.clone()));
+    let runner = Runner::new(Scripted::default(), store(), CollectingDlq::default())
+        .with_destination(std::sync::Arc::new(http.clone()));
     let replayed = |run: &str| {
         let mut r = record("m-r", "p-1", "ok");
         r.attributes.push((attr::REPLAY_RUN.to_owned(), run.to_owned()));

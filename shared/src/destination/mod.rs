@@ -71,3 +71,13 @@ pub trait Destination: Send + Sync {
     /// whole: an unreachable destination answers `Retry` for each event.
     async fn deliver(&self, events: &[Delivery<'_>]) -> Vec<Verdict>;
 }
+
+#[async_trait::async_trait]
+impl<D: Destination + ?Sized> Destination for std::sync::Arc<D> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    async fn deliver(&self, events: &[Delivery<'_>]) -> Vec<Verdict> {
+        (**self).deliver(events).await
+    }
+}
