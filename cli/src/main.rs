@@ -22,7 +22,7 @@ enum Command {
     /// (CF_WEBHOOK_SECRET, CF_MAX_BODY_BYTES, …). Without CF_WEBHOOK_SECRET a development
     /// secret is used and printed. One JSON line per finished record goes to stdout;
     /// logs go to stderr. Ctrl-C or SIGTERM drains the queues, then exits.
-    Dev(dev::Args),
+    Dev(Box<dev::Args>),
     /// Print the X-CF-Signature of a file's exact bytes.
     Sign(sign::Args),
     /// Check a signature against a file; exits 0 when valid, 1 when not.
@@ -39,7 +39,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let result = match Cli::parse().command {
-        Command::Dev(args) => runtime().and_then(|rt| rt.block_on(dev::run(args))),
+        Command::Dev(args) => runtime().and_then(|rt| rt.block_on(dev::run(*args))),
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Send(args) => runtime().and_then(|rt| rt.block_on(send::run(args))),
