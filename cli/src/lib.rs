@@ -7,6 +7,7 @@ pub mod aws;
 pub mod dev;
 pub mod groups;
 pub mod redrive;
+pub mod replay;
 pub mod send;
 pub mod sign;
 pub mod template;

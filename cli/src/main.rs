@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use cfwh::{dev, groups, redrive, send, sign, template, verify};
+use cfwh::{dev, groups, redrive, replay, send, sign, template, verify};
 use clap::{Parser, Subcommand};
 
 /// cf-webhooks on one machine: run the pipeline, and sign, verify and send events like
@@ -31,6 +31,8 @@ enum Command {
     Send(send::Args),
     /// Move a group's dead-letter queue back to its source queue.
     Redrive(redrive::Args),
+    /// Send a group's archived events of a span again, verified, as one replay run.
+    Replay(replay::Args),
     /// Write the SAM template (template.yaml) from the code's own definitions.
     Template(template::Args),
     /// List the event groups and routes with their queues and variables (--json for scripts).
@@ -43,6 +45,7 @@ fn main() -> ExitCode {
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => verify::run(args),
         Command::Send(args) => runtime().and_then(|rt| rt.block_on(send::run(args))),
+        Command::Replay(args) => runtime().and_then(|rt| rt.block_on(replay::run(args))),
         Command::Redrive(args) => runtime().and_then(|rt| rt.block_on(redrive::run(args))),
         Command::Template(args) => template::run(args),
         Command::Groups(args) => groups::run(args),

@@ -314,3 +314,60 @@ fn dev_names_the_flag_of_a_bad_destination() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--forward-url: must start with https://"), "{stderr}");
 }
+
+#[test]
+fn a_local_archive_replays_into_a_running_dev_through_its_replay_endpoint() {
+    let archive = tempdir().join("replay-archive");
+    let archive_arg = archive.to_str().unwrap().to_owned();
+    let dev = DevProcess::start_with(None, &["--archive-dir", &archive_arg]);
+    let task = events_dir().join("task.json");
+    let (ok, out) = send(&dev.url, None, std::slice::from_ref(&task), &[]);
+    assert!(ok, "{out}");
+    assert_eq!(dev.lines_within(Duration::from_secs(5))[0]["outcome"], "processed");
+    // A body planted in the folder without the signature it would need.
+    let kept = walk(&archive).into_iter().find(|p| !p.to_string_lossy().ends_with(".meta.json")).unwrap();
+    let name = kept.file_name().unwrap().to_string_lossy().into_owned();
+    let (ms, _) = name.split_once('-').unwrap();
+    std::fs::write(kept.with_file_name(format!("{ms}-planted.json")), std::fs::read(&kept).unwrap()).unwrap();
+
+    let replay = |run: &str| {
+        Command::new(CFWH)
+            .args([
+                "replay",
+                "--dir",
+                &archive_arg,
+                "--url",
+                &dev.url,
+                "--group",
+                "task",
+                "--since",
+                "1h",
+                "--run",
+                run,
+            ])
+            .env_remove("CF_WEBHOOK_SECRET")
+            .output()
+            .unwrap()
+    };
+    let output = replay("local-1");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("sent 1, refused 1"), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    let lines = dev.lines_within(Duration::from_secs(5));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["outcome"], "processed");
+    assert_eq!(lines[0]["replay_run"], "local-1");
+    replay("local-1");
+    assert_eq!(dev.lines_within(Duration::from_secs(5))[0]["outcome"], "duplicate", "once per run");
+
+    // No signature, no way in.
+    let client = reqwest::blocking::Client::new();
+    let unsigned = client
+        .post(format!("{}/_cfwh/replay", dev.url))
+        .header("x-cf-replay", "forged")
+        .body(std::fs::read(&kept).unwrap())
+        .send()
+        .unwrap();
+    assert_eq!(unsigned.status().as_u16(), 401);
+    let (status, _) = dev.terminate();
+    assert!(status.success());
+}

@@ -330,3 +330,151 @@ async fn a_failing_destination_is_retried_alone_over_dynamodb() {
     let arrived = drain(&sqs, &target).await;
     assert_eq!(arrived.len(), 1, "EventBridge was not repeated: {arrived:?}");
 }
+
+fn task_at(payload_id: &str, at_ms: i64) -> String {
+    let mut event: serde_json::Value = serde_json::from_str(&task_body(payload_id)).unwrap();
+    event["EventDatetimeUtc"] = at_ms.into();
+    event.to_string()
+}
+
+fn replay(args: &[&str]) -> (Option<i32>, String, String) {
+    let output = std::process::Command::new(common::CFWH)
+        .arg("replay")
+        .args(args)
+        .env_remove("CF_WEBHOOK_SECRET")
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Receives what a replay sent to the queue and runs it through `consumer`.
+async fn consume_queue(sqs: &aws_sdk_sqs::Client, url: &str, consumer: &dyn Consume) -> Vec<serde_json::Value> {
+    let mut lines = Vec::new();
+    loop {
+        let got = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .message_attribute_names("All")
+            .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+            .send()
+            .await
+            .unwrap();
+        let messages = got.messages.unwrap_or_default();
+        if messages.is_empty() {
+            return lines;
+        }
+        let records: Vec<Record> = messages.iter().map(Record::from).collect();
+        let report = consumer.run_until(&records, None).await;
+        for (message, line) in messages.iter().zip(&report.records) {
+            lines.push(serde_json::from_str(&line.to_json_line()).unwrap());
+            sqs.delete_message().queue_url(url).receipt_handle(message.receipt_handle().unwrap()).send().await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_replayed_day_is_applied_once_per_run_and_a_planted_object_is_refused() {
+    let sdk = sdk().await;
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    let bucket = unique("replay");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let prefix = unique("rp");
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let queues = cfwh::aws::ensure_queues(&sqs, &prefix, 5, Duration::from_secs(2)).await.unwrap();
+    let task_queue = queues.sources.get(Route::Group(EventGroup::Task)).to_owned();
+
+    let (receiver, url) = Receiver::start(&[]).await;
+    let settings = Destinations {
+        http: Some(forward(&url)),
+        archive: Some(ArchiveSettings { bucket: bucket.clone(), prefix: "events".into() }),
+        ..Destinations::default()
+    };
+    let outlets = Outlets::build(&settings, Some(&sdk)).await.unwrap();
+    let consumer = runner(
+        EventGroup::Task,
+        MemoryStore::new(Duration::from_secs(60), Duration::from_secs(3600)),
+        Dlq::default(),
+        outlets,
+    );
+
+    // Yesterday: three events, in an order unlike their times; and one of the day before.
+    let day = 1_795_824_000_000; // 2026-11-28T00:00:00Z
+    let bodies = [task_at("r-2", day + 7_200_000), task_at("r-1", day + 3_600_000), task_at("r-3", day + 10_800_000)];
+    let records: Vec<Record> = bodies.iter().enumerate().map(|(i, b)| record(&format!("m-{i}"), b)).collect();
+    let first = consumer.run_until(&records, None).await;
+    assert_eq!(outcomes(&first), ["processed"; 3]);
+    consumer.run_until(&[record("m-old", &task_at("r-old", day - 1))], None).await;
+    // An object planted in the bucket: a real event's bytes, no valid signature.
+    let planted = task_at("r-planted", day + 60_000);
+    let key = event_key("events", EventGroup::Task, day + 60_000, "r-planted");
+    s3.put_object()
+        .bucket(&bucket)
+        .key(&key)
+        .body(planted.into_bytes().into())
+        .metadata(meta::SIGNATURE, "ab".repeat(32))
+        .send()
+        .await
+        .unwrap();
+
+    let moto = moto();
+    let common_args = [
+        "--bucket",
+        &bucket,
+        "--group",
+        "task",
+        "--since",
+        "2026-11-28",
+        "--until",
+        "2026-11-29",
+        "--s3-endpoint",
+        &moto,
+        "--sqs-endpoint",
+        &moto,
+        "--queue-prefix",
+        &prefix,
+        "--secret",
+        testkit::SECRET,
+    ];
+    let (code, out, err) = replay(&[&common_args[..], &["--run", "run-1", "--dry-run"]].concat());
+    assert!(out.contains("would send 3, refused 1"), "{out}{err}");
+    assert_eq!(code, Some(1), "a refusal is a failure of the run");
+    assert!(consume_queue(&sqs, &task_queue, &*consumer).await.is_empty(), "a dry run sends nothing");
+
+    let (_, out, err) = replay(&[&common_args[..], &["--run", "run-1"]].concat());
+    assert!(out.contains("replay run run-1: sent 3, refused 1"), "{out}{err}");
+    assert!(err.contains(&key), "the refused object is named: {err}");
+    let lines = consume_queue(&sqs, &task_queue, &*consumer).await;
+    let mut applied: Vec<(String, String)> = lines
+        .iter()
+        .map(|l| (l["payload_id"].as_str().unwrap().to_owned(), l["outcome"].as_str().unwrap().to_owned()))
+        .collect();
+    applied.sort();
+    assert_eq!(
+        applied,
+        [("r-1".into(), "processed".into()), ("r-2".into(), "processed".into()), ("r-3".into(), "processed".into())]
+    );
+    assert!(lines.iter().all(|l| l["replay_run"] == "run-1"));
+
+    // The same run again applies nothing; a second run applies each once more.
+    replay(&[&common_args[..], &["--run", "run-1"]].concat());
+    let again = consume_queue(&sqs, &task_queue, &*consumer).await;
+    assert_eq!(again.iter().filter(|l| l["outcome"] == "duplicate").count(), 3, "{again:?}");
+    replay(&[&common_args[..], &["--run", "run-2"]].concat());
+    let second = consume_queue(&sqs, &task_queue, &*consumer).await;
+    assert_eq!(second.iter().filter(|l| l["outcome"] == "processed").count(), 3, "{second:?}");
+
+    let keys: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|(h, _)| h["idempotency-key"].to_str().unwrap().to_owned())
+        .filter(|k| k.starts_with("r-1"))
+        .collect();
+    assert_eq!(keys, ["r-1", "r-1:run-1", "r-1:run-2"], "applied once, then once per run");
+    let replayed = receiver.received().into_iter().filter(|(h, _)| h.get("x-cf-replay").is_some()).count();
+    assert_eq!(replayed, 6);
+}

@@ -404,3 +404,46 @@ fn log(answer: &Answer) {
         }
     }
 }
+
+/// The longest replay run ID: letters, digits, `-` and `_`, so it can sit in a key, a
+/// header and an EventBridge resource as it is.
+pub const MAX_RUN_ID: usize = 64;
+
+/// True for a usable replay run ID.
+pub fn valid_run_id(run: &str) -> bool {
+    !run.is_empty()
+        && run.len() <= MAX_RUN_ID
+        && run.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// An archived event sent again by replay run `run`: verified against the signature it
+/// was archived with and the current secrets, routed, and marked with the run, exactly
+/// as the ack path would (its filters included), but without the replay window, which
+/// exists to refuse captured deliveries, not the studio's own replays, and without the
+/// custom header, which the archive does not keep. Refused, the answer says why.
+pub fn replay(
+    signature: &[u8],
+    body: &Bytes,
+    received_at_ms: i64,
+    run: &str,
+    config: &IngestConfig,
+) -> Result<Message, Answer> {
+    let mut headers = HeaderMap::new();
+    match http::HeaderValue::from_bytes(signature) {
+        Ok(value) => {
+            headers.insert(SIGNATURE_HEADER, value);
+        }
+        Err(_) => return Err(Answer::Rejected(Rejection::SignatureMissing)),
+    }
+    let config = IngestConfig { replay_window: None, required_header: None, ..config.clone() };
+    let delivery = Delivery { method: &Method::POST, headers: &headers, body, received_at_ms };
+    match decide(delivery, &config) {
+        Decision::Publish { mut message, then: Answer::Accepted { payload_id, .. } } => {
+            message.attributes.replay_run = Some(run.to_owned());
+            message.dedup_id = Some(format!("{payload_id}:{run}"));
+            Ok(message)
+        }
+        Decision::Publish { then, .. } => Err(then),
+        Decision::Answer(answer) => Err(answer),
+    }
+}

@@ -309,3 +309,33 @@ fn reliability_md_lists_every_row() {
     assert!(catalogue().len() >= 40);
     assert_eq!(current.as_deref(), Some(expected.as_str()), "RELIABILITY.md is stale: run CFWH_WRITE_RELIABILITY=1 cargo test -p cf-webhooks --features testkit --test bad_inputs");
 }
+
+/// A replayed archived event goes through the ack path's own checks, but for the replay
+/// window and the custom header, and carries its run.
+#[test]
+fn a_replay_is_verified_routed_and_marked_with_its_run() {
+    use cf_webhooks::ack::{replay, valid_run_id, Answer};
+    use cf_webhooks::config::RequiredHeader;
+    let body =
+        Bytes::from_static(br#"{"PayloadId":"p-r","EventGroupName":"task","Action":"Completed","EventDatetimeUtc":1}"#);
+    let mut config = testkit::config();
+    config.replay_window = Some(ReplayWindow { max_age: Duration::from_secs(60), max_future: Duration::from_secs(60) });
+    config.required_header = Some(RequiredHeader::new(HeaderName::from_static("x-studio"), b"token"));
+    let signature = testkit::signature(SECRET, &body);
+
+    let message =
+        replay(signature.as_bytes(), &body, now_ms(), "run-9", &config).expect("a year-old event still replays");
+    assert_eq!(message.route, Route::Group(cf_webhooks::events::EventGroup::Task));
+    assert_eq!(message.attributes.replay_run.as_deref(), Some("run-9"));
+    assert_eq!(message.dedup_id.as_deref(), Some("p-r:run-9"), "a FIFO queue keeps one per run");
+    assert_eq!(message.body, Body::Raw(body.clone()));
+
+    let forged = testkit::signature("not-the-secret", &body);
+    let refused = replay(forged.as_bytes(), &body, now_ms(), "run-9", &config).unwrap_err();
+    assert!(matches!(refused, Answer::Rejected(_)), "{refused:?}");
+    assert!(replay(b"", &body, now_ms(), "run-9", &config).is_err(), "no signature, no replay");
+    let garbage = Bytes::from_static(b"{not json");
+    let quarantined = replay(testkit::signature(SECRET, &garbage).as_bytes(), &garbage, now_ms(), "r", &config);
+    assert!(matches!(quarantined, Err(Answer::Quarantined(_))), "only routable events replay");
+    assert!(valid_run_id("20261129T121500Z-3fa2") && !valid_run_id("a b") && !valid_run_id("../x"));
+}

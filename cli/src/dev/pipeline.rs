@@ -185,12 +185,65 @@ pub async fn archive_unrouted_memory(
     }
 }
 
-/// The ingest HTTP service over any publisher: every path, every method.
+/// The path of `cfwh dev`'s replay endpoint (`cfwh replay --dir … --url …`).
+pub const REPLAY_PATH: &str = "/_cfwh/replay";
+
+/// The ingest HTTP service over any publisher: every path, every method, but for the
+/// replay endpoint at [`REPLAY_PATH`].
 pub fn ingest_router<P: Publisher + 'static>(config: Arc<IngestConfig>, publisher: Arc<P>) -> Router {
-    Router::new().fallback(move |request: Request| {
-        let (config, publisher) = (config.clone(), publisher.clone());
-        async move { ingest(request, &config, &*publisher).await }
-    })
+    let (replay_config, replay_publisher) = (config.clone(), publisher.clone());
+    Router::new()
+        .route(
+            REPLAY_PATH,
+            axum::routing::any(move |request: Request| {
+                let (config, publisher) = (replay_config.clone(), replay_publisher.clone());
+                async move { replay_endpoint(request, &config, &*publisher).await }
+            }),
+        )
+        .fallback(move |request: Request| {
+            let (config, publisher) = (config.clone(), publisher.clone());
+            async move { ingest(request, &config, &*publisher).await }
+        })
+}
+
+/// Takes an archived event back in, for a replay run: from this machine only, with the
+/// signature it was archived with (verified against the current secrets, as ingest
+/// would), marked with the run (`X-CF-Replay`). Never an unsigned way in.
+async fn replay_endpoint<P: Publisher>(request: Request, config: &IngestConfig, publisher: &P) -> Response {
+    use axum::extract::ConnectInfo;
+    let plain = |status: u16, text: String| {
+        Response::builder()
+            .status(status)
+            .header("content-type", "text/plain; charset=utf-8")
+            .body(Body::from(text))
+            .expect("static status and header")
+    };
+    let peer = request.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    if !peer.is_some_and(|p| p.ip().is_loopback()) {
+        return plain(403, "replays are taken from this machine only\n".into());
+    }
+    if request.method() != axum::http::Method::POST {
+        return plain(405, "POST an archived body\n".into());
+    }
+    let (run, received_at, signature) = {
+        let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        (header("x-cf-replay"), header("x-cf-received-at"), header("x-cf-signature").unwrap_or_default())
+    };
+    let Some(run) = run.filter(|r| cf_webhooks::ack::valid_run_id(r)) else {
+        return plain(400, "X-CF-Replay must name the run: 1 to 64 letters, digits, - or _\n".into());
+    };
+    let received_at = received_at.and_then(|r| r.parse().ok()).unwrap_or_else(now_ms);
+    let body = match Limited::new(request.into_body(), config.max_body_bytes).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return respond(&Answer::Rejected(Rejection::BodyTooLarge { limit: config.max_body_bytes })),
+    };
+    match cf_webhooks::ack::replay(signature.as_bytes(), &body, received_at, &run, config) {
+        Err(answer) => respond(&answer),
+        Ok(message) => match publisher.publish(message).await {
+            Ok(()) => plain(202, format!("replayed in run {run}\n")),
+            Err(e) => plain(503, format!("{e}\n")),
+        },
+    }
 }
 
 async fn ingest<P: Publisher>(request: Request, config: &IngestConfig, publisher: &P) -> Response {
@@ -406,7 +459,7 @@ impl Dev {
         };
         let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            axum::serve(listener, router)
+            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
                 .with_graceful_shutdown(async move {
                     let _ = http_stopped.await;
                 })

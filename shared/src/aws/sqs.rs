@@ -71,21 +71,26 @@ fn attribute(name: &str, value: String) -> MessageAttributeValue {
 
 impl Publisher for SqsQueues {
     async fn publish(&self, message: Message) -> Result<(), PublishError> {
-        let route = message.route;
-        let url = self.urls.get(route);
-        let mut request = self.client.send_message().queue_url(url).message_body(message.body.as_text());
-        for (name, value) in message.attributes.pairs(&message.body) {
-            request = request.message_attributes(name, attribute(name, value));
-        }
-        if url.ends_with(".fifo") {
-            let dedup = message.dedup_id.clone().unwrap_or_else(|| hex::encode(Sha256::digest(message.body.as_text())));
-            request = request
-                .message_group_id(message.fifo_group_id.as_deref().unwrap_or(route.as_str()))
-                .message_deduplication_id(dedup);
-        }
-        request.send().await.map_err(|e| PublishError::Backend { route, detail: describe(&e) })?;
-        Ok(())
+        send_to(&self.client, self.urls.get(message.route), message).await
     }
+}
+
+/// Sends `message` to the queue at `url` (its route's), with its attributes; a FIFO
+/// queue gets the entity as message group and `PayloadId` as deduplication ID.
+pub async fn send_to(client: &Client, url: &str, message: Message) -> Result<(), PublishError> {
+    let route = message.route;
+    let mut request = client.send_message().queue_url(url).message_body(message.body.as_text());
+    for (name, value) in message.attributes.pairs(&message.body) {
+        request = request.message_attributes(name, attribute(name, value));
+    }
+    if url.ends_with(".fifo") {
+        let dedup = message.dedup_id.clone().unwrap_or_else(|| hex::encode(Sha256::digest(message.body.as_text())));
+        request = request
+            .message_group_id(message.fifo_group_id.as_deref().unwrap_or(route.as_str()))
+            .message_deduplication_id(dedup);
+    }
+    request.send().await.map_err(|e| PublishError::Backend { route, detail: describe(&e) })?;
+    Ok(())
 }
 
 /// Sends permanently failed records to one dead-letter queue, with the reason.

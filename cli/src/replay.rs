@@ -1,0 +1,359 @@
+//! `cfwh replay`: archived events of a group, in time order, sent again to the group's
+//! queue (or to a running `cfwh dev`) as one replay run. Each is verified first against
+//! the signature it was archived with and the current secrets: an object planted in the
+//! archive without a valid signature is refused and counted, never sent.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use cf_webhooks::ack::{replay, valid_run_id};
+use cf_webhooks::archive::{meta, meta_path, meta_value};
+use cf_webhooks::aws::{describe, Budget};
+use cf_webhooks::config::{var, IngestConfig, DEFAULT_ARCHIVE_PREFIX};
+use cf_webhooks::events::{EventGroup, Route};
+use cf_webhooks::stack::{queue_name, DEFAULT_STACK};
+
+/// `cfwh replay`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The group whose events to replay.
+    #[arg(long, value_enum, ignore_case = true)]
+    group: EventGroup,
+    /// From this time on (event time): 2026-11-28, 2026-11-28T09:00:00Z, or an age such
+    /// as 24h.
+    #[arg(long, value_parser = parse_time)]
+    since: i64,
+    /// Up to this time, excluded [default: now].
+    #[arg(long, value_parser = parse_time)]
+    until: Option<i64>,
+    /// The archive's S3 bucket.
+    #[arg(long, required_unless_present = "dir", conflicts_with = "dir")]
+    bucket: Option<String>,
+    /// A local archive (`cfwh dev --archive-dir`) instead.
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+    /// The archive's key prefix.
+    #[arg(long, default_value = DEFAULT_ARCHIVE_PREFIX)]
+    prefix: String,
+    /// The S3 API (default: the environment's, e.g. AWS_ENDPOINT_URL, or AWS itself).
+    #[arg(long, value_name = "URL")]
+    s3_endpoint: Option<String>,
+    /// Send to a running `cfwh dev` at this URL (its loopback-only replay endpoint)
+    /// instead of the group's queue.
+    #[arg(long, value_name = "URL")]
+    url: Option<String>,
+    /// The SQS API (default: the environment's, or AWS itself).
+    #[arg(long, value_name = "URL")]
+    sqs_endpoint: Option<String>,
+    /// The stack: queue names are <stack>-<group>.
+    #[arg(long, default_value = DEFAULT_STACK)]
+    queue_prefix: String,
+    /// The run's ID [default: the time now and 4 random hex digits].
+    #[arg(long)]
+    run: Option<String>,
+    /// The webhook secret(s) to verify with, comma-separated [default: CF_WEBHOOK_SECRET].
+    #[arg(long, env = "CF_WEBHOOK_SECRET", hide_env_values = true)]
+    secret: Option<String>,
+    /// List what would be sent (verified), send nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+/// A time on the command line: a date (UTC midnight), an RFC 3339 time, or an age.
+pub fn parse_time(text: &str) -> Result<i64, String> {
+    let text = text.trim();
+    let at = if let Ok(age) = humantime::parse_duration(text) {
+        SystemTime::now().checked_sub(age).ok_or("too long ago")?
+    } else if text.len() == 10 {
+        humantime::parse_rfc3339_weak(&format!("{text} 00:00:00")).map_err(|e| format!("{text:?}: {e}"))?
+    } else {
+        humantime::parse_rfc3339_weak(text.trim_end_matches('Z'))
+            .map_err(|e| format!("{text:?}: {e} (expected 2026-11-28, 2026-11-28T09:00:00Z or an age such as 24h)"))?
+    };
+    let ms = at.duration_since(UNIX_EPOCH).map_err(|_| "before 1970")?.as_millis();
+    i64::try_from(ms).map_err(|_| "too far ahead".to_owned())
+}
+
+/// An archived object: its key and the event time its name starts with.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Archived {
+    /// Event time, ms.
+    pub at_ms: i64,
+    /// Key (or path under the folder).
+    pub key: String,
+}
+
+/// The event time a key's file name starts with (`<ms>-<PayloadId>.json`).
+pub fn key_time(key: &str) -> Option<i64> {
+    let name = key.rsplit('/').next()?;
+    if name.ends_with(".meta.json") {
+        return None;
+    }
+    let name = name.strip_suffix(".json")?;
+    let (ms, rest) = name.split_once('-')?;
+    (!rest.is_empty()).then_some(())?;
+    ms.parse().ok()
+}
+
+/// The date folders (`<prefix>/<group>/yyyy/mm/dd/`) that hold events of `[since, until)`.
+pub fn day_prefixes(prefix: &str, group: EventGroup, since: i64, until: i64) -> Vec<String> {
+    const DAY: i64 = 86_400_000;
+    let mut folders = Vec::new();
+    let mut day = since.div_euclid(DAY) * DAY;
+    while day < until {
+        let key = cf_webhooks::archive::event_key(prefix, group, day, "x");
+        folders.push(key[..key.rfind('/').map_or(0, |i| i + 1)].to_owned());
+        day += DAY;
+    }
+    folders
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Tally {
+    /// Sent (or, in a dry run, would be).
+    pub sent: usize,
+    /// Refused: no valid signature under the current secrets, or not an event of the group.
+    pub refused: usize,
+    /// Could not be read or sent.
+    pub failed: usize,
+}
+
+enum Source {
+    S3 { client: aws_sdk_s3::Client, bucket: String },
+    Dir(PathBuf),
+}
+
+impl Source {
+    async fn list(&self, folders: &[String], since: i64, until: i64) -> Result<Vec<Archived>, String> {
+        let mut found = Vec::new();
+        for folder in folders {
+            match self {
+                Source::S3 { client, bucket } => {
+                    let mut pages = client.list_objects_v2().bucket(bucket).prefix(folder).into_paginator().send();
+                    while let Some(page) = pages.next().await {
+                        let page = page.map_err(|e| format!("s3://{bucket}/{folder}: {}", describe(&e)))?;
+                        found.extend(
+                            page.contents()
+                                .iter()
+                                .filter_map(|o| o.key())
+                                .filter_map(|key| key_time(key).map(|at_ms| Archived { at_ms, key: key.to_owned() })),
+                        );
+                    }
+                }
+                Source::Dir(root) => {
+                    let dir = root.join(folder);
+                    let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+                    for entry in entries.map_while(Result::ok) {
+                        let name = entry.file_name().to_string_lossy().into_owned();
+                        let key = format!("{folder}{name}");
+                        if let Some(at_ms) = key_time(&key) {
+                            found.push(Archived { at_ms, key });
+                        }
+                    }
+                }
+            }
+        }
+        found.retain(|a| a.at_ms >= since && a.at_ms < until);
+        found.sort();
+        Ok(found)
+    }
+
+    /// The body, the signature it was archived with, and when it was received.
+    async fn read(&self, key: &str) -> Result<(Bytes, Option<String>, Option<i64>), String> {
+        let (body, metadata): (Bytes, std::collections::HashMap<String, String>) = match self {
+            Source::S3 { client, bucket } => {
+                let object = client
+                    .get_object()
+                    .bucket(bucket)
+                    .key(key)
+                    .send()
+                    .await
+                    .map_err(|e| format!("s3://{bucket}/{key}: {}", describe(&e)))?;
+                let metadata = object.metadata().cloned().unwrap_or_default();
+                let body = object.body.collect().await.map_err(|e| format!("s3://{bucket}/{key}: {e}"))?.into_bytes();
+                (body, metadata)
+            }
+            Source::Dir(root) => {
+                let path = root.join(key);
+                let body = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let metadata = std::fs::read(meta_path(&path))
+                    .ok()
+                    .and_then(|m| serde_json::from_slice(&m).ok())
+                    .unwrap_or_default();
+                (Bytes::from(body), metadata)
+            }
+        };
+        let signature = metadata.get(meta::SIGNATURE).map(|s| meta_value(s));
+        let received_at = metadata.get(meta::RECEIVED_AT).and_then(|r| r.parse().ok());
+        Ok((body, signature, received_at))
+    }
+}
+
+enum Target {
+    Queue { client: aws_sdk_sqs::Client, url: String },
+    Dev { client: reqwest::Client, url: String },
+    DryRun,
+}
+
+/// Replays, then prints the tally; exits 1 when anything was refused or failed.
+pub async fn run(args: Args) -> Result<ExitCode, String> {
+    let run = match &args.run {
+        Some(run) if !valid_run_id(run) => {
+            return Err(format!("--run: {run:?} must be 1 to 64 letters, digits, - or _"));
+        }
+        Some(run) => run.clone(),
+        None => new_run_id(),
+    };
+    let until = args.until.unwrap_or_else(cf_webhooks::ack::now_ms);
+    if until <= args.since {
+        return Err("--until must be after --since".into());
+    }
+    let prefix = args.prefix.trim_matches('/').to_owned();
+    let source = match (&args.bucket, &args.dir) {
+        (Some(bucket), _) => {
+            let sdk = crate::aws::sdk_config(args.s3_endpoint.as_deref(), Budget::consumer()).await;
+            let path_style = sdk.endpoint_url().is_some();
+            let client = aws_sdk_s3::Client::from_conf(
+                aws_sdk_s3::config::Builder::from(&sdk).force_path_style(path_style).build(),
+            );
+            Source::S3 { client, bucket: bucket.clone() }
+        }
+        (None, Some(dir)) => Source::Dir(dir.clone()),
+        (None, None) => return Err("give --bucket or --dir".into()),
+    };
+    // `cfwh dev` verifies what it is sent itself; everything else is verified here.
+    let config = match (&args.url, &args.secret) {
+        (Some(_), _) if !args.dry_run => None,
+        (_, Some(secrets)) => Some(
+            IngestConfig::from_lookup(|name| (name == var::WEBHOOK_SECRET).then(|| secrets.clone()))
+                .map_err(|e| format!("--secret: {}", e.problem))?,
+        ),
+        (_, None) => return Err(format!("set {} (or --secret) to verify the archived events", var::WEBHOOK_SECRET)),
+    };
+    let target = if args.dry_run {
+        Target::DryRun
+    } else if let Some(url) = &args.url {
+        Target::Dev { client: reqwest::Client::new(), url: format!("{}/_cfwh/replay", url.trim_end_matches('/')) }
+    } else {
+        let client = crate::aws::sqs_client(args.sqs_endpoint.as_deref(), Budget::consumer()).await;
+        let name = queue_name(&args.queue_prefix, Route::Group(args.group), false);
+        let found =
+            client.get_queue_url().queue_name(&name).send().await.map_err(|e| format!("{name}: {}", describe(&e)))?;
+        Target::Queue { client, url: found.queue_url().unwrap_or_default().to_owned() }
+    };
+
+    let folders = day_prefixes(&prefix, args.group, args.since, until);
+    let archived = source.list(&folders, args.since, until).await?;
+    eprintln!("cfwh replay: run {run}: {} archived {} event(s) in the span", archived.len(), args.group);
+    let bar = indicatif::ProgressBar::new(archived.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let mut tally = Tally::default();
+    for item in &archived {
+        bar.inc(1);
+        let (body, signature, received_at) = match source.read(&item.key).await {
+            Ok(read) => read,
+            Err(e) => {
+                bar.suspend(|| eprintln!("cfwh replay: {e}"));
+                tally.failed += 1;
+                continue;
+            }
+        };
+        let received_at = received_at.unwrap_or(item.at_ms);
+        let signature = signature.unwrap_or_default();
+        let sent = match (&target, &config) {
+            (Target::Dev { client, url }, _) => client
+                .post(url)
+                .header("x-cf-signature", &signature)
+                .header("x-cf-replay", &run)
+                .header("x-cf-received-at", received_at.to_string())
+                .body(body.clone())
+                .send()
+                .await
+                .map_err(|e| Err(e.to_string()))
+                .and_then(|answer| match answer.status().as_u16() {
+                    200..=299 => Ok(()),
+                    400..=499 => Err(Ok(format!("refused by cfwh dev: HTTP {}", answer.status()))),
+                    _ => Err(Err(format!("cfwh dev answered HTTP {}", answer.status()))),
+                }),
+            (target, Some(config)) => match replay(signature.as_bytes(), &body, received_at, &run, config) {
+                Err(answer) => Err(Ok(answer.reason().unwrap_or("refused").to_owned())),
+                Ok(message) if message.route != Route::Group(args.group) => {
+                    Err(Ok(format!("an event of {}, not {}", message.route, args.group)))
+                }
+                Ok(message) => match target {
+                    Target::Queue { client, url } => {
+                        cf_webhooks::aws::sqs::send_to(client, url, message).await.map_err(|e| Err(e.to_string()))
+                    }
+                    _ => Ok(()),
+                },
+            },
+            (_, None) => Err(Err("no secrets to verify with".to_owned())),
+        };
+        match sent {
+            Ok(()) => tally.sent += 1,
+            Err(Ok(refusal)) => {
+                bar.suspend(|| eprintln!("cfwh replay: refused {}: {refusal}", item.key));
+                tally.refused += 1;
+            }
+            Err(Err(failure)) => {
+                bar.suspend(|| eprintln!("cfwh replay: failed {}: {failure}", item.key));
+                tally.failed += 1;
+            }
+        }
+    }
+    bar.finish_and_clear();
+    let verb = if args.dry_run { "would send" } else { "sent" };
+    println!(
+        "replay run {run}: {verb} {}, refused {} (no valid signature, or not a {} event), failed {}",
+        tally.sent, tally.refused, args.group, tally.failed
+    );
+    Ok(if tally.refused + tally.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// `20261129T121500Z-3fa2`: sortable, and unique enough for runs started by hand.
+fn new_run_id() -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    let at = humantime::format_rfc3339_seconds(SystemTime::now()).to_string().replace([':', '-'], "");
+    format!("{at}-{:04x}", (now.subsec_nanos() ^ std::process::id()) & 0xffff)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_on_the_command_line() {
+        assert_eq!(parse_time("2026-11-29").unwrap(), 1_795_910_400_000);
+        assert_eq!(parse_time("2026-11-29T11:31:04Z").unwrap(), 1_795_951_864_000);
+        let ago = parse_time("24h").unwrap();
+        assert!((cf_webhooks::ack::now_ms() - ago - 86_400_000).abs() < 5_000);
+        assert!(parse_time("yesterday").unwrap_err().contains("expected"));
+    }
+
+    #[test]
+    fn keys_and_folders_of_a_span() {
+        assert_eq!(key_time("events/task/2026/11/29/1795951864123-p%2F1.json"), Some(1_795_951_864_123));
+        assert_eq!(key_time("events/task/2026/11/29/1795951864123-p.json.meta.json"), None);
+        assert_eq!(key_time("events/task/2026/11/29/notes.json"), None);
+        let day = 1_795_910_400_000;
+        assert_eq!(day_prefixes("events", EventGroup::Task, day + 5, day + 10), ["events/task/2026/11/29/"]);
+        assert_eq!(
+            day_prefixes("", EventGroup::Job, day - 1, day + 1),
+            ["job/2026/11/28/", "job/2026/11/29/"],
+            "every day the span touches"
+        );
+    }
+
+    #[test]
+    fn run_ids_are_safe_everywhere_they_go() {
+        let run = new_run_id();
+        assert!(valid_run_id(&run), "{run}");
+        assert!(!valid_run_id("a/b") && !valid_run_id("") && !valid_run_id(&"x".repeat(65)));
+    }
+}
