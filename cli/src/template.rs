@@ -8,6 +8,7 @@
 
 use cf_webhooks::aws::dynamodb;
 use cf_webhooks::config::{self, var};
+use cf_webhooks::destination;
 use cf_webhooks::events::{EventGroup, Route};
 use cf_webhooks::message::attr;
 use cf_webhooks::metrics::{self, name};
@@ -63,12 +64,41 @@ fn sub(text: impl Into<String>) -> Value {
     tagged("Sub", Value::String(text.into()))
 }
 
+fn join(separator: &str, items: Vec<Value>) -> Value {
+    tagged("Join", seq![separator, Value::Sequence(items)])
+}
+
+/// `!Sub` with one variable bound to a value.
+trait SubWith {
+    fn tagged_sub_with(self, name: &str, value: Value) -> Value;
+}
+
+impl SubWith for Value {
+    fn tagged_sub_with(self, name: &str, value: Value) -> Value {
+        match self {
+            Value::Tagged(text) if text.tag == Tag::new("Sub") => {
+                tagged("Sub", seq![text.value, map! { name => value }])
+            }
+            other => other,
+        }
+    }
+}
+
 fn r#if(condition: &str, yes: Value, no: Value) -> Value {
     tagged("If", seq![condition, yes, no])
 }
 
 fn equals(a: Value, b: impl Into<Value>) -> Value {
     tagged("Equals", seq![a, b.into()])
+}
+
+fn and(conditions: Vec<Value>) -> Value {
+    tagged("And", Value::Sequence(conditions))
+}
+
+/// A condition used inside another.
+fn r#ref_condition(name: &str) -> Value {
+    tagged("Condition", name.into())
 }
 
 fn not(condition: Value) -> Value {
@@ -177,7 +207,7 @@ struct Alarm<'a> {
     description: String,
     namespace: &'a str,
     metric: &'a str,
-    dimension: (&'a str, Value),
+    dimensions: Vec<(&'a str, Value)>,
     statistic: &'a str,
     threshold: Value,
     periods: u32,
@@ -185,14 +215,19 @@ struct Alarm<'a> {
 
 impl Alarm<'_> {
     fn insert_into(self, resources: &mut Mapping) {
-        let (dimension, value) = self.dimension;
+        self.insert_if(None, resources);
+    }
+
+    fn insert_if(self, condition: Option<&str>, resources: &mut Mapping) {
+        let dimensions: Vec<Value> =
+            self.dimensions.into_iter().map(|(name, value)| map! { "Name" => name, "Value" => value }).collect();
         let actions = || r#if("HasAlarmTopic", seq![r#ref("AlarmTopic")], no_value());
         let properties = map! {
             "AlarmName" => sub(format!("{STACK_NAME}-{}", self.logical)),
             "AlarmDescription" => self.description,
             "Namespace" => self.namespace,
             "MetricName" => self.metric,
-            "Dimensions" => seq![map! { "Name" => dimension, "Value" => value }],
+            "Dimensions" => dimensions,
             "Statistic" => self.statistic,
             "Period" => 60,
             "EvaluationPeriods" => self.periods,
@@ -202,7 +237,11 @@ impl Alarm<'_> {
             "AlarmActions" => actions(),
             "OKActions" => actions(),
         };
-        resources.insert(self.logical.into(), map! { "Type" => "AWS::CloudWatch::Alarm", "Properties" => properties });
+        let mut alarm = map! { "Type" => "AWS::CloudWatch::Alarm", "Properties" => properties };
+        if let Some(condition) = condition {
+            alarm.as_mapping_mut().expect("a mapping").insert("Condition".into(), condition.into());
+        }
+        resources.insert(self.logical.into(), alarm);
     }
 }
 
@@ -319,6 +358,57 @@ fn parameters() -> Value {
             "MinValue" => 60,
             "Description" => "Alarm when a queue's oldest message is older than this.",
         },
+        "EventBridgeGroups" => group_list("Groups whose events are put on the EventBridge bus"),
+        "EventBusName" => map! {
+            "Type" => "String",
+            "Default" => "",
+            "Description" => "Name of an existing EventBridge bus (not its ARN). Empty: the stack creates <stack>-events.",
+        },
+        "EventSource" => map! {
+            "Type" => "String",
+            "Default" => destination::eventbridge::DEFAULT_SOURCE,
+            "AllowedPattern" => "^(?!aws\\.)[A-Za-z0-9._-]{1,256}$",
+            "Description" => "The Source of every EventBridge entry (rules match it).",
+        },
+        "ForwardGroups" => group_list("Groups whose events are POSTed to ForwardUrl"),
+        "ForwardUrl" => map! {
+            "Type" => "String",
+            "Default" => "",
+            "Description" => "The studio's HTTPS endpoint events are forwarded to (no credentials in it: put an \
+                Authorization header in the forward secret).",
+        },
+        "ForwardSecretArn" => map! {
+            "Type" => "String",
+            "Default" => "",
+            "Description" => "ARN of an existing secret holding the forward secret (the key as text, or \
+                {\"secret\": ..., \"headers\": {...}}). Empty: the stack creates one with a random key.",
+        },
+        "ForwardTimeoutMs" => map! {
+            "Type" => "Number",
+            "Default" => config::DEFAULT_FORWARD_TIMEOUT.as_millis() as u64,
+            "MinValue" => 100,
+            "MaxValue" => 300000,
+            "Description" => "How long one forward may take before it is retried.",
+        },
+        "ArchiveGroups" => group_list("Groups whose events are archived in S3 (quarantined deliveries too, when on)"),
+        "ArchiveBucketName" => map! {
+            "Type" => "String",
+            "Default" => "",
+            "Description" => "An existing bucket to archive into. Empty: the stack creates an encrypted, private one.",
+        },
+        "ArchivePrefix" => map! {
+            "Type" => "String",
+            "Default" => config::DEFAULT_ARCHIVE_PREFIX,
+            "AllowedPattern" => "^[A-Za-z0-9_-]+(/[A-Za-z0-9_-]+)*$",
+            "Description" => "Key prefix of archived events: <prefix>/<group>/<yyyy>/<mm>/<dd>/<time>-<PayloadId>.json.",
+        },
+        "ArchiveExpirationDays" => map! {
+            "Type" => "Number",
+            "Default" => 365,
+            "MinValue" => 0,
+            "Description" => "Days archived events are kept in the bucket the stack creates (0: forever). \
+                Replays reach back this far.",
+        },
         "AlarmEmail" => map! {
             "Type" => "String",
             "Default" => "",
@@ -331,6 +421,244 @@ fn parameters() -> Value {
             "Description" => "Days the functions' logs are kept.",
         },
     }
+}
+
+/// A parameter naming the groups a destination serves.
+fn group_list(what: &str) -> Value {
+    let groups: Vec<String> = EventGroup::ALL.iter().map(|g| g.as_str().to_owned()).collect();
+    map! {
+        "Type" => "String",
+        "Default" => "none",
+        "AllowedPattern" => "^(none|all|[a-z -]+(,[a-z -]+)*)$",
+        "Description" => format!("{what}: none, all, or a comma-separated list of {}.", groups.join(", ")),
+    }
+}
+
+/// The bus events go to: the stack's own, or the one named.
+/// Each of these is used only where its destination is on: the stack's own resource
+/// when the parameter is empty, the one named otherwise.
+fn event_bus_name() -> Value {
+    r#if("HasEventBusName", r#ref("EventBusName"), r#ref("EventBus"))
+}
+
+fn event_bus_arn() -> Value {
+    r#if(
+        "HasEventBusName",
+        sub("arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"),
+        get_att("EventBus.Arn"),
+    )
+}
+
+fn forward_secret() -> Value {
+    r#if("HasForwardSecretArn", r#ref("ForwardSecretArn"), r#ref("ForwardSecret"))
+}
+
+fn archive_bucket() -> Value {
+    r#if("HasArchiveBucketName", r#ref("ArchiveBucketName"), r#ref("ArchiveBucket"))
+}
+
+/// `s3:PutObject` under one route's folder of the archive, and nowhere else.
+fn archive_statement(route: Route) -> Value {
+    allow(
+        "ArchiveItsOwnFolder",
+        "s3:PutObject".into(),
+        sub(format!("arn:${{AWS::Partition}}:s3:::${{ArchiveBucketLocal}}/${{ArchivePrefix}}/{}/*", route.as_str()))
+            .tagged_sub_with("ArchiveBucketLocal", archive_bucket()),
+    )
+}
+
+/// [`archive_statement`] when the archive is on.
+fn archive_grant(route: Route) -> Value {
+    r#if("ArchiveOn", archive_statement(route), no_value())
+}
+
+/// Resources of the destinations: the bus and its example rule, the forward secret, the
+/// archive bucket, the `unrouted` archiver, an alarm per destination.
+fn destination_resources(resources: &mut Mapping) {
+    resources.insert(
+        "EventBus".into(),
+        map! {
+            "Type" => "AWS::Events::EventBus",
+            "Condition" => "CreateEventBus",
+            "Properties" => map! { "Name" => sub(format!("{STACK_NAME}-events")) },
+        },
+    );
+    resources.insert(
+        "ExampleRule".into(),
+        map! {
+            "Type" => "AWS::Events::Rule",
+            "Condition" => "EventBridgeOn",
+            "Properties" => map! {
+                "Name" => sub(format!("{STACK_NAME}-example-completed-tasks")),
+                "Description" => "An example to copy: completed tasks. Disabled, and without a target: add yours.",
+                "EventBusName" => event_bus_name(),
+                "State" => "DISABLED",
+                "EventPattern" => map! {
+                    "source" => seq![r#ref("EventSource")],
+                    "detail-type" => seq![cf_webhooks::events::detail_type(EventGroup::Task, "Completed")],
+                },
+            },
+        },
+    );
+    resources.insert(
+        "ForwardSecret".into(),
+        map! {
+            "Type" => "AWS::SecretsManager::Secret",
+            "Condition" => "CreateForwardSecret",
+            "Properties" => map! {
+                "Name" => sub(format!("{STACK_NAME}-forward-secret")),
+                "Description" => "Signs the forwarded events (X-CF-Signature). Replace the value with \
+                    {\"secret\": \"...\", \"headers\": {\"Authorization\": \"...\"}} to send headers too.",
+                "GenerateSecretString" => map! { "PasswordLength" => 48, "ExcludePunctuation" => true },
+            },
+        },
+    );
+    resources.insert(
+        "ArchiveBucket".into(),
+        map! {
+            "Type" => "AWS::S3::Bucket",
+            "Condition" => "CreateArchiveBucket",
+            // The archive is what a replay reaches back to: it outlives the stack.
+            "DeletionPolicy" => "Retain",
+            "UpdateReplacePolicy" => "Retain",
+            "Properties" => map! {
+                "BucketEncryption" => map! {
+                    "ServerSideEncryptionConfiguration" =>
+                        seq![map! { "ServerSideEncryptionByDefault" => map! { "SSEAlgorithm" => "AES256" } }],
+                },
+                "PublicAccessBlockConfiguration" => map! {
+                    "BlockPublicAcls" => true,
+                    "BlockPublicPolicy" => true,
+                    "IgnorePublicAcls" => true,
+                    "RestrictPublicBuckets" => true,
+                },
+                "OwnershipControls" => map! { "Rules" => seq![map! { "ObjectOwnership" => "BucketOwnerEnforced" }] },
+                "LifecycleConfiguration" => map! {
+                    "Rules" => seq![map! {
+                        "Id" => "expire-archived-events",
+                        "Status" => r#if("HasArchiveExpiration", "Enabled".into(), "Disabled".into()),
+                        "ExpirationInDays" => r#if("HasArchiveExpiration", r#ref("ArchiveExpirationDays"), 1.into()),
+                        "AbortIncompleteMultipartUpload" => map! { "DaysAfterInitiation" => 1 },
+                    }],
+                },
+            },
+        },
+    );
+    resources.insert(
+        "ArchiveBucketPolicy".into(),
+        map! {
+            "Type" => "AWS::S3::BucketPolicy",
+            "Condition" => "CreateArchiveBucket",
+            "Properties" => map! {
+                "Bucket" => r#ref("ArchiveBucket"),
+                "PolicyDocument" => map! {
+                    "Version" => "2012-10-17",
+                    "Statement" => seq![map! {
+                        "Sid" => "TlsOnly",
+                        "Effect" => "Deny",
+                        "Principal" => "*",
+                        "Action" => "s3:*",
+                        "Resource" => seq![
+                            get_att("ArchiveBucket.Arn"),
+                            sub("${ArchiveBucket.Arn}/*")
+                        ],
+                        "Condition" => map! { "Bool" => map! { "aws:SecureTransport" => "false" } },
+                    }],
+                },
+            },
+        },
+    );
+    unrouted_archiver(resources);
+    for (destination, condition, what) in [
+        ("eventbridge", "EventBridgeOn", "EventBridge refused or could not take events"),
+        ("http", "ForwardOn", "The forward URL failed (timeouts, 5xx, refusals)"),
+        ("archive", "ArchiveOn", "S3 refused archive writes"),
+    ] {
+        Alarm {
+            logical: format!("{}Failures", camel(&format!("{destination}-destination"))),
+            description: format!(
+                "{what}: the records are retried, and dead-lettered after MaxReceiveCount attempts. Read the \
+                 consumer logs (reason) and the {destination} destination's own health."
+            ),
+            namespace: metrics::NAMESPACE,
+            metric: name::FAILED,
+            dimensions: vec![
+                (metrics::DIMENSION, r#ref("AWS::StackName")),
+                (metrics::DESTINATION_DIMENSION, destination.into()),
+            ],
+            statistic: "Sum",
+            threshold: 0.into(),
+            periods: 1,
+        }
+        .insert_if(Some(condition), resources);
+    }
+}
+
+/// The consumer of the `unrouted` queue, when the archive is on: it only archives.
+fn unrouted_archiver(resources: &mut Mapping) {
+    let logical = "ArchiveUnrouted";
+    let route = Route::Unrouted;
+    let function_name = format!("{STACK_NAME}-archive-unrouted");
+    log_group(resources, logical, &function_name);
+    role(
+        resources,
+        logical,
+        vec![
+            allow(
+                "ConsumeItsQueue",
+                seq![
+                    "sqs:ReceiveMessage",
+                    "sqs:DeleteMessage",
+                    "sqs:GetQueueAttributes",
+                    "sqs:ChangeMessageVisibility"
+                ],
+                get_att(format!("{}.Arn", queue(route))),
+            ),
+            archive_statement(route),
+        ],
+    );
+    for suffix in ["LogGroup", "Role"] {
+        if let Some(Value::Mapping(resource)) = resources.get_mut(format!("{logical}{suffix}")) {
+            resource.insert("Condition".into(), "ArchiveOn".into());
+        }
+    }
+    resources.insert(
+        format!("{logical}Function").into(),
+        map! {
+            "Type" => "AWS::Serverless::Function",
+            "Condition" => "ArchiveOn",
+            "Properties" => map! {
+                "FunctionName" => sub(function_name),
+                "Description" => "Archives quarantined deliveries, so they outlive the queue's retention",
+                "CodeUri" => format!("target/lambda/{}/", stack::CONSUMER_BOOTSTRAP),
+                "MemorySize" => r#ref("ConsumerMemory"),
+                "Timeout" => r#ref("ConsumerTimeout"),
+                "Role" => get_att(format!("{logical}Role.Arn")),
+                "LoggingConfig" => logging_config(logical),
+                "Environment" => map! {
+                    "Variables" => map! {
+                        var::EVENT_GROUP => route.as_str(),
+                        var::DLQ_URL => r#ref(dlq(route)),
+                        var::DESTINATIONS => "archive",
+                        var::ARCHIVE_BUCKET => archive_bucket(),
+                        var::ARCHIVE_PREFIX => r#ref("ArchivePrefix"),
+                        var::STACK => r#ref("AWS::StackName"),
+                    },
+                },
+                "Events" => map! {
+                    "Queue" => map! {
+                        "Type" => "SQS",
+                        "Properties" => map! {
+                            "Queue" => get_att(format!("{}.Arn", queue(route))),
+                            "BatchSize" => r#ref("ConsumerBatchSize"),
+                            "FunctionResponseTypes" => seq!["ReportBatchItemFailures"],
+                            "ScalingConfig" => map! { "MaximumConcurrency" => 2 },
+                        },
+                    },
+                },
+            },
+        },
+    );
 }
 
 fn webhook_secret() -> Value {
@@ -407,7 +735,7 @@ fn ingest_resources(resources: &mut Mapping) {
         description: description.to_owned(),
         namespace: "AWS/Lambda",
         metric,
-        dimension: ("FunctionName", r#ref("IngestFunction")),
+        dimensions: vec![("FunctionName", r#ref("IngestFunction"))],
         statistic: "Sum",
         threshold: 0.into(),
         periods: 1,
@@ -460,7 +788,7 @@ fn route_resources(resources: &mut Mapping, route: Route) {
         ),
         namespace: "AWS/SQS",
         metric: "ApproximateNumberOfMessagesVisible",
-        dimension: ("QueueName", get_att(format!("{}.QueueName", dlq(route)))),
+        dimensions: vec![("QueueName", get_att(format!("{}.QueueName", dlq(route))))],
         statistic: "Maximum",
         threshold: 0.into(),
         periods: 1,
@@ -474,7 +802,7 @@ fn route_resources(resources: &mut Mapping, route: Route) {
         ),
         namespace: "AWS/SQS",
         metric: "ApproximateAgeOfOldestMessage",
-        dimension: ("QueueName", get_att(format!("{}.QueueName", queue(route)))),
+        dimensions: vec![("QueueName", get_att(format!("{}.QueueName", queue(route))))],
         statistic: "Maximum",
         threshold: r#ref("OldestMessageAlarmSeconds"),
         periods: 2,
@@ -504,9 +832,16 @@ fn consumer_resources(resources: &mut Mapping, group: EventGroup) {
             allow("DeadLetterPermanentFailures", "sqs:SendMessage".into(), get_att(format!("{}.Arn", dlq(route)))),
             allow(
                 "Idempotency",
-                seq!["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:DeleteItem"],
+                seq!["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
                 get_att("IdempotencyTable.Arn"),
             ),
+            r#if("EventBridgeOn", allow("PutEventsOnTheBus", "events:PutEvents".into(), event_bus_arn()), no_value()),
+            r#if(
+                "ForwardOn",
+                allow("ReadTheForwardSecret", "secretsmanager:GetSecretValue".into(), forward_secret()),
+                no_value(),
+            ),
+            archive_grant(route),
         ],
     );
     resources.insert(
@@ -530,6 +865,23 @@ fn consumer_resources(resources: &mut Mapping, group: EventGroup) {
                         var::IDEMPOTENCY_LEASE_SECS => timeout_derived("Lease"),
                         var::MAX_EVENT_AGE_SECS => r#ref("MaxEventAgeSeconds"),
                         var::STACK => r#ref("AWS::StackName"),
+                        var::QUEUE_URL => r#ref(queue(route)),
+                        // Empty entries are skipped: "eventbridge,,archive".
+                        var::DESTINATIONS => join(",", vec![
+                            r#if("EventBridgeOn", "eventbridge".into(), "".into()),
+                            r#if("ForwardOn", "http".into(), "".into()),
+                            r#if("ArchiveOn", "archive".into(), "".into()),
+                        ]),
+                        var::EVENTBRIDGE_GROUPS => r#ref("EventBridgeGroups"),
+                        var::EVENT_BUS => r#if("EventBridgeOn", event_bus_name(), "".into()),
+                        var::EVENT_SOURCE => r#ref("EventSource"),
+                        var::FORWARD_GROUPS => r#ref("ForwardGroups"),
+                        var::FORWARD_URL => r#ref("ForwardUrl"),
+                        var::FORWARD_SECRET_ARN => r#if("ForwardOn", forward_secret(), no_value()),
+                        var::FORWARD_TIMEOUT_MS => r#ref("ForwardTimeoutMs"),
+                        var::ARCHIVE_GROUPS => r#ref("ArchiveGroups"),
+                        var::ARCHIVE_BUCKET => r#if("ArchiveOn", archive_bucket(), "".into()),
+                        var::ARCHIVE_PREFIX => r#ref("ArchivePrefix"),
                     },
                 },
                 "Events" => map! {
@@ -570,6 +922,25 @@ fn widget(title: &str, metrics: Vec<Value>, x: u32, y: u32, width: u32) -> Value
 }
 
 /// One of our metrics, for this stack only.
+/// `Delivered` and `Failed` of each destination (series exist only for those switched on).
+fn destination_metrics() -> Vec<Value> {
+    let mut lines = Vec::new();
+    for destination in config::DESTINATION_NAMES {
+        for (metric, word) in [(name::DELIVERED, "delivered"), (name::FAILED, "failed")] {
+            lines.push(seq![
+                metrics::NAMESPACE,
+                metric,
+                metrics::DIMENSION,
+                STACK_NAME,
+                metrics::DESTINATION_DIMENSION,
+                destination,
+                map! { "stat" => "Sum", "label" => format!("{destination} {word}") }
+            ]);
+        }
+    }
+    lines
+}
+
 fn ours(metric: &str, stat: &str, label: &str) -> Value {
     seq![metrics::NAMESPACE, metric, metrics::DIMENSION, STACK_NAME, map! { "stat" => stat, "label" => label }]
 }
@@ -652,6 +1023,7 @@ fn dashboard() -> Value {
             18,
             24,
         ),
+        widget("Destinations: records delivered and failed", destination_metrics(), 0, 24, 24),
     ];
     let body = serde_json::to_string(&map! { "widgets" => widgets }).expect("YAML values without tags are JSON");
     map! {
@@ -727,6 +1099,7 @@ pub fn template() -> Value {
     for group in EventGroup::ALL {
         consumer_resources(&mut resources, group);
     }
+    destination_resources(&mut resources);
     resources.insert("Dashboard".into(), dashboard());
 
     let mut timeouts = Mapping::new();
@@ -747,6 +1120,25 @@ pub fn template() -> Value {
             "CreateSecret" => equals(r#ref("WebhookSecretArn"), ""),
             "HasAlarmTopic" => not(equals(r#ref("AlarmEmail"), "")),
             "HasIngestReservedConcurrency" => not(equals(r#ref("IngestReservedConcurrency"), -1)),
+            "EventBridgeOn" => not(equals(r#ref("EventBridgeGroups"), "none")),
+            "HasEventBusName" => not(equals(r#ref("EventBusName"), "")),
+            "CreateEventBus" => and(vec![r#ref_condition("EventBridgeOn"), equals(r#ref("EventBusName"), "")]),
+            "ForwardOn" => not(equals(r#ref("ForwardGroups"), "none")),
+            "HasForwardSecretArn" => not(equals(r#ref("ForwardSecretArn"), "")),
+            "CreateForwardSecret" => and(vec![r#ref_condition("ForwardOn"), equals(r#ref("ForwardSecretArn"), "")]),
+            "ArchiveOn" => not(equals(r#ref("ArchiveGroups"), "none")),
+            "HasArchiveBucketName" => not(equals(r#ref("ArchiveBucketName"), "")),
+            "CreateArchiveBucket" => and(vec![r#ref_condition("ArchiveOn"), equals(r#ref("ArchiveBucketName"), "")]),
+            "HasArchiveExpiration" => not(equals(r#ref("ArchiveExpirationDays"), 0)),
+        },
+        "Rules" => map! {
+            "ForwardNeedsAUrl" => map! {
+                "RuleCondition" => not(equals(r#ref("ForwardGroups"), "none")),
+                "Assertions" => seq![map! {
+                    "Assert" => not(equals(r#ref("ForwardUrl"), "")),
+                    "AssertDescription" => "ForwardGroups forwards events: set ForwardUrl too.",
+                }],
+            },
         },
         "Resources" => resources,
         "Outputs" => map! {
@@ -763,6 +1155,21 @@ pub fn template() -> Value {
                 "Value" => r#ref("AWS::StackName"),
             },
             output::IDEMPOTENCY_TABLE => map! { "Value" => r#ref("IdempotencyTable") },
+            output::EVENT_BUS => map! {
+                "Condition" => "EventBridgeOn",
+                "Description" => "The EventBridge bus events are put on (rules match source and detail-type)",
+                "Value" => event_bus_name(),
+            },
+            output::FORWARD_SECRET_ARN => map! {
+                "Condition" => "ForwardOn",
+                "Description" => "The forward secret: give its value to the receiving service to verify X-CF-Signature",
+                "Value" => forward_secret(),
+            },
+            output::ARCHIVE_BUCKET => map! {
+                "Condition" => "ArchiveOn",
+                "Description" => "The archive (cfwh replay --bucket)",
+                "Value" => archive_bucket(),
+            },
             output::DASHBOARD_URL => map! {
                 "Value" => sub(
                     "https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}\
@@ -812,8 +1219,8 @@ pub fn render() -> String {
 
 // --- checks -----------------------------------------------------------------------------
 
-/// The paths of the IAM statements granting a wildcard action (`sqs:*`) or every resource
-/// (`*`); `make validate` fails unless there are none.
+/// The paths of the IAM statements allowing a wildcard action (`sqs:*`) or every resource
+/// (`*`); `make validate` fails unless there are none. Denies may be broad.
 pub fn wildcard_grants() -> Vec<String> {
     let mut found = Vec::new();
     find_wildcard_grants(&template(), "template".to_owned(), &mut found);
@@ -828,7 +1235,9 @@ fn find_wildcard_grants(node: &Value, path: String, found: &mut Vec<String>) {
     };
     match node {
         Value::Mapping(mapping) => {
-            if mapping.contains_key("Effect") && mapping.contains_key("Action") {
+            // A Deny may be broad (TLS only, everywhere); an Allow may not.
+            let allows = mapping.get("Effect").and_then(Value::as_str) == Some("Allow");
+            if allows && mapping.contains_key("Action") {
                 let broad_action =
                     one_or_many(mapping.get("Action")).iter().any(|a| a.as_str().is_some_and(|a| a.ends_with('*')));
                 let every_resource = one_or_many(mapping.get("Resource")).iter().any(|r| r.as_str() == Some("*"));
@@ -889,6 +1298,59 @@ mod tests {
         }
     }
 
+    /// The statements of a role, with `Fn::If` unwrapped to the branch taken when the
+    /// destinations are on.
+    fn statements(template: &Value, role: &str) -> Vec<Value> {
+        let list = &resource(template, role)["Properties"]["Policies"][0]["PolicyDocument"]["Statement"];
+        list.as_sequence()
+            .unwrap()
+            .iter()
+            .map(|statement| match statement {
+                Value::Tagged(t) if t.tag == Tag::new("If") => t.value[1].clone(),
+                other => other.clone(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn destinations_keep_least_privilege() {
+        let template = template();
+        for group in EventGroup::ALL {
+            let role = format!("Consume{}Role", camel(group.as_str()));
+            let statements = statements(&template, &role);
+            let by_sid =
+                |sid: &str| statements.iter().find(|s| s["Sid"] == sid).unwrap_or_else(|| panic!("{role}: {sid}"));
+            assert_eq!(by_sid("PutEventsOnTheBus")["Action"], "events:PutEvents");
+            assert_eq!(by_sid("PutEventsOnTheBus")["Resource"], event_bus_arn(), "that bus only");
+            assert_eq!(by_sid("ReadTheForwardSecret")["Resource"], forward_secret(), "that secret only");
+            let archive = by_sid("ArchiveItsOwnFolder");
+            assert_eq!(archive["Action"], "s3:PutObject", "write only: no read, list or delete");
+            let resource = serde_yaml_ng::to_string(&archive["Resource"]).unwrap();
+            assert!(
+                resource.contains(&format!("${{ArchivePrefix}}/{}/*", group.as_str())),
+                "its own folder: {resource}"
+            );
+            let idempotency = by_sid("Idempotency");
+            assert!(
+                idempotency["Action"].as_sequence().unwrap().contains(&"dynamodb:UpdateItem".into()),
+                "claims update"
+            );
+        }
+        let unrouted = statements(&template, "ArchiveUnroutedRole");
+        assert!(serde_yaml_ng::to_string(&unrouted).unwrap().contains("${ArchivePrefix}/unrouted/*"));
+        assert!(!serde_yaml_ng::to_string(&unrouted).unwrap().contains("dynamodb"), "the archiver needs no table");
+        assert_eq!(resource(&template, "ArchiveUnroutedFunction")["Condition"], "ArchiveOn");
+        assert_eq!(resource(&template, "ExampleRule")["Properties"]["State"], "DISABLED");
+        assert_eq!(
+            resource(&template, "ExampleRule")["Properties"]["EventPattern"]["detail-type"][0],
+            "Task completed"
+        );
+        let bucket = &resource(&template, "ArchiveBucket")["Properties"];
+        assert_eq!(bucket["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"], true);
+        assert!(bucket["BucketEncryption"].is_mapping());
+        assert!(wildcard_grants().is_empty());
+    }
+
     #[test]
     fn every_group_has_a_consumer_of_the_one_artifact() {
         let template = template();
@@ -907,7 +1369,7 @@ mod tests {
     }
 
     #[test]
-    fn the_dashboard_uses_the_stack_dimension_only() {
+    fn the_dashboard_uses_the_stack_dimension_and_destinations_only() {
         let body = resource(&template(), "Dashboard")["Properties"]["DashboardBody"].clone();
         let Value::Tagged(body) = body else { panic!("the body is a !Sub") };
         let body = body.value.as_str().unwrap().to_owned();
@@ -920,9 +1382,15 @@ mod tests {
             .flat_map(|w| w["properties"]["metrics"].as_array().unwrap())
             .filter(|m| m[0] == metrics::NAMESPACE)
             .collect();
-        assert_eq!(ours.len(), name::ALL.len(), "every metric is on the dashboard once");
-        for metric in ours {
+        let (per_destination, per_stack): (Vec<_>, Vec<_>) =
+            ours.into_iter().partition(|m| m.as_array().unwrap().len() == 7);
+        assert_eq!(per_stack.len(), name::ALL.len(), "every metric is on the dashboard once");
+        for metric in per_stack.iter().chain(&per_destination) {
             assert_eq!((&metric[2], &metric[3]), (&metrics::DIMENSION.into(), &STACK_NAME.into()));
+        }
+        assert_eq!(per_destination.len(), config::DESTINATION_NAMES.len() * name::PER_DESTINATION.len());
+        for metric in per_destination {
+            assert_eq!(metric[4], metrics::DESTINATION_DIMENSION, "the one other dimension");
         }
     }
 

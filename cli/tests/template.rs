@@ -24,3 +24,18 @@ fn the_readme_lists_every_event_name() {
         assert_eq!(listed, cf_webhooks::events::detail_types(group), "README's names of {group}");
     }
 }
+
+#[test]
+fn the_readme_documents_every_template_parameter() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let template = cfwh::template::template();
+    let parameters = template["Parameters"].as_mapping().unwrap();
+    let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+    for name in parameters.keys().map(|k| k.as_str().unwrap()) {
+        let quoted = format!("`{name}`");
+        assert!(
+            rows.iter().any(|row| row.split('|').nth(1).is_some_and(|cell| cell.contains(&quoted))),
+            "README: no row for {name}"
+        );
+    }
+}

@@ -99,6 +99,14 @@ pub mod var {
     pub const FORWARD_SECRET_ARN: &str = "CF_FORWARD_SECRET_ARN";
     /// Milliseconds one forward may take.
     pub const FORWARD_TIMEOUT_MS: &str = "CF_FORWARD_TIMEOUT_MS";
+    /// The groups the EventBridge destination serves: `all` (the default), `none`, or a
+    /// comma-separated list; a consumer of another group skips it.
+    pub const EVENTBRIDGE_GROUPS: &str = "CF_EVENTBRIDGE_GROUPS";
+    /// The groups the HTTP forward serves, likewise.
+    pub const FORWARD_GROUPS: &str = "CF_FORWARD_GROUPS";
+    /// The groups the archive serves, likewise (the `unrouted` consumer archives whenever
+    /// the archive is on).
+    pub const ARCHIVE_GROUPS: &str = "CF_ARCHIVE_GROUPS";
     /// The archive's bucket.
     pub const ARCHIVE_BUCKET: &str = "CF_ARCHIVE_BUCKET";
     /// The prefix of every archived key.
@@ -550,7 +558,18 @@ impl ConsumerConfig {
         } else {
             Route::Group(EventGroup::parse(&group).map_err(|e| ConfigError::new(var::EVENT_GROUP, e.to_string()))?)
         };
-        let destinations = Destinations::from_lookup(&get)?;
+        let mut destinations = Destinations::from_lookup(&get)?;
+        if let Route::Group(group) = route {
+            if !serves(&get, var::EVENTBRIDGE_GROUPS, group)? {
+                destinations.eventbridge = None;
+            }
+            if !serves(&get, var::FORWARD_GROUPS, group)? {
+                destinations.http = None;
+            }
+            if !serves(&get, var::ARCHIVE_GROUPS, group)? {
+                destinations.archive = None;
+            }
+        }
         let idempotency_table = match route {
             Route::Group(_) => required(var::IDEMPOTENCY_TABLE, "the DynamoDB idempotency table's name")?,
             Route::Unrouted => {
@@ -581,6 +600,23 @@ impl ConsumerConfig {
         let queue_url = get(var::QUEUE_URL).map(|u| u.trim().to_owned());
         Ok(Self { route, idempotency_table, dlq_url, lease, ttl, queue_url, destinations })
     }
+}
+
+/// Whether a destination's group list (`all`, the default; `none`; or groups) holds
+/// `group`. Every name must be a group, so a typo fails the start-up.
+fn serves(get: &impl Fn(&str) -> Option<String>, var: &'static str, group: EventGroup) -> Result<bool, ConfigError> {
+    let Some(text) = get(var) else { return Ok(true) };
+    match text.trim().to_ascii_lowercase().as_str() {
+        "" | "all" => return Ok(true),
+        "none" => return Ok(false),
+        _ => {}
+    }
+    let mut found = false;
+    for name in list(get, var) {
+        let listed = EventGroup::parse(&name).map_err(|e| ConfigError::new(var, e.to_string()))?;
+        found |= listed == group;
+    }
+    Ok(found)
 }
 
 fn number(get: &impl Fn(&str) -> Option<String>, var: &'static str) -> Result<Option<u64>, ConfigError> {
@@ -783,6 +819,22 @@ mod tests {
             assert_eq!(&err.var, var, "{extra:?}: {err}");
             assert!(!err.to_string().contains("leak-me"), "{err}");
         }
+
+        let only_jobs = vars(&[
+            ("CF_DESTINATIONS", "eventbridge,,archive"),
+            ("CF_EVENT_BUS", "b"),
+            ("CF_EVENTBRIDGE_GROUPS", "job, Work Unit"),
+            ("CF_ARCHIVE_BUCKET", "b"),
+            ("CF_ARCHIVE_GROUPS", "all"),
+        ])
+        .unwrap();
+        assert_eq!(only_jobs.destinations.names(), ["archive"], "a task consumer skips what serves other groups");
+        let typo =
+            vars(&[("CF_DESTINATIONS", "eventbridge"), ("CF_EVENT_BUS", "b"), ("CF_EVENTBRIDGE_GROUPS", "taks")]);
+        assert_eq!(typo.unwrap_err().var, "CF_EVENTBRIDGE_GROUPS");
+        let none =
+            vars(&[("CF_DESTINATIONS", "eventbridge"), ("CF_EVENT_BUS", "b"), ("CF_EVENTBRIDGE_GROUPS", "none")]);
+        assert_eq!(none.unwrap().destinations, Destinations::default());
 
         let unrouted = |extra: &[(&'static str, &'static str)]| {
             let mut all = vec![("CF_EVENT_GROUP", "unrouted"), ("CF_DLQ_URL", "https://dlq")];

@@ -53,6 +53,12 @@ pub mod output {
     pub const IDEMPOTENCY_TABLE: &str = "IdempotencyTableName";
     /// The CloudWatch dashboard.
     pub const DASHBOARD_URL: &str = "DashboardUrl";
+    /// The EventBridge bus, when on.
+    pub const EVENT_BUS: &str = "DestinationEventBus";
+    /// The forward secret, when the forward is on.
+    pub const FORWARD_SECRET_ARN: &str = "DestinationForwardSecret";
+    /// The archive's bucket, when on.
+    pub const ARCHIVE_BUCKET: &str = "DestinationArchiveBucket";
 }
 
 #[cfg(test)]
