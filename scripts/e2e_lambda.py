@@ -5,15 +5,18 @@ The real bootstrap binaries run under `cargo lambda watch`: a signed POST to the
 Function URL path must land in the task queue, and invoking the `consume` bootstrap
 (serving the task group, as the template's task consumer does) with that message as an
 SQS event must process it (no batch item failure, a COMPLETED item in the idempotency
-table); invoking it again must find the duplicate.
+table), archive it in S3 and forward it to a local HTTP receiver, signed with the forward
+secret; invoking it again must find the duplicate and deliver nothing more.
 
 Needs AWS_ENDPOINT_URL (moto) and `cargo lambda` on PATH; `make test` provides both.
 """
 
+import http.server
 import json
 import os
 import re
 import subprocess
+import threading
 import sys
 import tempfile
 import time
@@ -27,6 +30,26 @@ from harness import cfwh_groups, free_port, sayer, sign, wait_for_port  # noqa: 
 
 say = sayer("e2e")
 SECRET = "e2e-secret"
+FORWARD_SECRET = "e2e-forward-secret"
+
+
+def receiver():
+    """A studio endpoint on a free port: keeps each forwarded (signature, body), answers 200."""
+    received = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.headers.get("X-CF-Signature", ""), body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/hooks", received
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GROUP = "task"
 
@@ -116,6 +139,15 @@ def main():
     prefix = f"e2e-{os.getpid()}"
     described = cfwh_groups(prefix)
     env, table, task_url = setup(prefix, described)
+    names = described["env"]
+    bucket = f"{prefix}-archive"
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    server, forward_url, forwarded = receiver()
+    env[names["destinations"]] = "archive,http"
+    env[names["archive_bucket"]] = bucket
+    env[names["archive_prefix"]] = "events"
+    env[names["forward_url"]] = forward_url
+    env[names["forward_secret"]] = FORWARD_SECRET
     key = described["idempotency_table"]["partition_key"]
     ingest, consumer = described["bootstraps"]["ingest"], described["bootstraps"]["consumer"]
     port = free_port()
@@ -168,14 +200,25 @@ def main():
         state = described["idempotency_table"]["state"]
         if not item or item[state]["S"] != described["idempotency_table"]["completed"]:
             raise SystemExit(f"e2e: no COMPLETED idempotency item, found {item}")
+        objects = boto3.client("s3").list_objects_v2(Bucket=bucket).get("Contents", [])
+        if len(objects) != 1 or f"/{GROUP}/" not in objects[0]["Key"]:
+            raise SystemExit(f"e2e: expected one archived object, found {objects}")
+        archived = boto3.client("s3").get_object(Bucket=bucket, Key=objects[0]["Key"])
+        if archived["Body"].read() != body or archived["Metadata"].get(described["archive"]["metadata"]["signature"]) != sign(SECRET, body):
+            raise SystemExit(f"e2e: the archived object is not the body with its signature: {archived['Metadata']}")
+        if len(forwarded) != 1 or forwarded[0] != (sign(FORWARD_SECRET, body), body):
+            raise SystemExit(f"e2e: expected one forward of the exact bytes signed with the forward secret, got {forwarded}")
         second = invoke(consumer, event, port)
         if second.get("batchItemFailures") != []:
             raise SystemExit(f"e2e: the redelivery answered {second}")
+        if len(forwarded) != 1:
+            raise SystemExit(f"e2e: the duplicate was forwarded again: {len(forwarded)} forwards")
         with open(log_path) as f:
             if f'"{described["metrics"]["names"]["duplicates"]}":1.0' not in f.read().replace(" ", ""):
                 raise SystemExit(f"e2e: the redelivery was not counted as a duplicate (EMF); see {log_path}")
-        say(f"ingest → SQS → {consumer} ({GROUP}) → DynamoDB: processed once, then a duplicate")
+        say(f"ingest → SQS → {consumer} ({GROUP}) → DynamoDB, S3, HTTP: processed, archived and forwarded once, then a duplicate")
     finally:
+        server.shutdown()
         watch.terminate()
         try:
             watch.wait(timeout=10)

@@ -64,6 +64,18 @@ pub fn describe(queue_prefix: &str) -> Value {
             "dlq_url": var::DLQ_URL,
             "stack": var::STACK,
             "metrics": var::METRICS,
+            "destinations": var::DESTINATIONS,
+            "archive_bucket": var::ARCHIVE_BUCKET,
+            "archive_prefix": var::ARCHIVE_PREFIX,
+            "forward_url": var::FORWARD_URL,
+            "forward_secret": var::FORWARD_SECRET,
+        },
+        "archive": {
+            "metadata": {
+                "signature": cf_webhooks::archive::meta::SIGNATURE,
+                "received_at": cf_webhooks::archive::meta::RECEIVED_AT,
+                "action": cf_webhooks::archive::meta::ACTION,
+            },
         },
         "metrics": {
             "namespace": metrics::NAMESPACE,

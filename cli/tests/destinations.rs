@@ -76,11 +76,21 @@ impl DeadLetterSink for Dlq {
 struct Receiver {
     script: Arc<Mutex<Vec<u16>>>,
     received: Arc<Mutex<Vec<(HeaderMap, Bytes)>>>,
+    retry_after: Option<&'static str>,
 }
 
 impl Receiver {
     async fn start(script: &[u16]) -> (Self, String) {
-        let receiver = Self { script: Arc::new(Mutex::new(script.to_vec())), ..Self::default() };
+        Self::serve(Self { script: Arc::new(Mutex::new(script.to_vec())), ..Self::default() }).await
+    }
+
+    /// Answers `status` with `Retry-After: seconds`, always.
+    async fn start_with_retry_after(status: u16, seconds: &'static str) -> (Self, String) {
+        let script = Arc::new(Mutex::new(vec![status; 100]));
+        Self::serve(Self { script, retry_after: Some(seconds), ..Self::default() }).await
+    }
+
+    async fn serve(receiver: Self) -> (Self, String) {
         let app = axum::Router::new().route("/hooks", post(receive)).with_state(receiver.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hooks", listener.local_addr().unwrap());
@@ -93,7 +103,7 @@ impl Receiver {
     }
 }
 
-async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> (StatusCode, String) {
+async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Bytes) -> (StatusCode, HeaderMap, String) {
     receiver.received.lock().unwrap().push((headers, body));
     let status = {
         let mut script = receiver.script.lock().unwrap();
@@ -103,7 +113,11 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
             script.remove(0)
         }
     };
-    (StatusCode::from_u16(status).unwrap(), format!("answer {status}: field Title is required"))
+    let mut answer = HeaderMap::new();
+    if let Some(seconds) = receiver.retry_after {
+        answer.insert("retry-after", seconds.parse().unwrap());
+    }
+    (StatusCode::from_u16(status).unwrap(), answer, format!("answer {status}: field Title is required"))
 }
 
 fn forward(url: &str) -> ForwardSettings {
@@ -477,4 +491,95 @@ async fn a_replayed_day_is_applied_once_per_run_and_a_planted_object_is_refused(
     assert_eq!(keys, ["r-1", "r-1:run-1", "r-1:run-2"], "applied once, then once per run");
     let replayed = receiver.received().into_iter().filter(|(h, _)| h.get("x-cf-replay").is_some()).count();
     assert_eq!(replayed, 6);
+}
+
+#[tokio::test]
+async fn an_unreachable_or_silent_endpoint_is_retried_not_dead_lettered() {
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_url = format!("http://{}/hooks", closed.local_addr().unwrap());
+    drop(closed);
+    let dlq = Dlq::default();
+    let refused =
+        consumer(Destinations { http: Some(forward(&closed_url)), ..Destinations::default() }, dlq.clone()).await;
+    let report = refused.run_until(&[record("m-1", &task_body("down-1"))], None).await;
+    assert_eq!(outcomes(&report), ["failed"]);
+    assert!(report.records[0].reason.as_deref().unwrap().starts_with("http: http://127.0.0.1:"), "{report:?}");
+
+    // An endpoint that accepts the connection and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}/hooks", silent.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let settings = ForwardSettings { timeout: Duration::from_millis(300), ..forward(&silent_url) };
+    let slow = consumer(Destinations { http: Some(settings), ..Destinations::default() }, dlq.clone()).await;
+    let started = std::time::Instant::now();
+    let report = slow.run_until(&[record("m-2", &task_body("slow-1"))], None).await;
+    assert_eq!(outcomes(&report), ["failed"]);
+    assert!(report.records[0].reason.as_deref().unwrap().contains("no answer within 300 ms"), "{report:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(dlq.0.lock().unwrap().is_empty(), "nothing dead-lettered for a retryable failure");
+}
+
+#[tokio::test]
+async fn an_event_too_large_for_eventbridge_is_dead_lettered_with_that_reason() {
+    let (bus, sqs, target) = bus_with_rule("Task completed").await;
+    let dlq = Dlq::default();
+    let consumer =
+        consumer(Destinations { eventbridge: eventbridge(&bus), ..Destinations::default() }, dlq.clone()).await;
+    let mut event: serde_json::Value = serde_json::from_str(&task_body("huge-1")).unwrap();
+    event["Notes"] = "x".repeat(300 * 1024).into();
+    let huge = event.to_string();
+    let report = consumer.run_until(&[record("m-huge", &huge), record("m-small", &task_body("small-1"))], None).await;
+    assert_eq!(outcomes(&report), ["dead-lettered", "processed"]);
+    let dead = dlq.0.lock().unwrap().clone();
+    assert!(dead[0].1.starts_with("eventbridge: too large for an EventBridge entry"), "{}", dead[0].1);
+    assert_eq!(drain(&sqs, &target).await.len(), 1, "the small one still went");
+}
+
+#[tokio::test]
+async fn a_retry_after_delays_the_message_on_its_queue() {
+    use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+    use cf_webhooks_consumers::lambda::{handle_batch, Host};
+    let sdk = sdk().await;
+    let sqs = aws_sdk_sqs::Client::new(&sdk);
+    let url = sqs
+        .create_queue()
+        .queue_name(unique("retry-after"))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "0")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let (_receiver, forward_url) = Receiver::start(&[429]).await;
+    let body = task_body("later-1");
+    sqs.send_message().queue_url(&url).message_body(&body).send().await.unwrap();
+    let got = sqs.receive_message().queue_url(&url).send().await.unwrap().messages.unwrap().remove(0);
+
+    let mut message = SqsMessage::default();
+    message.message_id = got.message_id.clone();
+    message.receipt_handle = got.receipt_handle.clone();
+    message.body = Some(body);
+    let mut event = SqsEvent::default();
+    event.records = vec![message];
+    let consumer = consumer_with(forward(&forward_url)).await;
+    // The receiver's 429 carries no Retry-After: the queue's own timing applies.
+    let host = Host { metrics: None, visibility: Some((sqs.clone(), url.clone())) };
+    let response = handle_batch(&*consumer, event.clone(), None, &host).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    let again = sqs.receive_message().queue_url(&url).send().await.unwrap().messages.unwrap_or_default();
+    assert_eq!(again.len(), 1, "no Retry-After: visible again at once (visibility 0)");
+
+    let (_later, later_url) = Receiver::start_with_retry_after(429, "120").await;
+    let consumer = consumer_with(forward(&later_url)).await;
+    event.records[0].receipt_handle = again[0].receipt_handle.clone();
+    let response = handle_batch(&*consumer, event, None, &host).await;
+    assert_eq!(response.batch_item_failures.len(), 1);
+    let hidden = sqs.receive_message().queue_url(&url).send().await.unwrap().messages.unwrap_or_default();
+    assert!(hidden.is_empty(), "Retry-After: 120 hides the message");
 }

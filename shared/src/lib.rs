@@ -8,7 +8,8 @@
 //! - [`ack`]: the ack path, from a delivery to an answer and at most one message;
 //! - [`queue`]: the publisher interface and the in-memory queues;
 //! - [`consumer`]: the batch runner, handlers and idempotency;
-//! - [`config`]: ingest configuration from the environment.
+//! - [`destination`] and [`archive`]: where events go besides the handler;
+//! - [`config`]: configuration from the environment.
 #![warn(missing_docs)]
 
 pub mod ack;

@@ -39,11 +39,7 @@ pub async fn handle_batch(
     host: &Host,
 ) -> SqsBatchResponse {
     let records: Vec<Record> = event.records.into_iter().map(Record::from).collect();
-    let deadline = deadline_ms.map(|deadline| {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let left = Duration::from_millis(deadline).saturating_sub(now).saturating_sub(DEADLINE_MARGIN);
-        tokio::time::Instant::now() + left
-    });
+    let deadline = deadline_ms.and_then(|deadline| batch_deadline(deadline, SystemTime::now()));
     let report = runner.run_until(&records, deadline).await;
     if let Some(emf) = &host.metrics {
         for line in emf.batch(runner.group(), &report).into_iter().chain(emf.destinations(runner.group(), &report)) {
@@ -72,6 +68,19 @@ pub async fn handle_batch(
         futures_util::future::join_all(moves).await;
     }
     failures(report.failures())
+}
+
+/// When the batch must be answered: [`DEADLINE_MARGIN`] before the invocation's deadline.
+/// A deadline already past at the start (a runtime emulator's placeholder, a clock that
+/// is off) is no deadline: the function's own timeout still bounds the invocation.
+pub fn batch_deadline(deadline_ms: u64, now: SystemTime) -> Option<tokio::time::Instant> {
+    let now = now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let deadline = Duration::from_millis(deadline_ms);
+    if deadline <= now {
+        tracing::debug!(deadline_ms, "the invocation's deadline is already past: running without one");
+        return None;
+    }
+    Some(tokio::time::Instant::now() + deadline.saturating_sub(now).saturating_sub(DEADLINE_MARGIN))
 }
 
 fn failures<'a>(ids: impl IntoIterator<Item = &'a str>) -> SqsBatchResponse {

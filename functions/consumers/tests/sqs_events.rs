@@ -80,3 +80,16 @@ fn base64_bodies_are_flagged_from_the_message_attribute() {
     assert_eq!(record.body_encoding(), Some("base64"));
     assert_eq!(record.receive_count, 1);
 }
+
+#[tokio::test]
+async fn a_deadline_is_kept_with_its_margin_and_a_past_one_is_ignored() {
+    use cf_webhooks_consumers::lambda::{batch_deadline, DEADLINE_MARGIN};
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    let now = SystemTime::now();
+    let in_ten_seconds = (now + Duration::from_secs(10)).duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+    let deadline = batch_deadline(in_ten_seconds, now).expect("a deadline ahead is kept");
+    let left = deadline - tokio::time::Instant::now();
+    assert!(left <= Duration::from_secs(10) - DEADLINE_MARGIN && left > Duration::from_secs(7), "{left:?}");
+    // cargo lambda's emulator hands out 600000 (ten minutes after 1970).
+    assert_eq!(batch_deadline(600_000, now), None);
+}

@@ -158,7 +158,8 @@ impl std::fmt::Debug for HttpForward {
 
 /// A URL without its query and user information, for logs.
 pub fn redacted_url(url: &http::Uri) -> String {
-    format!("{}://{}{}", url.scheme_str().unwrap_or("?"), url.host().unwrap_or("?"), url.path())
+    let port = url.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
+    format!("{}://{}{port}{}", url.scheme_str().unwrap_or("?"), url.host().unwrap_or("?"), url.path())
 }
 
 #[cfg(feature = "forward")]
@@ -276,6 +277,12 @@ mod tests {
         let err = ForwardSecret::parse(r#"{"secret":"tok-456","extra":1}"#).unwrap_err();
         assert!(!err.contains("tok-456"), "{err}");
         assert!(ForwardSecret::parse(r#"{"secret":"k","headers":{"Bad Name":"v"}}"#).is_err());
+    }
+
+    #[test]
+    fn urls_in_logs_lose_their_query_and_credentials() {
+        let url: http::Uri = "https://studio.example:8443/hooks/cf?token=abc".parse().unwrap();
+        assert_eq!(redacted_url(&url), "https://studio.example:8443/hooks/cf");
     }
 
     #[test]
