@@ -137,6 +137,29 @@ def main():
             lines += [f"| {name} | {fmt_ns(t)} |" for name, t in timing]
             lines.append("")
 
+    forward_path = os.path.join(TARGET, "bench", "forward.json")
+    if os.path.exists(forward_path):
+        with open(forward_path) as f:
+            fw = json.load(f)
+        p, w, fs = fw["plain"], fw["forwarding"], fw["settings"]
+        lines += ["## Forwarding to an HTTP endpoint", "",
+                  "`bench/forward.py`: the same pool of signed events sent by wrk for "
+                  f"{fs['duration']} ({fs['connections']} connections) to `cfwh dev`, once with no destination",
+                  "and once with `--forward-url` to a local receiver, in one run. The receiver is a second",
+                  "`cfwh dev` whose webhook secret is the forward secret: every forward is verified as a",
+                  "Creative Force delivery is, and processed once. All three processes and wrk share the",
+                  "machine's cores. End to end: events processed (and forwarded) per second, from the first",
+                  "delivery to the last record done.", "",
+                  "| | no destination | forwarding |", "|---|---|---|",
+                  f"| answers/s (ack path) | {p['requests_per_s']:,.0f} | {w['requests_per_s']:,.0f} |",
+                  f"| latency p50 / p99 | {p['p50_us'] / 1000:.2f} / {p['p99_us'] / 1000:.2f} ms | "
+                  f"{w['p50_us'] / 1000:.2f} / {w['p99_us'] / 1000:.2f} ms |",
+                  f"| events processed | {p['processed']:,} | {w['processed']:,} |",
+                  f"| processed per second, end to end | {p['end_to_end_per_s']:,.0f} | {w['end_to_end_per_s']:,.0f} |",
+                  f"| forwarded (`\"http\":\"delivered\"`) | — | {w['forwarded']:,} |",
+                  f"| verified and processed by the receiver | — | {fw['receiver_processed']:,} "
+                  f"({fw['receiver_processed_twice']} twice) |", ""]
+
     init_path = os.path.join(TARGET, "bench", "init.json")
     if os.path.exists(init_path):
         with open(init_path) as f:
@@ -168,9 +191,10 @@ def main():
                   "| function | bootstrap | zipped |", "|---|---|---|"]
         for function, size, zipped in sizes:
             lines.append(f"| {function} | {size / 1048576:.2f} MiB | {zipped / 1048576:.2f} MiB |")
-        lines += ["", "Most of each binary is the AWS SDK (SQS and Secrets Manager for ingest, SQS and DynamoDB",
-                  "for the consumers) and its HTTP and TLS stack (hyper, h2, rustls on ring). The release",
-                  "profile builds them for size and the ack path for speed (`Cargo.toml`)."]
+        lines += ["", "Most of each binary is the AWS SDK (SQS and Secrets Manager for ingest; SQS, DynamoDB,",
+                  "EventBridge, S3 and Secrets Manager for the consumers, which carry the destinations) and",
+                  "its HTTP and TLS stack (hyper, h2, rustls on ring). The release profile builds them for",
+                  "size and the ack path for speed (`Cargo.toml`)."]
     else:
         lines.append("Not built in this run: `make build`, then `make bench`.")
     lines.append("")

@@ -31,4 +31,7 @@ python3 bench/cold_start.py "$TARGET/release/hello" "$TARGET/release/ingest"
 say "end-to-end load"
 python3 bench/load.py
 
+say "forwarding: cfwh dev with and without an HTTP destination"
+python3 bench/forward.py
+
 python3 bench/report.py

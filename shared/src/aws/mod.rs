@@ -4,6 +4,7 @@
 
 #[cfg(feature = "dynamodb")]
 pub mod dynamodb;
+pub mod http;
 #[cfg(feature = "s3")]
 pub mod s3;
 #[cfg(feature = "secrets-manager")]
@@ -139,20 +140,22 @@ impl TlsRoots {
     }
 }
 
-/// rustls on ring (the SDK's default TLS stack, aws-lc, doubles a bootstrap's size for
-/// the same TLS), trusting `roots`.
+/// rustls on ring over HTTP/1.1 ([`http`]), trusting `roots`. (The SDK's default TLS
+/// stack, aws-lc, doubles a bootstrap's size for the same TLS; its default client links
+/// HTTP/2, which no endpoint we call needs.)
 fn https_client(roots: TlsRoots) -> SharedHttpClient {
-    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider, TlsContext, TrustStore};
-    let builder = aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring));
-    match roots {
-        TlsRoots::System => builder.build_https(),
+    let tls = match roots {
         TlsRoots::Amazon => {
-            let store = TrustStore::empty().with_native_roots(false).with_pem_certificate(AMAZON_TRUST_SERVICES_ROOTS);
-            let context =
-                TlsContext::builder().with_trust_store(store).build().expect("the compiled-in roots are valid");
-            builder.tls_context(context).build_https()
+            http::tls_config(Some(AMAZON_TRUST_SERVICES_ROOTS)).expect("the compiled-in roots are valid")
         }
-    }
+        // No usable root at all: every call fails with a TLS error naming the host, which
+        // is what the caller would see with an empty store anyway.
+        TlsRoots::System => http::tls_config(None).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "no root certificates: TLS connections will fail");
+            http::tls_config(Some("")).expect("an empty store is valid")
+        }),
+    };
+    http::sdk_client(tls)
 }
 
 pub use crate::logging::describe;
