@@ -583,3 +583,43 @@ async fn a_retry_after_delays_the_message_on_its_queue() {
     let hidden = sqs.receive_message().queue_url(&url).send().await.unwrap().messages.unwrap_or_default();
     assert!(hidden.is_empty(), "Retry-After: 120 hides the message");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cfwh_dev_over_sqs_delivers_to_eventbridge_and_s3_at_their_endpoints() {
+    let (bus, sqs, target) = bus_with_rule("Task completed").await;
+    let sdk = sdk().await;
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    let bucket = unique("dev-archive");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let moto = moto();
+    let prefix = unique("devdest");
+    let dev = tokio::task::block_in_place(|| {
+        common::DevProcess::start_with(
+            None,
+            &[
+                "--sqs-endpoint", &moto, "--queue-prefix", &prefix,
+                "--event-bus", &bus, "--eventbridge-endpoint", &moto,
+                "--archive-bucket", &bucket, "--s3-endpoint", &moto,
+            ],
+        )
+    });
+    let body = task_at("dev-dest-1", cf_webhooks::ack::now_ms());
+    let answer = reqwest::Client::new()
+        .post(format!("{}/", dev.url))
+        .header("x-cf-signature", testkit::signature(cf_webhooks::DEV_SECRET, body.as_bytes()))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let lines = tokio::task::block_in_place(|| dev.lines_within(Duration::from_secs(10)));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["outcome"], "processed");
+    assert_eq!(lines[0]["destinations"]["eventbridge"], "delivered");
+    assert_eq!(lines[0]["destinations"]["archive"], "archived");
+    assert_eq!(drain(&sqs, &target).await.len(), 1);
+    let listed = s3.list_objects_v2().bucket(&bucket).send().await.unwrap();
+    assert_eq!(listed.contents().len(), 1);
+    let (status, _) = tokio::task::block_in_place(|| dev.terminate());
+    assert!(status.success());
+}
