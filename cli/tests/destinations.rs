@@ -597,9 +597,18 @@ async fn cfwh_dev_over_sqs_delivers_to_eventbridge_and_s3_at_their_endpoints() {
         common::DevProcess::start_with(
             None,
             &[
-                "--sqs-endpoint", &moto, "--queue-prefix", &prefix,
-                "--event-bus", &bus, "--eventbridge-endpoint", &moto,
-                "--archive-bucket", &bucket, "--s3-endpoint", &moto,
+                "--sqs-endpoint",
+                &moto,
+                "--queue-prefix",
+                &prefix,
+                "--event-bus",
+                &bus,
+                "--eventbridge-endpoint",
+                &moto,
+                "--archive-bucket",
+                &bucket,
+                "--s3-endpoint",
+                &moto,
             ],
         )
     });
