@@ -19,7 +19,7 @@ LAMBDA_PACKAGES := --package cf-webhooks-ingest --package cf-webhooks-consumers
 # that need them install them first (scripts/tools.sh) and put them first on PATH.
 TOOLS = export PATH="$$(scripts/tools.sh):$$PATH"
 
-.PHONY: help run send test fuzz soak bench build sizes template validate deploy logs redrive lint fmt clean
+.PHONY: help run send test fuzz soak bench build sizes template validate deploy logs redrive replay lint fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -75,6 +75,10 @@ logs: ## tail the logs of every function of STACK (sam logs)
 redrive: ## move GROUP's dead-letter queue of STACK back to its queue
 	@test -n "$(GROUP)" || { echo "make redrive: set GROUP (one of the routes \`cfwh groups\` lists)"; exit 2; }
 	$(CFWH) redrive --group $(GROUP) --queue-prefix $(STACK)
+
+replay: ## send GROUP's archived events since SINCE (until UNTIL) from BUCKET to STACK's queue again, as one replay run
+	@test -n "$(GROUP)" -a -n "$(SINCE)" -a -n "$(BUCKET)" || { echo "make replay: set GROUP, SINCE (2026-11-28, or an age: 24h) and BUCKET (the stack's output DestinationArchiveBucket)"; exit 2; }
+	$(CFWH) replay --group $(GROUP) --since $(SINCE) $(if $(UNTIL),--until $(UNTIL)) --bucket $(BUCKET) --queue-prefix $(STACK)
 
 lint: ## rustfmt check and clippy
 	cargo fmt --all --check
