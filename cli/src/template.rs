@@ -362,6 +362,7 @@ fn parameters() -> Value {
         "EventBusName" => map! {
             "Type" => "String",
             "Default" => "",
+            "AllowedPattern" => "^[A-Za-z0-9._/-]{0,256}$",
             "Description" => "Name of an existing EventBridge bus (not its ARN). Empty: the stack creates <stack>-events.",
         },
         "EventSource" => map! {
@@ -374,12 +375,15 @@ fn parameters() -> Value {
         "ForwardUrl" => map! {
             "Type" => "String",
             "Default" => "",
+            "AllowedPattern" => "^$|^https?://[^/@\\s]+(/\\S*)?$",
+            "ConstraintDescription" => "an http(s):// URL without credentials in it",
             "Description" => "The studio's HTTPS endpoint events are forwarded to (no credentials in it: put an \
                 Authorization header in the forward secret).",
         },
         "ForwardSecretArn" => map! {
             "Type" => "String",
             "Default" => "",
+            "AllowedPattern" => "^$|^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:.+$",
             "Description" => "ARN of an existing secret holding the forward secret (the key as text, or \
                 {\"secret\": ..., \"headers\": {...}}). Empty: the stack creates one with a random key.",
         },
@@ -423,13 +427,16 @@ fn parameters() -> Value {
     }
 }
 
-/// A parameter naming the groups a destination serves.
+/// A parameter naming the groups a destination serves: `none`, `all`, or groups, each
+/// spelled as `CF_*_GROUPS` reads it, so a typo fails the deployment, not the consumers.
 fn group_list(what: &str) -> Value {
-    let groups: Vec<String> = EventGroup::ALL.iter().map(|g| g.as_str().to_owned()).collect();
+    let groups: Vec<&str> = EventGroup::ALL.iter().map(|g| g.as_str()).collect();
+    let one = format!("({})", groups.join("|"));
     map! {
         "Type" => "String",
         "Default" => "none",
-        "AllowedPattern" => "^(none|all|[a-z -]+(,[a-z -]+)*)$",
+        "AllowedPattern" => format!("^(none|all|{one}( *, *{one})*)$"),
+        "ConstraintDescription" => format!("none, all, or a comma-separated list of {}", groups.join(", ")),
         "Description" => format!("{what}: none, all, or a comma-separated list of {}.", groups.join(", ")),
     }
 }

@@ -544,7 +544,7 @@ async fn an_event_too_large_for_eventbridge_is_dead_lettered_with_that_reason() 
 #[tokio::test]
 async fn a_retry_after_delays_the_message_on_its_queue() {
     use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
-    use cf_webhooks_consumers::lambda::{handle_batch, Host};
+    use cf_webhooks_consumers::lambda::{handle_batch, Host, Visibility};
     let sdk = sdk().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let url = sqs
@@ -569,7 +569,9 @@ async fn a_retry_after_delays_the_message_on_its_queue() {
     event.records = vec![message];
     let consumer = consumer_with(forward(&forward_url)).await;
     // The receiver's 429 carries no Retry-After: the queue's own timing applies.
-    let host = Host { metrics: None, visibility: Some((sqs.clone(), url.clone())) };
+    let visibility = Visibility::of(sqs.clone(), url.clone()).await.expect("the queue's visibility timeout");
+    assert_eq!(visibility.queue_timeout, Duration::ZERO);
+    let host = Host { metrics: None, visibility: Some(visibility.clone()) };
     let response = handle_batch(&*consumer, event.clone(), None, &host).await;
     assert_eq!(response.batch_item_failures.len(), 1);
     let again = sqs.receive_message().queue_url(&url).send().await.unwrap().messages.unwrap_or_default();
@@ -582,6 +584,28 @@ async fn a_retry_after_delays_the_message_on_its_queue() {
     assert_eq!(response.batch_item_failures.len(), 1);
     let hidden = sqs.receive_message().queue_url(&url).send().await.unwrap().messages.unwrap_or_default();
     assert!(hidden.is_empty(), "Retry-After: 120 hides the message");
+
+    // A Retry-After shorter than the queue's own visibility is not honoured: it would
+    // only make the message come back sooner.
+    let (_soon, soon_url) = Receiver::start_with_retry_after(503, "1").await;
+    let short = sqs.create_queue().queue_name(unique("short")).send().await.unwrap().queue_url.unwrap();
+    sqs.send_message().queue_url(&short).message_body(task_body("soon-1")).send().await.unwrap();
+    let got =
+        sqs.receive_message().queue_url(&short).visibility_timeout(0).send().await.unwrap().messages.unwrap().remove(0);
+    let mut message = SqsMessage::default();
+    message.message_id = got.message_id.clone();
+    message.receipt_handle = got.receipt_handle.clone();
+    message.body = got.body.clone();
+    let mut event = SqsEvent::default();
+    event.records = vec![message];
+    let queue_default = Visibility {
+        queue_timeout: Duration::from_secs(30),
+        ..Visibility::of(sqs.clone(), short.clone()).await.unwrap()
+    };
+    let host = Host { metrics: None, visibility: Some(queue_default) };
+    handle_batch(&*consumer_with(forward(&soon_url)).await, event, None, &host).await;
+    let back = sqs.receive_message().queue_url(&short).send().await.unwrap().messages.unwrap_or_default();
+    assert_eq!(back.len(), 1, "left as it was (visibility 0 in this test), not set to 1 s");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

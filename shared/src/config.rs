@@ -558,18 +558,32 @@ impl ConsumerConfig {
         } else {
             Route::Group(EventGroup::parse(&group).map_err(|e| ConfigError::new(var::EVENT_GROUP, e.to_string()))?)
         };
-        let mut destinations = Destinations::from_lookup(&get)?;
-        if let Route::Group(group) = route {
-            if !serves(&get, var::EVENTBRIDGE_GROUPS, group)? {
-                destinations.eventbridge = None;
-            }
-            if !serves(&get, var::FORWARD_GROUPS, group)? {
-                destinations.http = None;
-            }
-            if !serves(&get, var::ARCHIVE_GROUPS, group)? {
-                destinations.archive = None;
+        // A destination that does not serve this group is dropped before its settings are
+        // read: a forward URL only the task consumer uses cannot stop the job consumer.
+        let mut served = Vec::new();
+        for name in list(&get, var::DESTINATIONS) {
+            let groups = match name.to_ascii_lowercase().as_str() {
+                "eventbridge" => Some(var::EVENTBRIDGE_GROUPS),
+                "http" => Some(var::FORWARD_GROUPS),
+                "archive" => Some(var::ARCHIVE_GROUPS),
+                _ => None,
+            };
+            let keep = match (route, groups) {
+                (Route::Group(group), Some(groups)) => serves(&get, groups, group)?,
+                _ => true,
+            };
+            if keep {
+                served.push(name);
             }
         }
+        let served = served.join(",");
+        let destinations = Destinations::from_lookup(&|name: &str| {
+            if name == var::DESTINATIONS {
+                Some(served.clone()).filter(|s| !s.is_empty())
+            } else {
+                get(name)
+            }
+        })?;
         let idempotency_table = match route {
             Route::Group(_) => required(var::IDEMPOTENCY_TABLE, "the DynamoDB idempotency table's name")?,
             Route::Unrouted => {

@@ -25,8 +25,45 @@ pub const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
 pub struct Host {
     /// One EMF line per batch (and per destination reached), when on.
     pub metrics: Option<Emf>,
-    /// The queue read, to honour a `Retry-After` (capped) with `ChangeMessageVisibility`.
-    pub visibility: Option<(aws_sdk_sqs::Client, String)>,
+    /// The queue read, to honour a `Retry-After` with `ChangeMessageVisibility`.
+    pub visibility: Option<Visibility>,
+}
+
+/// The queue a consumer reads, and its own visibility timeout: a `Retry-After` (capped at
+/// 15 minutes) may only lengthen the wait, never shorten it, or a busy endpoint answering
+/// `Retry-After: 1` would use up a message's receives in seconds.
+#[derive(Debug, Clone)]
+pub struct Visibility {
+    /// The client.
+    pub client: aws_sdk_sqs::Client,
+    /// The queue's URL.
+    pub queue_url: String,
+    /// Its visibility timeout.
+    pub queue_timeout: Duration,
+}
+
+impl Visibility {
+    /// Reads the queue's visibility timeout; `None` (with a warning) when it cannot.
+    pub async fn of(client: aws_sdk_sqs::Client, queue_url: String) -> Option<Self> {
+        use aws_sdk_sqs::types::QueueAttributeName;
+        let read = client
+            .get_queue_attributes()
+            .queue_url(&queue_url)
+            .attribute_names(QueueAttributeName::VisibilityTimeout)
+            .send()
+            .await;
+        let seconds = match read {
+            Ok(found) => found
+                .attributes()
+                .and_then(|a| a.get(&QueueAttributeName::VisibilityTimeout))
+                .and_then(|v| v.parse::<u64>().ok()),
+            Err(e) => {
+                tracing::warn!(error = %cf_webhooks::aws::describe(&e), "cannot read the queue's visibility timeout; Retry-After is not honoured");
+                None
+            }
+        };
+        Some(Self { client, queue_url, queue_timeout: Duration::from_secs(seconds?) })
+    }
 }
 
 /// Runs one SQS batch and answers the records to retry. With `deadline_ms` (the
@@ -46,9 +83,11 @@ pub async fn handle_batch(
             println!("{line}");
         }
     }
-    if let Some((client, queue_url)) = &host.visibility {
+    if let Some(Visibility { client, queue_url, queue_timeout }) = &host.visibility {
         let later = report.records.iter().zip(&records).filter_map(|(r, record)| match r.outcome {
-            Outcome::Failed { retry_after: Some(after), .. } => Some((record.receipt_handle.as_deref()?, after)),
+            Outcome::Failed { retry_after: Some(after), .. } if after > *queue_timeout => {
+                Some((record.receipt_handle.as_deref()?, after))
+            }
             _ => None,
         });
         let moves = later.map(|(handle, after)| async move {
@@ -138,7 +177,11 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let dead_letters = SqsDeadLetters::new(sqs.clone(), &config.dlq_url);
     let runner = crate::runner(group, store, dead_letters, outlets);
-    let host = Host { metrics, visibility: config.queue_url.map(|url| (sqs, url)) };
+    let visibility = match config.queue_url {
+        Some(url) => Visibility::of(sqs, url).await,
+        None => None,
+    };
+    let host = Host { metrics, visibility };
     let (runner, host) = (&*runner, &host);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = event.context.deadline;

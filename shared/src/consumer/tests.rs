@@ -376,3 +376,23 @@ async fn every_record_is_archived_once_before_its_claim() {
     let keys: Vec<String> = objects.0.lock().unwrap().keys().cloned().collect();
     assert_eq!(keys, ["archive/task/1970/01/01/1-p-1.json", "archive/task/1970/01/01/1-p-2.json"]);
 }
+
+#[tokio::test]
+async fn an_event_the_typed_model_refuses_is_archived_before_it_is_dead_lettered() {
+    let objects = MemoryArchive::default();
+    let dead_letters = CollectingDlq::default();
+    let runner = Runner::new(Scripted::default(), store(), dead_letters.clone())
+        .with_archive(Archive::new(objects.clone(), "archive"));
+    let odd = Record {
+        message_id: "m-odd".into(),
+        body: r#"{"PayloadId":"p-odd","EventGroupName":"task","Action":"Completed","EventDatetimeUtc":1,"Assignee":[1,2]}"#
+            .into(),
+        receive_count: 1,
+        ..Record::default()
+    };
+    let report = runner.run(&[odd]).await;
+    assert_eq!(outcomes(&report), [("m-odd", "dead-lettered")], "{report:?}");
+    assert_eq!(steps(&report.records[0]), [("archive", Step::Archived)]);
+    assert_eq!(objects.0.lock().unwrap().keys().cloned().collect::<Vec<_>>(), ["archive/task/1970/01/01/1-p-odd.json"]);
+    assert_eq!(dead_letters.0.lock().unwrap().len(), 1);
+}

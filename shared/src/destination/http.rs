@@ -174,45 +174,44 @@ impl HttpForward {
             .enable_http1()
             .build();
         let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(60))
+            // Below the keep-alive of common servers (Node.js: 5 s), so an idle connection
+            // is dropped here before the endpoint drops it.
+            .pool_idle_timeout(Duration::from_secs(4))
             .build(https);
         Ok(Self { client, url, secret, timeout })
     }
 
     async fn forward(&self, event: &super::Delivery<'_>) -> Verdict {
-        use http_body_util::BodyExt as _;
-        let mut request = http::Request::post(self.url.clone());
         let event_name = crate::events::detail_type(event.group, event.action);
         let own = headers(event.body, &event_name, event.payload_id, event.replay_run, &self.secret.secret);
-        for (name, value) in own {
-            request = request.header(name, value);
-        }
-        for (name, value) in &self.secret.headers {
-            request = request.header(name, value);
-        }
-        let request = match request.body(http_body_util::Full::new(bytes::Bytes::copy_from_slice(event.body))) {
-            Ok(request) => request,
-            Err(e) => return Verdict::Permanent { reason: format!("cannot build the request: {e}") },
+        let body = bytes::Bytes::copy_from_slice(event.body);
+        let request = || {
+            let mut request = http::Request::post(self.url.clone());
+            for (name, value) in &own {
+                request = request.header(*name, value);
+            }
+            for (name, value) in &self.secret.headers {
+                request = request.header(name, value);
+            }
+            request.body(http_body_util::Full::new(body.clone()))
         };
         let exchange = async {
-            let response = self.client.request(request).await.map_err(|e| crate::logging::describe(&e))?;
+            // A pooled connection the endpoint closed while idle fails the request after it
+            // was written: one more try on a fresh connection (the Idempotency-Key makes a
+            // repeat safe for the receiver).
+            let mut answer = self.client.request(request().map_err(|e| e.to_string())?).await;
+            if answer.is_err() {
+                answer = self.client.request(request().map_err(|e| e.to_string())?).await;
+            }
+            let response = answer.map_err(|e| crate::logging::describe(&e))?;
             let status = response.status().as_u16();
+            if response.status().is_success() {
+                // Delivered: the rest of the answer is not waited for.
+                return Ok::<_, String>(Verdict::Delivered);
+            }
             let retry_after =
                 response.headers().get(http::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).map(str::to_owned);
-            // Read no more of the answer than a reason quotes.
-            let mut body = response.into_body();
-            let mut start = Vec::new();
-            while start.len() < QUOTED_ANSWER_BYTES {
-                match body.frame().await {
-                    Some(Ok(frame)) => {
-                        if let Some(data) = frame.data_ref() {
-                            start.extend_from_slice(data);
-                        }
-                    }
-                    _ => break,
-                }
-            }
-            Ok::<_, String>(verdict(status, retry_after.as_deref(), &start))
+            Ok(verdict(status, retry_after.as_deref(), &start_of(response.into_body()).await))
         };
         match tokio::time::timeout(self.timeout, exchange).await {
             Ok(Ok(verdict)) => verdict,
@@ -222,6 +221,24 @@ impl HttpForward {
             }
         }
     }
+}
+
+/// No more of an answer than a reason quotes.
+#[cfg(feature = "forward")]
+async fn start_of(mut body: hyper::body::Incoming) -> Vec<u8> {
+    use http_body_util::BodyExt as _;
+    let mut start = Vec::new();
+    while start.len() < QUOTED_ANSWER_BYTES {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    start.extend_from_slice(data);
+                }
+            }
+            _ => break,
+        }
+    }
+    start
 }
 
 #[cfg(feature = "forward")]
