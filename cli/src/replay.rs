@@ -16,7 +16,7 @@ use cf_webhooks::events::{EventGroup, Route};
 use cf_webhooks::stack::{queue_name, DEFAULT_STACK};
 
 /// `cfwh replay`.
-#[derive(Debug, clap::Args)]
+#[derive(clap::Args)]
 pub struct Args {
     /// The group whose events to replay.
     #[arg(long, value_enum, ignore_case = true)]
@@ -59,6 +59,21 @@ pub struct Args {
     /// List what would be sent (verified), send nothing.
     #[arg(long)]
     dry_run: bool,
+}
+
+impl std::fmt::Debug for Args {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Args")
+            .field("group", &self.group)
+            .field("since", &self.since)
+            .field("until", &self.until)
+            .field("bucket", &self.bucket)
+            .field("dir", &self.dir)
+            .field("run", &self.run)
+            .field("secret", &self.secret.as_ref().map(|_| "<redacted>"))
+            .field("dry_run", &self.dry_run)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A time on the command line: a date (UTC midnight), an RFC 3339 time, or an age.

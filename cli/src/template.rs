@@ -576,6 +576,21 @@ fn destination_resources(resources: &mut Mapping) {
         },
     );
     unrouted_archiver(resources);
+    // The archiver empties `unrouted` at once, so its age alarm cannot tell that
+    // deliveries were quarantined: ingest's own count does.
+    Alarm {
+        logical: "Quarantined".to_owned(),
+        description: "Authentic deliveries could not be routed and were quarantined (archived under \
+                      <prefix>/unrouted/, with their reason): a new event group or a changed envelope."
+            .to_owned(),
+        namespace: metrics::NAMESPACE,
+        metric: name::QUARANTINED,
+        dimensions: vec![(metrics::DIMENSION, r#ref("AWS::StackName"))],
+        statistic: "Sum",
+        threshold: 0.into(),
+        periods: 1,
+    }
+    .insert_if(Some("ArchiveOn"), resources);
     for (destination, condition, what) in [
         ("eventbridge", "EventBridgeOn", "EventBridge refused or could not take events"),
         ("http", "ForwardOn", "The forward URL failed (timeouts, 5xx, refusals)"),

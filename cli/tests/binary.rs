@@ -368,6 +368,15 @@ fn a_local_archive_replays_into_a_running_dev_through_its_replay_endpoint() {
         .send()
         .unwrap();
     assert_eq!(unsigned.status().as_u16(), 401);
+    let proxied = client
+        .post(format!("{}/_cfwh/replay", dev.url))
+        .header("x-cf-replay", "via-tunnel")
+        .header("x-forwarded-for", "203.0.113.9")
+        .header("x-cf-signature", cf_webhooks::testkit::signature(cf_webhooks::DEV_SECRET, b"{}"))
+        .body("{}")
+        .send()
+        .unwrap();
+    assert_eq!(proxied.status().as_u16(), 403, "what came through a tunnel is not local");
     let (status, _) = dev.terminate();
     assert!(status.success());
 }

@@ -69,10 +69,10 @@ pub struct Args {
 }
 
 /// The destinations of `cfwh dev`: the same as a deployed consumer's, as flags.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Clone, Default, clap::Args)]
 #[command(next_help_heading = "Destinations")]
 pub struct DestinationArgs {
-    /// Forward every processed event to this URL, signed with the forward secret.
+    /// Forward every event the consumers take to this URL, signed with the forward secret.
     #[arg(long, value_name = "URL")]
     pub forward_url: Option<String>,
     /// The forward secret: the key as text, or JSON with extra headers.
@@ -81,7 +81,7 @@ pub struct DestinationArgs {
     /// How long one forward may take.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub forward_timeout: Duration,
-    /// Put every processed event on this EventBridge bus (at --eventbridge-endpoint, or
+    /// Put every event the consumers take on this EventBridge bus (at --eventbridge-endpoint, or
     /// AWS_ENDPOINT_URL, or AWS).
     #[arg(long, value_name = "NAME")]
     pub event_bus: Option<String>,
@@ -104,6 +104,22 @@ pub struct DestinationArgs {
     /// The S3 API to talk to.
     #[arg(long, value_name = "URL")]
     pub s3_endpoint: Option<String>,
+}
+
+impl std::fmt::Debug for DestinationArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let url = self.forward_url.as_deref().map(|u| {
+            u.parse::<axum::http::Uri>()
+                .map_or_else(|_| "<unparsable>".to_owned(), |u| cf_webhooks::destination::http::redacted_url(&u))
+        });
+        f.debug_struct("DestinationArgs")
+            .field("forward_url", &url)
+            .field("forward_secret", &self.forward_secret.as_ref().map(|_| "<redacted>"))
+            .field("event_bus", &self.event_bus)
+            .field("archive_dir", &self.archive_dir)
+            .field("archive_bucket", &self.archive_bucket)
+            .finish_non_exhaustive()
+    }
 }
 
 impl DestinationArgs {

@@ -341,7 +341,8 @@ impl<H: Handler> Runner<H> {
         }
     }
 
-    /// Delivers every applied event to `destination` too.
+    /// Delivers every decoded event to `destination` too, whatever the handler's verdict
+    /// (the steps are independent; a retry repeats only those that failed).
     pub fn with_destination(mut self, destination: std::sync::Arc<dyn Destination>) -> Self {
         self.destinations.push(destination);
         self
