@@ -22,7 +22,7 @@ use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
-type Pool = Client<hyper_rustls::HttpsConnector<TcpConnector>, SdkBody>;
+type Pool = Client<Timed<hyper_rustls::HttpsConnector<TcpConnector>>, SdkBody>;
 /// A pool's settings: connect and read timeouts.
 type PoolKey = (Option<Duration>, Option<Duration>);
 
@@ -82,17 +82,60 @@ impl HttpClient for Http1 {
                 let mut tcp = TcpConnector::new();
                 tcp.enforce_http(false);
                 tcp.set_nodelay(true);
-                tcp.set_connect_timeout(key.0);
                 let https = hyper_rustls::HttpsConnectorBuilder::new()
                     .with_tls_config((*self.tls).clone())
                     .https_or_http()
                     .enable_http1()
                     .wrap_connector(tcp);
+                // The connect timeout covers the TLS handshake too, as the SDK's own client
+                // does: a stalled handshake must not eat a whole attempt.
+                let https = Timed { inner: https, limit: key.0 };
                 let pool =
                     Client::builder(TokioExecutor::new()).pool_idle_timeout(Duration::from_secs(60)).build(https);
                 SharedHttpConnector::new(Connector { pool, read_timeout: key.1 })
             })
             .clone()
+    }
+}
+
+/// A connector whose connections (TCP and TLS) must be made within `limit`.
+#[derive(Debug, Clone)]
+struct Timed<C> {
+    inner: C,
+    limit: Option<Duration>,
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<C> tower_service::Service<http::Uri> for Timed<C>
+where
+    C: tower_service::Service<http::Uri> + Send,
+    C::Future: Send + 'static,
+    C::Error: Into<BoxError>,
+{
+    type Response = C::Response;
+    type Error = BoxError;
+    type Future = std::pin::Pin<Box<dyn std::future::Future<Output = Result<C::Response, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let limit = self.limit;
+        Box::pin(async move {
+            match limit {
+                None => connecting.await.map_err(Into::into),
+                Some(limit) => match tokio::time::timeout(limit, connecting).await {
+                    Ok(made) => made.map_err(Into::into),
+                    Err(_) => Err(Box::new(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no connection within {} ms", limit.as_millis()),
+                    )) as BoxError),
+                },
+            }
+        })
     }
 }
 
@@ -227,6 +270,39 @@ mod tests {
             .http_client(sdk_client(tls))
             .build();
         aws_sdk_sqs::Client::from_conf(config)
+    }
+
+    #[tokio::test]
+    async fn a_handshake_that_never_ends_is_cut_by_the_connect_timeout() {
+        // Accepts TCP and never speaks TLS.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let config = aws_sdk_sqs::Config::builder()
+            .behavior_version(aws_smithy_runtime_api::client::behavior_version::BehaviorVersion::latest())
+            .region(aws_types::region::Region::new("us-east-1"))
+            .credentials_provider(aws_credential_types::Credentials::new("k", "s", None, None, "test"))
+            .endpoint_url(format!("https://localhost:{port}"))
+            .http_client(sdk_client(tls_config(Some(crate::aws::AMAZON_TRUST_SERVICES_ROOTS)).unwrap()))
+            .sleep_impl(aws_smithy_async::rt::sleep::TokioSleep::new())
+            .timeout_config(
+                aws_smithy_types::timeout::TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_millis(300))
+                    .operation_timeout(Duration::from_secs(20))
+                    .build(),
+            )
+            .retry_config(aws_smithy_types::retry::RetryConfig::standard().with_max_attempts(1))
+            .build();
+        let started = std::time::Instant::now();
+        let failed = aws_sdk_sqs::Client::from_conf(config).list_queues().send().await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5), "cut at the connect timeout, not the operation's");
+        let text = crate::logging::describe(&failed);
+        assert!(text.contains("no connection within 300 ms"), "{text}");
     }
 
     #[tokio::test]
