@@ -5,6 +5,7 @@ pub(crate) mod action;
 mod group;
 pub(crate) mod lenient;
 mod models;
+pub mod ordering;
 pub mod routing;
 
 pub use action::{JobAction, ProductAction, SampleAction, SessionAction, TaskAction, UserAction, WorkUnitAction};
