@@ -299,3 +299,26 @@ async fn redrive_moves_every_dead_letter_and_drops_the_reason() {
     let back = receive(&client, &source, 10, Duration::from_secs(1)).await.unwrap();
     assert!(back.iter().all(|m| m.message_attributes().is_none_or(|a| !a.contains_key("cf-reason"))));
 }
+
+#[tokio::test]
+async fn the_applied_version_moves_forward_only_and_is_written_with_the_completion() {
+    let ddb = dynamodb().await;
+    let table = unique("versions");
+    DynamoStore::create_table_if_missing(&ddb, &table).await.unwrap();
+    let store = DynamoStore::new(ddb, &table, Duration::from_secs(60), Duration::from_secs(3600));
+    let subject = "task\u{2192}t-1\u{2192}progress";
+    assert_eq!(store.applied_version(subject).await.unwrap(), None);
+    assert_eq!(store.claim("task#p-new").await.unwrap(), Claim::fresh());
+    store.complete_applied("task#p-new", subject, 20).await.unwrap();
+    assert_eq!(store.applied_version(subject).await.unwrap(), Some(20));
+    assert_eq!(store.claim("task#p-new").await.unwrap(), Claim::Completed);
+
+    // An older event completed later (the guard was off, or raced): its completion is
+    // written, the version does not move back.
+    assert_eq!(store.claim("task#p-old").await.unwrap(), Claim::fresh());
+    store.complete_applied("task#p-old", subject, 10).await.unwrap();
+    assert_eq!(store.applied_version(subject).await.unwrap(), Some(20));
+    assert_eq!(store.claim("task#p-old").await.unwrap(), Claim::Completed);
+    store.complete_applied("task#p-newer", subject, 30).await.unwrap();
+    assert_eq!(store.applied_version(subject).await.unwrap(), Some(30));
+}

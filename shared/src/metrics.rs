@@ -143,6 +143,8 @@ impl Emf {
             [(name::PROCESSED, 0.0), (name::DUPLICATES, 0.0), (name::FAILED, 0.0), (name::DEAD_LETTERED, 0.0)];
         for record in &report.records {
             let slot = match record.outcome {
+                // Not counted yet: the `Stale` metric comes with the per-entity order.
+                Outcome::Stale { .. } => continue,
                 Outcome::Processed => 0,
                 Outcome::Duplicate => 1,
                 Outcome::Failed { .. } => 2,

@@ -34,6 +34,11 @@ const IN_PROGRESS: &str = "IN_PROGRESS";
 /// The steps a released claim finished (a string set).
 pub const DONE: &str = "done";
 const LEASE_UNTIL: &str = "lease_until";
+/// The last applied version of a facet of an entity (`EventDatetimeUtc`, N).
+pub const VERSION: &str = "version";
+/// How long a facet's last applied version is kept: longer than the archive can be
+/// replayed from (its default expiry is a year).
+pub const VERSION_TTL: Duration = Duration::from_secs(400 * 24 * 3600);
 
 /// Idempotency in a DynamoDB table (on-demand, TTL on `expires_at`).
 #[derive(Debug, Clone)]
@@ -111,6 +116,23 @@ fn done_of(item: &HashMap<String, AttributeValue>, now_s: u64) -> Done {
         return Done::new();
     }
     item.get(DONE).and_then(|d| d.as_ss().ok()).map(|steps| steps.iter().cloned().collect()).unwrap_or_default()
+}
+
+/// True when a transaction was cancelled by its second item's condition alone.
+fn newer_recorded(
+    error: &aws_sdk_dynamodb::error::SdkError<
+        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
+    >,
+) -> bool {
+    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+    match error.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+            let codes: Vec<&str> =
+                cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect();
+            matches!(codes.as_slice(), ["None", "ConditionalCheckFailed"])
+        }
+        _ => false,
+    }
 }
 
 fn state_of(item: &HashMap<String, AttributeValue>) -> Claim {
@@ -193,6 +215,66 @@ impl IdempotencyStore for DynamoStore {
             .await
             .map_err(|e| StoreError(describe(&e)))?;
         Ok(())
+    }
+
+    async fn applied_version(&self, subject: &str) -> Result<Option<i64>, StoreError> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, AttributeValue::S(subject.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError(describe(&e)))?;
+        let Some(item) = found.item() else { return Ok(None) };
+        let expired = item
+            .get(TTL_ATTRIBUTE)
+            .and_then(|t| t.as_n().ok())
+            .and_then(|t| t.parse::<u64>().ok())
+            .is_some_and(|t| t < now().as_secs());
+        if expired {
+            return Ok(None);
+        }
+        Ok(item.get(VERSION).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()))
+    }
+
+    async fn complete_applied(&self, key: &str, subject: &str, version: i64) -> Result<(), StoreError> {
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+        let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError(e.to_string());
+        let completion = Put::builder()
+            .table_name(&self.table)
+            .item(PARTITION_KEY, AttributeValue::S(key.to_owned()))
+            .item(STATE, AttributeValue::S(COMPLETED.into()))
+            .item(TTL_ATTRIBUTE, n((now() + self.ttl).as_secs().into()))
+            .build()
+            .map_err(build)?;
+        let newest = Update::builder()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, AttributeValue::S(subject.to_owned()))
+            .update_expression("SET #version = :version, #ttl = :ttl")
+            .condition_expression("attribute_not_exists(#version) OR #version < :version OR #ttl < :now_s")
+            .expression_attribute_names("#version", VERSION)
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":version", AttributeValue::N(version.to_string()))
+            .expression_attribute_values(":ttl", n((now() + VERSION_TTL).as_secs().into()))
+            .expression_attribute_values(":now_s", n(now().as_secs().into()))
+            .build()
+            .map_err(build)?;
+        let written = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(completion).build())
+            .transact_items(TransactWriteItem::builder().update(newest).build())
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(()),
+            // The version's condition failed: an equal or newer one is recorded already,
+            // which is not to move back. The completion is written on its own.
+            Err(e) if newer_recorded(&e) => self.complete(key).await,
+            Err(e) => Err(StoreError(describe(&e))),
+        }
     }
 
     async fn release(&self, key: &str, done: &Done) -> Result<(), StoreError> {

@@ -40,6 +40,11 @@ pub trait IdempotencyStore: Send + Sync {
     /// Gives up a claim (after a step failed), so that a retry may claim it again and
     /// skip the steps in `done`.
     async fn release(&self, key: &str, done: &Done) -> Result<(), StoreError>;
+    /// The version (`EventDatetimeUtc`) last applied to a facet of an entity, if any.
+    async fn applied_version(&self, subject: &str) -> Result<Option<i64>, StoreError>;
+    /// Marks `key` applied and, in the same write, records `version` as the last applied
+    /// one of `subject` unless a newer one is recorded already.
+    async fn complete_applied(&self, key: &str, subject: &str, version: i64) -> Result<(), StoreError>;
 }
 
 impl Claim {
@@ -59,6 +64,12 @@ impl<S: IdempotencyStore + ?Sized> IdempotencyStore for std::sync::Arc<S> {
     }
     async fn release(&self, key: &str, done: &Done) -> Result<(), StoreError> {
         (**self).release(key, done).await
+    }
+    async fn applied_version(&self, subject: &str) -> Result<Option<i64>, StoreError> {
+        (**self).applied_version(subject).await
+    }
+    async fn complete_applied(&self, key: &str, subject: &str, version: i64) -> Result<(), StoreError> {
+        (**self).complete_applied(key, subject, version).await
     }
 }
 
@@ -82,6 +93,7 @@ impl Entry {
 #[derive(Debug)]
 pub struct MemoryStore {
     entries: Mutex<HashMap<String, Entry>>,
+    versions: Mutex<HashMap<String, i64>>,
     lease: Duration,
     ttl: Duration,
 }
@@ -89,7 +101,7 @@ pub struct MemoryStore {
 impl MemoryStore {
     /// A store whose in-progress claims last `lease` and completions `ttl`.
     pub fn new(lease: Duration, ttl: Duration) -> Self {
-        Self { entries: Mutex::new(HashMap::new()), lease, ttl }
+        Self { entries: Mutex::new(HashMap::new()), versions: Mutex::new(HashMap::new()), lease, ttl }
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
@@ -131,6 +143,19 @@ impl IdempotencyStore for MemoryStore {
         Ok(())
     }
 
+    async fn applied_version(&self, subject: &str) -> Result<Option<i64>, StoreError> {
+        Ok(self.versions.lock().unwrap_or_else(|p| p.into_inner()).get(subject).copied())
+    }
+
+    async fn complete_applied(&self, key: &str, subject: &str, version: i64) -> Result<(), StoreError> {
+        let mut entries = self.entries();
+        let mut versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
+        let newest = versions.entry(subject.to_owned()).or_insert(version);
+        *newest = (*newest).max(version);
+        entries.insert(key.to_owned(), Entry::Completed { until: Instant::now() + self.ttl });
+        Ok(())
+    }
+
     async fn release(&self, key: &str, done: &Done) -> Result<(), StoreError> {
         let mut entries = self.entries();
         if let Some(Entry::InProgress { .. }) = entries.get(key) {
@@ -167,6 +192,16 @@ mod tests {
         assert_eq!(store.claim("b").await, Ok(Claim::fresh()), "an abandoned claim expires");
         tokio::time::advance(Duration::from_secs(3600)).await;
         assert_eq!(store.claim("a").await, Ok(Claim::fresh()), "completions expire after the TTL");
+    }
+
+    #[tokio::test]
+    async fn the_applied_version_only_moves_forward() {
+        let store = MemoryStore::new(Duration::from_secs(60), Duration::from_secs(3600));
+        assert_eq!(store.applied_version("s").await, Ok(None));
+        store.complete_applied("a", "s", 20).await.unwrap();
+        store.complete_applied("b", "s", 10).await.unwrap();
+        assert_eq!(store.applied_version("s").await, Ok(Some(20)), "an older completion never moves it back");
+        assert_eq!(store.claim("b").await, Ok(Claim::Completed), "the completion is written all the same");
     }
 
     #[tokio::test(start_paused = true)]

@@ -16,6 +16,7 @@ use serde::Serialize;
 
 use crate::archive::{Archive, Stored, ARCHIVE};
 use crate::destination::{Delivery, Destination, Verdict, HANDLER};
+use crate::events::ordering::Entity;
 use crate::events::{routing, EventGroup, GroupEvent};
 use crate::message::attr;
 pub use idempotency::{Claim, Done, IdempotencyStore, MemoryStore, StoreError};
@@ -84,7 +85,7 @@ pub struct Context<'a> {
 /// The slow work for one event group: write one per group.
 pub trait Handler: Send + Sync {
     /// The typed event of the group.
-    type Event: GroupEvent;
+    type Event: GroupEvent + Entity;
 
     /// Applies one event. Called at most once per `PayloadId` to success; a retryable
     /// error or a panic lets the record be delivered again.
@@ -141,6 +142,14 @@ pub enum Outcome {
     Processed,
     /// Already applied before: skipped.
     Duplicate,
+    /// Not applied: a newer event of the same facet of the same entity was applied
+    /// already (per-entity order, `CF_ORDERING=latest`).
+    Stale {
+        /// The version (`EventDatetimeUtc`) applied already.
+        newer: i64,
+        /// This event's.
+        version: i64,
+    },
     /// Not applied (or not everywhere); the record is retried, and only what failed is
     /// done again.
     Failed {
@@ -164,11 +173,12 @@ impl Outcome {
         Self::Failed { reason: reason.into(), permanent: false, retry_after: None }
     }
 
-    /// `processed`, `duplicate`, `failed` or `dead-lettered`.
+    /// `processed`, `duplicate`, `stale`, `failed` or `dead-lettered`.
     pub fn word(&self) -> &'static str {
         match self {
             Self::Processed => "processed",
             Self::Duplicate => "duplicate",
+            Self::Stale { .. } => "stale",
             Self::Failed { .. } => "failed",
             Self::DeadLettered { .. } => "dead-lettered",
         }
@@ -267,6 +277,17 @@ pub trait Consume: Send + Sync {
     async fn run_until(&self, records: &[Record], deadline: Option<tokio::time::Instant>) -> BatchReport;
 }
 
+/// What a consumer does with an event older than one already applied to the same facet
+/// of the same entity (`CF_ORDERING`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Order {
+    /// Skip it as `stale`: a late retry never overwrites newer state.
+    Latest,
+    /// Apply every event, whatever its age.
+    #[default]
+    All,
+}
+
 /// Runs batches of one group through its handler and its destinations. The store, the
 /// dead-letter queue, the destinations and the archive are picked by the host once, at
 /// start-up.
@@ -276,6 +297,7 @@ pub struct Runner<H> {
     dead_letters: Box<dyn DeadLetterSink>,
     destinations: Vec<std::sync::Arc<dyn Destination>>,
     archive: Option<Archive>,
+    ordering: Order,
 }
 
 impl<H> fmt::Debug for Runner<H> {
@@ -302,6 +324,8 @@ impl<H: Handler> Consume for Runner<H> {
 /// A record between its claim and its end.
 struct Claimed {
     key: String,
+    /// The facet of the entity this event moves, when guarded: `<group>→<entity>→<facet>`.
+    subject: Option<String>,
     bytes: Vec<u8>,
     payload_id: String,
     action: String,
@@ -338,7 +362,15 @@ impl<H: Handler> Runner<H> {
             dead_letters: Box::new(dead_letters),
             destinations: Vec::new(),
             archive: None,
+            ordering: Order::default(),
         }
+    }
+
+    /// Skips events older than one applied already to the same facet of the same entity
+    /// ([`Order::Latest`]), or applies every event ([`Order::All`]).
+    pub fn with_ordering(mut self, ordering: Order) -> Self {
+        self.ordering = ordering;
+        self
     }
 
     /// Delivers every decoded event to `destination` too, whatever the handler's verdict
@@ -452,8 +484,42 @@ impl<H: Handler> Runner<H> {
             Ok(Claim::InProgress) => return State::Ended(Outcome::failed("being processed by another consumer")),
             Err(e) => return State::Ended(Outcome::failed(e.to_string())),
         };
+        // Per-entity order: an event older than the one applied last to the same facet
+        // of the same entity is not applied (equal times are never stale).
+        let subject = match self.ordering {
+            Order::Latest => {
+                event.subject().map(|s| format!("{}\u{2192}{}\u{2192}{}", H::Event::GROUP, s.entity, s.facet))
+            }
+            Order::All => None,
+        };
+        if let (Some(subject), false) = (&subject, done.contains(HANDLER)) {
+            let version = envelope.event_datetime_utc;
+            match self.store.applied_version(subject).await {
+                Ok(Some(newer)) if newer > version => {
+                    tracing::info!(
+                        payload_id = %envelope.payload_id,
+                        subject = %subject,
+                        version,
+                        newer,
+                        "stale: a newer event of this facet was applied already"
+                    );
+                    if let Err(e) = self.store.complete(&key).await {
+                        tracing::warn!(error = %e, "stale, but the completion was not recorded");
+                    }
+                    return State::Ended(Outcome::Stale { newer, version });
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if let Err(e) = self.store.release(&key, &done).await {
+                        tracing::warn!(error = %e, "could not release the claim; it expires on its own");
+                    }
+                    return State::Ended(Outcome::failed(e.to_string()));
+                }
+            }
+        }
         let mut claimed = Claimed {
             key,
+            subject,
             payload_id: envelope.payload_id.clone(),
             action: event.action_name().to_owned(),
             event_time_ms: envelope.event_datetime_utc,
@@ -573,7 +639,11 @@ impl<H: Handler> Runner<H> {
     /// succeeded, and retries or dead-letters it.
     async fn settle(&self, record: &Record, claimed: Claimed) -> Outcome {
         if claimed.failures.is_empty() {
-            if let Err(e) = self.store.complete(&claimed.key).await {
+            let completed = match &claimed.subject {
+                Some(subject) => self.store.complete_applied(&claimed.key, subject, claimed.event_time_ms).await,
+                None => self.store.complete(&claimed.key).await,
+            };
+            if let Err(e) = completed {
                 // The work is done: retrying would apply it twice. The claim expires on
                 // its own; say so loudly.
                 tracing::error!(payload_id = %claimed.payload_id, error = %e, "processed, but the completion was not recorded");
@@ -661,7 +731,7 @@ fn log(report: &RecordReport) {
         // Info is for what was applied (the handler logs it) and warnings for what went
         // wrong; a processed or skipped record is a debug line here, and both are counted
         // by the `Processed` and `Duplicates` metrics.
-        Outcome::Processed | Outcome::Duplicate => tracing::debug!(
+        Outcome::Processed | Outcome::Duplicate | Outcome::Stale { .. } => tracing::debug!(
             payload_id,
             event_group,
             action,

@@ -396,3 +396,58 @@ async fn an_event_the_typed_model_refuses_is_archived_before_it_is_dead_lettered
     assert_eq!(objects.0.lock().unwrap().keys().cloned().collect::<Vec<_>>(), ["archive/task/1970/01/01/1-p-odd.json"]);
     assert_eq!(dead_letters.0.lock().unwrap().len(), 1);
 }
+
+fn task_at(id: &str, payload_id: &str, action: &str, at: i64) -> Record {
+    Record {
+        message_id: id.to_owned(),
+        body: format!(
+            r#"{{"PayloadId":"{payload_id}","EventGroupName":"task","Action":"{action}","EventDatetimeUtc":{at},"TaskId":"t-1"}}"#
+        ),
+        receive_count: 1,
+        ..Record::default()
+    }
+}
+
+#[tokio::test]
+async fn with_latest_a_late_event_never_overwrites_a_newer_one_of_its_facet() {
+    let runner = Runner::new(Scripted::default(), store(), CollectingDlq::default()).with_ordering(Order::Latest);
+    let sequence = [
+        task_at("m-3", "p-3", "Started", 3_000),
+        task_at("m-1", "p-1", "Created", 1_000),
+        task_at("m-5", "p-5", "Completed", 5_000),
+        task_at("m-2", "p-2", "ReadyToWork", 2_000),
+        task_at("m-5b", "p-5b", "Rejected", 5_000),
+        task_at("m-a", "p-a", "Assigned", 1_500),
+        task_at("m-1r", "p-1", "Created", 1_000),
+    ];
+    let mut seen = Vec::new();
+    for record in &sequence {
+        let report = runner.run(std::slice::from_ref(record)).await;
+        seen.push((record.message_id.clone(), report.records[0].outcome.clone()));
+    }
+    let words: Vec<(&str, &str)> = seen.iter().map(|(id, o)| (id.as_str(), o.word())).collect();
+    assert_eq!(
+        words,
+        [
+            ("m-3", "processed"),
+            ("m-1", "stale"),
+            ("m-5", "processed"),
+            ("m-2", "stale"),
+            ("m-5b", "processed"),
+            ("m-a", "processed"),
+            ("m-1r", "duplicate"),
+        ],
+        "equal times are never stale; another facet (assignee) is not compared"
+    );
+    assert_eq!(seen[1].1, Outcome::Stale { newer: 3_000, version: 1_000 });
+    assert_eq!(runner.handler().applied.load(Ordering::SeqCst), 4, "applied in non-decreasing version order");
+
+    let all = Runner::new(Scripted::default(), store(), CollectingDlq::default());
+    for record in &sequence[..2] {
+        assert_eq!(
+            all.run(std::slice::from_ref(record)).await.records[0].outcome,
+            Outcome::Processed,
+            "all: as before"
+        );
+    }
+}
