@@ -16,7 +16,7 @@ use cf_webhooks::archive::{event_key, meta};
 use cf_webhooks::aws::dynamodb::DynamoStore;
 use cf_webhooks::aws::Budget;
 use cf_webhooks::config::{ArchiveSettings, Destinations, EventBridgeSettings, ForwardSecretSource, ForwardSettings};
-use cf_webhooks::consumer::{BatchReport, Consume, DeadLetterError, DeadLetterSink, MemoryStore, Record};
+use cf_webhooks::consumer::{BatchReport, Consume, DeadLetterError, DeadLetterSink, MemoryStore, Order, Record};
 use cf_webhooks::events::{EventGroup, Route};
 use cf_webhooks::message::{attr, Attributes, Body};
 use cf_webhooks::secret::{SecretEncoding, SecretSet};
@@ -130,7 +130,13 @@ fn forward(url: &str) -> ForwardSettings {
 
 async fn consumer(settings: Destinations, dlq: Dlq) -> Box<dyn Consume> {
     let outlets = Outlets::build(&settings, Some(&sdk().await)).await.unwrap();
-    runner(EventGroup::Task, MemoryStore::new(Duration::from_secs(60), Duration::from_secs(3600)), dlq, outlets)
+    runner(
+        EventGroup::Task,
+        MemoryStore::new(Duration::from_secs(60), Duration::from_secs(3600)),
+        dlq,
+        outlets,
+        Order::Latest,
+    )
 }
 
 fn outcomes(report: &BatchReport) -> Vec<&'static str> {
@@ -332,7 +338,7 @@ async fn a_failing_destination_is_retried_alone_over_dynamodb() {
     let store = DynamoStore::new(ddb, &table, Duration::from_secs(60), Duration::from_secs(3600));
     let settings = Destinations { eventbridge: eventbridge(&bus), http: Some(forward(&url)), archive: None };
     let outlets = Outlets::build(&settings, Some(&sdk().await)).await.unwrap();
-    let consumer = runner(EventGroup::Task, store, Dlq::default(), outlets);
+    let consumer = runner(EventGroup::Task, store, Dlq::default(), outlets, Order::Latest);
     let body = task_body("both-1");
     let mut words = Vec::new();
     for _ in 0..4 {
@@ -345,9 +351,11 @@ async fn a_failing_destination_is_retried_alone_over_dynamodb() {
     assert_eq!(arrived.len(), 1, "EventBridge was not repeated: {arrived:?}");
 }
 
+/// A task event of its own task (`TaskId` = `t-<PayloadId>`) at `at_ms`.
 fn task_at(payload_id: &str, at_ms: i64) -> String {
     let mut event: serde_json::Value = serde_json::from_str(&task_body(payload_id)).unwrap();
     event["EventDatetimeUtc"] = at_ms.into();
+    event["TaskId"] = format!("t-{payload_id}").into();
     event.to_string()
 }
 
@@ -414,6 +422,7 @@ async fn a_replayed_day_is_applied_once_per_run_and_a_planted_object_is_refused(
         MemoryStore::new(Duration::from_secs(60), Duration::from_secs(3600)),
         Dlq::default(),
         outlets,
+        Order::Latest,
     );
 
     // Yesterday: three events, in an order unlike their times; and one of the day before.

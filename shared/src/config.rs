@@ -85,6 +85,9 @@ pub mod var {
     pub const IDEMPOTENCY_TTL_SECS: &str = "CF_IDEMPOTENCY_TTL_SECS";
     /// The queue a consumer reads (for a `Retry-After` to move a message's visibility).
     pub const QUEUE_URL: &str = "CF_QUEUE_URL";
+    /// `latest` (the default: an event older than the one applied last to its entity's
+    /// facet is skipped as stale) or `all` (every event is applied).
+    pub const ORDERING: &str = "CF_ORDERING";
     /// A consumer's destinations: `eventbridge`, `http`, `archive`, comma-separated.
     pub const DESTINATIONS: &str = "CF_DESTINATIONS";
     /// The EventBridge bus (name or ARN).
@@ -346,6 +349,8 @@ pub struct ConsumerConfig {
     pub queue_url: Option<String>,
     /// Where events go besides the handler.
     pub destinations: Destinations,
+    /// Per-entity order.
+    pub ordering: crate::consumer::Order,
 }
 
 /// The destinations a consumer delivers to (`CF_DESTINATIONS`); none by default.
@@ -612,7 +617,13 @@ impl ConsumerConfig {
             ));
         }
         let queue_url = get(var::QUEUE_URL).map(|u| u.trim().to_owned());
-        Ok(Self { route, idempotency_table, dlq_url, lease, ttl, queue_url, destinations })
+        let ordering = match get(var::ORDERING) {
+            None => crate::consumer::Order::default(),
+            Some(text) => crate::consumer::Order::parse(&text).ok_or_else(|| {
+                ConfigError::new(var::ORDERING, format!("expected latest or all, got {:?}", text.trim()))
+            })?,
+        };
+        Ok(Self { route, idempotency_table, dlq_url, lease, ttl, queue_url, destinations, ordering })
     }
 }
 
@@ -742,6 +753,9 @@ mod tests {
             (Route::Group(EventGroup::WorkUnit), DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL)
         );
         assert_eq!(c.destinations, Destinations::default(), "no destination unless asked");
+        assert_eq!(c.ordering, crate::consumer::Order::Latest, "late events are skipped by default");
+        assert_eq!(vars(&[("CF_ORDERING", " All ")]).unwrap().ordering, crate::consumer::Order::All);
+        assert_eq!(vars(&[("CF_ORDERING", "newest")]).unwrap_err().var, "CF_ORDERING");
         assert_eq!(vars(&[("CF_EVENT_GROUP", "invoice")]).unwrap_err().var, "CF_EVENT_GROUP");
         assert_eq!(vars(&[("CF_IDEMPOTENCY_TTL_SECS", "3600")]).unwrap_err().var, "CF_IDEMPOTENCY_TTL_SECS");
         assert!(vars(&[("CF_IDEMPOTENCY_TTL_SECS", "3600"), ("CF_MAX_EVENT_AGE_SECS", "600")]).is_ok());

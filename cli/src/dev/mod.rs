@@ -64,6 +64,10 @@ pub struct Args {
     /// The DynamoDB idempotency table [default: <queue prefix>-idempotency].
     #[arg(long)]
     table: Option<String>,
+    /// Per-entity order: `latest` skips an event older than the one applied last to the
+    /// same facet of the same entity (as `stale`); `all` applies every event.
+    #[arg(long, default_value = "latest", value_parser = ["latest", "all"])]
+    ordering: String,
     #[command(flatten)]
     destinations: DestinationArgs,
 }
@@ -226,6 +230,7 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
         batch_window: args.batch_window,
         chaos_percent: args.chaos_percent,
         outlets: args.destinations.outlets().await?,
+        ordering: cf_webhooks::consumer::Order::parse(&args.ordering).unwrap_or_default(),
         ..DevOptions::default()
     };
     let secrets = if configured {

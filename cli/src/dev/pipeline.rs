@@ -53,6 +53,8 @@ pub struct DevOptions {
     pub chaos_percent: u8,
     /// Destinations and archive, shared by every group (`--forward-url`, `--archive-dir`, …).
     pub outlets: Outlets,
+    /// Per-entity order (`--ordering`).
+    pub ordering: cf_webhooks::consumer::Order,
 }
 
 impl Default for DevOptions {
@@ -66,6 +68,7 @@ impl Default for DevOptions {
             batch_window: Duration::from_millis(1),
             chaos_percent: 0,
             outlets: Outlets::default(),
+            ordering: cf_webhooks::consumer::Order::default(),
         }
     }
 }
@@ -136,12 +139,14 @@ struct WithChaos {
     store: Arc<dyn IdempotencyStore>,
     dead_letters: Arc<dyn DeadLetterSink>,
     outlets: Outlets,
+    ordering: cf_webhooks::consumer::Order,
 }
 
 impl WithHandler for WithChaos {
     type Output = Box<dyn Consume>;
     fn with<H: Handler + 'static>(self, handler: H) -> Box<dyn Consume> {
-        let mut runner = Runner::new(Chaos::new(handler, self.percent), self.store, self.dead_letters);
+        let mut runner =
+            Runner::new(Chaos::new(handler, self.percent), self.store, self.dead_letters).with_ordering(self.ordering);
         for destination in self.outlets.destinations {
             runner = runner.with_destination(destination);
         }
@@ -423,6 +428,7 @@ impl Dev {
                             store: store.clone(),
                             dead_letters,
                             outlets: options.outlets.clone(),
+                            ordering: options.ordering,
                         },
                     );
                     consumers.spawn(consume(queues.clone(), runner, options.clone(), lines.clone(), stopped.clone()));
@@ -444,6 +450,7 @@ impl Dev {
                             store: store.clone(),
                             dead_letters,
                             outlets: options.outlets.clone(),
+                            ordering: options.ordering,
                         },
                     );
                     let url = queues.sources.get(route).to_owned();

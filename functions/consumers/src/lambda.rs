@@ -176,7 +176,7 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.idempotency_table, config.lease, config.ttl);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let dead_letters = SqsDeadLetters::new(sqs.clone(), &config.dlq_url);
-    let runner = crate::runner(group, store, dead_letters, outlets);
+    let runner = crate::runner(group, store, dead_letters, outlets, config.ordering);
     let visibility = match config.queue_url {
         Some(url) => Visibility::of(sqs, url).await,
         None => None,

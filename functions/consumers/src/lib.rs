@@ -14,7 +14,9 @@ use cf_webhooks::archive::Archive;
 use cf_webhooks::config::{
     ConfigError, Destinations, ForwardSecretSource, DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL,
 };
-use cf_webhooks::consumer::{Consume, DeadLetterSink, Handler, IdempotencyStore, MemoryStore, NoDeadLetters, Runner};
+use cf_webhooks::consumer::{
+    Consume, DeadLetterSink, Handler, IdempotencyStore, MemoryStore, NoDeadLetters, Order, Runner,
+};
 use cf_webhooks::destination::http::{ForwardSecret, HttpForward};
 use cf_webhooks::destination::Destination;
 use cf_webhooks::events::EventGroup;
@@ -127,12 +129,13 @@ struct Plain<S, D> {
     store: S,
     dead_letters: D,
     outlets: Outlets,
+    order: Order,
 }
 
 impl<S: IdempotencyStore + 'static, D: DeadLetterSink + 'static> WithHandler for Plain<S, D> {
     type Output = Box<dyn Consume>;
     fn with<H: Handler + 'static>(self, handler: H) -> Box<dyn Consume> {
-        let mut runner = Runner::new(handler, self.store, self.dead_letters);
+        let mut runner = Runner::new(handler, self.store, self.dead_letters).with_ordering(self.order);
         for destination in self.outlets.destinations {
             runner = runner.with_destination(destination);
         }
@@ -144,14 +147,15 @@ impl<S: IdempotencyStore + 'static, D: DeadLetterSink + 'static> WithHandler for
 }
 
 /// The runner of `group`'s shipped handler over `store` and `dead_letters`, delivering
-/// to `outlets` too.
+/// to `outlets` too, in `order`.
 pub fn runner(
     group: EventGroup,
     store: impl IdempotencyStore + 'static,
     dead_letters: impl DeadLetterSink + 'static,
     outlets: Outlets,
+    order: Order,
 ) -> Box<dyn Consume> {
-    with_handler(group, Plain { store, dead_letters, outlets })
+    with_handler(group, Plain { store, dead_letters, outlets, order })
 }
 
 /// A runner with in-memory idempotency and no dead-letter queue: permanent failures are

@@ -281,11 +281,22 @@ pub trait Consume: Send + Sync {
 /// of the same entity (`CF_ORDERING`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Order {
-    /// Skip it as `stale`: a late retry never overwrites newer state.
+    /// Skip it as `stale`: a late retry never overwrites newer state. The default.
+    #[default]
     Latest,
     /// Apply every event, whatever its age.
-    #[default]
     All,
+}
+
+impl Order {
+    /// `latest` or `all`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "latest" => Some(Self::Latest),
+            "all" => Some(Self::All),
+            _ => None,
+        }
+    }
 }
 
 /// Runs batches of one group through its handler and its destinations. The store, the

@@ -410,7 +410,8 @@ fn task_at(id: &str, payload_id: &str, action: &str, at: i64) -> Record {
 
 #[tokio::test]
 async fn with_latest_a_late_event_never_overwrites_a_newer_one_of_its_facet() {
-    let runner = Runner::new(Scripted::default(), store(), CollectingDlq::default()).with_ordering(Order::Latest);
+    // Latest is the default.
+    let runner = Runner::new(Scripted::default(), store(), CollectingDlq::default());
     let sequence = [
         task_at("m-3", "p-3", "Started", 3_000),
         task_at("m-1", "p-1", "Created", 1_000),
@@ -442,7 +443,7 @@ async fn with_latest_a_late_event_never_overwrites_a_newer_one_of_its_facet() {
     assert_eq!(seen[1].1, Outcome::Stale { newer: 3_000, version: 1_000 });
     assert_eq!(runner.handler().applied.load(Ordering::SeqCst), 4, "applied in non-decreasing version order");
 
-    let all = Runner::new(Scripted::default(), store(), CollectingDlq::default());
+    let all = Runner::new(Scripted::default(), store(), CollectingDlq::default()).with_ordering(Order::All);
     for record in &sequence[..2] {
         assert_eq!(
             all.run(std::slice::from_ref(record)).await.records[0].outcome,
