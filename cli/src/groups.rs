@@ -83,7 +83,7 @@ pub fn describe(queue_prefix: &str) -> Value {
             "names": {
                 "accepted": name::ACCEPTED, "rejected": name::REJECTED, "quarantined": name::QUARANTINED,
                 "ignored": name::IGNORED, "processed": name::PROCESSED, "duplicates": name::DUPLICATES,
-                "failed": name::FAILED, "dead_lettered": name::DEAD_LETTERED,
+                "failed": name::FAILED, "dead_lettered": name::DEAD_LETTERED, "stale": name::STALE,
             },
         },
     })

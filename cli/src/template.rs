@@ -358,6 +358,13 @@ fn parameters() -> Value {
             "MinValue" => 60,
             "Description" => "Alarm when a queue's oldest message is older than this.",
         },
+        "Ordering" => map! {
+            "Type" => "String",
+            "Default" => "latest",
+            "AllowedValues" => seq!["latest", "all"],
+            "Description" => "latest: an event older than the one applied last to the same facet of the same \
+                entity is skipped as stale (a late retry never overwrites newer state); all: every event is applied.",
+        },
         "EventBridgeGroups" => group_list("Groups whose events are put on the EventBridge bus"),
         "EventBusName" => map! {
             "Type" => "String",
@@ -888,6 +895,7 @@ fn consumer_resources(resources: &mut Mapping, group: EventGroup) {
                         var::MAX_EVENT_AGE_SECS => r#ref("MaxEventAgeSeconds"),
                         var::STACK => r#ref("AWS::StackName"),
                         var::QUEUE_URL => r#ref(queue(route)),
+                        var::ORDERING => r#ref("Ordering"),
                         // Empty entries are skipped: "eventbridge,,archive".
                         var::DESTINATIONS => join(",", vec![
                             r#if("EventBridgeOn", "eventbridge".into(), "".into()),
@@ -1019,12 +1027,13 @@ fn dashboard() -> Value {
             12,
         ),
         widget(
-            "Records: processed, duplicates, failed, dead-lettered",
+            "Records: processed, duplicates, failed, dead-lettered, stale",
             vec![
                 ours(name::PROCESSED, "Sum", "processed"),
                 ours(name::DUPLICATES, "Sum", "duplicates"),
                 ours(name::FAILED, "Sum", "failed"),
                 ours(name::DEAD_LETTERED, "Sum", "dead-lettered"),
+                ours(name::STALE, "Sum", "stale (a newer event was applied)"),
             ],
             0,
             12,

@@ -39,3 +39,27 @@ fn the_readme_documents_every_template_parameter() {
         );
     }
 }
+
+#[test]
+fn the_readme_lists_every_shared_facet() {
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+    let mut missing = Vec::new();
+    for group in cf_webhooks::events::EventGroup::ALL {
+        let facets: Vec<String> = cf_webhooks::events::ordering::shared_facets(group)
+            .into_iter()
+            .map(|(facet, actions)| format!("`{facet}`: {}", actions.join(", ")))
+            .collect();
+        let expected = facets.join("; ");
+        let row = format!("| {group} | ");
+        match readme.lines().find(|l| l.starts_with(&row)) {
+            Some(line) => {
+                let cell = line.trim_end_matches(" |").rsplit(" | ").next().unwrap_or_default();
+                if cell != expected {
+                    missing.push(format!("{group}: README has {cell:?}, the code {expected:?}"));
+                }
+            }
+            None => missing.push(format!("no README row `| {group} | <entity> | {expected} |`")),
+        }
+    }
+    assert!(missing.is_empty(), "{}", missing.join("\n"));
+}

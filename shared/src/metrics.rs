@@ -37,12 +37,15 @@ pub mod name {
     pub const FAILED: &str = "Failed";
     /// Records moved to a dead-letter queue (consumers).
     pub const DEAD_LETTERED: &str = "DeadLettered";
+    /// Records not applied because a newer event of their entity's facet was (consumers).
+    pub const STALE: &str = "Stale";
     /// Events a destination took (consumers; dimensions `Stack` and `Destination`).
     pub const DELIVERED: &str = "Delivered";
     /// Every metric, ingest's first. A 503 is counted by Lambda's own `Url5xxCount` and the
     /// answer time by `UrlRequestLatency` (both free), so neither is a series of ours; the
     /// enqueue time travels as the field `enqueue_ms`.
-    pub const ALL: [&str; 8] = [ACCEPTED, REJECTED, QUARANTINED, IGNORED, PROCESSED, DUPLICATES, FAILED, DEAD_LETTERED];
+    pub const ALL: [&str; 9] =
+        [ACCEPTED, REJECTED, QUARANTINED, IGNORED, PROCESSED, DUPLICATES, FAILED, DEAD_LETTERED, STALE];
     /// The metrics of each destination a stack enables, under the dimensions `Stack` and
     /// `Destination` (`eventbridge`, `http`, `archive`): `Failed` there counts the
     /// records a destination failed. Only enabled destinations make series.
@@ -136,19 +139,23 @@ impl Emf {
     }
 
     /// The line of one consumer batch: how many records were `Processed`, `Duplicates`,
-    /// `Failed` and `DeadLettered` (only the outcomes that occurred); `None` for an empty
-    /// batch.
+    /// `Failed`, `DeadLettered` and `Stale` (only the outcomes that occurred); `None` for
+    /// an empty batch.
     pub fn batch(&self, group: EventGroup, report: &BatchReport) -> Option<String> {
-        let mut counts =
-            [(name::PROCESSED, 0.0), (name::DUPLICATES, 0.0), (name::FAILED, 0.0), (name::DEAD_LETTERED, 0.0)];
+        let mut counts = [
+            (name::PROCESSED, 0.0),
+            (name::DUPLICATES, 0.0),
+            (name::FAILED, 0.0),
+            (name::DEAD_LETTERED, 0.0),
+            (name::STALE, 0.0),
+        ];
         for record in &report.records {
             let slot = match record.outcome {
-                // Not counted yet: the `Stale` metric comes with the per-entity order.
-                Outcome::Stale { .. } => continue,
                 Outcome::Processed => 0,
                 Outcome::Duplicate => 1,
                 Outcome::Failed { .. } => 2,
                 Outcome::DeadLettered { .. } => 3,
+                Outcome::Stale { .. } => 4,
             };
             counts[slot].1 += 1.0;
         }
@@ -251,10 +258,12 @@ mod tests {
                 report(Outcome::Processed),
                 report(Outcome::Processed),
                 report(Outcome::DeadLettered { reason: "r".into() }),
+                report(Outcome::Stale { newer: 2, version: 1 }),
             ],
         };
         let v = parse(&Emf::new("s").batch(EventGroup::Job, &batch).unwrap());
         assert_eq!((v["Processed"].as_f64(), v["DeadLettered"].as_f64()), (Some(2.0), Some(1.0)));
+        assert_eq!(v["Stale"].as_f64(), Some(1.0));
         assert!(v.get("Failed").is_none() && v.get("Duplicates").is_none(), "only what occurred: {v}");
         assert_eq!(v["EventGroup"], "job");
         assert_eq!(Emf::new("s").batch(EventGroup::Job, &BatchReport::default()), None);
