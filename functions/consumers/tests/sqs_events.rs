@@ -93,3 +93,16 @@ async fn a_deadline_is_kept_with_its_margin_and_a_past_one_is_ignored() {
     // cargo lambda's emulator hands out 600000 (ten minutes after 1970).
     assert_eq!(batch_deadline(600_000, now), None);
 }
+
+#[test]
+fn a_fifo_message_keeps_its_group() {
+    let mut sqs = event(include_str!("../../../events/lambda/sqs-task.json"));
+    let mut message = sqs.records.remove(0);
+    message.attributes.insert("MessageGroupId".into(), "task-entity-1".into());
+    let record = cf_webhooks::consumer::Record::from(message);
+    assert_eq!(record.message_group.as_deref(), Some("task-entity-1"));
+    let plain = cf_webhooks::consumer::Record::from(
+        event(include_str!("../../../events/lambda/sqs-task.json")).records.remove(0),
+    );
+    assert_eq!(plain.message_group, None);
+}

@@ -415,6 +415,64 @@ impl<H: Handler> Runner<H> {
     /// takes, in one call, the records that still need it; then each record is
     /// completed, or released with the steps that succeeded.
     pub async fn run_until(&self, records: &[Record], deadline: Option<tokio::time::Instant>) -> BatchReport {
+        if records.iter().any(|r| r.message_group.is_some()) {
+            return self.run_in_groups(records, deadline).await;
+        }
+        self.run_together(records, deadline).await
+    }
+
+    /// A FIFO batch: the records of one message group (one entity) one after the other,
+    /// each with its destinations, in the batch's order; the groups concurrently. After a
+    /// record of a group fails, the group's later records are not run and fail too, so
+    /// they come back in order behind it (what SQS FIFO expects of a partial answer).
+    async fn run_in_groups(&self, records: &[Record], deadline: Option<tokio::time::Instant>) -> BatchReport {
+        let mut groups: Vec<(Option<&str>, Vec<usize>)> = Vec::new();
+        for (index, record) in records.iter().enumerate() {
+            let group = record.message_group.as_deref();
+            match groups.iter_mut().find(|(g, _)| *g == group && group.is_some()) {
+                Some((_, members)) => members.push(index),
+                None => groups.push((group, vec![index])),
+            }
+        }
+        let runs = groups.into_iter().map(|(_, members)| async move {
+            let mut reports = Vec::with_capacity(members.len());
+            let mut blocked: Option<String> = None;
+            for index in members {
+                let record = &records[index];
+                let report = match &blocked {
+                    Some(earlier) => {
+                        let reason = format!("an earlier record of its message group failed ({earlier})");
+                        let report = RecordReport {
+                            payload_id: record.attribute(attr::PAYLOAD_ID).map(str::to_owned),
+                            event_group: H::Event::GROUP,
+                            action: record.attribute(attr::ACTION).map(str::to_owned),
+                            reason: Some(reason.clone()),
+                            outcome: Outcome::failed(reason),
+                            message_id: record.message_id.clone(),
+                            attempt: record.receive_count,
+                            replay_run: record.attribute(attr::REPLAY_RUN).map(str::to_owned),
+                            destinations: BTreeMap::new(),
+                        };
+                        log(&report);
+                        report
+                    }
+                    None => self.run_together(std::slice::from_ref(record), deadline).await.records.remove(0),
+                };
+                if blocked.is_none() && report.retry() {
+                    blocked = Some(record.message_id.clone());
+                }
+                reports.push((index, report));
+            }
+            reports
+        });
+        let mut reports: Vec<(usize, RecordReport)> = futures_util::future::join_all(runs).await.concat();
+        reports.sort_by_key(|(index, _)| *index);
+        BatchReport { records: reports.into_iter().map(|(_, report)| report).collect() }
+    }
+
+    /// Records that may run at once: each archived, claimed and handled concurrently,
+    /// then each destination once for them all, then each completed or released.
+    async fn run_together(&self, records: &[Record], deadline: Option<tokio::time::Instant>) -> BatchReport {
         let mut stages = futures_util::future::join_all(records.iter().map(|r| self.begin(r, deadline))).await;
         for destination in &self.destinations {
             self.deliver(destination.as_ref(), &mut stages, deadline).await;

@@ -18,6 +18,9 @@ pub struct Record {
     /// The SQS receipt handle, when the record came from SQS: a `Retry-After` moves the
     /// message's visibility with it.
     pub receipt_handle: Option<String>,
+    /// The FIFO message group (the entity), when the record came from a FIFO queue: the
+    /// records of one group in a batch run one after the other, in order.
+    pub message_group: Option<String>,
 }
 
 impl Record {
@@ -34,6 +37,7 @@ impl Record {
             receive_count,
             attributes: attributes.into_iter().collect(),
             receipt_handle: None,
+            message_group: None,
         }
     }
 
@@ -78,6 +82,7 @@ impl From<aws_lambda_events::sqs::SqsMessage> for Record {
             attributes,
         );
         record.receipt_handle = message.receipt_handle;
+        record.message_group = message.attributes.get("MessageGroupId").cloned();
         record
     }
 }
@@ -102,6 +107,10 @@ impl From<&aws_sdk_sqs::types::Message> for Record {
             attributes,
         );
         record.receipt_handle = message.receipt_handle().map(str::to_owned);
+        record.message_group = message
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId))
+            .cloned();
         record
     }
 }

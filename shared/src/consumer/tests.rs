@@ -452,3 +452,32 @@ async fn with_latest_a_late_event_never_overwrites_a_newer_one_of_its_facet() {
         );
     }
 }
+
+#[tokio::test]
+async fn in_a_fifo_batch_a_failure_holds_back_its_group_only_and_order_is_kept() {
+    let runner = Runner::new(Scripted::default(), store(), CollectingDlq::default());
+    let in_group = |id: &str, payload_id: &str, step: &str, group: &str| {
+        let mut r = record(id, payload_id, step);
+        r.message_group = Some(group.to_owned());
+        r
+    };
+    let batch = [
+        in_group("a-1", "pa-1", "ok", "entity-a"),
+        in_group("b-1", "pb-1", "retry", "entity-b"),
+        in_group("a-2", "pa-2", "ok", "entity-a"),
+        in_group("b-2", "pb-2", "ok", "entity-b"),
+        in_group("b-3", "pb-3", "ok", "entity-b"),
+    ];
+    let report = runner.run(&batch).await;
+    assert_eq!(
+        outcomes(&report),
+        [("a-1", "processed"), ("b-1", "failed"), ("a-2", "processed"), ("b-2", "failed"), ("b-3", "failed")]
+    );
+    assert!(report.records[3]
+        .reason
+        .as_deref()
+        .unwrap()
+        .contains("an earlier record of its message group failed (b-1)"));
+    assert_eq!(report.failures(), ["b-1", "b-2", "b-3"], "the failed group comes back whole, in order");
+    assert_eq!(runner.handler().applied.load(Ordering::SeqCst), 2, "b-2 and b-3 never ran");
+}
