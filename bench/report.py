@@ -48,6 +48,15 @@ def machine():
     return f"{cpu}, {os.cpu_count()} cores, {platform.system()} {platform.machine()}; {rustc}"
 
 
+def run_result(name):
+    """target/bench/<name>.json of this run, or None when that part did not run."""
+    path = os.path.join(TARGET, "bench", f"{name}.json")
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return json.load(f)
+
+
 def main():
     c = criterion()
     lines = ["# Benchmarks", "",
@@ -57,10 +66,8 @@ def main():
              "reproduce them on your machine.", "",
              f"Machine: {machine()}.", ""]
 
-    load_path = os.path.join(TARGET, "bench", "load.json")
-    if os.path.exists(load_path):
-        with open(load_path) as f:
-            load = json.load(f)
+    load = run_result("load")
+    if load is not None:
         cf, ref, s = load["cfwh"], load["reference"], load["settings"]
         lines += ["## Headline", "",
                   f"- `cfwh dev` answers **{cf['requests_per_s']:,.0f} deliveries/s** with p50 **{cf['p50_us'] / 1000:.2f} ms** "
@@ -137,10 +144,8 @@ def main():
             lines += [f"| {name} | {fmt_ns(t)} |" for name, t in timing]
             lines.append("")
 
-    forward_path = os.path.join(TARGET, "bench", "forward.json")
-    if os.path.exists(forward_path):
-        with open(forward_path) as f:
-            fw = json.load(f)
+    fw = run_result("forward")
+    if fw is not None:
         p, w, fs = fw["plain"], fw["forwarding"], fw["settings"]
         lines += ["## Forwarding to an HTTP endpoint", "",
                   "`bench/forward.py`: the same pool of signed events sent by wrk for "
@@ -160,10 +165,8 @@ def main():
                   f"| verified and processed by the receiver | — | {fw['receiver_processed']:,} "
                   f"({fw['receiver_processed_twice']} twice) |", ""]
 
-    init_path = os.path.join(TARGET, "bench", "init.json")
-    if os.path.exists(init_path):
-        with open(init_path) as f:
-            init = json.load(f)
+    init = run_result("init")
+    if init is not None:
         h, i = init["hello"], init["ingest"]
         lines += ["## Cold start", "",
                   "The ingest bootstrap's init (process start to its first request for work from the Lambda",

@@ -230,11 +230,7 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
     let source = match (&args.bucket, &args.dir) {
         (Some(bucket), _) => {
             let sdk = crate::aws::sdk_config(args.s3_endpoint.as_deref(), Budget::consumer()).await;
-            let path_style = sdk.endpoint_url().is_some();
-            let client = aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(&sdk).force_path_style(path_style).build(),
-            );
-            Source::S3 { client, bucket: bucket.clone() }
+            Source::S3 { client: cf_webhooks::aws::s3::client(&sdk), bucket: bucket.clone() }
         }
         (None, Some(dir)) => Source::Dir(dir.clone()),
         (None, None) => return Err("give --bucket or --dir".into()),

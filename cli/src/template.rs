@@ -627,64 +627,79 @@ fn destination_resources(resources: &mut Mapping) {
 fn unrouted_archiver(resources: &mut Mapping) {
     let logical = "ArchiveUnrouted";
     let route = Route::Unrouted;
-    let function_name = format!("{STACK_NAME}-archive-unrouted");
-    log_group(resources, logical, &function_name);
-    role(
+    queue_consumer(
         resources,
-        logical,
-        vec![
-            allow(
-                "ConsumeItsQueue",
-                seq![
-                    "sqs:ReceiveMessage",
-                    "sqs:DeleteMessage",
-                    "sqs:GetQueueAttributes",
-                    "sqs:ChangeMessageVisibility"
-                ],
-                get_att(format!("{}.Arn", queue(route))),
-            ),
-            archive_statement(route),
-        ],
+        QueueConsumer {
+            logical,
+            function_name: format!("{STACK_NAME}-archive-unrouted"),
+            description: "Archives quarantined deliveries, so they outlive the queue's retention".to_owned(),
+            route,
+            statements: vec![archive_statement(route)],
+            variables: map! {
+                var::EVENT_GROUP => route.as_str(),
+                var::DLQ_URL => r#ref(dlq(route)),
+                var::DESTINATIONS => "archive",
+                var::ARCHIVE_BUCKET => archive_bucket(),
+                var::ARCHIVE_PREFIX => r#ref("ArchivePrefix"),
+                var::STACK => r#ref("AWS::StackName"),
+            },
+            source: map! { "ScalingConfig" => map! { "MaximumConcurrency" => 2 } },
+        },
     );
-    for suffix in ["LogGroup", "Role"] {
+    for suffix in ["LogGroup", "Role", "Function"] {
         if let Some(Value::Mapping(resource)) = resources.get_mut(format!("{logical}{suffix}")) {
             resource.insert("Condition".into(), "ArchiveOn".into());
         }
     }
+}
+
+/// A function of the `consume` bootstrap on one route's queue.
+struct QueueConsumer<'a> {
+    logical: &'a str,
+    function_name: String,
+    description: String,
+    route: Route,
+    /// Granted after consuming its own queue.
+    statements: Vec<Value>,
+    /// Its environment.
+    variables: Value,
+    /// Properties of its SQS event source beside the queue, the batch size and the
+    /// partial batch answer.
+    source: Value,
+}
+
+/// Its log group, its role (consume its queue, then `statements`) and the function.
+fn queue_consumer(resources: &mut Mapping, c: QueueConsumer<'_>) {
+    let queue_arn = get_att(format!("{}.Arn", queue(c.route)));
+    log_group(resources, c.logical, &c.function_name);
+    let consume = allow(
+        "ConsumeItsQueue",
+        seq!["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"],
+        queue_arn.clone(),
+    );
+    role(resources, c.logical, [vec![consume], c.statements].concat());
+    let mut source = map! {
+        "Queue" => queue_arn,
+        "BatchSize" => r#ref("ConsumerBatchSize"),
+        "FunctionResponseTypes" => seq!["ReportBatchItemFailures"],
+    };
+    if let (Value::Mapping(source), Value::Mapping(extra)) = (&mut source, c.source) {
+        source.extend(extra);
+    }
     resources.insert(
-        format!("{logical}Function").into(),
+        format!("{}Function", c.logical).into(),
         map! {
             "Type" => "AWS::Serverless::Function",
-            "Condition" => "ArchiveOn",
             "Properties" => map! {
-                "FunctionName" => sub(function_name),
-                "Description" => "Archives quarantined deliveries, so they outlive the queue's retention",
+                "FunctionName" => sub(c.function_name),
+                "Description" => c.description,
                 "CodeUri" => format!("target/lambda/{}/", stack::CONSUMER_BOOTSTRAP),
                 "MemorySize" => r#ref("ConsumerMemory"),
                 "Timeout" => r#ref("ConsumerTimeout"),
-                "Role" => get_att(format!("{logical}Role.Arn")),
-                "LoggingConfig" => logging_config(logical),
-                "Environment" => map! {
-                    "Variables" => map! {
-                        var::EVENT_GROUP => route.as_str(),
-                        var::DLQ_URL => r#ref(dlq(route)),
-                        var::DESTINATIONS => "archive",
-                        var::ARCHIVE_BUCKET => archive_bucket(),
-                        var::ARCHIVE_PREFIX => r#ref("ArchivePrefix"),
-                        var::STACK => r#ref("AWS::StackName"),
-                    },
-                },
-                "Events" => map! {
-                    "Queue" => map! {
-                        "Type" => "SQS",
-                        "Properties" => map! {
-                            "Queue" => get_att(format!("{}.Arn", queue(route))),
-                            "BatchSize" => r#ref("ConsumerBatchSize"),
-                            "FunctionResponseTypes" => seq!["ReportBatchItemFailures"],
-                            "ScalingConfig" => map! { "MaximumConcurrency" => 2 },
-                        },
-                    },
-                },
+                "Role" => get_att(format!("{}Role.Arn", c.logical)),
+                "LoggingConfig" => logging_config(c.logical),
+                "Environment" => map! { "Variables" => c.variables },
+                "Events" => map! { "Queue" => map! { "Type" => "SQS", "Properties" => source } },
             },
         },
     );
@@ -842,90 +857,62 @@ fn route_resources(resources: &mut Mapping, route: Route) {
 fn consumer_resources(resources: &mut Mapping, group: EventGroup) {
     let logical = consumer(group);
     let route = Route::Group(group);
-    let function_name = format!("{STACK_NAME}-{}", stack::consumer_function(group));
-    log_group(resources, &logical, &function_name);
-    role(
+    queue_consumer(
         resources,
-        &logical,
-        vec![
-            allow(
-                "ConsumeItsQueue",
-                seq![
-                    "sqs:ReceiveMessage",
-                    "sqs:DeleteMessage",
-                    "sqs:GetQueueAttributes",
-                    "sqs:ChangeMessageVisibility"
-                ],
-                get_att(format!("{}.Arn", queue(route))),
-            ),
-            allow("DeadLetterPermanentFailures", "sqs:SendMessage".into(), get_att(format!("{}.Arn", dlq(route)))),
-            allow(
-                "Idempotency",
-                seq!["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
-                get_att("IdempotencyTable.Arn"),
-            ),
-            r#if("EventBridgeOn", allow("PutEventsOnTheBus", "events:PutEvents".into(), event_bus_arn()), no_value()),
-            r#if(
-                "ForwardOn",
-                allow("ReadTheForwardSecret", "secretsmanager:GetSecretValue".into(), forward_secret()),
-                no_value(),
-            ),
-            archive_grant(route),
-        ],
-    );
-    resources.insert(
-        format!("{logical}Function").into(),
-        map! {
-            "Type" => "AWS::Serverless::Function",
-            "Properties" => map! {
-                "FunctionName" => sub(function_name),
-                "Description" => format!("Applies {} events", group.as_str()),
-                "CodeUri" => format!("target/lambda/{}/", stack::CONSUMER_BOOTSTRAP),
-                "MemorySize" => r#ref("ConsumerMemory"),
-                "Timeout" => r#ref("ConsumerTimeout"),
-                "Role" => get_att(format!("{logical}Role.Arn")),
-                "LoggingConfig" => logging_config(&logical),
-                "Environment" => map! {
-                    "Variables" => map! {
-                        var::EVENT_GROUP => group.as_str(),
-                        var::IDEMPOTENCY_TABLE => r#ref("IdempotencyTable"),
-                        var::DLQ_URL => r#ref(dlq(route)),
-                        var::IDEMPOTENCY_TTL_SECS => r#ref("IdempotencyTtlSeconds"),
-                        var::IDEMPOTENCY_LEASE_SECS => timeout_derived("Lease"),
-                        var::MAX_EVENT_AGE_SECS => r#ref("MaxEventAgeSeconds"),
-                        var::STACK => r#ref("AWS::StackName"),
-                        var::QUEUE_URL => r#ref(queue(route)),
-                        var::ORDERING => r#ref("Ordering"),
-                        // Empty entries are skipped: "eventbridge,,archive".
-                        var::DESTINATIONS => join(",", vec![
-                            r#if("EventBridgeOn", "eventbridge".into(), "".into()),
-                            r#if("ForwardOn", "http".into(), "".into()),
-                            r#if("ArchiveOn", "archive".into(), "".into()),
-                        ]),
-                        var::EVENTBRIDGE_GROUPS => r#ref("EventBridgeGroups"),
-                        var::EVENT_BUS => r#if("EventBridgeOn", event_bus_name(), "".into()),
-                        var::EVENT_SOURCE => r#ref("EventSource"),
-                        var::FORWARD_GROUPS => r#ref("ForwardGroups"),
-                        var::FORWARD_URL => r#ref("ForwardUrl"),
-                        var::FORWARD_SECRET_ARN => r#if("ForwardOn", forward_secret(), no_value()),
-                        var::FORWARD_TIMEOUT_MS => r#ref("ForwardTimeoutMs"),
-                        var::ARCHIVE_GROUPS => r#ref("ArchiveGroups"),
-                        var::ARCHIVE_BUCKET => r#if("ArchiveOn", archive_bucket(), "".into()),
-                        var::ARCHIVE_PREFIX => r#ref("ArchivePrefix"),
-                    },
-                },
-                "Events" => map! {
-                    "Queue" => map! {
-                        "Type" => "SQS",
-                        "Properties" => map! {
-                            "Queue" => get_att(format!("{}.Arn", queue(route))),
-                            "BatchSize" => r#ref("ConsumerBatchSize"),
-                            "MaximumBatchingWindowInSeconds" => r#ref("ConsumerBatchingWindowSeconds"),
-                            "FunctionResponseTypes" => seq!["ReportBatchItemFailures"],
-                            "ScalingConfig" => map! { "MaximumConcurrency" => r#ref("ConsumerMaxConcurrency") },
-                        },
-                    },
-                },
+        QueueConsumer {
+            logical: &logical,
+            function_name: format!("{STACK_NAME}-{}", stack::consumer_function(group)),
+            description: format!("Applies {} events", group.as_str()),
+            route,
+            statements: vec![
+                allow("DeadLetterPermanentFailures", "sqs:SendMessage".into(), get_att(format!("{}.Arn", dlq(route)))),
+                allow(
+                    "Idempotency",
+                    seq!["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                    get_att("IdempotencyTable.Arn"),
+                ),
+                r#if(
+                    "EventBridgeOn",
+                    allow("PutEventsOnTheBus", "events:PutEvents".into(), event_bus_arn()),
+                    no_value(),
+                ),
+                r#if(
+                    "ForwardOn",
+                    allow("ReadTheForwardSecret", "secretsmanager:GetSecretValue".into(), forward_secret()),
+                    no_value(),
+                ),
+                archive_grant(route),
+            ],
+            variables: map! {
+                var::EVENT_GROUP => group.as_str(),
+                var::IDEMPOTENCY_TABLE => r#ref("IdempotencyTable"),
+                var::DLQ_URL => r#ref(dlq(route)),
+                var::IDEMPOTENCY_TTL_SECS => r#ref("IdempotencyTtlSeconds"),
+                var::IDEMPOTENCY_LEASE_SECS => timeout_derived("Lease"),
+                var::MAX_EVENT_AGE_SECS => r#ref("MaxEventAgeSeconds"),
+                var::STACK => r#ref("AWS::StackName"),
+                var::QUEUE_URL => r#ref(queue(route)),
+                var::ORDERING => r#ref("Ordering"),
+                // Empty entries are skipped: "eventbridge,,archive".
+                var::DESTINATIONS => join(",", vec![
+                    r#if("EventBridgeOn", "eventbridge".into(), "".into()),
+                    r#if("ForwardOn", "http".into(), "".into()),
+                    r#if("ArchiveOn", "archive".into(), "".into()),
+                ]),
+                var::EVENTBRIDGE_GROUPS => r#ref("EventBridgeGroups"),
+                var::EVENT_BUS => r#if("EventBridgeOn", event_bus_name(), "".into()),
+                var::EVENT_SOURCE => r#ref("EventSource"),
+                var::FORWARD_GROUPS => r#ref("ForwardGroups"),
+                var::FORWARD_URL => r#ref("ForwardUrl"),
+                var::FORWARD_SECRET_ARN => r#if("ForwardOn", forward_secret(), no_value()),
+                var::FORWARD_TIMEOUT_MS => r#ref("ForwardTimeoutMs"),
+                var::ARCHIVE_GROUPS => r#ref("ArchiveGroups"),
+                var::ARCHIVE_BUCKET => r#if("ArchiveOn", archive_bucket(), "".into()),
+                var::ARCHIVE_PREFIX => r#ref("ArchivePrefix"),
+            },
+            source: map! {
+                "MaximumBatchingWindowInSeconds" => r#ref("ConsumerBatchingWindowSeconds"),
+                "ScalingConfig" => map! { "MaximumConcurrency" => r#ref("ConsumerMaxConcurrency") },
             },
         },
     );

@@ -214,7 +214,7 @@ async fn an_event_reaches_a_rule_on_its_detail_type_once_with_its_json_as_detail
 #[tokio::test]
 async fn the_archive_holds_each_record_once_at_its_key_with_its_signature() {
     let sdk = sdk().await;
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    let s3 = cf_webhooks::aws::s3::client(&sdk);
     let bucket = unique("archive");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let archive = Some(ArchiveSettings { bucket: bucket.clone(), prefix: "events".into() });
@@ -244,7 +244,7 @@ async fn the_archive_holds_each_record_once_at_its_key_with_its_signature() {
 #[tokio::test]
 async fn the_unrouted_consumer_archives_quarantined_bodies_by_their_hash() {
     let sdk = sdk().await;
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    let s3 = cf_webhooks::aws::s3::client(&sdk);
     let bucket = unique("unrouted");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let settings = Destinations {
@@ -402,7 +402,7 @@ async fn consume_queue(sqs: &aws_sdk_sqs::Client, url: &str, consumer: &dyn Cons
 #[tokio::test]
 async fn a_replayed_day_is_applied_once_per_run_and_a_planted_object_is_refused() {
     let sdk = sdk().await;
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    let s3 = cf_webhooks::aws::s3::client(&sdk);
     let bucket = unique("replay");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let prefix = unique("rp");
@@ -621,7 +621,7 @@ async fn a_retry_after_delays_the_message_on_its_queue() {
 async fn cfwh_dev_over_sqs_delivers_to_eventbridge_and_s3_at_their_endpoints() {
     let (bus, sqs, target) = bus_with_rule("Task completed").await;
     let sdk = sdk().await;
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(&sdk).force_path_style(true).build());
+    let s3 = cf_webhooks::aws::s3::client(&sdk);
     let bucket = unique("dev-archive");
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let moto = moto();

@@ -501,12 +501,7 @@ impl Destinations {
                 }
                 "archive" => {
                     let bucket = required(var::ARCHIVE_BUCKET, "the archive's S3 bucket")?;
-                    let prefix = get(var::ARCHIVE_PREFIX)
-                        .map(|p| p.trim().trim_matches('/').to_owned())
-                        .unwrap_or_else(|| DEFAULT_ARCHIVE_PREFIX.to_owned());
-                    if prefix.split('/').any(|part| part == "." || part == "..") || prefix.contains("//") {
-                        return Err(ConfigError::new(var::ARCHIVE_PREFIX, "must not hold . or .. segments or //"));
-                    }
+                    let prefix = archive_prefix(get(var::ARCHIVE_PREFIX).as_deref())?;
                     destinations.archive = Some(ArchiveSettings { bucket, prefix });
                 }
                 other => {
@@ -519,6 +514,16 @@ impl Destinations {
         }
         Ok(destinations)
     }
+}
+
+/// The archive's key prefix (`CF_ARCHIVE_PREFIX`, `events` when unset), without its outer
+/// slashes; no `.` or `..` segment and no `//`, in a bucket or a folder alike.
+pub fn archive_prefix(text: Option<&str>) -> Result<String, ConfigError> {
+    let prefix = text.map_or_else(|| DEFAULT_ARCHIVE_PREFIX.to_owned(), |p| p.trim().trim_matches('/').to_owned());
+    if prefix.split('/').any(|part| part == "." || part == "..") || prefix.contains("//") {
+        return Err(ConfigError::new(var::ARCHIVE_PREFIX, "must not hold . or .. segments or //"));
+    }
+    Ok(prefix)
 }
 
 /// A forward URL: absolute, `http` or `https`, with a host and no user information
@@ -670,6 +675,13 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    /// A consumer's configuration from `base` and then `extra` variables.
+    fn consumer(base: &[(&str, &str)], extra: &[(&str, &str)]) -> Result<ConsumerConfig, ConfigError> {
+        let map: HashMap<String, String> =
+            base.iter().chain(extra).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        ConsumerConfig::from_lookup(move |name| map.get(name).cloned())
+    }
+
     fn config(vars: &[(&str, &str)]) -> Result<IngestConfig, ConfigError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         IngestConfig::from_lookup(|name| map.get(name).cloned())
@@ -741,11 +753,10 @@ mod tests {
     #[test]
     fn consumer_settings_and_the_ttl_outlives_the_replay_window() {
         let vars = |extra: &[(&'static str, &'static str)]| {
-            let mut all =
-                vec![("CF_EVENT_GROUP", "work unit"), ("CF_IDEMPOTENCY_TABLE", "t"), ("CF_DLQ_URL", "https://dlq")];
-            all.extend_from_slice(extra);
-            let map: HashMap<String, String> = all.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-            ConsumerConfig::from_lookup(move |name| map.get(name).cloned())
+            consumer(
+                &[("CF_EVENT_GROUP", "work unit"), ("CF_IDEMPOTENCY_TABLE", "t"), ("CF_DLQ_URL", "https://dlq")],
+                extra,
+            )
         };
         let c = vars(&[]).unwrap();
         assert_eq!(
@@ -766,11 +777,7 @@ mod tests {
     #[test]
     fn destinations_are_validated_at_start_up_and_never_quote_the_forward_secret() {
         let vars = |extra: &[(&'static str, &'static str)]| {
-            let mut all =
-                vec![("CF_EVENT_GROUP", "task"), ("CF_IDEMPOTENCY_TABLE", "t"), ("CF_DLQ_URL", "https://dlq")];
-            all.extend_from_slice(extra);
-            let map: HashMap<String, String> = all.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-            ConsumerConfig::from_lookup(move |name| map.get(name).cloned())
+            consumer(&[("CF_EVENT_GROUP", "task"), ("CF_IDEMPOTENCY_TABLE", "t"), ("CF_DLQ_URL", "https://dlq")], extra)
         };
         let all = vars(&[
             ("CF_DESTINATIONS", "eventbridge, http,archive"),
@@ -865,10 +872,7 @@ mod tests {
         assert_eq!(none.unwrap().destinations, Destinations::default());
 
         let unrouted = |extra: &[(&'static str, &'static str)]| {
-            let mut all = vec![("CF_EVENT_GROUP", "unrouted"), ("CF_DLQ_URL", "https://dlq")];
-            all.extend_from_slice(extra);
-            let map: HashMap<String, String> = all.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-            ConsumerConfig::from_lookup(move |name| map.get(name).cloned())
+            consumer(&[("CF_EVENT_GROUP", "unrouted"), ("CF_DLQ_URL", "https://dlq")], extra)
         };
         let archiver = unrouted(&[("CF_DESTINATIONS", "archive"), ("CF_ARCHIVE_BUCKET", "b")]).unwrap();
         assert_eq!(archiver.route, Route::Unrouted);

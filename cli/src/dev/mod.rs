@@ -150,7 +150,7 @@ impl DestinationArgs {
             names.push("archive");
             vars.insert(var::ARCHIVE_BUCKET, bucket.clone());
         }
-        if self.archive_bucket.is_some() || self.archive_dir.is_some() {
+        if self.archive_bucket.is_some() {
             vars.insert(var::ARCHIVE_PREFIX, self.archive_prefix.clone());
         }
         vars.insert(var::DESTINATIONS, names.join(","));
@@ -167,18 +167,9 @@ impl DestinationArgs {
             };
             format!("{flag}: {}", e.problem)
         };
-        let mut settings = Destinations::from_lookup(&|name| vars.get(name).cloned()).map_err(as_flag)?;
+        let settings = Destinations::from_lookup(&|name| vars.get(name).cloned()).map_err(as_flag)?;
         if let Some(dir) = &self.archive_dir {
-            let prefix = Destinations::from_lookup(&|name| match name {
-                var::DESTINATIONS => Some("archive".to_owned()),
-                var::ARCHIVE_BUCKET => Some("folder".to_owned()),
-                _ => vars.get(name).cloned(),
-            })
-            .map_err(as_flag)?
-            .archive
-            .map(|a| a.prefix)
-            .unwrap_or_default();
-            settings.archive = None;
+            let prefix = cf_webhooks::config::archive_prefix(Some(&self.archive_prefix)).map_err(as_flag)?;
             let archive = Archive::new(DirStore::new(dir), prefix);
             return Ok(self.outlets_of(settings).await?.and(Outlets { archive: Some(archive), ..Outlets::default() }));
         }

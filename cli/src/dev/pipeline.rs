@@ -416,21 +416,17 @@ impl Dev {
         let (stop, stopped) = watch::channel(false);
         let mut consumers = JoinSet::new();
         let config = Arc::new(config);
+        let runner = |group, dead_letters: Arc<dyn DeadLetterSink>| {
+            let (store, outlets) = (store.clone(), options.outlets.clone());
+            let chaos =
+                WithChaos { percent: options.chaos_percent, store, dead_letters, outlets, ordering: options.ordering };
+            with_handler(group, chaos)
+        };
         let (router, memory, sqs) = match backend {
             Backend::Memory => {
                 let queues = Arc::new(MemoryQueues::new(options.queue_capacity, options.max_receives));
                 for group in EventGroup::ALL {
-                    let dead_letters = queues.clone();
-                    let runner = with_handler(
-                        group,
-                        WithChaos {
-                            percent: options.chaos_percent,
-                            store: store.clone(),
-                            dead_letters,
-                            outlets: options.outlets.clone(),
-                            ordering: options.ordering,
-                        },
-                    );
+                    let runner = runner(group, queues.clone());
                     consumers.spawn(consume(queues.clone(), runner, options.clone(), lines.clone(), stopped.clone()));
                 }
                 if let Some(archive) = options.outlets.archive.clone() {
@@ -442,17 +438,8 @@ impl Dev {
                 for group in EventGroup::ALL {
                     let route = Route::Group(group);
                     let dead_letters =
-                        Arc::new(SqsDeadLetters::new(consumer_client.clone(), queues.dead_letters[&route].clone()));
-                    let runner = with_handler(
-                        group,
-                        WithChaos {
-                            percent: options.chaos_percent,
-                            store: store.clone(),
-                            dead_letters,
-                            outlets: options.outlets.clone(),
-                            ordering: options.ordering,
-                        },
-                    );
+                        SqsDeadLetters::new(consumer_client.clone(), queues.dead_letters[&route].clone());
+                    let runner = runner(group, Arc::new(dead_letters));
                     let url = queues.sources.get(route).to_owned();
                     consumers.spawn(consume_sqs(
                         consumer_client.clone(),

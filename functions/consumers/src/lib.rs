@@ -96,12 +96,7 @@ impl Outlets {
             outlets.destinations.push(std::sync::Arc::new(forward));
         }
         if let Some(archive) = &settings.archive {
-            let sdk = need_sdk(var::ARCHIVE_BUCKET)?;
-            // A local endpoint (moto, MinIO) has no per-bucket host names.
-            let path_style = sdk.endpoint_url().is_some();
-            let client = aws_sdk_s3::Client::from_conf(
-                aws_sdk_s3::config::Builder::from(sdk).force_path_style(path_style).build(),
-            );
+            let client = cf_webhooks::aws::s3::client(need_sdk(var::ARCHIVE_BUCKET)?);
             let store = cf_webhooks::aws::s3::S3Store::new(client, &archive.bucket);
             outlets.archive = Some(Archive::new(store, &archive.prefix));
         }

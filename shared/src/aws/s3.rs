@@ -8,6 +8,13 @@ use aws_sdk_s3::Client;
 use super::describe;
 use crate::archive::{ArchiveError, ArchiveStore, Stored};
 
+/// An S3 client for `sdk`, addressing buckets by path when an endpoint is set: a local
+/// endpoint (moto, MinIO) has no per-bucket host names.
+pub fn client(sdk: &aws_types::SdkConfig) -> Client {
+    let path_style = sdk.endpoint_url().is_some();
+    Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(path_style).build())
+}
+
 /// Archived objects in a bucket.
 #[derive(Debug, Clone)]
 pub struct S3Store {

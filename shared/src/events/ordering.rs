@@ -88,86 +88,71 @@ impl Entity for SessionEvent {
 /// The facets actions share, per group: (facet, the actions that move it). Every other
 /// action is a facet of its own.
 pub fn shared_facets(group: EventGroup) -> Vec<(&'static str, Vec<&'static str>)> {
-    fn names<A>(
-        facets: &[(&'static str, &[A])],
-        name: impl Fn(&A) -> &'static str,
-    ) -> Vec<(&'static str, Vec<&'static str>)> {
-        facets.iter().map(|(facet, actions)| (*facet, actions.iter().map(&name).collect())).collect()
+    fn table<A: Facets>() -> Vec<(&'static str, Vec<&'static str>)> {
+        A::FACETS.iter().map(|(facet, actions)| (*facet, actions.iter().map(|a| a.name()).collect())).collect()
     }
-    match group {
-        EventGroup::Product => names(PRODUCT, known_name),
-        EventGroup::Sample => names(SAMPLE, known_name),
-        EventGroup::User => names(USER, known_name),
-        EventGroup::Task => names(TASK, known_name),
-        EventGroup::WorkUnit => names(WORK_UNIT, known_name),
-        EventGroup::Job => names(JOB, known_name),
-        EventGroup::Session => names(SESSION, known_name),
-    }
+    by_group!(group, table())
 }
 
 /// The facet `action` (as sent) moves in `group`: a shared facet, or the action's own
 /// canonical name (an action this version does not know: as sent).
 pub fn facet(group: EventGroup, action: &str) -> Cow<'static, str> {
-    fn find<A: PartialEq>(facets: &[(&'static str, &[A])], action: &A) -> Option<&'static str> {
-        facets.iter().find(|(_, actions)| actions.contains(action)).map(|(facet, _)| *facet)
+    fn of<A: Facets>(action: &str) -> Cow<'static, str> {
+        let action = A::parse(action);
+        A::FACETS
+            .iter()
+            .find(|(_, actions)| actions.contains(&action))
+            .map_or_else(|| Cow::Owned(action.name().to_owned()), |(facet, _)| Cow::Borrowed(*facet))
     }
-    let (shared, own) = match group {
-        EventGroup::Product => {
-            let a = ProductAction::parse(action);
-            (find(PRODUCT, &a), a.name().to_owned())
-        }
-        EventGroup::Sample => {
-            let a = SampleAction::parse(action);
-            (find(SAMPLE, &a), a.name().to_owned())
-        }
-        EventGroup::User => {
-            let a = UserAction::parse(action);
-            (find(USER, &a), a.name().to_owned())
-        }
-        EventGroup::Task => {
-            let a = TaskAction::parse(action);
-            (find(TASK, &a), a.name().to_owned())
-        }
-        EventGroup::WorkUnit => {
-            let a = WorkUnitAction::parse(action);
-            (find(WORK_UNIT, &a), a.name().to_owned())
-        }
-        EventGroup::Job => {
-            let a = JobAction::parse(action);
-            (find(JOB, &a), a.name().to_owned())
-        }
-        EventGroup::Session => {
-            let a = SessionAction::parse(action);
-            (find(SESSION, &a), a.name().to_owned())
+    by_group!(group, of(action))
+}
+
+/// `f::<the group's action type>(args)`.
+macro_rules! by_group {
+    ($group:expr, $f:ident($($arg:expr),*)) => {
+        match $group {
+            EventGroup::Product => $f::<ProductAction>($($arg),*),
+            EventGroup::Sample => $f::<SampleAction>($($arg),*),
+            EventGroup::User => $f::<UserAction>($($arg),*),
+            EventGroup::Task => $f::<TaskAction>($($arg),*),
+            EventGroup::WorkUnit => $f::<WorkUnitAction>($($arg),*),
+            EventGroup::Job => $f::<JobAction>($($arg),*),
+            EventGroup::Session => $f::<SessionAction>($($arg),*),
         }
     };
-    shared.map_or(Cow::Owned(own), Cow::Borrowed)
+}
+use by_group;
+
+/// A group's action type and the facets its actions share.
+trait Facets: PartialEq + Sized + 'static {
+    const FACETS: &'static [(&'static str, &'static [Self])];
+    fn parse(raw: &str) -> Self;
+    fn name(&self) -> &str;
 }
 
-/// The canonical name of a known action (never `Other`).
-fn known_name<A: KnownName>(action: &A) -> &'static str {
-    action.known_name()
-}
-
-trait KnownName {
-    fn known_name(&self) -> &'static str;
-}
-
-macro_rules! known_names {
-    ($($ty:ty),+) => {$(
-        impl KnownName for $ty {
-            fn known_name(&self) -> &'static str {
-                Self::KNOWN.iter().find(|k| *k == self).map_or("", |k| {
-                    // The KNOWN list is 'static, so its names are too.
-                    let known: &'static Self = k;
-                    known.name()
-                })
+macro_rules! facets {
+    ($($ty:ty => $facets:ident),+ $(,)?) => {$(
+        impl Facets for $ty {
+            const FACETS: &'static [(&'static str, &'static [Self])] = $facets;
+            fn parse(raw: &str) -> Self {
+                <$ty>::parse(raw)
+            }
+            fn name(&self) -> &str {
+                <$ty>::name(self)
             }
         }
     )+};
 }
 
-known_names!(ProductAction, SampleAction, UserAction, TaskAction, WorkUnitAction, JobAction, SessionAction);
+facets!(
+    ProductAction => PRODUCT,
+    SampleAction => SAMPLE,
+    UserAction => USER,
+    TaskAction => TASK,
+    WorkUnitAction => WORK_UNIT,
+    JobAction => JOB,
+    SessionAction => SESSION,
+);
 
 use ProductAction as P;
 const PRODUCT: &[(&str, &[ProductAction])] = &[
