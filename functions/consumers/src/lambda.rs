@@ -177,9 +177,10 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let dead_letters = SqsDeadLetters::new(sqs.clone(), &config.dlq_url);
     let runner = crate::runner(group, store, dead_letters, outlets, config.ordering);
-    let visibility = match config.queue_url {
-        Some(url) => Visibility::of(sqs, url).await,
-        None => None,
+    // Only the HTTP forward answers with Retry-After: without it, no call at cold start.
+    let visibility = match (config.queue_url, config.destinations.http.is_some()) {
+        (Some(url), true) => Visibility::of(sqs, url).await,
+        _ => None,
     };
     let host = Host { metrics, visibility };
     let (runner, host) = (&*runner, &host);
