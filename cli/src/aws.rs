@@ -10,7 +10,7 @@ use cf_webhooks::aws::sqs::QueueUrls;
 use cf_webhooks::aws::{describe, loader, Budget};
 use cf_webhooks::config::DEFAULT_QUEUE_MAX_MESSAGE_BYTES;
 use cf_webhooks::events::Route;
-use cf_webhooks::stack::{queue_name, DEAD_LETTER_RETENTION_SECS, QUEUE_RETENTION_SECS};
+use cf_webhooks::stack::{queue_name, QueueType, DEAD_LETTER_RETENTION_SECS, QUEUE_RETENTION_SECS};
 
 /// The SDK configuration for a local endpoint: the environment's region and credentials
 /// when set, otherwise `us-east-1` and placeholder credentials (local servers accept any).
@@ -60,34 +60,45 @@ pub struct Queues {
     pub dead_letters: BTreeMap<Route, String>,
 }
 
+/// The attributes that make a queue FIFO with high throughput: deduplication and the
+/// throughput limit per message group (the entity), as the template sets them.
+pub fn fifo_attributes() -> [(QueueAttributeName, String); 3] {
+    [
+        (QueueAttributeName::FifoQueue, "true".to_owned()),
+        (QueueAttributeName::DeduplicationScope, "messageGroup".to_owned()),
+        (QueueAttributeName::FifoThroughputLimit, "perMessageGroupId".to_owned()),
+    ]
+}
+
 /// Finds or creates the queues of every route: a dead-letter queue, and a source queue
 /// redriving to it after `max_receives` receives, with `visibility` as its visibility
-/// timeout and SQS's largest message size. Existing queues are used as they are.
+/// timeout and SQS's largest message size; FIFO ones with high throughput when
+/// `queue_type` says so. Existing queues are used as they are.
 pub async fn ensure_queues(
     client: &Client,
     prefix: &str,
+    queue_type: QueueType,
     max_receives: u32,
     visibility: Duration,
 ) -> Result<Queues, String> {
     let mut sources = BTreeMap::new();
     let mut dead_letters = BTreeMap::new();
+    let fifo = if queue_type == QueueType::Fifo { fifo_attributes().to_vec() } else { Vec::new() };
     for route in Route::ALL {
-        let dlq_name = queue_name(prefix, route, true);
-        let dlq = ensure_queue(
-            client,
-            &dlq_name,
-            &[(QueueAttributeName::MessageRetentionPeriod, DEAD_LETTER_RETENTION_SECS.to_string())],
-        )
-        .await?;
+        let dlq_name = queue_name(prefix, route, true, queue_type);
+        let mut attributes = vec![(QueueAttributeName::MessageRetentionPeriod, DEAD_LETTER_RETENTION_SECS.to_string())];
+        attributes.extend(fifo.iter().cloned());
+        let dlq = ensure_queue(client, &dlq_name, &attributes).await?;
         let arn = queue_arn(client, &dlq).await?;
         let redrive = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": max_receives}).to_string();
-        let attributes = [
+        let mut attributes = vec![
             (QueueAttributeName::RedrivePolicy, redrive),
             (QueueAttributeName::VisibilityTimeout, visibility.as_secs().max(1).to_string()),
             (QueueAttributeName::MaximumMessageSize, DEFAULT_QUEUE_MAX_MESSAGE_BYTES.to_string()),
             (QueueAttributeName::MessageRetentionPeriod, QUEUE_RETENTION_SECS.to_string()),
         ];
-        let source = ensure_queue(client, &queue_name(prefix, route, false), &attributes).await?;
+        attributes.extend(fifo.iter().cloned());
+        let source = ensure_queue(client, &queue_name(prefix, route, false, queue_type), &attributes).await?;
         sources.insert(route, source);
         dead_letters.insert(route, dlq);
     }
@@ -110,6 +121,44 @@ async fn ensure_queue(
     }
     let created = create.send().await.map_err(|e| format!("creating {name}: {}", describe(&e)))?;
     created.queue_url().map(str::to_owned).ok_or_else(|| format!("creating {name}: no queue URL"))
+}
+
+/// The URL of a stack's queue of `route`. With `queue_type` unknown (`None`), the FIFO
+/// and the standard names are both looked up: one must exist, and both existing (a stack
+/// half-way through moving to FIFO) asks for `--queue-type`.
+pub async fn find_queue(
+    client: &Client,
+    prefix: &str,
+    route: Route,
+    dead_letter: bool,
+    queue_type: Option<QueueType>,
+) -> Result<String, String> {
+    let lookup = |queue_type| {
+        let name = queue_name(prefix, route, dead_letter, queue_type);
+        async move {
+            match client.get_queue_url().queue_name(&name).send().await {
+                Ok(found) => Ok(found.queue_url().map(str::to_owned)),
+                Err(e) if e.as_service_error().is_some_and(|e| e.is_queue_does_not_exist()) => Ok(None),
+                Err(e) => Err(format!("{name}: {}", describe(&e))),
+            }
+        }
+    };
+    let types = queue_type.map_or(QueueType::ALL.to_vec(), |t| vec![t]);
+    let mut found = Vec::new();
+    for queue_type in &types {
+        if let Some(url) = lookup(*queue_type).await? {
+            found.push(url);
+        }
+    }
+    let names = || types.iter().map(|t| queue_name(prefix, route, dead_letter, *t)).collect::<Vec<_>>().join(" or ");
+    match found.len() {
+        0 => Err(format!("no queue named {}", names())),
+        1 => Ok(found.remove(0)),
+        _ => Err(format!(
+            "both {} exist (a stack moving to FIFO): say which with --queue-type",
+            names().replace(" or ", " and ")
+        )),
+    }
 }
 
 /// The ARN of the queue at `url`.
@@ -159,6 +208,37 @@ pub async fn receive(
         .await
         .map_err(|e| describe(&e))?;
     Ok(out.messages().to_vec())
+}
+
+/// Sets the visibility timeout of received messages, in batches of ten.
+pub async fn set_visibility(client: &Client, url: &str, receipts: &[String], timeout: Duration) -> Result<(), String> {
+    use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
+    let seconds = i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX);
+    for chunk in receipts.chunks(10) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, receipt)| {
+                ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(receipt)
+                    .visibility_timeout(seconds)
+                    .build()
+                    .expect("id and handle set")
+            })
+            .collect();
+        let out = client
+            .change_message_visibility_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| describe(&e))?;
+        if let Some(failed) = out.failed().first() {
+            return Err(format!("visibility change failed: {}", failed.message().unwrap_or(failed.code())));
+        }
+    }
+    Ok(())
 }
 
 /// Deletes messages by receipt handle, in batches of ten.

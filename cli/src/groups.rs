@@ -9,7 +9,7 @@ use cf_webhooks::config::var;
 use cf_webhooks::events::{EventGroup, Route};
 use cf_webhooks::message::attr;
 use cf_webhooks::metrics::{self, name};
-use cf_webhooks::stack::{self, queue_name};
+use cf_webhooks::stack::{self, queue_name, QueueType};
 use serde_json::{json, Value};
 
 /// `cfwh groups`.
@@ -21,10 +21,14 @@ pub struct Args {
     /// Queue names are <prefix>-<route> and <prefix>-<route>-dlq (a stack's name).
     #[arg(long, default_value = stack::DEFAULT_STACK)]
     queue_prefix: String,
+    /// Name the FIFO queues (<prefix>-<route>.fifo), as `cfwh dev --fifo` and a stack
+    /// with QueueType fifo have them.
+    #[arg(long)]
+    fifo: bool,
 }
 
 /// Everything a script needs to know of the groups and routes.
-pub fn describe(queue_prefix: &str) -> Value {
+pub fn describe(queue_prefix: &str, queue_type: QueueType) -> Value {
     let routes: Vec<Value> = Route::ALL
         .into_iter()
         .map(|route| {
@@ -36,8 +40,8 @@ pub fn describe(queue_prefix: &str) -> Value {
                 "route": route.as_str(),
                 "group": group.map(EventGroup::as_str),
                 "title": group.map(EventGroup::title),
-                "queue": queue_name(queue_prefix, route, false),
-                "dead_letter_queue": queue_name(queue_prefix, route, true),
+                "queue": queue_name(queue_prefix, route, false, queue_type),
+                "dead_letter_queue": queue_name(queue_prefix, route, true, queue_type),
                 "queue_url_var": var::queue_url(route),
                 "consumer": group.map(stack::consumer_function),
                 "detail_types": group.map(cf_webhooks::events::detail_types),
@@ -46,6 +50,7 @@ pub fn describe(queue_prefix: &str) -> Value {
         .collect();
     json!({
         "groups": EventGroup::ALL.map(EventGroup::as_str),
+        "queue_type": queue_type.as_str(),
         "routes": routes,
         "bootstraps": { "ingest": stack::INGEST_BOOTSTRAP, "consumer": stack::CONSUMER_BOOTSTRAP },
         "idempotency_table": {
@@ -91,7 +96,8 @@ pub fn describe(queue_prefix: &str) -> Value {
 
 /// Prints the table or the JSON.
 pub fn run(args: Args) -> Result<ExitCode, String> {
-    let described = describe(&args.queue_prefix);
+    let queue_type = if args.fifo { QueueType::Fifo } else { QueueType::Standard };
+    let described = describe(&args.queue_prefix, queue_type);
     if args.json {
         println!("{described}");
         return Ok(ExitCode::SUCCESS);

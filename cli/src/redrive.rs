@@ -11,9 +11,9 @@ use aws_sdk_sqs::Client;
 use cf_webhooks::aws::{describe, Budget};
 use cf_webhooks::events::Route;
 use cf_webhooks::message::attr;
-use cf_webhooks::stack::queue_name;
+use cf_webhooks::stack::QueueType;
 
-use crate::aws::{delete, depth, queue_arn, receive};
+use crate::aws::{delete, depth, find_queue, queue_arn, receive};
 
 /// `cfwh redrive`.
 #[derive(Debug, clap::Args)]
@@ -27,6 +27,14 @@ pub struct Args {
     /// Queue names are <prefix>-<group> and <prefix>-<group>-dlq (the stack's name).
     #[arg(long, default_value = cf_webhooks::stack::DEFAULT_STACK)]
     queue_prefix: String,
+    /// The stack's queue type [default: whichever exists].
+    #[arg(long, value_parser = ["fifo", "standard"])]
+    queue_type: Option<String>,
+    /// Move this queue (a name or URL) into the group's queue instead of its dead-letter
+    /// queue: a queue left behind by a change of QueueType (see the README, "Moving to
+    /// FIFO queues"), moved one message at a time.
+    #[arg(long, value_name = "QUEUE")]
+    from: Option<String>,
 }
 
 /// How to move the messages, given what `StartMessageMoveTask` answered.
@@ -70,19 +78,20 @@ pub fn plan_after_error(code: Option<&str>, http_status: Option<u16>, message: S
 /// Moves the dead-letter queue of `args.group` back, with a progress bar.
 pub async fn run(args: Args) -> Result<ExitCode, String> {
     let client = crate::aws::sqs_client(args.sqs_endpoint.as_deref(), Budget::consumer()).await;
-    let url = |dead_letter: bool| {
-        let name = queue_name(&args.queue_prefix, args.group, dead_letter);
-        let client = client.clone();
-        async move {
-            let found = client.get_queue_url().queue_name(&name).send().await;
-            found
-                .map_err(|e| format!("{name}: {}", describe(&e)))?
-                .queue_url()
-                .map(str::to_owned)
-                .ok_or_else(|| format!("{name}: no queue URL"))
+    let queue_type = args.queue_type.as_deref().and_then(QueueType::parse);
+    if let Some(from) = &args.from {
+        let source = find_queue(&client, &args.queue_prefix, args.group, false, queue_type).await?;
+        let from = if from.contains("://") { from.clone() } else { url_of(&client, from).await? };
+        if from == source {
+            return Err(format!("--from {from} is the group's own queue"));
         }
-    };
-    let (dlq, source) = (url(true).await?, url(false).await?);
+        let moved = move_one_by_one(&client, &from, &source, |_| {}).await?;
+        eprintln!("cfwh redrive: moved {moved} message(s) from {from} to {source}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let dlq = find_queue(&client, &args.queue_prefix, args.group, true, queue_type).await?;
+    // The source of the same type as the dead-letter queue found.
+    let source = find_queue(&client, &args.queue_prefix, args.group, false, Some(QueueType::of(&dlq))).await?;
     let waiting = depth(&client, &dlq).await?;
     let bar = indicatif::ProgressBar::new(waiting);
     bar.set_style(
@@ -177,9 +186,26 @@ async fn wait_for_move_task(
     }
 }
 
+async fn url_of(client: &Client, name: &str) -> Result<String, String> {
+    let found =
+        client.get_queue_url().queue_name(name).send().await.map_err(|e| format!("{name}: {}", describe(&e)))?;
+    found.queue_url().map(str::to_owned).ok_or_else(|| format!("{name}: no queue URL"))
+}
+
+/// The message group of a message moved into a FIFO queue: the entity of its body (as
+/// ingest sets it), else the group it had, else its own ID.
+pub fn group_of(body: &str, had: Option<&str>, message_id: &str) -> String {
+    let entity = cf_webhooks::events::routing::parse(body.as_bytes()).ok().and_then(|r| r.entity_id);
+    match (entity, had) {
+        (Some(entity), _) => cf_webhooks::message::fifo_group(&entity),
+        (None, Some(had)) => had.to_owned(),
+        (None, None) => cf_webhooks::message::fifo_group(message_id),
+    }
+}
+
 /// Moves every message of `dlq` back to `source` by receive, send and delete, the
-/// `cf-reason` attribute dropped (a FIFO message keeps its group); `progress` sees the
-/// count moved so far. Returns how many were moved.
+/// `cf-reason` attribute dropped (into a FIFO queue, with the entity as group); `progress`
+/// sees the count moved so far. Returns how many were moved.
 pub async fn move_one_by_one(
     client: &Client,
     dlq: &str,
@@ -201,11 +227,9 @@ pub async fn move_one_by_one(
                 }
             }
             if source.ends_with(".fifo") {
-                let group = message
-                    .attributes()
-                    .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId))
-                    .map_or("redrive", String::as_str);
+                let had = message.attributes().and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId));
                 let id = message.message_id().unwrap_or_default().to_owned();
+                let group = group_of(message.body().unwrap_or_default(), had.map(String::as_str), &id);
                 send = send.message_group_id(group).message_deduplication_id(id);
             }
             send.send().await.map_err(|e| describe(&e))?;
@@ -221,6 +245,14 @@ pub async fn move_one_by_one(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_message_moved_into_a_fifo_queue_is_grouped_by_its_entity() {
+        let body = r#"{"PayloadId":"p","EventGroupName":"task","Action":"a","EventDatetimeUtc":1,"TaskId":"t-1"}"#;
+        assert_eq!(group_of(body, Some("task"), "m-1"), "t-1", "the entity, not the group a dead letter had");
+        assert_eq!(group_of("{not json", Some("g"), "m-1"), "g");
+        assert_eq!(group_of("{not json", None, "m-1"), "m-1");
+    }
 
     #[test]
     fn the_move_task_is_left_only_where_moving_by_hand_helps() {

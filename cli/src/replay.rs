@@ -13,7 +13,7 @@ use cf_webhooks::archive::{meta, meta_path, meta_value};
 use cf_webhooks::aws::{describe, Budget};
 use cf_webhooks::config::{var, IngestConfig, DEFAULT_ARCHIVE_PREFIX};
 use cf_webhooks::events::{EventGroup, Route};
-use cf_webhooks::stack::{queue_name, DEFAULT_STACK};
+use cf_webhooks::stack::{QueueType, DEFAULT_STACK};
 
 /// `cfwh replay`.
 #[derive(clap::Args)]
@@ -50,6 +50,9 @@ pub struct Args {
     /// The stack: queue names are <stack>-<group>.
     #[arg(long, default_value = DEFAULT_STACK)]
     queue_prefix: String,
+    /// The stack's queue type [default: whichever exists].
+    #[arg(long, value_parser = ["fifo", "standard"])]
+    queue_type: Option<String>,
     /// The run's ID [default: the time now and 4 random hex digits].
     #[arg(long)]
     run: Option<String>,
@@ -250,10 +253,10 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
         Target::Dev { client: reqwest::Client::new(), url: format!("{}/_cfwh/replay", url.trim_end_matches('/')) }
     } else {
         let client = crate::aws::sqs_client(args.sqs_endpoint.as_deref(), Budget::consumer()).await;
-        let name = queue_name(&args.queue_prefix, Route::Group(args.group), false);
-        let found =
-            client.get_queue_url().queue_name(&name).send().await.map_err(|e| format!("{name}: {}", describe(&e)))?;
-        Target::Queue { client, url: found.queue_url().unwrap_or_default().to_owned() }
+        let queue_type = args.queue_type.as_deref().and_then(QueueType::parse);
+        let url =
+            crate::aws::find_queue(&client, &args.queue_prefix, Route::Group(args.group), false, queue_type).await?;
+        Target::Queue { client, url }
     };
 
     let folders = day_prefixes(&prefix, args.group, args.since, until);

@@ -137,8 +137,16 @@ fn consumer(group: EventGroup) -> String {
     format!("Consume{}", camel(group.as_str()))
 }
 
-fn queue_name(route: Route, dead_letter: bool) -> String {
-    stack::queue_name(STACK_NAME, route, dead_letter)
+/// A queue's name: `.fifo` ends it when `QueueType` is fifo.
+fn queue_name(route: Route, dead_letter: bool) -> Value {
+    let standard = stack::queue_name(STACK_NAME, route, dead_letter, stack::QueueType::Standard);
+    sub(format!("{standard}${{QueueSuffix}}"))
+        .tagged_sub_with("QueueSuffix", r#if("Fifo", stack::QueueType::Fifo.suffix().into(), "".into()))
+}
+
+/// A FIFO-only property: absent from standard queues.
+fn if_fifo(value: impl Into<Value>) -> Value {
+    r#if("Fifo", value.into(), no_value())
 }
 
 // --- resources --------------------------------------------------------------------------
@@ -357,6 +365,14 @@ fn parameters() -> Value {
             "Default" => 900,
             "MinValue" => 60,
             "Description" => "Alarm when a queue's oldest message is older than this.",
+        },
+        "QueueType" => map! {
+            "Type" => "String",
+            "Default" => stack::QueueType::default().as_str(),
+            "AllowedValues" => stack::QueueType::ALL.map(stack::QueueType::as_str).to_vec(),
+            "Description" => "fifo: the entity is the message group, so one entity's events are applied one after \
+                another in the order received; standard: any order and concurrency, the Ordering guard alone keeps \
+                a late event from overwriting a newer one. Changing it replaces the queues: see the README first.",
         },
         "Ordering" => map! {
             "Type" => "String",
@@ -801,16 +817,27 @@ fn ingest_resources(resources: &mut Mapping) {
 }
 
 fn route_resources(resources: &mut Mapping, route: Route) {
-    // Both queues of a route: encrypted, SQS's largest messages, their own retention.
+    // Both queues of a route: encrypted, SQS's largest messages, their own retention;
+    // FIFO with high throughput (deduplication and limits per message group, the entity)
+    // when QueueType says so. A change of QueueType replaces them: the old ones are kept,
+    // with what they hold, for `cfwh redrive --from` (README, "Moving to FIFO queues").
     let sqs_queue = |dead_letter: bool, retention: u32, extra: Mapping| {
         let mut properties = map! {
-            "QueueName" => sub(queue_name(route, dead_letter)),
+            "QueueName" => queue_name(route, dead_letter),
+            "FifoQueue" => if_fifo(true),
+            "DeduplicationScope" => if_fifo("messageGroup"),
+            "FifoThroughputLimit" => if_fifo("perMessageGroupId"),
             "MessageRetentionPeriod" => retention,
             "MaximumMessageSize" => config::DEFAULT_QUEUE_MAX_MESSAGE_BYTES,
             "SqsManagedSseEnabled" => true,
         };
         properties.as_mapping_mut().expect("a mapping").extend(extra);
-        map! { "Type" => "AWS::SQS::Queue", "Properties" => properties }
+        map! {
+            "Type" => "AWS::SQS::Queue",
+            "UpdateReplacePolicy" => "Retain",
+            "DeletionPolicy" => "Delete",
+            "Properties" => properties,
+        }
     };
     resources.insert(dlq(route).into(), sqs_queue(true, stack::DEAD_LETTER_RETENTION_SECS, Mapping::new()));
     let redrive = map! {
@@ -911,7 +938,8 @@ fn consumer_resources(resources: &mut Mapping, group: EventGroup) {
                 var::ARCHIVE_PREFIX => r#ref("ArchivePrefix"),
             },
             source: map! {
-                "MaximumBatchingWindowInSeconds" => r#ref("ConsumerBatchingWindowSeconds"),
+                // FIFO event sources take no batching window.
+                "MaximumBatchingWindowInSeconds" => r#if("Fifo", no_value(), r#ref("ConsumerBatchingWindowSeconds")),
                 "ScalingConfig" => map! { "MaximumConcurrency" => r#ref("ConsumerMaxConcurrency") },
             },
         },
@@ -967,7 +995,8 @@ fn per_queue(metric: &str, stat: &str, routes: &[Route], dead_letter: bool) -> V
         .iter()
         .map(|&route| {
             let options = map! { "stat" => stat, "label" => route.as_str() };
-            seq!["AWS/SQS", metric, "QueueName", queue_name(route, dead_letter), options]
+            let logical = if dead_letter { dlq(route) } else { queue(route) };
+            seq!["AWS/SQS", metric, "QueueName", format!("${{{logical}.QueueName}}"), options]
         })
         .collect()
 }
@@ -1136,6 +1165,7 @@ pub fn template() -> Value {
         "Mappings" => map! { "ConsumerTimeouts" => timeouts },
         "Conditions" => map! {
             "CreateSecret" => equals(r#ref("WebhookSecretArn"), ""),
+            "Fifo" => equals(r#ref("QueueType"), stack::QueueType::Fifo.as_str()),
             "HasAlarmTopic" => not(equals(r#ref("AlarmEmail"), "")),
             "HasIngestReservedConcurrency" => not(equals(r#ref("IngestReservedConcurrency"), -1)),
             "EventBridgeOn" => not(equals(r#ref("EventBridgeGroups"), "none")),
@@ -1150,6 +1180,13 @@ pub fn template() -> Value {
             "HasArchiveExpiration" => not(equals(r#ref("ArchiveExpirationDays"), 0)),
         },
         "Rules" => map! {
+            "FifoBatchesOfTenAtMost" => map! {
+                "RuleCondition" => equals(r#ref("QueueType"), stack::QueueType::Fifo.as_str()),
+                "Assertions" => seq![map! {
+                    "Assert" => tagged("Contains", seq![(1..=10).map(|n| Value::from(n.to_string())).collect::<Vec<_>>(), r#ref("ConsumerBatchSize")]),
+                    "AssertDescription" => "FIFO event sources take at most 10 records per batch: lower ConsumerBatchSize.",
+                }],
+            },
             "ForwardNeedsAUrl" => map! {
                 "RuleCondition" => not(equals(r#ref("ForwardGroups"), "none")),
                 "Assertions" => seq![map! {
@@ -1311,7 +1348,7 @@ mod tests {
             {
                 let queue = resource(&template, &logical);
                 assert_eq!(queue["Type"], "AWS::SQS::Queue");
-                assert_eq!(queue["Properties"]["QueueName"], sub(stack::queue_name(STACK_NAME, route, dead_letter)));
+                assert_eq!(queue["Properties"]["QueueName"], queue_name(route, dead_letter));
             }
         }
     }

@@ -407,7 +407,10 @@ async fn a_replayed_day_is_applied_once_per_run_and_a_planted_object_is_refused(
     s3.create_bucket().bucket(&bucket).send().await.unwrap();
     let prefix = unique("rp");
     let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let queues = cfwh::aws::ensure_queues(&sqs, &prefix, 5, Duration::from_secs(2)).await.unwrap();
+    let queues =
+        cfwh::aws::ensure_queues(&sqs, &prefix, cf_webhooks::stack::QueueType::Standard, 5, Duration::from_secs(2))
+            .await
+            .unwrap();
     let task_queue = queues.sources.get(Route::Group(EventGroup::Task)).to_owned();
 
     let (receiver, url) = Receiver::start(&[]).await;

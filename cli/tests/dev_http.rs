@@ -212,3 +212,16 @@ async fn the_whole_pipeline_processes_every_group_once_and_drains() {
         assert_eq!(of_group, ["processed", "duplicate"], "{group}");
     }
 }
+
+#[tokio::test]
+async fn fifo_in_memory_applies_one_entitys_shuffled_events_in_order_and_skips_the_stale() {
+    let (sink, lines) = collecting_sink();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let options = DevOptions { queue_type: cf_webhooks::stack::QueueType::Fifo, ..DevOptions::default() };
+    let store = memory_store(Duration::from_secs(60));
+    let dev = Dev::start(listener, testkit::config(), options, sink, Backend::Memory, store).unwrap();
+    assert!(dev.memory.as_ref().unwrap().is_fifo());
+    common::send_shuffled(&format!("http://{}/", dev.addr), "t-order").await;
+    dev.drain().await.unwrap();
+    common::check_shuffled(&lines.lock().unwrap(), true);
+}

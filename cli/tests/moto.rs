@@ -12,6 +12,7 @@ use cf_webhooks::aws::sqs::SqsDeadLetters;
 use cf_webhooks::aws::Budget;
 use cf_webhooks::consumer::{Claim, Context, Done, Handler, HandlerError, IdempotencyStore, Runner};
 use cf_webhooks::events::{EventGroup, Route, TaskEvent};
+use cf_webhooks::stack::QueueType;
 use cf_webhooks::testkit;
 use cfwh::aws::{depth, ensure_queues, receive, sqs_client, Queues};
 use cfwh::dev::{consume_sqs, memory_store, Backend, Dev, DevOptions, LineSink};
@@ -50,7 +51,7 @@ fn signed_post(client: &reqwest::Client, url: &str, body: &str) -> reqwest::Requ
 #[tokio::test]
 async fn a_delivery_is_processed_once_through_sqs_and_dynamodb() {
     let client = sqs().await;
-    let queues = ensure_queues(&client, &unique("once"), 5, Duration::from_secs(2)).await.unwrap();
+    let queues = ensure_queues(&client, &unique("once"), QueueType::Standard, 5, Duration::from_secs(2)).await.unwrap();
     let table = unique("idem");
     let ddb = dynamodb().await;
     DynamoStore::create_table_if_missing(&ddb, &table).await.unwrap();
@@ -215,7 +216,7 @@ fn spawn_task_consumer(
 async fn a_record_that_always_fails_reaches_the_dead_letter_queue_after_five_receives_and_redrive_brings_it_back() {
     let client = sqs().await;
     let prefix = unique("fails");
-    let queues = ensure_queues(&client, &prefix, 5, Duration::from_secs(1)).await.unwrap();
+    let queues = ensure_queues(&client, &prefix, QueueType::Standard, 5, Duration::from_secs(1)).await.unwrap();
     let route = Route::Group(EventGroup::Task);
     let (sink, lines) = collecting_sink();
     let (stop, consumer) = spawn_task_consumer(&client, &queues, sink);
@@ -250,7 +251,8 @@ async fn a_record_that_always_fails_reaches_the_dead_letter_queue_after_five_rec
 #[tokio::test]
 async fn a_permanent_failure_reaches_the_dead_letter_queue_at_once_with_its_reason() {
     let client = sqs().await;
-    let queues = ensure_queues(&client, &unique("permanent"), 5, Duration::from_secs(30)).await.unwrap();
+    let queues =
+        ensure_queues(&client, &unique("permanent"), QueueType::Standard, 5, Duration::from_secs(30)).await.unwrap();
     let route = Route::Group(EventGroup::Task);
     let (sink, lines) = collecting_sink();
     let (stop, consumer) = spawn_task_consumer(&client, &queues, sink);
@@ -273,7 +275,8 @@ async fn a_permanent_failure_reaches_the_dead_letter_queue_at_once_with_its_reas
 #[tokio::test]
 async fn redrive_moves_every_dead_letter_and_drops_the_reason() {
     let client = sqs().await;
-    let queues = ensure_queues(&client, &unique("redrive"), 5, Duration::from_secs(30)).await.unwrap();
+    let queues =
+        ensure_queues(&client, &unique("redrive"), QueueType::Standard, 5, Duration::from_secs(30)).await.unwrap();
     let route = Route::Group(EventGroup::Job);
     let (dlq, source) = (queues.dead_letters[&route].clone(), queues.sources.get(route).to_owned());
     for i in 0..23 {
@@ -321,4 +324,191 @@ async fn the_applied_version_moves_forward_only_and_is_written_with_the_completi
     assert_eq!(store.claim("task#p-old").await.unwrap(), Claim::Completed);
     store.complete_applied("task#p-newer", subject, 30).await.unwrap();
     assert_eq!(store.applied_version(subject).await.unwrap(), Some(30));
+}
+
+#[tokio::test]
+async fn fifo_over_sqs_and_dynamodb_applies_one_entitys_shuffled_events_in_order_and_skips_the_stale() {
+    let client = sqs().await;
+    let queues = ensure_queues(&client, &unique("order"), QueueType::Fifo, 5, Duration::from_secs(2)).await.unwrap();
+    assert!(queues.sources.get(Route::Group(EventGroup::Task)).ends_with("-task.fifo"));
+    let table = unique("order-idem");
+    let ddb = dynamodb().await;
+    DynamoStore::create_table_if_missing(&ddb, &table).await.unwrap();
+    let store = Arc::new(DynamoStore::new(ddb, &table, Duration::from_secs(60), Duration::from_secs(3600)));
+    let (sink, lines) = collecting_sink();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let backend = Backend::Sqs { client: client.clone(), consumer_client: client.clone(), queues };
+    let options = DevOptions { queue_type: QueueType::Fifo, ..DevOptions::default() };
+    let dev = Dev::start(listener, testkit::config(), options, sink, backend, store).unwrap();
+    common::send_shuffled(&format!("http://{}/", dev.addr), "t-order").await;
+    // The FIFO queue drops the second p-6 itself (same deduplication ID within 5 minutes).
+    let all = common::SHUFFLED.len() - 1;
+    wait_for("every line", Duration::from_secs(30), async || lines.lock().unwrap().len() >= all).await;
+    dev.drain().await.unwrap();
+    common::check_shuffled(&lines.lock().unwrap(), true);
+}
+
+/// Records the `PayloadId`s it applies; fails `fail_once` on its first delivery.
+struct Recording {
+    applied: Arc<std::sync::Mutex<Vec<String>>>,
+    fail_once: &'static str,
+}
+
+impl Handler for Recording {
+    type Event = TaskEvent;
+    async fn handle(&self, event: &TaskEvent, ctx: &Context<'_>) -> Result<(), HandlerError> {
+        let payload_id = event.envelope.payload_id.clone();
+        if payload_id == self.fail_once && ctx.receive_count == 1 {
+            return Err(HandlerError::retry("downstream is down"));
+        }
+        self.applied.lock().unwrap().push(payload_id);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn in_a_fifo_batch_one_entitys_failure_holds_back_its_later_records_in_order_and_no_other() {
+    use cf_webhooks::consumer::Record;
+    use cf_webhooks::message::{Attributes, Body, Message};
+    let client = sqs().await;
+    let queues =
+        ensure_queues(&client, &unique("fifo-batch"), QueueType::Fifo, 5, Duration::from_secs(1)).await.unwrap();
+    let route = Route::Group(EventGroup::Task);
+    let url = queues.sources.get(route).to_owned();
+    let sent = [("a-1", "t-a"), ("b-1", "t-b"), ("a-2", "t-a"), ("b-2", "t-b"), ("b-3", "t-b")];
+    for (n, (payload_id, task)) in sent.iter().enumerate() {
+        let body = common::progress_event(task, payload_id, 1_000 * (n as i64 + 1));
+        let message = Message {
+            route,
+            body: Body::Raw(body.into()),
+            attributes: Attributes {
+                event_group: Some(EventGroup::Task),
+                payload_id: Some((*payload_id).to_owned()),
+                ..Attributes::default()
+            },
+            fifo_group_id: Some((*task).to_owned()),
+            dedup_id: Some((*payload_id).to_owned()),
+        };
+        cf_webhooks::aws::sqs::send_to(&client, &url, message).await.unwrap();
+    }
+    let applied = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let handler = Recording { applied: applied.clone(), fail_once: "b-1" };
+    let dead_letters = SqsDeadLetters::new(client.clone(), queues.dead_letters[&route].clone());
+    let runner = Runner::new(handler, memory_store(Duration::from_secs(60)), dead_letters);
+    let payload = |r: &cf_webhooks::consumer::RecordReport| r.payload_id.clone().unwrap();
+
+    let batch = receive(&client, &url, 10, Duration::from_secs(1)).await.unwrap();
+    let records: Vec<Record> = batch.iter().map(Record::from).collect();
+    assert_eq!(records.len(), 5, "both entities in one batch");
+    assert_eq!(records[1].message_group.as_deref(), Some("t-b"));
+    let report = runner.run(&records).await;
+    let outcomes: Vec<(String, &str)> = report.records.iter().map(|r| (payload(r), r.outcome.word())).collect();
+    let expected =
+        [("a-1", "processed"), ("b-1", "failed"), ("a-2", "processed"), ("b-2", "failed"), ("b-3", "failed")];
+    assert_eq!(outcomes, expected.map(|(p, o)| (p.to_owned(), o)));
+    let done: Vec<String> = batch
+        .iter()
+        .zip(&report.records)
+        .filter(|(_, r)| !r.retry())
+        .filter_map(|(m, _)| m.receipt_handle().map(str::to_owned))
+        .collect();
+    cfwh::aws::delete(&client, &url, &done).await.unwrap();
+    assert_eq!(*applied.lock().unwrap(), ["a-1", "a-2"], "the other entity went on; b-2 and b-3 never ran");
+    // Released together, as `cfwh dev` does (moto, unlike SQS, reorders a FIFO group whose
+    // messages expire one by one).
+    let failed: Vec<String> = batch
+        .iter()
+        .zip(&report.records)
+        .filter(|(_, r)| r.retry())
+        .filter_map(|(m, _)| m.receipt_handle().map(str::to_owned))
+        .collect();
+    cfwh::aws::set_visibility(&client, &url, &failed, Duration::ZERO).await.unwrap();
+
+    // The failed entity comes back whole, in order.
+    let mut again = Vec::new();
+    wait_for("the retried records", Duration::from_secs(10), async || {
+        again.extend(receive(&client, &url, 10, Duration::from_secs(1)).await.unwrap());
+        again.len() >= 3
+    })
+    .await;
+    let records: Vec<Record> = again.iter().map(Record::from).collect();
+    let report = runner.run(&records).await;
+    let outcomes: Vec<(String, &str)> = report.records.iter().map(|r| (payload(r), r.outcome.word())).collect();
+    assert_eq!(
+        outcomes,
+        [("b-1", "processed"), ("b-2", "processed"), ("b-3", "processed")].map(|(p, o)| (p.to_owned(), o))
+    );
+    assert!(records.iter().all(|r| r.receive_count == 2));
+    assert_eq!(*applied.lock().unwrap(), ["a-1", "a-2", "b-1", "b-2", "b-3"]);
+}
+
+fn cfwh(args: &[&str]) -> (bool, String, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_cfwh")).args(args).output().unwrap();
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (output.status.success(), text(&output.stdout), text(&output.stderr))
+}
+
+#[tokio::test]
+async fn moving_to_fifo_drains_the_old_queues_into_the_new_ones_grouped_by_entity() {
+    use aws_sdk_sqs::types::MessageSystemAttributeName;
+    let client = sqs().await;
+    let prefix = unique("move");
+    let route = Route::Group(EventGroup::Task);
+    let old = ensure_queues(&client, &prefix, QueueType::Standard, 5, Duration::from_secs(30)).await.unwrap();
+    let (old_source, old_dlq) = (old.sources.get(route).to_owned(), old.dead_letters[&route].clone());
+    for (url, payload_id, task) in [(&old_source, "p-1", "t-1"), (&old_source, "p-2", "t-2"), (&old_dlq, "p-3", "t-1")]
+    {
+        let reason = aws_sdk_sqs::types::MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value("broken")
+            .build()
+            .unwrap();
+        client
+            .send_message()
+            .queue_url(url)
+            .message_body(common::progress_event(task, payload_id, 1_000))
+            .message_attributes("cf-reason", reason)
+            .send()
+            .await
+            .unwrap();
+    }
+    // The switch: the stack now has FIFO queues beside the old ones.
+    let new = ensure_queues(&client, &prefix, QueueType::Fifo, 5, Duration::from_secs(30)).await.unwrap();
+    let new_source = new.sources.get(route).to_owned();
+    let endpoint = moto();
+    let base = ["redrive", "--group", "task", "--sqs-endpoint", &endpoint, "--queue-prefix", &prefix];
+
+    let (ok, _, stderr) = cfwh(&base);
+    assert!(!ok && stderr.contains("both") && stderr.contains("--queue-type"), "{stderr}");
+    let old_dlq_name = format!("{prefix}-task-dlq");
+    for from in [format!("{prefix}-task"), old_dlq_name] {
+        let (ok, _, stderr) = cfwh(&[&base[..], &["--queue-type", "fifo", "--from", &from]].concat());
+        assert!(ok, "{stderr}");
+        assert!(stderr.contains("moved") && stderr.contains(&new_source), "{stderr}");
+    }
+    assert_eq!(depth(&client, &old_source).await.unwrap(), 0);
+    assert_eq!(depth(&client, &old_dlq).await.unwrap(), 0);
+
+    let moved = client
+        .receive_message()
+        .queue_url(&new_source)
+        .max_number_of_messages(10)
+        .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap();
+    let mut got: Vec<(String, String)> = moved
+        .messages()
+        .iter()
+        .map(|m| {
+            let body: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            let group = m.attributes().unwrap()[&MessageSystemAttributeName::MessageGroupId].clone();
+            assert!(m.message_attributes().is_none_or(|a| !a.contains_key("cf-reason")), "the reason is dropped");
+            (body["PayloadId"].as_str().unwrap().to_owned(), group)
+        })
+        .collect();
+    got.sort();
+    let expected = [("p-1", "t-1"), ("p-2", "t-2"), ("p-3", "t-1")].map(|(p, g)| (p.to_owned(), g.to_owned()));
+    assert_eq!(got, expected, "every message moved, each grouped by its entity");
 }

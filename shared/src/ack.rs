@@ -15,7 +15,7 @@ use crate::config::IngestConfig;
 use crate::events::routing::{self, Unroutable};
 use crate::events::{EventGroup, Route};
 pub use crate::filter::IgnoreReason;
-use crate::message::{attribute_text, sqs_accepts, Attributes, Body, Message};
+use crate::message::{attribute_text, fifo_group, sqs_accepts, Attributes, Body, Message};
 use crate::queue::{PublishError, Publisher};
 use crate::signature::{Signature, SignatureFormatError, SIGNATURE_HEADER};
 
@@ -330,7 +330,7 @@ pub fn decide(delivery: Delivery<'_>, config: &IngestConfig) -> Decision {
             signature: Some(signature.to_hex()),
             replay_run: None,
         },
-        fifo_group_id: Some(routing.entity_id.map_or_else(|| payload_id.clone(), |id| attribute_text(&id))),
+        fifo_group_id: Some(routing.entity_id.map_or_else(|| payload_id.clone(), |id| fifo_group(&id))),
         dedup_id: Some(payload_id.clone()),
     };
     Decision::Publish { message, then: Answer::Accepted { payload_id, group: routing.group } }

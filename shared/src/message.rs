@@ -41,6 +41,23 @@ pub fn attribute_text(text: &str) -> String {
     crate::events::routing::truncate(text, MAX_ATTRIBUTE_TEXT)
 }
 
+/// The longest FIFO message group ID SQS takes.
+pub const MAX_FIFO_GROUP_LEN: usize = 128;
+
+/// The FIFO message group of an entity: its ID as sent (trimmed) when SQS takes it as a
+/// group ID (1 to 128 printable ASCII characters), otherwise `sha256:` and the hex of
+/// its SHA-256, so an ID with spaces, non-ASCII letters or 200 characters is still one
+/// group and is never refused by the queue.
+pub fn fifo_group(entity: &str) -> String {
+    use sha2::{Digest as _, Sha256};
+    let entity = entity.trim();
+    if !entity.is_empty() && entity.len() <= MAX_FIFO_GROUP_LEN && entity.bytes().all(|b| b.is_ascii_graphic()) {
+        entity.to_owned()
+    } else {
+        format!("sha256:{}", hex::encode(Sha256::digest(entity.as_bytes())))
+    }
+}
+
 /// How a message body is carried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {
@@ -102,7 +119,7 @@ pub struct Message {
     pub body: Body,
     /// Routing facts.
     pub attributes: Attributes,
-    /// For FIFO queues: the message group (the entity the event is about).
+    /// For FIFO queues: the message group (the entity the event is about, [`fifo_group`]).
     pub fifo_group_id: Option<String>,
     /// For FIFO queues: the deduplication ID (`PayloadId`).
     pub dedup_id: Option<String>,
@@ -176,5 +193,42 @@ mod tests {
         assert_eq!(body, Body::Base64("/3s=".into()));
         assert_eq!(body.encoding(), Some("base64"));
         assert!(matches!(Body::carry(Bytes::from("\"\u{FFFF}\"")), Body::Base64(_)));
+    }
+
+    #[test]
+    fn an_entity_is_its_own_fifo_group_unless_sqs_would_refuse_it() {
+        assert_eq!(fifo_group(" p-1 "), "p-1");
+        assert_eq!(fifo_group("a!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~z"), "a!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~z");
+        let hashed = [" ", "two words", "日本", &"x".repeat(MAX_FIFO_GROUP_LEN + 1)].map(fifo_group);
+        for group in &hashed {
+            assert!(group.starts_with("sha256:") && group.len() == 71, "{group}");
+        }
+        assert_ne!(hashed[1], hashed[2], "different entities stay different groups");
+        assert_eq!(fifo_group("two words"), fifo_group(" two words "), "the same entity is the same group");
+        assert_eq!(fifo_group(&"x".repeat(MAX_FIFO_GROUP_LEN)).len(), MAX_FIFO_GROUP_LEN);
+    }
+
+    #[test]
+    fn the_fifo_group_ingest_sets_is_the_entity_the_consumer_guards() {
+        use crate::events::ordering::Entity;
+        use crate::events::*;
+        fn check<E: Entity + serde::de::DeserializeOwned>(sample: &str) {
+            let event: E = serde_json::from_str(sample).unwrap();
+            let entity = event.entity().unwrap();
+            let group = crate::events::routing::parse(sample.as_bytes()).unwrap().entity_id.unwrap();
+            if E::GROUP == EventGroup::Session {
+                // Coarser: one session's events wait for each other, whatever the work unit.
+                assert!(entity.starts_with(&format!("{group}/")), "{entity} within {group}");
+            } else {
+                assert_eq!(fifo_group(&group), fifo_group(&entity), "{}", E::GROUP);
+            }
+        }
+        check::<ProductEvent>(include_str!("../../events/product.json"));
+        check::<SampleEvent>(include_str!("../../events/sample.json"));
+        check::<UserEvent>(include_str!("../../events/user.json"));
+        check::<TaskEvent>(include_str!("../../events/task.json"));
+        check::<WorkUnitEvent>(include_str!("../../events/work-unit.json"));
+        check::<JobEvent>(include_str!("../../events/job.json"));
+        check::<SessionEvent>(include_str!("../../events/session.json"));
     }
 }

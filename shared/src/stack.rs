@@ -29,10 +29,57 @@ pub const QUEUE_RETENTION_SECS: u32 = 4 * 24 * 3600;
 /// How long a dead-letter queue keeps a message: fourteen days, SQS's longest.
 pub const DEAD_LETTER_RETENTION_SECS: u32 = 14 * 24 * 3600;
 
+/// The kind of a stack's queues (the template's `QueueType`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QueueType {
+    /// FIFO queues, the entity as message group: one entity's events are never handled
+    /// at once, and in the order received. The template's default.
+    #[default]
+    Fifo,
+    /// Standard queues: any order, any concurrency; the staleness guard alone keeps a
+    /// late event from overwriting a newer one.
+    Standard,
+}
+
+impl QueueType {
+    /// Both, the default first.
+    pub const ALL: [QueueType; 2] = [QueueType::Fifo, QueueType::Standard];
+
+    /// `fifo` or `standard`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QueueType::Fifo => "fifo",
+            QueueType::Standard => "standard",
+        }
+    }
+
+    /// The queue type named `text` (`fifo` or `standard`).
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|t| t.as_str().eq_ignore_ascii_case(text.trim()))
+    }
+
+    /// What ends the name of a queue of this type: SQS requires `.fifo` on FIFO queues.
+    pub fn suffix(self) -> &'static str {
+        match self {
+            QueueType::Fifo => ".fifo",
+            QueueType::Standard => "",
+        }
+    }
+
+    /// The type of the queue at `url` (or named `name`).
+    pub fn of(url: &str) -> Self {
+        if url.ends_with(".fifo") {
+            QueueType::Fifo
+        } else {
+            QueueType::Standard
+        }
+    }
+}
+
 /// The queue of `route` in a stack (or a `cfwh dev` prefix): `<prefix>-<route>`, and
-/// `<prefix>-<route>-dlq` for its dead-letter queue.
-pub fn queue_name(prefix: &str, route: Route, dead_letter: bool) -> String {
-    format!("{prefix}-{}{}", route.as_str(), if dead_letter { "-dlq" } else { "" })
+/// `<prefix>-<route>-dlq` for its dead-letter queue, each ending in `.fifo` when FIFO.
+pub fn queue_name(prefix: &str, route: Route, dead_letter: bool, queue_type: QueueType) -> String {
+    format!("{prefix}-{}{}{}", route.as_str(), if dead_letter { "-dlq" } else { "" }, queue_type.suffix())
 }
 
 /// The function name suffix of a group's consumer: `consume-<group>` (the function is
@@ -67,8 +114,13 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(queue_name("cf", Route::Group(EventGroup::WorkUnit), false), "cf-work-unit");
-        assert_eq!(queue_name("cf", Route::Unrouted, true), "cf-unrouted-dlq");
+        assert_eq!(queue_name("cf", Route::Group(EventGroup::WorkUnit), false, QueueType::Standard), "cf-work-unit");
+        assert_eq!(queue_name("cf", Route::Unrouted, true, QueueType::Standard), "cf-unrouted-dlq");
+        assert_eq!(queue_name("cf", Route::Unrouted, true, QueueType::Fifo), "cf-unrouted-dlq.fifo");
+        assert_eq!(QueueType::of("https://sqs/1/cf-task.fifo"), QueueType::Fifo);
+        assert_eq!(QueueType::of("https://sqs/1/cf-task"), QueueType::Standard);
+        assert_eq!(QueueType::parse(" FIFO"), Some(QueueType::Fifo));
+        assert_eq!(QueueType::parse("fifo2"), None);
         assert_eq!(consumer_function(EventGroup::Job), "consume-job");
     }
 }

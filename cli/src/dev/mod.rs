@@ -61,6 +61,11 @@ pub struct Args {
     /// Queue names are <prefix>-<group> and <prefix>-<group>-dlq.
     #[arg(long, default_value = stack::DEFAULT_STACK)]
     queue_prefix: String,
+    /// FIFO queues, as deployed by default: the entity is the message group, so one
+    /// entity's events are handled one after another, in the order received (in memory,
+    /// and over SQS as <prefix>-<group>.fifo).
+    #[arg(long)]
+    fifo: bool,
     /// The DynamoDB idempotency table [default: <queue prefix>-idempotency].
     #[arg(long)]
     table: Option<String>,
@@ -222,6 +227,7 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
         chaos_percent: args.chaos_percent,
         outlets: args.destinations.outlets().await?,
         ordering: cf_webhooks::consumer::Order::parse(&args.ordering).unwrap_or_default(),
+        queue_type: if args.fifo { stack::QueueType::Fifo } else { stack::QueueType::Standard },
         ..DevOptions::default()
     };
     let secrets = if configured {
@@ -234,9 +240,11 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
         None => Backend::Memory,
         Some(endpoint) => {
             let client = crate::aws::sqs_client(Some(endpoint), budget).await;
+            let queue_type = options.queue_type;
             let queues =
-                crate::aws::ensure_queues(&client, &args.queue_prefix, args.max_receives, args.retry_delay).await?;
-            eprintln!("cfwh dev: queues {}-<group> on {endpoint}", args.queue_prefix);
+                crate::aws::ensure_queues(&client, &args.queue_prefix, queue_type, args.max_receives, args.retry_delay)
+                    .await?;
+            eprintln!("cfwh dev: queues {}-<group>{} on {endpoint}", args.queue_prefix, queue_type.suffix());
             let consumer_client = crate::aws::sqs_client(Some(endpoint), Budget::consumer()).await;
             Backend::Sqs { client, consumer_client, queues }
         }
@@ -260,8 +268,10 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
         let _ = std::io::stdout().lock().write_all(batch.as_bytes());
     });
     let outlet_names = options.outlets.names();
+    let queue_type = options.queue_type;
     let dev = Dev::start(listener, config, options, lines, backend, store).map_err(|e| e.to_string())?;
     eprintln!("cfwh dev: listening on http://{} with {secrets}", dev.addr);
+    eprintln!("cfwh dev: {} queues, ordering {}", queue_type.as_str(), args.ordering);
     if !outlet_names.is_empty() {
         eprintln!("cfwh dev: delivering to {}", outlet_names.join(", "));
     }

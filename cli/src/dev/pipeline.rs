@@ -55,6 +55,9 @@ pub struct DevOptions {
     pub outlets: Outlets,
     /// Per-entity order (`--ordering`).
     pub ordering: cf_webhooks::consumer::Order,
+    /// FIFO queues, the entity as message group (`--fifo`): in memory, and the queues
+    /// created over SQS.
+    pub queue_type: cf_webhooks::stack::QueueType,
 }
 
 impl Default for DevOptions {
@@ -69,6 +72,7 @@ impl Default for DevOptions {
             chaos_percent: 0,
             outlets: Outlets::default(),
             ordering: cf_webhooks::consumer::Order::default(),
+            queue_type: cf_webhooks::stack::QueueType::Standard,
         }
     }
 }
@@ -369,13 +373,16 @@ pub async fn consume_sqs(
         }
         let records: Vec<Record> = batch.iter().map(Record::from).collect();
         let report = runner.run_until(&records, Some(tokio::time::Instant::now() + options.handler_timeout)).await;
-        let mut done = Vec::new();
+        let (mut done, mut failed) = (Vec::new(), Vec::new());
         let mut out = String::new();
         for (message, line) in batch.iter().zip(report.records) {
             push_line(&mut out, &line);
             if !line.retry() {
                 done.extend(message.receipt_handle().map(str::to_owned));
-            } else if line.attempt >= options.max_receives {
+                continue;
+            }
+            failed.extend(message.receipt_handle().map(str::to_owned));
+            if line.attempt >= options.max_receives {
                 // The redrive policy moves it to the dead-letter queue at its next receive.
                 dead_lettered_line(line, &mut out);
             }
@@ -384,7 +391,29 @@ pub async fn consume_sqs(
         if let Err(e) = delete(&client, &url, &done).await {
             tracing::warn!(queue = %url, error = %e, "delete failed; the messages will be delivered again");
         }
+        if url.ends_with(".fifo") && !failed.is_empty() {
+            release_together(&client, &url, failed, options.retry_delay).await;
+        }
     }
+}
+
+/// Gives a FIFO batch's failed messages back to their queue together, after `delay`.
+/// Left to expire one by one, they come back out of order from moto (it skips a message
+/// whose group still has an expired one in flight), so they are held longer than `delay`
+/// first, then all made visible at once. SQS itself would keep their order either way.
+async fn release_together(client: &aws_sdk_sqs::Client, url: &str, failed: Vec<String>, delay: Duration) {
+    const HOLD: Duration = Duration::from_secs(30);
+    if let Err(e) = crate::aws::set_visibility(client, url, &failed, delay + HOLD).await {
+        tracing::warn!(queue = %url, error = %e, "the failed messages return when their visibility ends");
+        return;
+    }
+    let (client, url) = (client.clone(), url.to_owned());
+    tokio::spawn(async move {
+        tokio::time::sleep(delay).await;
+        if let Err(e) = crate::aws::set_visibility(&client, &url, &failed, Duration::ZERO).await {
+            tracing::warn!(queue = %url, error = %e, "the failed messages return when their visibility ends");
+        }
+    });
 }
 
 /// A running local pipeline.
@@ -424,7 +453,11 @@ impl Dev {
         };
         let (router, memory, sqs) = match backend {
             Backend::Memory => {
-                let queues = Arc::new(MemoryQueues::new(options.queue_capacity, options.max_receives));
+                let queues = MemoryQueues::new(options.queue_capacity, options.max_receives);
+                let queues = Arc::new(match options.queue_type {
+                    cf_webhooks::stack::QueueType::Fifo => queues.fifo(),
+                    cf_webhooks::stack::QueueType::Standard => queues,
+                });
                 for group in EventGroup::ALL {
                     let runner = runner(group, queues.clone());
                     consumers.spawn(consume(queues.clone(), runner, options.clone(), lines.clone(), stopped.clone()));

@@ -102,3 +102,75 @@ impl Drop for DevProcess {
         let _ = self.child.kill();
     }
 }
+
+/// One task's progress events (`PayloadId`, `EventDatetimeUtc`) in the shuffled order
+/// they are sent: older ones arrive after newer ones were applied (`p-4` is Creative
+/// Force's late retry of an event never received before), and `p-6` comes twice.
+pub const SHUFFLED: [(&str, i64); 7] =
+    [("p-3", 3_000), ("p-1", 1_000), ("p-5", 5_000), ("p-2", 2_000), ("p-6", 6_000), ("p-4", 4_000), ("p-6", 6_000)];
+
+/// The body of one of [`SHUFFLED`]'s events about task `task_id`: every action moves the
+/// task's progress, one facet.
+pub fn progress_event(task_id: &str, payload_id: &str, at: i64) -> String {
+    let action = ["Created", "ReadyToWork", "Started", "Completed", "Approved", "Rejected"][(at / 1000 % 6) as usize];
+    format!(
+        r#"{{"PayloadId":"{payload_id}","EventGroupName":"task","Action":"{action}","EventDatetimeUtc":{at},"TaskId":"{task_id}"}}"#
+    )
+}
+
+/// What each of [`SHUFFLED`] must end as, when handled in the order sent: applied when no
+/// newer event was, `stale` when one was, `duplicate` when its `PayloadId` was seen.
+pub fn shuffled_outcomes() -> Vec<(&'static str, &'static str)> {
+    let (mut newest, mut seen) = (i64::MIN, std::collections::HashSet::new());
+    SHUFFLED
+        .iter()
+        .map(|&(payload_id, at)| {
+            let outcome = if !seen.insert(payload_id) {
+                "duplicate"
+            } else if at >= newest {
+                newest = at;
+                "processed"
+            } else {
+                "stale"
+            };
+            (payload_id, outcome)
+        })
+        .collect()
+}
+
+/// Checks the record lines of [`SHUFFLED`]: each outcome as expected, in the order sent,
+/// and the applied ones in non-decreasing version order. A FIFO queue (`deduplicated`)
+/// drops the second `p-6` itself, within its 5-minute deduplication window.
+pub fn check_shuffled(lines: &[serde_json::Value], deduplicated: bool) {
+    let got: Vec<(String, String)> = lines
+        .iter()
+        .map(|l| (l["payload_id"].as_str().unwrap().to_owned(), l["outcome"].as_str().unwrap().to_owned()))
+        .collect();
+    let expected: Vec<(String, String)> = shuffled_outcomes()
+        .into_iter()
+        .filter(|(_, o)| !(deduplicated && *o == "duplicate"))
+        .map(|(p, o)| (p.to_owned(), o.to_owned()))
+        .collect();
+    assert_eq!(got, expected);
+    let version = |payload: &str| SHUFFLED.iter().find(|(p, _)| *p == payload).unwrap().1;
+    let applied: Vec<i64> = got.iter().filter(|(_, o)| o == "processed").map(|(p, _)| version(p)).collect();
+    assert!(applied.windows(2).all(|w| w[0] <= w[1]), "applied out of order: {applied:?}");
+    assert_eq!(got.iter().filter(|(_, o)| o == "stale").count(), 3);
+}
+
+/// Posts [`SHUFFLED`] about `task_id` to `url`, signed with the test secret, one after
+/// the other, each answered before the next is sent.
+pub async fn send_shuffled(url: &str, task_id: &str) {
+    let http = reqwest::Client::new();
+    for (payload_id, at) in SHUFFLED {
+        let body = progress_event(task_id, payload_id, at);
+        let answer = http
+            .post(url)
+            .header("x-cf-signature", cf_webhooks::testkit::signature(cf_webhooks::testkit::SECRET, body.as_bytes()))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{payload_id}");
+    }
+}

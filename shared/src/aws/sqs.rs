@@ -118,7 +118,7 @@ impl DeadLetterSink for SqsDeadLetters {
         request = request.message_attributes(attr::REASON, attribute(attr::REASON, reason));
         if self.url.ends_with(".fifo") {
             request = request
-                .message_group_id(group.as_str())
+                .message_group_id(record.message_group.as_deref().unwrap_or(group.as_str()))
                 .message_deduplication_id(hex::encode(Sha256::digest(&record.message_id)));
         }
         request.send().await.map_err(|e| DeadLetterError(describe(&e)))?;

@@ -31,8 +31,10 @@ pub struct Routing<'a> {
     pub client_id: Option<Cow<'a, str>>,
     /// `StepName`: the production step of a task event.
     pub step_name: Option<Cow<'a, str>>,
-    /// The ID of the entity the event is about (product, sample, user, task, work unit,
-    /// job or session), the FIFO message group.
+    /// The entity the event is about (product, sample, user, task, work unit, job or
+    /// session), as the consumers' ordering names it: the ID, or for a work unit sent
+    /// without `WorkUnitId`, `<ProductId>/<ProductionTypeId>`. It is the FIFO message group
+    /// (made fit for SQS by `message::fifo_group`).
     pub entity_id: Option<Cow<'a, str>>,
 }
 
@@ -167,6 +169,8 @@ struct RawFields<'a> {
     #[serde(borrow)]
     work_unit_id: Option<Scalar<'a>>,
     #[serde(borrow)]
+    production_type_id: Option<Scalar<'a>>,
+    #[serde(borrow)]
     job_id: Option<Scalar<'a>>,
     #[serde(borrow)]
     session_id: Option<Scalar<'a>>,
@@ -231,14 +235,17 @@ pub fn parse(body: &[u8]) -> Result<Routing<'_>, Unroutable> {
             ))
         }
     };
-    let entity = match group {
-        EventGroup::Product => raw.product_id,
-        EventGroup::Sample => raw.sample_id,
-        EventGroup::User => raw.user_id,
-        EventGroup::Task => raw.task_id,
-        EventGroup::WorkUnit => raw.work_unit_id,
-        EventGroup::Job => raw.job_id,
-        EventGroup::Session => raw.session_id,
+    let entity_id = match group {
+        EventGroup::Product => optional_text(raw.product_id),
+        EventGroup::Sample => optional_text(raw.sample_id),
+        EventGroup::User => optional_text(raw.user_id),
+        EventGroup::Task => optional_text(raw.task_id),
+        EventGroup::WorkUnit => optional_text(raw.work_unit_id).or_else(|| {
+            let (product, production_type) = (optional_text(raw.product_id)?, optional_text(raw.production_type_id)?);
+            Some(Cow::Owned(format!("{}/{}", product.trim(), production_type.trim())))
+        }),
+        EventGroup::Job => optional_text(raw.job_id),
+        EventGroup::Session => optional_text(raw.session_id),
     };
     Ok(Routing {
         payload_id,
@@ -247,7 +254,7 @@ pub fn parse(body: &[u8]) -> Result<Routing<'_>, Unroutable> {
         event_time_ms,
         client_id: optional_text(raw.client_id),
         step_name: optional_text(raw.step_name),
-        entity_id: optional_text(entity),
+        entity_id,
     })
 }
 
@@ -302,6 +309,19 @@ mod tests {
         assert_eq!(r.step_name.as_deref(), Some("Photography"));
         assert_eq!(r.entity_id.as_deref(), Some("t-1"));
         assert!(matches!(r.payload_id, Cow::Borrowed(_)), "no copy of plain strings");
+    }
+
+    #[test]
+    fn a_work_unit_without_its_id_is_its_product_and_production_type() {
+        let body = |fields: &str| {
+            format!(r#"{{"PayloadId":"p","EventGroupName":"WorkUnit","Action":"a","EventDatetimeUtc":1,{fields}}}"#)
+        };
+        let entity = |fields: &str| parse(body(fields).as_bytes()).unwrap().entity_id.map(Cow::into_owned);
+        assert_eq!(entity(r#""WorkUnitId":"w-1","ProductId":"p-1","ProductionTypeId":3"#).as_deref(), Some("w-1"));
+        assert_eq!(entity(r#""ProductId":" p-1 ","ProductionTypeId":3"#).as_deref(), Some("p-1/3"));
+        assert_eq!(entity(r#""ProductId":"p-1","ProductionTypeId":"3""#).as_deref(), Some("p-1/3"));
+        assert_eq!(entity(r#""ProductId":"p-1""#), None, "half an identity is none");
+        assert_eq!(entity(r#""ProductionTypeId":3"#), None);
     }
 
     #[test]

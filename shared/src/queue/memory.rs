@@ -1,8 +1,10 @@
 //! In-memory queues with the semantics `cfwh dev` needs from SQS: receive in batches,
 //! delete on success, redeliver after a delay on failure, move to a dead-letter list
-//! after too many receives, and drain on shutdown.
+//! after too many receives, and drain on shutdown. FIFO queues also keep SQS FIFO's
+//! order: a message group with a message in flight (or waiting to be redelivered) gives
+//! none of its later messages, and a redelivered message comes back ahead of them.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -24,14 +26,20 @@ pub struct Received {
     pub message: Message,
     /// 1 on the first delivery.
     pub receive_count: u32,
+    /// Its place in the queue: publishing order.
+    sequence: u64,
+    /// Its message group, in a FIFO queue.
+    group: Option<String>,
 }
 
 impl Received {
-    /// The runner's view of it.
+    /// The runner's view of it (with its message group, from a FIFO queue).
     pub fn record(&self) -> Record {
         let message = &self.message;
         let attributes = message.attributes.pairs(&message.body).into_iter().map(|(n, v)| (n.to_owned(), v));
-        Record::new(self.id.clone(), message.body.as_text(), self.receive_count, attributes)
+        let mut record = Record::new(self.id.clone(), message.body.as_text(), self.receive_count, attributes);
+        record.message_group = self.group.clone();
+        record
     }
 }
 
@@ -57,12 +65,21 @@ pub enum Released {
     DeadLettered,
 }
 
+/// How long a FIFO queue drops a message with a deduplication ID it took already (in
+/// its group: high-throughput FIFO's `DeduplicationScope=messageGroup`), as SQS does.
+pub const FIFO_DEDUPLICATION_WINDOW: Duration = Duration::from_secs(5 * 60);
+
 #[derive(Default)]
 struct State {
+    /// In publishing order (FIFO queues put a redelivered message back in its place).
     ready: VecDeque<Received>,
     delayed: Vec<(Instant, Received)>,
     in_flight: usize,
     dead: Vec<DeadLetter>,
+    /// FIFO: the groups with messages in flight or delayed, and how many.
+    blocked: HashMap<String, usize>,
+    /// FIFO: when each (group, deduplication ID) was last taken.
+    deduplicated: HashMap<(String, String), Instant>,
 }
 
 impl State {
@@ -75,11 +92,57 @@ impl State {
         while i < self.delayed.len() {
             if self.delayed[i].0 <= now {
                 let (_, message) = self.delayed.swap_remove(i);
-                self.ready.push_back(message);
+                self.unblock(message.group.as_deref());
+                if message.group.is_some() {
+                    let at = self.ready.partition_point(|m| m.sequence < message.sequence);
+                    self.ready.insert(at, message);
+                } else {
+                    self.ready.push_back(message);
+                }
             } else {
                 i += 1;
             }
         }
+    }
+
+    fn block(&mut self, group: Option<&str>) {
+        if let Some(group) = group {
+            *self.blocked.entry(group.to_owned()).or_default() += 1;
+        }
+    }
+
+    fn unblock(&mut self, group: Option<&str>) {
+        if let Some(count) = group.and_then(|g| self.blocked.get_mut(g)) {
+            *count -= 1;
+            if *count == 0 {
+                self.blocked.remove(group.unwrap_or_default());
+            }
+        }
+    }
+
+    /// Up to `max` ready messages: the first ones, but from a FIFO queue none of a
+    /// group blocked by an earlier message still in flight or delayed.
+    fn take(&mut self, max: usize) -> Vec<Received> {
+        if self.blocked.is_empty() && self.ready.iter().take(max).all(|m| m.group.is_none()) {
+            let take = max.min(self.ready.len());
+            return self.ready.drain(..take).collect();
+        }
+        let mut taken = Vec::new();
+        let mut kept = VecDeque::with_capacity(self.ready.len());
+        for message in self.ready.drain(..) {
+            let free = message.group.as_ref().is_none_or(|g| !self.blocked.contains_key(g));
+            if free && taken.len() < max {
+                taken.push(message);
+            } else {
+                kept.push_back(message);
+            }
+        }
+        self.ready = kept;
+        for message in &taken {
+            let group = message.group.clone();
+            self.block(group.as_deref());
+        }
+        taken
     }
 
     fn next_due(&self) -> Option<Instant> {
@@ -97,6 +160,7 @@ pub struct MemoryQueues {
     queues: BTreeMap<Route, Queue>,
     capacity: usize,
     max_receives: u32,
+    fifo: bool,
     next_id: AtomicU64,
     closed: std::sync::atomic::AtomicBool,
     settled: Notify,
@@ -114,10 +178,23 @@ impl MemoryQueues {
             queues,
             capacity,
             max_receives: max_receives.max(1),
+            fifo: false,
             next_id: AtomicU64::new(1),
             closed: Default::default(),
             settled: Notify::new(),
         }
+    }
+
+    /// FIFO queues: messages keep their group (the entity), and a group is delivered one
+    /// message after another, in publishing order (SQS FIFO's behaviour).
+    pub fn fifo(mut self) -> Self {
+        self.fifo = true;
+        self
+    }
+
+    /// Whether these are FIFO queues.
+    pub fn is_fifo(&self) -> bool {
+        self.fifo
     }
 
     fn queue(&self, route: Route) -> &Queue {
@@ -137,9 +214,8 @@ impl MemoryQueues {
             let next_due = {
                 let mut state = self.lock(route);
                 state.promote_due(Instant::now());
-                if !state.ready.is_empty() {
-                    let take = max.min(state.ready.len());
-                    let mut batch: Vec<Received> = state.ready.drain(..take).collect();
+                let mut batch = state.take(max);
+                if !batch.is_empty() {
                     for received in &mut batch {
                         received.receive_count += 1;
                     }
@@ -161,10 +237,13 @@ impl MemoryQueues {
     }
 
     /// Deletes a received message: it was handled (or moved to a dead-letter queue).
-    pub fn delete(&self, route: Route, _received: &Received) {
+    pub fn delete(&self, route: Route, received: &Received) {
         let mut state = self.lock(route);
         state.in_flight = state.in_flight.saturating_sub(1);
+        state.unblock(received.group.as_deref());
         drop(state);
+        // The group may have more.
+        self.queue(route).arrived.notify_one();
         self.settled.notify_waiters();
     }
 
@@ -179,6 +258,7 @@ impl MemoryQueues {
             let body_encoding = received.message.body.encoding().map(str::to_owned);
             let body = received.message.body.as_text().to_owned();
             state.dead.push(DeadLetter { body, body_encoding, reason, receive_count });
+            state.unblock(received.group.as_deref());
             Released::DeadLettered
         } else {
             state.delayed.push((Instant::now() + delay, received));
@@ -235,7 +315,21 @@ impl Publisher for MemoryQueues {
             if state.pending() >= self.capacity {
                 return Err(PublishError::Full(route));
             }
-            state.ready.push_back(Received { id: format!("mem-{id}"), message, receive_count: 0 });
+            let group = if self.fifo { message.fifo_group_id.clone() } else { None };
+            if let (Some(group), Some(dedup)) = (&group, &message.dedup_id) {
+                let now = Instant::now();
+                if state.deduplicated.len() > self.capacity {
+                    state.deduplicated.retain(|_, at| now.duration_since(*at) < FIFO_DEDUPLICATION_WINDOW);
+                }
+                let key = (group.clone(), dedup.clone());
+                if state.deduplicated.get(&key).is_some_and(|at| now.duration_since(*at) < FIFO_DEDUPLICATION_WINDOW) {
+                    // SQS answers a deduplicated send with success, and keeps one copy.
+                    return Ok(());
+                }
+                state.deduplicated.insert(key, now);
+            }
+            let received = Received { id: format!("mem-{id}"), message, receive_count: 0, sequence: id, group };
+            state.ready.push_back(received);
         }
         self.queue(route).arrived.notify_one();
         Ok(())
@@ -321,5 +415,76 @@ mod tests {
         assert!(queues.receive(TASK, 1, Duration::from_secs(10)).await.is_empty());
         let again = queues.receive(TASK, 1, Duration::from_secs(60)).await;
         assert_eq!(again[0].receive_count, 2);
+    }
+
+    fn in_group(n: u8, group: &str) -> Message {
+        Message { fifo_group_id: Some(group.to_owned()), ..message(TASK, n) }
+    }
+
+    fn bodies(batch: &[Received]) -> Vec<String> {
+        batch.iter().map(|r| r.message.body.as_text().to_owned()).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fifo_group_waits_for_its_message_in_flight_and_keeps_its_order() {
+        let queues = MemoryQueues::new(100, 5).fifo();
+        for (n, group) in [(1, "a"), (2, "b"), (3, "a"), (4, "b")] {
+            queues.publish(in_group(n, group)).await.unwrap();
+        }
+        let first = queues.receive(TASK, 1, Duration::ZERO).await;
+        assert_eq!(bodies(&first), ["1"]);
+        assert_eq!(first[0].record().message_group.as_deref(), Some("a"));
+        // a is in flight: only b's messages come, both in order.
+        let second = queues.receive(TASK, 10, Duration::ZERO).await;
+        assert_eq!(bodies(&second), ["2", "4"]);
+        assert!(queues.receive(TASK, 10, Duration::ZERO).await.is_empty(), "both groups are busy");
+        // a's first fails: it comes back ahead of a's second, after the delay.
+        queues.release(TASK, first.into_iter().next().unwrap(), Duration::from_secs(5), "boom");
+        for received in &second {
+            queues.delete(TASK, received);
+        }
+        queues.publish(in_group(5, "b")).await.unwrap();
+        assert_eq!(bodies(&queues.receive(TASK, 10, Duration::ZERO).await), ["5"], "a waits for its redelivery");
+        let again = queues.receive(TASK, 10, Duration::from_secs(10)).await;
+        assert_eq!(bodies(&again), ["1", "3"]);
+        assert_eq!(again[0].receive_count, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fifo_queue_drops_a_deduplication_id_it_took_within_five_minutes() {
+        let queues = MemoryQueues::new(100, 5).fifo();
+        let with = |n, group: &str, dedup: &str| Message { dedup_id: Some(dedup.to_owned()), ..in_group(n, group) };
+        queues.publish(with(1, "a", "p-1")).await.unwrap();
+        queues.publish(with(2, "a", "p-1")).await.unwrap();
+        queues.publish(with(3, "b", "p-1")).await.unwrap();
+        tokio::time::advance(FIFO_DEDUPLICATION_WINDOW).await;
+        queues.publish(with(4, "a", "p-1")).await.unwrap();
+        let bodies = bodies(&queues.receive(TASK, 10, Duration::ZERO).await);
+        assert_eq!(bodies, ["1", "3", "4"], "per group, and only within the window");
+        let standard = MemoryQueues::new(100, 5);
+        standard.publish(with(1, "a", "p-1")).await.unwrap();
+        standard.publish(with(2, "a", "p-1")).await.unwrap();
+        assert_eq!(standard.pending(TASK), 2, "standard queues do not deduplicate");
+    }
+
+    #[tokio::test]
+    async fn a_standard_queue_ignores_groups() {
+        let queues = MemoryQueues::new(100, 5);
+        for n in 1..=3 {
+            queues.publish(in_group(n, "a")).await.unwrap();
+        }
+        let first = queues.receive(TASK, 1, Duration::ZERO).await;
+        assert_eq!(first[0].record().message_group, None);
+        assert_eq!(bodies(&queues.receive(TASK, 10, Duration::ZERO).await), ["2", "3"]);
+    }
+
+    #[tokio::test]
+    async fn a_dead_lettered_fifo_message_frees_its_group() {
+        let queues = MemoryQueues::new(100, 1).fifo();
+        queues.publish(in_group(1, "a")).await.unwrap();
+        queues.publish(in_group(2, "a")).await.unwrap();
+        let first = queues.receive(TASK, 1, Duration::ZERO).await.pop().unwrap();
+        assert_eq!(queues.release(TASK, first, Duration::ZERO, "boom"), Released::DeadLettered);
+        assert_eq!(bodies(&queues.receive(TASK, 10, Duration::ZERO).await), ["2"]);
     }
 }
