@@ -210,37 +210,6 @@ pub async fn receive(
     Ok(out.messages().to_vec())
 }
 
-/// Sets the visibility timeout of received messages, in batches of ten.
-pub async fn set_visibility(client: &Client, url: &str, receipts: &[String], timeout: Duration) -> Result<(), String> {
-    use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
-    let seconds = i32::try_from(timeout.as_secs()).unwrap_or(i32::MAX);
-    for chunk in receipts.chunks(10) {
-        let entries = chunk
-            .iter()
-            .enumerate()
-            .map(|(i, receipt)| {
-                ChangeMessageVisibilityBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(receipt)
-                    .visibility_timeout(seconds)
-                    .build()
-                    .expect("id and handle set")
-            })
-            .collect();
-        let out = client
-            .change_message_visibility_batch()
-            .queue_url(url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| describe(&e))?;
-        if let Some(failed) = out.failed().first() {
-            return Err(format!("visibility change failed: {}", failed.message().unwrap_or(failed.code())));
-        }
-    }
-    Ok(())
-}
-
 /// Deletes messages by receipt handle, in batches of ten.
 pub async fn delete(client: &Client, url: &str, receipts: &[String]) -> Result<(), String> {
     for chunk in receipts.chunks(10) {

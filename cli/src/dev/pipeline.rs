@@ -373,16 +373,13 @@ pub async fn consume_sqs(
         }
         let records: Vec<Record> = batch.iter().map(Record::from).collect();
         let report = runner.run_until(&records, Some(tokio::time::Instant::now() + options.handler_timeout)).await;
-        let (mut done, mut failed) = (Vec::new(), Vec::new());
+        let mut done = Vec::new();
         let mut out = String::new();
         for (message, line) in batch.iter().zip(report.records) {
             push_line(&mut out, &line);
             if !line.retry() {
                 done.extend(message.receipt_handle().map(str::to_owned));
-                continue;
-            }
-            failed.extend(message.receipt_handle().map(str::to_owned));
-            if line.attempt >= options.max_receives {
+            } else if line.attempt >= options.max_receives {
                 // The redrive policy moves it to the dead-letter queue at its next receive.
                 dead_lettered_line(line, &mut out);
             }
@@ -391,29 +388,7 @@ pub async fn consume_sqs(
         if let Err(e) = delete(&client, &url, &done).await {
             tracing::warn!(queue = %url, error = %e, "delete failed; the messages will be delivered again");
         }
-        if url.ends_with(".fifo") && !failed.is_empty() {
-            release_together(&client, &url, failed, options.retry_delay).await;
-        }
     }
-}
-
-/// Gives a FIFO batch's failed messages back to their queue together, after `delay`.
-/// Left to expire one by one, they come back out of order from moto (it skips a message
-/// whose group still has an expired one in flight), so they are held longer than `delay`
-/// first, then all made visible at once. SQS itself would keep their order either way.
-async fn release_together(client: &aws_sdk_sqs::Client, url: &str, failed: Vec<String>, delay: Duration) {
-    const HOLD: Duration = Duration::from_secs(30);
-    if let Err(e) = crate::aws::set_visibility(client, url, &failed, delay + HOLD).await {
-        tracing::warn!(queue = %url, error = %e, "the failed messages return when their visibility ends");
-        return;
-    }
-    let (client, url) = (client.clone(), url.to_owned());
-    tokio::spawn(async move {
-        tokio::time::sleep(delay).await;
-        if let Err(e) = crate::aws::set_visibility(&client, &url, &failed, Duration::ZERO).await {
-            tracing::warn!(queue = %url, error = %e, "the failed messages return when their visibility ends");
-        }
-    });
 }
 
 /// A running local pipeline.
