@@ -34,4 +34,7 @@ python3 bench/load.py
 say "forwarding: cfwh dev with and without an HTTP destination"
 python3 bench/forward.py
 
+say "per-entity order: cfwh dev without the guard, with it, and with FIFO queues"
+python3 bench/ordering.py
+
 python3 bench/report.py

@@ -9,6 +9,14 @@ import socket
 import time
 
 
+# The field naming each group's entity in Creative Force's bodies, and one action of one
+# facet of it (README, "Order per entity"): the drivers give events entities with these.
+ENTITY = {"product": ("ProductId", "StatusChanged"), "sample": ("SampleId", "CheckedIn"),
+          "user": ("UserId", "UserLoggedIn"), "task": ("TaskId", "Started"),
+          "work-unit": ("WorkUnitId", "WorkUnitStatusChanged"), "job": ("JobId", "StatusChanged"),
+          "session": ("SessionId", "AddedToSession")}
+
+
 def sayer(prefix):
     """A print that names its script and is not buffered."""
     return lambda text: print(f"{prefix}: {text}", flush=True)
@@ -40,7 +48,7 @@ def wait_for_port(port, process, seconds, failure):
 
 
 @functools.lru_cache(maxsize=None)
-def cfwh_groups(queue_prefix=None, cfwh=None):
+def cfwh_groups(queue_prefix=None, cfwh=None, fifo=False):
     """What the code defines for the groups and routes (`cfwh groups --json`): the drivers
     ask the binary (`cfwh`, a built one, or `cargo run`) rather than keep their own copy."""
     import json
@@ -50,7 +58,8 @@ def cfwh_groups(queue_prefix=None, cfwh=None):
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     command = [cfwh] if cfwh else ["cargo", "run", "--quiet", "--package", "cfwh", "--bin", "cfwh", "--"]
     out = subprocess.run(
-        command + ["groups", "--json"] + (["--queue-prefix", queue_prefix] if queue_prefix else []),
+        command + ["groups", "--json"] + (["--queue-prefix", queue_prefix] if queue_prefix else [])
+        + (["--fifo"] if fifo else []),
         cwd=root,
         capture_output=True,
         text=True,

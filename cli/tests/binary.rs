@@ -380,3 +380,62 @@ fn a_local_archive_replays_into_a_running_dev_through_its_replay_endpoint() {
     let (status, _) = dev.terminate();
     assert!(status.success());
 }
+
+/// Posts one task's progress events at `versions` to a `cfwh dev` with the development
+/// secret, in that order.
+fn post_progress(url: &str, task_id: &str, versions: &[(&str, i64)]) {
+    let client = reqwest::blocking::Client::new();
+    for (payload_id, at) in versions {
+        let body = common::progress_event(task_id, payload_id, *at);
+        let answer = client
+            .post(url)
+            .header("x-cf-signature", cf_webhooks::testkit::signature(cf_webhooks::DEV_SECRET, body.as_bytes()))
+            .body(body)
+            .send()
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 200);
+    }
+}
+
+#[test]
+fn a_replayed_span_reapplies_the_latest_event_of_each_facet_and_skips_the_older_as_stale() {
+    let now = cf_webhooks::ack::now_ms();
+    let versions = [("r-1", now - 3_000), ("r-2", now - 2_000), ("r-3", now - 1_000)];
+    let archive = tempdir().join("ordered-archive");
+    let archive_arg = archive.to_str().unwrap().to_owned();
+    let replay = |url: &str, run: &str| {
+        let output = Command::new(CFWH)
+            .args(["replay", "--dir", &archive_arg, "--url", url, "--group", "task", "--since", "1h", "--run", run])
+            .env_remove("CF_WEBHOOK_SECRET")
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    };
+    let outcomes = |lines: &[serde_json::Value]| {
+        let mut got: Vec<(String, String)> = lines
+            .iter()
+            .map(|l| (l["payload_id"].as_str().unwrap().to_owned(), l["outcome"].as_str().unwrap().to_owned()))
+            .collect();
+        got.sort();
+        got
+    };
+    let pairs = |expected: &[(&str, &str)]| -> Vec<(String, String)> {
+        expected.iter().map(|(p, o)| ((*p).to_owned(), (*o).to_owned())).collect()
+    };
+
+    for (ordering, expected) in [
+        ("latest", [("r-1", "stale"), ("r-2", "stale"), ("r-3", "processed")]),
+        ("all", [("r-1", "processed"), ("r-2", "processed"), ("r-3", "processed")]),
+    ] {
+        let dev = DevProcess::start_with(None, &["--fifo", "--ordering", ordering, "--archive-dir", &archive_arg]);
+        post_progress(&dev.url, "t-replayed", &versions);
+        let applied = dev.lines_within(Duration::from_secs(10));
+        assert_eq!(outcomes(&applied), pairs(&[("r-1", "processed"), ("r-2", "processed"), ("r-3", "processed")]));
+        replay(&dev.url, &format!("span-{ordering}"));
+        let replayed = dev.lines_within(Duration::from_secs(10));
+        assert!(replayed.iter().all(|l| l["replay_run"] == format!("span-{ordering}")), "{replayed:?}");
+        assert_eq!(outcomes(&replayed), pairs(&expected), "{ordering}: {replayed:?}");
+        let (status, _) = dev.terminate();
+        assert!(status.success());
+    }
+}
