@@ -308,7 +308,7 @@ async fn the_applied_version_moves_forward_only_and_is_written_with_the_completi
     let ddb = dynamodb().await;
     let table = unique("versions");
     DynamoStore::create_table_if_missing(&ddb, &table).await.unwrap();
-    let store = DynamoStore::new(ddb, &table, Duration::from_secs(60), Duration::from_secs(3600));
+    let store = DynamoStore::new(ddb.clone(), &table, Duration::from_secs(60), Duration::from_secs(3600));
     let subject = "task\u{2192}t-1\u{2192}progress";
     assert_eq!(store.applied_version(subject).await.unwrap(), None);
     assert_eq!(store.claim("task#p-new").await.unwrap(), Claim::fresh());
@@ -324,6 +324,25 @@ async fn the_applied_version_moves_forward_only_and_is_written_with_the_completi
     assert_eq!(store.claim("task#p-old").await.unwrap(), Claim::Completed);
     store.complete_applied("task#p-newer", subject, 30).await.unwrap();
     assert_eq!(store.applied_version(subject).await.unwrap(), Some(30));
+
+    // The version is kept for good (a replay of any archived span must find it); the
+    // completion expires with the idempotency TTL.
+    let item = |key: &str| {
+        let (ddb, table) = (ddb.clone(), table.clone());
+        let key = key.to_owned();
+        async move {
+            let found = ddb
+                .get_item()
+                .table_name(table)
+                .key("pk", aws_sdk_dynamodb::types::AttributeValue::S(key))
+                .send()
+                .await
+                .unwrap();
+            found.item().cloned().unwrap()
+        }
+    };
+    assert!(!item(subject).await.contains_key(cf_webhooks::aws::dynamodb::TTL_ATTRIBUTE));
+    assert!(item("task#p-newer").await.contains_key(cf_webhooks::aws::dynamodb::TTL_ATTRIBUTE));
 }
 
 #[tokio::test]

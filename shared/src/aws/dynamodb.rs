@@ -36,9 +36,6 @@ pub const DONE: &str = "done";
 const LEASE_UNTIL: &str = "lease_until";
 /// The last applied version of a facet of an entity (`EventDatetimeUtc`, N).
 pub const VERSION: &str = "version";
-/// How long a facet's last applied version is kept: longer than the archive can be
-/// replayed from (its default expiry is a year).
-pub const VERSION_TTL: Duration = Duration::from_secs(400 * 24 * 3600);
 
 /// Idempotency in a DynamoDB table (on-demand, TTL on `expires_at`).
 #[derive(Debug, Clone)]
@@ -252,12 +249,13 @@ impl IdempotencyStore for DynamoStore {
         let newest = Update::builder()
             .table_name(&self.table)
             .key(PARTITION_KEY, AttributeValue::S(subject.to_owned()))
-            .update_expression("SET #version = :version, #ttl = :ttl")
+            // Kept for good (no TTL): longer than any archive can be replayed from, so a
+            // replay never moves an entity back. An entity's facet is one small item.
+            .update_expression("SET #version = :version REMOVE #ttl")
             .condition_expression("attribute_not_exists(#version) OR #version < :version OR #ttl < :now_s")
             .expression_attribute_names("#version", VERSION)
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":version", AttributeValue::N(version.to_string()))
-            .expression_attribute_values(":ttl", n((now() + VERSION_TTL).as_secs().into()))
             .expression_attribute_values(":now_s", n(now().as_secs().into()))
             .build()
             .map_err(build)?;
