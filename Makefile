@@ -79,7 +79,7 @@ deploy: build validate ## deploy STACK with SAM: guided the first time (writes s
 	elif [ -f samconfig.toml ]; then \
 	  SAM_CLI_TELEMETRY=0 sam deploy; \
 	else \
-	  SAM_CLI_TELEMETRY=0 sam deploy --guided --stack-name $(STACK) --region $(REGION) --capabilities CAPABILITY_IAM --resolve-s3; \
+	  SAM_CLI_TELEMETRY=0 sam deploy --guided --stack-name $(STACK) --region $(REGION) --capabilities CAPABILITY_IAM --resolve-s3 $(if $(QUEUE_TYPE),--parameter-overrides QueueType=$(QUEUE_TYPE)); \
 	fi
 
 logs: ## tail the logs of every function of STACK (sam logs)

@@ -9,7 +9,10 @@ group were received together and none was deleted, they come back out of order: 
 earlier ones are skipped while a later one still counts as pending, and the last is
 delivered first. SQS holds a group back only while a message of it is invisible, so
 the earliest comes back first. The tests and the soak measure our ordering, not this
-difference, so the group is computed here from the messages still invisible.
+difference, so the group is computed here from the messages still invisible. And moto
+forgets a deduplication ID as soon as its message is deleted, where SQS drops a repeat
+for 5 minutes whatever became of the first; here it is remembered for 5 minutes (per
+message group when the queue's `DeduplicationScope` says so).
 
 DynamoDB transactions: moto (5.2) backs up every table a `TransactWriteItems` touches,
 whole, before it runs, and on a cancelled transaction puts the whole backup back. That
@@ -25,6 +28,7 @@ Usage: the same arguments as moto_server.
 import copy
 import sys
 import threading
+import time
 import types
 
 from moto.dynamodb import models as dynamodb
@@ -37,6 +41,27 @@ def _pending_message_groups(queue):
 
 
 sqs.Queue.pending_message_groups = property(_pending_message_groups)
+
+DEDUPLICATION_SECONDS = 300
+_add_message = sqs.Queue.add_message
+
+
+def _add_message_once(queue, message):
+    if queue.fifo_queue and message.deduplication_id:
+        seen = queue.__dict__.setdefault("_deduplication_ids", {})
+        now = time.time()
+        if len(seen) > 10_000:
+            for key in [k for k, at in seen.items() if now - at >= DEDUPLICATION_SECONDS]:
+                del seen[key]
+        scope = message.group_id if getattr(queue, "deduplication_scope", "queue") == "messageGroup" else None
+        key = (scope, message.deduplication_id)
+        if now - seen.get(key, float("-inf")) < DEDUPLICATION_SECONDS:
+            return
+        seen[key] = now
+    _add_message(queue, message)
+
+
+sqs.Queue.add_message = _add_message_once
 
 _LOCK = threading.RLock()
 

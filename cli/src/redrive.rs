@@ -87,6 +87,15 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
         }
         let moved = move_one_by_one(&client, &from, &source, |_| {}).await?;
         eprintln!("cfwh redrive: moved {moved} message(s) from {from} to {source}");
+        // What a consumer still held when the queue was switched is not visible yet.
+        let left = depth(&client, &from).await?;
+        if left > 0 {
+            eprintln!(
+                "cfwh redrive: {left} message(s) still in {from} (in flight or delayed): run this again once \
+                 their visibility timeout has passed"
+            );
+            return Ok(ExitCode::from(1));
+        }
         return Ok(ExitCode::SUCCESS);
     }
     let dlq = find_queue(&client, &args.queue_prefix, args.group, true, queue_type).await?;
@@ -194,8 +203,8 @@ async fn url_of(client: &Client, name: &str) -> Result<String, String> {
 
 /// The message group of a message moved into a FIFO queue: the entity of its body (as
 /// ingest sets it), else the group it had, else its own ID.
-pub fn group_of(body: &str, had: Option<&str>, message_id: &str) -> String {
-    let entity = cf_webhooks::events::routing::parse(body.as_bytes()).ok().and_then(|r| r.entity_id);
+pub fn group_of(body: &[u8], had: Option<&str>, message_id: &str) -> String {
+    let entity = cf_webhooks::events::routing::parse(body).ok().and_then(|r| r.entity_id);
     match (entity, had) {
         (Some(entity), _) => cf_webhooks::message::fifo_group(&entity),
         (None, Some(had)) => had.to_owned(),
@@ -229,7 +238,9 @@ pub async fn move_one_by_one(
             if source.ends_with(".fifo") {
                 let had = message.attributes().and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId));
                 let id = message.message_id().unwrap_or_default().to_owned();
-                let group = group_of(message.body().unwrap_or_default(), had.map(String::as_str), &id);
+                let record = cf_webhooks::consumer::Record::from(&message);
+                let body = record.body_bytes().unwrap_or_else(|_| record.body.clone().into_bytes());
+                let group = group_of(&body, had.map(String::as_str), &id);
                 send = send.message_group_id(group).message_deduplication_id(id);
             }
             send.send().await.map_err(|e| describe(&e))?;
@@ -249,9 +260,9 @@ mod tests {
     #[test]
     fn a_message_moved_into_a_fifo_queue_is_grouped_by_its_entity() {
         let body = r#"{"PayloadId":"p","EventGroupName":"task","Action":"a","EventDatetimeUtc":1,"TaskId":"t-1"}"#;
-        assert_eq!(group_of(body, Some("task"), "m-1"), "t-1", "the entity, not the group a dead letter had");
-        assert_eq!(group_of("{not json", Some("g"), "m-1"), "g");
-        assert_eq!(group_of("{not json", None, "m-1"), "m-1");
+        assert_eq!(group_of(body.as_bytes(), Some("task"), "m-1"), "t-1", "the entity, not the group it had");
+        assert_eq!(group_of(b"{not json", Some("g"), "m-1"), "g");
+        assert_eq!(group_of(b"{not json", None, "m-1"), "m-1");
     }
 
     #[test]

@@ -1348,9 +1348,61 @@ mod tests {
             {
                 let queue = resource(&template, &logical);
                 assert_eq!(queue["Type"], "AWS::SQS::Queue");
-                assert_eq!(queue["Properties"]["QueueName"], queue_name(route, dead_letter));
             }
         }
+    }
+
+    /// The argument of a short-form intrinsic function, checking which one it is.
+    fn under<'a>(value: &'a Value, function: &str) -> &'a Value {
+        match value {
+            Value::Tagged(tagged) if tagged.tag == Tag::new(function) => &tagged.value,
+            other => panic!("expected !{function}, found {other:?}"),
+        }
+    }
+
+    /// `!If [Fifo, <yes>, <no>]`'s two branches.
+    fn if_fifo_branches(value: &Value) -> (&Value, &Value) {
+        let branches = under(value, "If");
+        assert_eq!(branches[0], "Fifo");
+        (&branches[1], &branches[2])
+    }
+
+    #[test]
+    fn queues_are_fifo_with_high_throughput_unless_queue_type_says_standard() {
+        let template = template();
+        assert_eq!(template["Parameters"]["QueueType"]["Default"], "fifo");
+        let fifo = under(&template["Conditions"]["Fifo"], "Equals");
+        assert_eq!((&fifo[0], &fifo[1]), (&r#ref("QueueType"), &Value::from("fifo")));
+        let no_value = no_value();
+        for route in Route::ALL {
+            for (logical, dead_letter) in [(queue(route), false), (dlq(route), true)] {
+                let queue = resource(&template, &logical);
+                assert_eq!(queue["UpdateReplacePolicy"], "Retain", "{logical}: a replaced queue keeps its messages");
+                let properties = &queue["Properties"];
+                let name = under(&properties["QueueName"], "Sub");
+                let standard = stack::queue_name(STACK_NAME, route, dead_letter, stack::QueueType::Standard);
+                assert_eq!(name[0], Value::from(format!("{standard}${{QueueSuffix}}")));
+                assert_eq!(if_fifo_branches(&name[1]["QueueSuffix"]), (&Value::from(".fifo"), &Value::from("")));
+                for (property, value) in [
+                    ("FifoQueue", Value::from(true)),
+                    ("DeduplicationScope", Value::from("messageGroup")),
+                    ("FifoThroughputLimit", Value::from("perMessageGroupId")),
+                ] {
+                    assert_eq!(if_fifo_branches(&properties[property]), (&value, &no_value), "{logical} {property}");
+                }
+            }
+        }
+        for group in EventGroup::ALL {
+            let function = resource(&template, &format!("{}Function", consumer(group)));
+            let source = &function["Properties"]["Events"]["Queue"]["Properties"];
+            let (fifo, standard) = if_fifo_branches(&source["MaximumBatchingWindowInSeconds"]);
+            assert_eq!((fifo, standard), (&no_value, &r#ref("ConsumerBatchingWindowSeconds")), "{group}");
+        }
+        let rule = &template["Rules"]["FifoBatchesOfTenAtMost"];
+        let allowed = under(&rule["Assertions"][0]["Assert"], "Contains");
+        let sizes: Vec<&str> = allowed[0].as_sequence().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert_eq!(sizes, (1..=10).map(|n| n.to_string()).collect::<Vec<_>>());
+        assert_eq!(allowed[1], r#ref("ConsumerBatchSize"));
     }
 
     /// The statements of a role, with `Fn::If` unwrapped to the branch taken when the

@@ -440,7 +440,7 @@ pub fn replay(
     match decide(delivery, &config) {
         Decision::Publish { mut message, then: Answer::Accepted { payload_id, .. } } => {
             message.attributes.replay_run = Some(run.to_owned());
-            message.dedup_id = Some(format!("{payload_id}:{run}"));
+            message.dedup_id = Some(crate::message::fifo_deduplication_id(&format!("{payload_id}:{run}")));
             Ok(message)
         }
         Decision::Publish { then, .. } => Err(then),

@@ -58,6 +58,12 @@ pub fn fifo_group(entity: &str) -> String {
     }
 }
 
+/// A FIFO deduplication ID for `text`: SQS holds it to the same rules as a group ID, so
+/// a replay's `<PayloadId>:<run>` over 128 characters is hashed the same way.
+pub fn fifo_deduplication_id(text: &str) -> String {
+    fifo_group(text)
+}
+
 /// How a message body is carried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Body {

@@ -329,6 +329,15 @@ fn a_replay_is_verified_routed_and_marked_with_its_run() {
     assert_eq!(message.attributes.replay_run.as_deref(), Some("run-9"));
     assert_eq!(message.dedup_id.as_deref(), Some("p-r:run-9"), "a FIFO queue keeps one per run");
     assert_eq!(message.body, Body::Raw(body.clone()));
+    // The longest PayloadId and run: their deduplication ID is hashed to fit SQS's 128.
+    let long_id = "p".repeat(128);
+    let long = Bytes::from(format!(
+        r#"{{"PayloadId":"{long_id}","EventGroupName":"task","Action":"Completed","EventDatetimeUtc":1}}"#
+    ));
+    let run = "r".repeat(cf_webhooks::ack::MAX_RUN_ID);
+    let message = replay(testkit::signature(SECRET, &long).as_bytes(), &long, now_ms(), &run, &config).unwrap();
+    let dedup = message.dedup_id.unwrap();
+    assert!(dedup.len() <= 128 && dedup.starts_with("sha256:"), "{dedup}");
 
     let forged = testkit::signature("not-the-secret", &body);
     let refused = replay(forged.as_bytes(), &body, now_ms(), "run-9", &config).unwrap_err();

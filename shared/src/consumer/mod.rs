@@ -10,7 +10,6 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use base64::Engine as _;
 use futures_util::FutureExt as _;
 use serde::Serialize;
 
@@ -773,13 +772,7 @@ fn named(step: &str, reason: &str) -> String {
 }
 
 fn decode_body(record: &Record) -> Result<Vec<u8>, String> {
-    match record.body_encoding() {
-        None | Some("") => Ok(record.body.as_bytes().to_vec()),
-        Some("base64") => base64::engine::general_purpose::STANDARD
-            .decode(&record.body)
-            .map_err(|e| format!("body marked base64 is not: {e}")),
-        Some(other) => Err(format!("unknown body encoding {other:?}")),
-    }
+    record.body_bytes()
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {

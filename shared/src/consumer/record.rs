@@ -51,6 +51,18 @@ impl Record {
         self.attribute(attr::BODY_ENCODING)
     }
 
+    /// The bytes Creative Force sent: the body, decoded when it travels as base64.
+    pub fn body_bytes(&self) -> Result<Vec<u8>, String> {
+        use base64::Engine as _;
+        match self.body_encoding() {
+            None | Some("") => Ok(self.body.as_bytes().to_vec()),
+            Some("base64") => base64::engine::general_purpose::STANDARD
+                .decode(&self.body)
+                .map_err(|e| format!("body marked base64 is not: {e}")),
+            Some(other) => Err(format!("unknown body encoding {other:?}")),
+        }
+    }
+
     /// What its attributes say of the delivery's reception, for the archive.
     pub fn reception(&self) -> crate::archive::Reception<'_> {
         crate::archive::Reception {

@@ -1,6 +1,7 @@
 //! The batch runner against the contract: each record on its own, exactly the right
 //! `batchItemFailures`.
 
+use base64::Engine as _;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;

@@ -242,7 +242,11 @@ pub fn parse(body: &[u8]) -> Result<Routing<'_>, Unroutable> {
         EventGroup::Task => optional_text(raw.task_id),
         EventGroup::WorkUnit => optional_text(raw.work_unit_id).or_else(|| {
             let (product, production_type) = (optional_text(raw.product_id)?, optional_text(raw.production_type_id)?);
-            Some(Cow::Owned(format!("{}/{}", product.trim(), production_type.trim())))
+            // As the typed model reads it: "03" is the production type 3.
+            let production_type = production_type.trim();
+            let production_type =
+                production_type.parse::<i64>().map_or_else(|_| production_type.to_owned(), |n| n.to_string());
+            Some(Cow::Owned(format!("{}/{production_type}", product.trim())))
         }),
         EventGroup::Job => optional_text(raw.job_id),
         EventGroup::Session => optional_text(raw.session_id),
@@ -320,6 +324,7 @@ mod tests {
         assert_eq!(entity(r#""WorkUnitId":"w-1","ProductId":"p-1","ProductionTypeId":3"#).as_deref(), Some("w-1"));
         assert_eq!(entity(r#""ProductId":" p-1 ","ProductionTypeId":3"#).as_deref(), Some("p-1/3"));
         assert_eq!(entity(r#""ProductId":"p-1","ProductionTypeId":"3""#).as_deref(), Some("p-1/3"));
+        assert_eq!(entity(r#""ProductId":"p-1","ProductionTypeId":" 03""#).as_deref(), Some("p-1/3"));
         assert_eq!(entity(r#""ProductId":"p-1""#), None, "half an identity is none");
         assert_eq!(entity(r#""ProductionTypeId":3"#), None);
     }

@@ -4,7 +4,7 @@
 //! order: a message group with a message in flight (or waiting to be redelivered) gives
 //! none of its later messages, and a redelivered message comes back ahead of them.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -78,8 +78,12 @@ struct State {
     dead: Vec<DeadLetter>,
     /// FIFO: the groups with messages in flight or delayed, and how many.
     blocked: HashMap<String, usize>,
-    /// FIFO: when each (group, deduplication ID) was last taken.
-    deduplicated: HashMap<(String, String), Instant>,
+    /// FIFO: the (group, deduplication ID) pairs taken in the last window, and when,
+    /// in arrival order so that the expired ones leave from the front.
+    deduplicated: HashSet<(String, String)>,
+    deduplication_order: VecDeque<(Instant, (String, String))>,
+    /// The next message's place: taken under the lock, so `ready` stays in order.
+    next_sequence: u64,
 }
 
 impl State {
@@ -123,21 +127,25 @@ impl State {
     /// Up to `max` ready messages: the first ones, but from a FIFO queue none of a
     /// group blocked by an earlier message still in flight or delayed.
     fn take(&mut self, max: usize) -> Vec<Received> {
-        if self.blocked.is_empty() && self.ready.iter().take(max).all(|m| m.group.is_none()) {
+        let taken: Vec<Received> = if self.blocked.is_empty() {
             let take = max.min(self.ready.len());
-            return self.ready.drain(..take).collect();
-        }
-        let mut taken = Vec::new();
-        let mut kept = VecDeque::with_capacity(self.ready.len());
-        for message in self.ready.drain(..) {
-            let free = message.group.as_ref().is_none_or(|g| !self.blocked.contains_key(g));
-            if free && taken.len() < max {
-                taken.push(message);
-            } else {
-                kept.push_back(message);
-            }
-        }
-        self.ready = kept;
+            self.ready.drain(..take).collect()
+        } else {
+            // The first `max` messages of groups not blocked, found without rebuilding
+            // the queue: usually near its front.
+            let blocked = &self.blocked;
+            let positions: Vec<usize> = self
+                .ready
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.group.as_ref().is_none_or(|g| !blocked.contains_key(g)))
+                .map(|(at, _)| at)
+                .take(max)
+                .collect();
+            let mut taken: Vec<Received> = positions.iter().rev().filter_map(|&at| self.ready.remove(at)).collect();
+            taken.reverse();
+            taken
+        };
         for message in &taken {
             let group = message.group.clone();
             self.block(group.as_deref());
@@ -318,17 +326,25 @@ impl Publisher for MemoryQueues {
             let group = if self.fifo { message.fifo_group_id.clone() } else { None };
             if let (Some(group), Some(dedup)) = (&group, &message.dedup_id) {
                 let now = Instant::now();
-                if state.deduplicated.len() > self.capacity {
-                    state.deduplicated.retain(|_, at| now.duration_since(*at) < FIFO_DEDUPLICATION_WINDOW);
+                while let Some((at, _)) = state.deduplication_order.front() {
+                    if now.duration_since(*at) < FIFO_DEDUPLICATION_WINDOW {
+                        break;
+                    }
+                    if let Some((_, key)) = state.deduplication_order.pop_front() {
+                        state.deduplicated.remove(&key);
+                    }
                 }
                 let key = (group.clone(), dedup.clone());
-                if state.deduplicated.get(&key).is_some_and(|at| now.duration_since(*at) < FIFO_DEDUPLICATION_WINDOW) {
+                if state.deduplicated.contains(&key) {
                     // SQS answers a deduplicated send with success, and keeps one copy.
                     return Ok(());
                 }
-                state.deduplicated.insert(key, now);
+                state.deduplicated.insert(key.clone());
+                state.deduplication_order.push_back((now, key));
             }
-            let received = Received { id: format!("mem-{id}"), message, receive_count: 0, sequence: id, group };
+            let sequence = state.next_sequence;
+            state.next_sequence += 1;
+            let received = Received { id: format!("mem-{id}"), message, receive_count: 0, sequence, group };
             state.ready.push_back(received);
         }
         self.queue(route).arrived.notify_one();
