@@ -17,8 +17,13 @@ pub struct Args {
     /// The Payload URL.
     #[arg(long, default_value = "http://127.0.0.1:3000/")]
     url: String,
-    /// The webhook secret; without it and CF_WEBHOOK_SECRET, the development secret of `cfwh dev`.
-    #[arg(long, env = var::WEBHOOK_SECRET, hide_env_values = true)]
+    /// A file holding the webhook secret (its first line). Without it, CF_WEBHOOK_SECRET,
+    /// and without that the development secret of `cfwh dev`.
+    #[arg(long, value_name = "FILE", conflicts_with = "secret")]
+    secret_file: Option<PathBuf>,
+    /// The webhook secret itself. Discouraged: a command line is visible to every user of
+    /// the machine (`ps`) and kept in shell history; use CF_WEBHOOK_SECRET or --secret-file.
+    #[arg(long, hide = true)]
     secret: Option<String>,
     /// How the secret becomes the HMAC key.
     #[arg(long, env = var::SECRET_ENCODING, value_enum, ignore_case = true, default_value = "utf8")]
@@ -56,10 +61,26 @@ fn header(text: &str) -> Result<(String, String), String> {
 
 /// Sends every file; exits 1 when any was not answered 2xx in the end.
 pub async fn run(args: Args) -> Result<ExitCode, String> {
-    let secret_text = match &args.secret {
-        Some(secret) => secret.trim().to_owned(),
-        None => {
-            eprintln!("cfwh send: no --secret or CF_WEBHOOK_SECRET; signing with the development secret of `cfwh dev`");
+    let from_env = std::env::var(var::WEBHOOK_SECRET).ok().filter(|s| !s.trim().is_empty());
+    let secret_text = match (&args.secret_file, &args.secret, from_env) {
+        (Some(file), _, _) => {
+            let text = std::fs::read_to_string(file).map_err(|e| format!("--secret-file {}: {e}", file.display()))?;
+            text.lines().next().unwrap_or_default().trim().to_owned()
+        }
+        (None, Some(secret), _) => {
+            eprintln!(
+                "cfwh send: a secret on the command line is visible to other users (ps) and kept in shell history: \
+                 prefer {} or --secret-file",
+                var::WEBHOOK_SECRET
+            );
+            secret.trim().to_owned()
+        }
+        (None, None, Some(secret)) => secret.trim().to_owned(),
+        (None, None, None) => {
+            eprintln!(
+                "cfwh send: no {} or --secret-file; signing with the development secret of `cfwh dev`",
+                var::WEBHOOK_SECRET
+            );
             DEV_SECRET.to_owned()
         }
     };
@@ -254,9 +275,16 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// The HTTP client of `cfwh send`: it never follows a redirect, which would send the
+/// signed body and its signature on to whatever host the answer names. A 3xx is an
+/// answer like any non-2xx (retried, then given up), as Creative Force treats it.
+pub fn client() -> std::io::Result<reqwest::Client> {
+    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().map_err(std::io::Error::other)
+}
+
 /// Sends every file in turn; prints each attempt; true when all got a 2xx.
 pub async fn send_files(options: &SendOptions, files: &[PathBuf]) -> std::io::Result<bool> {
-    let client = reqwest::Client::builder().build().map_err(std::io::Error::other)?;
+    let client = client()?;
     let mut all_ok = true;
     for file in files {
         let mut body =
@@ -268,6 +296,9 @@ pub async fn send_files(options: &SendOptions, files: &[PathBuf]) -> std::io::Re
         }
         let name = file.display().to_string();
         let ok = deliver(&client, options, body, |attempt, result| match result {
+            Attempt::Answered { status, .. } if (300..400).contains(status) => {
+                println!("{name}: attempt {attempt}: {status}, a redirect: not followed (the signed body stays here)")
+            }
             Attempt::Answered { status, body } => println!("{name}: attempt {attempt}: {status} {}", body.trim()),
             Attempt::NoAnswer(why) => println!("{name}: attempt {attempt}: no answer ({why})"),
         })

@@ -28,7 +28,7 @@ fn send(url: &str, secret: Option<&str>, files: &[PathBuf], extra: &[&str]) -> (
     command.args(["send", "--url", url, "--retry-delay", "10ms"]).args(extra).args(files);
     command.env_remove("CF_WEBHOOK_SECRET");
     if let Some(secret) = secret {
-        command.args(["--secret", secret]);
+        command.env("CF_WEBHOOK_SECRET", secret);
     }
     let output = command.output().unwrap();
     (output.status.success(), String::from_utf8_lossy(&output.stdout).into_owned())
@@ -438,4 +438,29 @@ fn a_replayed_span_reapplies_the_latest_event_of_each_facet_and_skips_the_older_
         let (status, _) = dev.terminate();
         assert!(status.success());
     }
+}
+
+#[test]
+fn dev_warns_of_a_short_secret_without_quoting_it() {
+    let mut child = Command::new(CFWH)
+        .args(["dev", "--addr", "127.0.0.1:0"])
+        .env("CF_WEBHOOK_SECRET", "hunter2")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = Vec::new();
+    for line in std::io::BufRead::lines(stderr).map_while(Result::ok) {
+        let listening = line.contains("listening on");
+        seen.push(line);
+        if listening {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let text = seen.join("\n");
+    assert!(text.contains("webhook secret 1 of 1 is shorter than 16 bytes"), "{text}");
+    assert!(!text.contains("hunter2"), "{text}");
 }

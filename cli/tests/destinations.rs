@@ -46,6 +46,7 @@ fn record(id: &str, body: &str) -> Record {
         action: Some(routing.action.into_owned()),
         payload_id: Some(routing.payload_id.into_owned()),
         cf_event: None,
+        unsigned_cf_event: None,
         received_at_ms: 1_795_951_864_999,
         reason: None,
         signature: Some(testkit::signature(testkit::SECRET, body.as_bytes())),

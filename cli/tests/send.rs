@@ -122,3 +122,51 @@ fn stamping_the_time_changes_only_the_top_level_time() {
     assert!(String::from_utf8(stamp_time(literal, 7).unwrap()).unwrap().contains("\"EventDatetimeUtc\":7,"));
     assert_eq!(stamp_time(b"{}", 7), None);
 }
+
+/// `cfwh send` against `url`, with `secret` in the environment, and what it printed.
+fn send_binary(url: &str, extra: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_cfwh"))
+        .args(["send", "--url", url, "--retries", "0"])
+        .args(extra)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/../events/task.json"))
+        .env("CF_WEBHOOK_SECRET", "key")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_redirect_is_never_followed_with_the_signed_body() {
+    let (elsewhere, seen) = receiver(vec![200]).await;
+    let app = axum::Router::new().fallback(move || {
+        let elsewhere = elsewhere.clone();
+        async move { (StatusCode::TEMPORARY_REDIRECT, [("location", elsewhere)]) }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/payload", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let output = tokio::task::spawn_blocking(move || send_binary(&url, &[])).await.unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!output.status.success(), "{stdout}");
+    assert!(stdout.contains("307, a redirect: not followed"), "{stdout}");
+    assert!(seen.lock().unwrap().is_empty(), "the signed body went on to the host the redirect named");
+}
+
+#[tokio::test]
+async fn the_secret_comes_from_a_file_and_one_on_the_command_line_is_warned_about() {
+    let (url, seen) = receiver(vec![200]).await;
+    let dir = std::env::temp_dir().join(format!("cfwh-send-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("secret");
+    std::fs::write(&file, "from-the-file\n").unwrap();
+    let (url_a, file_a) = (url.clone(), file.to_str().unwrap().to_owned());
+    let output = tokio::task::spawn_blocking(move || send_binary(&url_a, &["--secret-file", &file_a])).await.unwrap();
+    assert!(output.status.success());
+    let key = Secret::from_text("from-the-file", SecretEncoding::Utf8).unwrap();
+    let (headers, body) = seen.lock().unwrap()[0].clone();
+    assert_eq!(headers["x-cf-signature"], cf_webhooks::signature::sign(&key, &body).as_str(), "signed with the file's");
+
+    let output = tokio::task::spawn_blocking(move || send_binary(&url, &["--secret", "on-the-line"])).await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("visible to other users"), "{stderr}");
+    assert!(!stderr.contains("on-the-line"), "the warning never quotes the secret");
+}

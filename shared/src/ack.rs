@@ -280,15 +280,16 @@ pub fn decide(delivery: Delivery<'_>, config: &IngestConfig) -> Decision {
     }
 
     // Authentic from here on: whatever the body is, it is kept.
-    let cf_event = delivery.headers.get(EVENT_HEADER).map(|v| attribute_text(&String::from_utf8_lossy(v.as_bytes())));
     let routing = match routing::parse(body) {
         Ok(routing) => routing,
         Err(why) => {
+            // The header is the one name there is; unsigned, and kept as such.
+            let header = delivery.headers.get(EVENT_HEADER);
             let message = Message {
                 route: Route::Unrouted,
                 body: Body::carry(body.clone()),
                 attributes: Attributes {
-                    cf_event,
+                    unsigned_cf_event: header.map(|v| attribute_text(&String::from_utf8_lossy(v.as_bytes()))),
                     received_at_ms: delivery.received_at_ms,
                     reason: Some(attribute_text(&format!("{}: {why}", why.code()))),
                     signature: Some(signature.to_hex()),
@@ -324,7 +325,8 @@ pub fn decide(delivery: Delivery<'_>, config: &IngestConfig) -> Decision {
             event_group: Some(routing.group),
             action: Some(attribute_text(&routing.action)),
             payload_id: Some(payload_id.clone()),
-            cf_event,
+            cf_event: Some(attribute_text(&crate::events::detail_type(routing.group, &routing.action))),
+            unsigned_cf_event: None,
             received_at_ms: delivery.received_at_ms,
             reason: None,
             signature: Some(signature.to_hex()),

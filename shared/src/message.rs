@@ -14,8 +14,12 @@ pub mod attr {
     pub const ACTION: &str = "cf-action";
     /// `PayloadId`.
     pub const PAYLOAD_ID: &str = "cf-payload-id";
-    /// The `X-CF-Event` header, when sent.
+    /// The event's name as Creative Force's `X-CF-Event` header gives it ("Task
+    /// completed"), derived from the signed body: the header itself is not signed.
     pub const CF_EVENT: &str = "cf-event";
+    /// On a quarantined delivery (no routable body to derive a name from): the
+    /// `X-CF-Event` header as sent, named for what it is, an unsigned claim.
+    pub const UNSIGNED_CF_EVENT: &str = "cf-unsigned-x-cf-event";
     /// When ingest received the delivery, milliseconds since the Unix epoch.
     pub const RECEIVED_AT: &str = "cf-received-at";
     /// `base64` when the body had to be encoded to be sendable.
@@ -35,10 +39,19 @@ pub const MAX_ATTRIBUTE_TEXT: usize = 256;
 /// values), used to check that the body limit fits the queue's message size.
 pub const ATTRIBUTES_BUDGET: usize = 2048;
 
-/// `text` cut to [`MAX_ATTRIBUTE_TEXT`] bytes at a character boundary: what an attribute
-/// may carry of request data or of a reason.
+/// `text` made fit for an SQS attribute value: cut to [`MAX_ATTRIBUTE_TEXT`] bytes at a
+/// character boundary, and every character SQS refuses (control characters but tab, line
+/// feed and carriage return; U+FFFE and U+FFFF) replaced by U+FFFD, so that an authentic
+/// event is never refused by SQS on every retry for what its text holds.
 pub fn attribute_text(text: &str) -> String {
-    crate::events::routing::truncate(text, MAX_ATTRIBUTE_TEXT)
+    let valid =
+        |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
+    let text: std::borrow::Cow<'_, str> = if text.chars().all(valid) {
+        text.into()
+    } else {
+        text.chars().map(|c| if valid(c) { c } else { '\u{FFFD}' }).collect::<String>().into()
+    };
+    crate::events::routing::truncate(&text, MAX_ATTRIBUTE_TEXT)
 }
 
 /// The longest FIFO message group ID SQS takes.
@@ -140,8 +153,11 @@ pub struct Attributes {
     pub action: Option<String>,
     /// `PayloadId`.
     pub payload_id: Option<String>,
-    /// The `X-CF-Event` header, cut to [`MAX_ATTRIBUTE_TEXT`] bytes.
+    /// The event's name, derived from the signed body ("Task completed").
     pub cf_event: Option<String>,
+    /// A quarantined delivery's `X-CF-Event` header, unsigned, cut to
+    /// [`MAX_ATTRIBUTE_TEXT`] bytes.
+    pub unsigned_cf_event: Option<String>,
     /// Milliseconds since the Unix epoch.
     pub received_at_ms: i64,
     /// Why the message was quarantined, cut to [`MAX_ATTRIBUTE_TEXT`] bytes.
@@ -163,6 +179,7 @@ impl Attributes {
             (attr::ACTION, &self.action),
             (attr::PAYLOAD_ID, &self.payload_id),
             (attr::CF_EVENT, &self.cf_event),
+            (attr::UNSIGNED_CF_EVENT, &self.unsigned_cf_event),
             (attr::REASON, &self.reason),
             (attr::SIGNATURE, &self.signature),
             (attr::REPLAY_RUN, &self.replay_run),

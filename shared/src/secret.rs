@@ -114,6 +114,23 @@ impl fmt::Debug for Secret {
     }
 }
 
+/// The shortest secret not warned about at start-up: 16 bytes (128 bits) is the least an
+/// HMAC-SHA256 key should carry; Creative Force's form takes any text.
+pub const MIN_SECRET_BYTES: usize = 16;
+
+/// The warning for weak secrets at `positions` (1-based) of `count`; it never quotes
+/// them.
+fn weak_warning(positions: &[usize], count: usize) -> Option<String> {
+    if positions.is_empty() {
+        return None;
+    }
+    let which = positions.iter().map(usize::to_string).collect::<Vec<_>>().join(", ");
+    Some(format!(
+        "webhook secret {which} of {count} is shorter than {MIN_SECRET_BYTES} bytes: a short secret can be guessed \
+         offline from one captured delivery; set 32 random characters or more in Creative Force and here"
+    ))
+}
+
 /// Every secret currently accepted: more than one while a secret is being rotated.
 #[derive(Clone)]
 pub struct SecretSet(Vec<Secret>);
@@ -158,6 +175,11 @@ impl SecretSet {
             return Self::new(secrets);
         }
         Secret::from_text(trimmed, encoding).map(|secret| Self(vec![secret]))
+    }
+
+    /// The positions (from 1) of the secrets shorter than [`MIN_SECRET_BYTES`].
+    pub fn weak(&self) -> Vec<usize> {
+        self.0.iter().enumerate().filter(|(_, s)| s.expose().len() < MIN_SECRET_BYTES).map(|(i, _)| i + 1).collect()
     }
 
     /// The secrets, newest first as configured.
@@ -284,9 +306,26 @@ impl Keyring {
         self.len() == 0
     }
 
+    /// A warning when a current secret is shorter than [`MIN_SECRET_BYTES`] (logged at
+    /// start-up, and when a rotation brings one in); it never quotes a secret.
+    pub fn weak_warning(&self) -> Option<String> {
+        let ring = self.snapshot();
+        let positions: Vec<usize> = ring
+            .current
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.expose().len() < MIN_SECRET_BYTES)
+            .map(|(i, _)| i + 1)
+            .collect();
+        weak_warning(&positions, ring.current.len())
+    }
+
     /// Makes `secrets` current; the current ones that are not among them retire after the
     /// overlap.
     pub fn replace(&self, secrets: SecretSet) {
+        if let Some(warning) = weak_warning(&secrets.weak(), secrets.len()) {
+            tracing::warn!("{warning}");
+        }
         let now = Instant::now();
         let overlap = self.refresh.map_or(Duration::ZERO, |r| r.overlap);
         let mut guard = self.ring.write().unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -449,5 +488,18 @@ mod tests {
         ring.replace(SecretSet::parse_list("a,b", SecretEncoding::Utf8).unwrap());
         tokio::time::advance(Duration::from_secs(11)).await;
         assert_eq!(keys(&ring), ["a", "b"]);
+    }
+
+    #[test]
+    fn a_secret_shorter_than_16_bytes_is_warned_about_without_being_quoted() {
+        let ring = Keyring::fixed(SecretSet::parse_list("0123456789abcdef,hunter2", SecretEncoding::Utf8).unwrap());
+        let warning = ring.weak_warning().expect("hunter2 is 7 bytes");
+        assert!(warning.starts_with("webhook secret 2 of 2 is shorter than 16 bytes"), "{warning}");
+        assert!(!warning.contains("hunter2") && !warning.contains("0123"), "{warning}");
+        let strong = Keyring::fixed(SecretSet::parse_list("0123456789abcdef", SecretEncoding::Utf8).unwrap());
+        assert_eq!(strong.weak_warning(), None, "16 bytes is enough");
+        // Base64 secrets are judged by the bytes they decode to: 12 bytes here.
+        let decoded = SecretSet::parse_list("AAAAAAAAAAAAAAAA", SecretEncoding::Base64).unwrap();
+        assert_eq!(decoded.weak(), [1]);
     }
 }

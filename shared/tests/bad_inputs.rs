@@ -260,9 +260,16 @@ async fn check(row: Row) {
             };
             assert_eq!(kept, row.body, "{}: the exact bytes are kept", row.input);
             if let Some(cf_event) = headers.get("x-cf-event") {
+                // The header is unsigned: a routed event's name comes from its body; a
+                // quarantined one keeps the header under a name that says so.
                 let pairs = stored[0].attributes.pairs(&stored[0].body);
-                let value = pairs.iter().find(|(n, _)| *n == attr::CF_EVENT).map(|(_, v)| v.clone()).unwrap();
-                assert_eq!(value, String::from_utf8_lossy(cf_event.as_bytes()));
+                let get = |name| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.clone());
+                if stored[0].route == Route::Unrouted {
+                    let sent = cf_webhooks::message::attribute_text(&String::from_utf8_lossy(cf_event.as_bytes()));
+                    assert_eq!(get(attr::UNSIGNED_CF_EVENT), Some(sent), "{}", row.input);
+                } else {
+                    assert_eq!(get(attr::CF_EVENT).as_deref(), Some("Task completed"), "{}", row.input);
+                }
             }
         }
     }
@@ -347,4 +354,53 @@ fn a_replay_is_verified_routed_and_marked_with_its_run() {
     let quarantined = replay(testkit::signature(SECRET, &garbage).as_bytes(), &garbage, now_ms(), "r", &config);
     assert!(matches!(quarantined, Err(Answer::Quarantined(_))), "only routable events replay");
     assert!(valid_run_id("20261129T121500Z-3fa2") && !valid_run_id("a b") && !valid_run_id("../x"));
+}
+
+fn decided(body: &[u8], event_header: &[u8]) -> cf_webhooks::message::Message {
+    let config = testkit::config();
+    let mut headers = HeaderMap::new();
+    headers.insert("x-cf-signature", HeaderValue::from_str(&testkit::signature(SECRET, body)).unwrap());
+    headers.insert("x-cf-event", HeaderValue::from_bytes(event_header).unwrap());
+    let body = Bytes::copy_from_slice(body);
+    let delivery = Delivery { method: &Method::POST, headers: &headers, body: &body, received_at_ms: now_ms() };
+    match cf_webhooks::ack::decide(delivery, &config) {
+        cf_webhooks::ack::Decision::Publish { message, .. } => message,
+        other => panic!("not stored: {other:?}"),
+    }
+}
+
+/// `X-CF-Event` is not signed: the event's name is derived from the signed body, and a
+/// quarantined delivery keeps the header under a name that says it is unsigned.
+#[test]
+fn the_event_name_comes_from_the_signed_body_never_from_the_unsigned_header() {
+    let message = decided(&event(""), b"Product deleted");
+    assert_eq!(message.attributes.cf_event.as_deref(), Some("Task completed"));
+    let pairs = message.attributes.pairs(&message.body);
+    assert!(!pairs.iter().any(|(_, v)| v.contains("Product deleted")), "{pairs:?}");
+
+    let quarantined = decided(b"{not json", b"Product deleted");
+    assert_eq!(quarantined.route, Route::Unrouted);
+    assert_eq!(quarantined.attributes.cf_event, None);
+    let pairs = quarantined.attributes.pairs(&quarantined.body);
+    assert!(pairs.contains(&(attr::UNSIGNED_CF_EVENT, "Product deleted".to_owned())), "{pairs:?}");
+}
+
+/// SQS refuses attribute values with control characters or U+FFFE/U+FFFF: an authentic
+/// event whose text holds them is stored with them replaced, never refused on every retry.
+#[test]
+fn attribute_values_are_always_valid_for_sqs() {
+    let valid =
+        |c: char| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..);
+    let body = format!(
+        r#"{{"PayloadId":"p-ctl","EventGroupName":"task","Action":"Comp\u0001le\u001fted\uffff","EventDatetimeUtc":{}}}"#,
+        now_ms()
+    );
+    let message = decided(body.as_bytes(), b"x");
+    assert_eq!(message.attributes.action.as_deref(), Some("Comp\u{FFFD}le\u{FFFD}ted\u{FFFD}"));
+    let quarantined = decided(b"\x01{\xff", b"Task \xff\xfe done");
+    for message in [message, quarantined] {
+        for (name, value) in message.attributes.pairs(&message.body) {
+            assert!(value.chars().all(valid), "{name}: {value:?}");
+        }
+    }
 }

@@ -218,6 +218,11 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
         value => value,
     })
     .map_err(|e| e.to_string())?;
+    if configured {
+        if let Some(warning) = config.secrets.weak_warning() {
+            eprintln!("cfwh dev: warning: {warning}");
+        }
+    }
     let listener = tokio::net::TcpListener::bind(args.addr).await.map_err(|e| format!("{}: {e}", args.addr))?;
     let options = DevOptions {
         batch_size: args.batch_size.into(),

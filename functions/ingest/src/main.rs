@@ -33,6 +33,12 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+    if config.secret_store.is_none() {
+        // A store's secrets are checked as they are read.
+        if let Some(warning) = config.secrets.weak_warning() {
+            tracing::warn!("{warning}");
+        }
+    }
     let (config, publisher, metrics) = (&config, &publisher, metrics.as_ref());
     let result = lambda_http::run(service_fn(move |request: Request| async move {
         Ok::<_, Infallible>(cf_webhooks_ingest::handle(request, config, publisher, metrics).await)
