@@ -133,7 +133,7 @@ async fn consumer(settings: Destinations, dlq: Dlq) -> Box<dyn Consume> {
     let outlets = Outlets::build(&settings, Some(&sdk().await)).await.unwrap();
     runner(
         EventGroup::Task,
-        MemoryStore::new(Duration::from_secs(60), Duration::from_secs(3600)),
+        MemoryStore::new(Duration::from_secs(60), common::LONG_MEMORY),
         dlq,
         outlets,
         Order::Latest,
@@ -336,7 +336,7 @@ async fn a_failing_destination_is_retried_alone_over_dynamodb() {
     let ddb = dynamodb_at(&moto(), Budget::consumer()).await;
     let table = unique("dest-idem");
     DynamoStore::create_table_if_missing(&ddb, &table).await.unwrap();
-    let store = DynamoStore::new(ddb, &table, Duration::from_secs(60), Duration::from_secs(3600));
+    let store = DynamoStore::new(ddb, &table, Duration::from_secs(60), common::LONG_MEMORY);
     let settings = Destinations { eventbridge: eventbridge(&bus), http: Some(forward(&url)), archive: None };
     let outlets = Outlets::build(&settings, Some(&sdk().await)).await.unwrap();
     let consumer = runner(EventGroup::Task, store, Dlq::default(), outlets, Order::Latest);
@@ -423,7 +423,7 @@ async fn a_replayed_day_is_applied_once_per_run_and_a_planted_object_is_refused(
     let outlets = Outlets::build(&settings, Some(&sdk)).await.unwrap();
     let consumer = runner(
         EventGroup::Task,
-        MemoryStore::new(Duration::from_secs(60), Duration::from_secs(3600)),
+        MemoryStore::new(Duration::from_secs(60), common::LONG_MEMORY),
         Dlq::default(),
         outlets,
         Order::Latest,

@@ -44,11 +44,8 @@ async fn dynamodb_unavailable_fails_the_records_for_a_retry_and_they_apply_once_
     drop(closed);
     let table = format!("faults-{}", std::process::id());
     let lease = Duration::from_secs(60);
-    let down = Runner::new(
-        Apply,
-        DynamoStore::new(dynamodb(&dead).await, &table, lease, Duration::from_secs(3600)),
-        NoDeadLetters,
-    );
+    let down =
+        Runner::new(Apply, DynamoStore::new(dynamodb(&dead).await, &table, lease, common::LONG_MEMORY), NoDeadLetters);
 
     let started = Instant::now();
     let report = down.run(&[task_record("p-ddb-1"), task_record("p-ddb-2")]).await;
@@ -58,7 +55,7 @@ async fn dynamodb_unavailable_fails_the_records_for_a_retry_and_they_apply_once_
 
     let client = dynamodb(&moto()).await;
     DynamoStore::create_table_if_missing(&client, &table).await.unwrap();
-    let back = Runner::new(Apply, DynamoStore::new(client, &table, lease, Duration::from_secs(3600)), NoDeadLetters);
+    let back = Runner::new(Apply, DynamoStore::new(client, &table, lease, common::LONG_MEMORY), NoDeadLetters);
     let words = |r: &cf_webhooks::consumer::BatchReport| {
         r.records.iter().map(|l| l.outcome.word().to_owned()).collect::<Vec<_>>()
     };

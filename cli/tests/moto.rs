@@ -55,7 +55,7 @@ async fn a_delivery_is_processed_once_through_sqs_and_dynamodb() {
     let table = unique("idem");
     let ddb = dynamodb().await;
     DynamoStore::create_table_if_missing(&ddb, &table).await.unwrap();
-    let store = Arc::new(DynamoStore::new(ddb.clone(), &table, Duration::from_secs(60), Duration::from_secs(3600)));
+    let store = Arc::new(DynamoStore::new(ddb.clone(), &table, Duration::from_secs(60), common::LONG_MEMORY));
 
     let (sink, lines) = collecting_sink();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -89,7 +89,7 @@ async fn consumers_racing_on_one_payload_id_apply_it_once() {
     let ddb = dynamodb().await;
     let table = unique("race");
     DynamoStore::create_table_if_missing(&ddb, &table).await.unwrap();
-    let store = Arc::new(DynamoStore::new(ddb, &table, Duration::from_secs(2), Duration::from_secs(3600)));
+    let store = Arc::new(DynamoStore::new(ddb, &table, Duration::from_secs(2), common::LONG_MEMORY));
 
     let claims = futures_util::future::join_all((0..16).map(|_| {
         let store = store.clone();
@@ -154,7 +154,7 @@ async fn a_refused_claim_reads_what_it_found_in_the_same_call() {
     DynamoStore::create_table_if_missing(&ddb, &table).await.unwrap();
     let calls = Calls::default();
     let counted = aws_sdk_dynamodb::Client::from_conf(ddb.config().to_builder().interceptor(calls.clone()).build());
-    let store = DynamoStore::new(counted, &table, Duration::from_secs(60), Duration::from_secs(3600));
+    let store = DynamoStore::new(counted, &table, Duration::from_secs(60), common::LONG_MEMORY);
     let count = || calls.0.load(std::sync::atomic::Ordering::SeqCst);
 
     assert_eq!(store.claim("task#p-1").await.unwrap(), Claim::fresh());
@@ -182,7 +182,8 @@ impl Handler for Failing {
 
 async fn publish_task(client: &aws_sdk_sqs::Client, queues: &Queues, payload_id: &str, step: &str) {
     let body = format!(
-        r#"{{"PayloadId":"{payload_id}","EventGroupName":"task","Action":"Completed","EventDatetimeUtc":1,"StepName":"{step}"}}"#
+        r#"{{"PayloadId":"{payload_id}","EventGroupName":"task","Action":"Completed","EventDatetimeUtc":{},"StepName":"{step}"}}"#,
+        cf_webhooks::ack::now_ms()
     );
     client
         .send_message()
@@ -308,7 +309,7 @@ async fn the_applied_version_moves_forward_only_and_is_written_with_the_completi
     let ddb = dynamodb().await;
     let table = unique("versions");
     DynamoStore::create_table_if_missing(&ddb, &table).await.unwrap();
-    let store = DynamoStore::new(ddb.clone(), &table, Duration::from_secs(60), Duration::from_secs(3600));
+    let store = DynamoStore::new(ddb.clone(), &table, Duration::from_secs(60), common::LONG_MEMORY);
     let subject = "task\u{2192}t-1\u{2192}progress";
     assert_eq!(store.applied_version(subject).await.unwrap(), None);
     assert_eq!(store.claim("task#p-new").await.unwrap(), Claim::fresh());
@@ -353,7 +354,7 @@ async fn fifo_over_sqs_and_dynamodb_applies_one_entitys_shuffled_events_in_order
     let table = unique("order-idem");
     let ddb = dynamodb().await;
     DynamoStore::create_table_if_missing(&ddb, &table).await.unwrap();
-    let store = Arc::new(DynamoStore::new(ddb, &table, Duration::from_secs(60), Duration::from_secs(3600)));
+    let store = Arc::new(DynamoStore::new(ddb, &table, Duration::from_secs(60), common::LONG_MEMORY));
     let (sink, lines) = collecting_sink();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let backend = Backend::Sqs { client: client.clone(), consumer_client: client.clone(), queues };
@@ -396,7 +397,7 @@ async fn in_a_fifo_batch_one_entitys_failure_holds_back_its_later_records_in_ord
     let url = queues.sources.get(route).to_owned();
     let sent = [("a-1", "t-a"), ("b-1", "t-b"), ("a-2", "t-a"), ("b-2", "t-b"), ("b-3", "t-b")];
     for (n, (payload_id, task)) in sent.iter().enumerate() {
-        let body = common::progress_event(task, payload_id, 1_000 * (n as i64 + 1));
+        let body = common::progress_event(task, payload_id, cf_webhooks::ack::now_ms() - 60_000 + n as i64);
         let message = Message {
             route,
             body: Body::Raw(body.into()),
@@ -527,4 +528,57 @@ async fn moving_to_fifo_drains_the_old_queues_into_the_new_ones_grouped_by_entit
     got.sort();
     let expected = [("p-1", "t-1"), ("p-2", "t-2"), ("p-3", "t-1")].map(|(p, g)| (p.to_owned(), g.to_owned()));
     assert_eq!(got, expected, "every message moved, each grouped by its entity");
+}
+
+/// Applies every task event.
+struct Applies;
+
+impl Handler for Applies {
+    type Event = TaskEvent;
+    async fn handle(&self, _: &TaskEvent, _: &Context<'_>) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn a_dead_letter_redriven_after_the_idempotency_memory_is_expired_not_applied_again() {
+    let client = sqs().await;
+    let prefix = unique("expired");
+    let queues = ensure_queues(&client, &prefix, QueueType::Standard, 5, Duration::from_secs(1)).await.unwrap();
+    let route = Route::Group(EventGroup::Task);
+    let (source, dlq) = (queues.sources.get(route).to_owned(), queues.dead_letters[&route].clone());
+    let table = unique("expired-idem");
+    let ddb = dynamodb().await;
+    DynamoStore::create_table_if_missing(&ddb, &table).await.unwrap();
+    // A one-hour memory, and an event of two hours ago: whether it was applied and then
+    // forgotten cannot be told.
+    let store = Arc::new(DynamoStore::new(ddb, &table, Duration::from_secs(60), Duration::from_secs(3600)));
+    let old = common::progress_event("t-old", "p-old", cf_webhooks::ack::now_ms() - 2 * 3_600_000);
+    client.send_message().queue_url(&source).message_body(&old).send().await.unwrap();
+
+    let run_once = async || {
+        let (sink, lines) = collecting_sink();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let dead_letters = SqsDeadLetters::new(client.clone(), dlq.clone());
+        let runner = Box::new(Runner::new(Applies, store.clone(), dead_letters));
+        let consumer =
+            tokio::spawn(consume_sqs(client.clone(), source.clone(), runner, DevOptions::default(), sink, stopped));
+        wait_for("a line", Duration::from_secs(20), async || !lines.lock().unwrap().is_empty()).await;
+        stop.send(true).unwrap();
+        consumer.await.unwrap();
+        let line = lines.lock().unwrap()[0].clone();
+        line
+    };
+    let first = run_once().await;
+    assert_eq!(first["outcome"], "expired", "{first}");
+    assert!(first["reason"].as_str().unwrap().starts_with("expired: "), "{first}");
+    assert_eq!(depth(&client, &dlq).await.unwrap(), 1);
+
+    // Redriven (SQS resets the message's age; its signed time stays): expired again.
+    let moved = move_one_by_one(&client, &dlq, &source, |_| {}).await.unwrap();
+    assert_eq!(moved, 1);
+    let again = run_once().await;
+    assert_eq!(again["outcome"], "expired", "{again}");
+    assert_eq!(depth(&client, &dlq).await.unwrap(), 1, "back in the dead-letter queue, never applied");
+    assert_eq!(depth(&client, &source).await.unwrap(), 0);
 }

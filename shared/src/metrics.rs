@@ -154,7 +154,8 @@ impl Emf {
                 Outcome::Processed => 0,
                 Outcome::Duplicate => 1,
                 Outcome::Failed { .. } => 2,
-                Outcome::DeadLettered { .. } => 3,
+                // An expired record is in the dead-letter queue, with its reason.
+                Outcome::DeadLettered { .. } | Outcome::Expired { .. } => 3,
                 Outcome::Stale { .. } => 4,
             };
             counts[slot].1 += 1.0;

@@ -157,6 +157,10 @@ impl DynamoStore {
 
 #[async_trait::async_trait]
 impl IdempotencyStore for DynamoStore {
+    fn memory(&self) -> Option<Duration> {
+        Some(self.ttl)
+    }
+
     async fn claim(&self, key: &str) -> Result<Claim, StoreError> {
         let now = now();
         let lease_until = (now + self.lease).as_millis();

@@ -45,6 +45,11 @@ pub trait IdempotencyStore: Send + Sync {
     /// Marks `key` applied and, in the same write, records `version` as the last applied
     /// one of `subject` unless a newer one is recorded already.
     async fn complete_applied(&self, key: &str, subject: &str, version: i64) -> Result<(), StoreError>;
+    /// How long a completion is remembered (the TTL), when the store forgets: an event
+    /// older than that is not applied again (`Outcome::Expired`).
+    fn memory(&self) -> Option<Duration> {
+        None
+    }
 }
 
 impl Claim {
@@ -70,6 +75,9 @@ impl<S: IdempotencyStore + ?Sized> IdempotencyStore for std::sync::Arc<S> {
     }
     async fn complete_applied(&self, key: &str, subject: &str, version: i64) -> Result<(), StoreError> {
         (**self).complete_applied(key, subject, version).await
+    }
+    fn memory(&self) -> Option<Duration> {
+        (**self).memory()
     }
 }
 
@@ -121,6 +129,10 @@ impl MemoryStore {
 
 #[async_trait::async_trait]
 impl IdempotencyStore for MemoryStore {
+    fn memory(&self) -> Option<Duration> {
+        Some(self.ttl)
+    }
+
     async fn claim(&self, key: &str) -> Result<Claim, StoreError> {
         let now = Instant::now();
         let mut entries = self.entries();

@@ -164,6 +164,13 @@ pub enum Outcome {
         /// Why.
         reason: String,
     },
+    /// Not applied, and moved to the dead-letter queue: the event is older than the
+    /// idempotency store remembers, so whether it was applied cannot be told (a message
+    /// redriven after the memory ended). A replay run applies it deliberately.
+    Expired {
+        /// Why, with the event's time and the memory.
+        reason: String,
+    },
 }
 
 impl Outcome {
@@ -180,13 +187,14 @@ impl Outcome {
             Self::Stale { .. } => "stale",
             Self::Failed { .. } => "failed",
             Self::DeadLettered { .. } => "dead-lettered",
+            Self::Expired { .. } => "expired",
         }
     }
 
     /// The failure reason, if any.
     pub fn reason(&self) -> Option<&str> {
         match self {
-            Self::Failed { reason, .. } | Self::DeadLettered { reason } => Some(reason),
+            Self::Failed { reason, .. } | Self::DeadLettered { reason } | Self::Expired { reason } => Some(reason),
             _ => None,
         }
     }
@@ -540,6 +548,31 @@ impl<H: Handler> Runner<H> {
         };
         let envelope = event.envelope();
 
+        // Never twice, for as long as a message can live: an event older than the store
+        // remembers may have been applied and forgotten, so it is not applied again (a
+        // dead letter redriven on day 8 of a 7-day memory). Its signed time says so, not
+        // the message's age, which a redrive resets. A replay run is deliberate, and
+        // keyed by its run.
+        if let (None, Some(memory)) = (&stage.replay_run, self.store.memory()) {
+            let now_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+            let oldest = now_ms.saturating_sub(i64::try_from(memory.as_millis()).unwrap_or(i64::MAX));
+            if envelope.event_datetime_utc < oldest {
+                let reason = format!(
+                    "expired: the event's EventDatetimeUtc ({}) is older than the idempotency memory ({} s), so \
+                     whether it was applied cannot be told; replay it from the archive (cfwh replay) to apply it \
+                     deliberately",
+                    envelope.event_datetime_utc,
+                    memory.as_secs()
+                );
+                return State::Ended(match self.give_up(record, reason).await {
+                    Outcome::DeadLettered { reason } => Outcome::Expired { reason },
+                    other => other,
+                });
+            }
+        }
+
         // The key comes from the body, never from an attribute: it is what was signed. A
         // replay run is applied once more, once.
         let key = match &stage.replay_run {
@@ -821,6 +854,16 @@ fn log(report: &RecordReport) {
                 outcome = "dead-lettered",
                 reason,
                 "record moved to the dead-letter queue"
+            )
+        }
+        Outcome::Expired { reason } => {
+            tracing::error!(
+                payload_id,
+                event_group,
+                action,
+                outcome = "expired",
+                reason,
+                "record older than the idempotency memory moved to the dead-letter queue"
             )
         }
     }

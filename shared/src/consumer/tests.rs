@@ -58,8 +58,12 @@ fn record(id: &str, payload_id: &str, step: &str) -> Record {
     }
 }
 
+/// The bodies here carry fixed times (1970, 2020): a memory longer than their age, so
+/// that only the tests of expiry meet it.
+const LONG_MEMORY: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 fn store() -> MemoryStore {
-    MemoryStore::new(Duration::from_secs(60), Duration::from_secs(3600))
+    MemoryStore::new(Duration::from_secs(60), LONG_MEMORY)
 }
 
 fn mixed_batch() -> Vec<Record> {
@@ -481,4 +485,27 @@ async fn in_a_fifo_batch_a_failure_holds_back_its_group_only_and_order_is_kept()
         .contains("an earlier record of its message group failed (b-1)"));
     assert_eq!(report.failures(), ["b-1", "b-2", "b-3"], "the failed group comes back whole, in order");
     assert_eq!(runner.handler().applied.load(Ordering::SeqCst), 2, "b-2 and b-3 never ran");
+}
+
+#[tokio::test]
+async fn an_event_older_than_the_idempotency_memory_is_expired_unless_a_replay_run_brings_it() {
+    let dead_letters = CollectingDlq::default();
+    let memory = Duration::from_secs(3600);
+    let runner =
+        Runner::new(Scripted::default(), MemoryStore::new(Duration::from_secs(60), memory), dead_letters.clone());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as i64;
+    let at = |id: &str, ms_ago: i64| task_at(id, &format!("p-{id}"), "Completed", now - ms_ago);
+    let old = at("old", 2 * 3_600_000);
+    let recent = at("recent", 1_800_000);
+    let mut replayed = at("replayed", 2 * 3_600_000);
+    replayed.attributes.push((attr::REPLAY_RUN.to_owned(), "run-1".to_owned()));
+    let report = runner.run(&[old, recent, replayed]).await;
+    assert_eq!(outcomes(&report), [("old", "expired"), ("recent", "processed"), ("replayed", "processed")]);
+    let reason = report.records[0].reason.clone().unwrap();
+    assert!(reason.starts_with("expired: ") && reason.contains("3600 s"), "{reason}");
+    assert!(!report.records[0].retry(), "not retried: it is in the dead-letter queue");
+    let dead = dead_letters.0.lock().unwrap().clone();
+    assert_eq!(dead.len(), 1);
+    assert_eq!((dead[0].1.as_str(), dead[0].2.as_str()), ("old", reason.as_str()));
+    assert_eq!(runner.handler().applied.load(Ordering::SeqCst), 2, "the old one never reached the handler");
 }
