@@ -210,6 +210,20 @@ pub async fn receive(
     Ok(out.messages().to_vec())
 }
 
+/// Hides a received message for `timeout` from now (at most SQS's 12 hours).
+pub async fn set_visibility(client: &Client, url: &str, receipt: &str, timeout: Duration) -> Result<(), String> {
+    let seconds = i32::try_from(timeout.as_secs().min(12 * 3600)).unwrap_or(12 * 3600);
+    client
+        .change_message_visibility()
+        .queue_url(url)
+        .receipt_handle(receipt)
+        .visibility_timeout(seconds)
+        .send()
+        .await
+        .map(drop)
+        .map_err(|e| describe(&e))
+}
+
 /// Deletes messages by receipt handle, in batches of ten.
 pub async fn delete(client: &Client, url: &str, receipts: &[String]) -> Result<(), String> {
     for chunk in receipts.chunks(10) {

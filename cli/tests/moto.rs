@@ -582,3 +582,40 @@ async fn a_dead_letter_redriven_after_the_idempotency_memory_is_expired_not_appl
     assert_eq!(depth(&client, &dlq).await.unwrap(), 1, "back in the dead-letter queue, never applied");
     assert_eq!(depth(&client, &source).await.unwrap(), 0);
 }
+
+#[tokio::test]
+async fn a_record_whose_claim_a_crashed_consumer_holds_waits_for_the_lease_instead_of_being_dead_lettered() {
+    let client = sqs().await;
+    let prefix = unique("crashed");
+    // Three deliveries, one second apart: a record that counted each "in progress" as a
+    // failure would be dead-lettered within three seconds, long before the lease ends.
+    let queues = ensure_queues(&client, &prefix, QueueType::Standard, 3, Duration::from_secs(1)).await.unwrap();
+    let route = Route::Group(EventGroup::Task);
+    let (source, dlq) = (queues.sources.get(route).to_owned(), queues.dead_letters[&route].clone());
+    let table = unique("crashed-idem");
+    let ddb = dynamodb().await;
+    DynamoStore::create_table_if_missing(&ddb, &table).await.unwrap();
+    let store = Arc::new(DynamoStore::new(ddb, &table, Duration::from_secs(6), common::LONG_MEMORY));
+    // The consumer that claimed it died (SIGKILL, out of memory): its claim holds 6 s.
+    assert_eq!(store.claim("task#p-crashed").await.unwrap(), Claim::fresh());
+    let body = common::progress_event("t-crashed", "p-crashed", cf_webhooks::ack::now_ms());
+    client.send_message().queue_url(&source).message_body(&body).send().await.unwrap();
+
+    let (sink, lines) = collecting_sink();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let dead_letters = SqsDeadLetters::new(client.clone(), dlq.clone());
+    let runner = Box::new(Runner::new(Applies, store, dead_letters));
+    let options = DevOptions { retry_delay: Duration::from_secs(1), max_receives: 3, ..DevOptions::default() };
+    let consumer = tokio::spawn(consume_sqs(client.clone(), source.clone(), runner, options, sink, stopped));
+    let processed = || lines.lock().unwrap().iter().any(|l| l["outcome"] == "processed");
+    wait_for("the record applied after the lease", Duration::from_secs(30), async || processed()).await;
+    stop.send(true).unwrap();
+    consumer.await.unwrap();
+
+    let outcomes: Vec<String> =
+        lines.lock().unwrap().iter().map(|l| l["outcome"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(outcomes, ["failed", "processed"], "one wait for the lease, then applied");
+    let waited = lines.lock().unwrap()[0]["reason"].as_str().unwrap().to_owned();
+    assert!(waited.contains("its claim ends in"), "{waited}");
+    assert_eq!(depth(&client, &dlq).await.unwrap(), 0, "never dead-lettered");
+}

@@ -44,8 +44,9 @@ pub struct Args {
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
     handler_timeout: Duration,
     /// How long an in-progress idempotency claim holds (a consumer killed mid-record
-    /// blocks its record this long).
-    #[arg(long, default_value = "15m", value_parser = humantime::parse_duration)]
+    /// blocks its record this long; its redelivery waits for it rather than failing).
+    /// Twice the handler timeout, as deployed.
+    #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     claim_lease: Duration,
     /// Failure injection for soak tests: this percentage of payloads fails, chosen by a
     /// hash of the `PayloadId`: the even buckets on the first attempt only, the odd ones on
@@ -222,6 +223,13 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
         if let Some(warning) = config.secrets.weak_warning() {
             eprintln!("cfwh dev: warning: {warning}");
         }
+    }
+    if args.claim_lease < args.handler_timeout {
+        return Err(format!(
+            "--claim-lease ({}) must be at least --handler-timeout ({}): a claim must outlive the attempt that made it",
+            humantime::format_duration(args.claim_lease),
+            humantime::format_duration(args.handler_timeout)
+        ));
     }
     let listener = tokio::net::TcpListener::bind(args.addr).await.map_err(|e| format!("{}: {e}", args.addr))?;
     let options = DevOptions {

@@ -290,6 +290,13 @@ fn dead_lettered_line(mut line: RecordReport, out: &mut String) {
     push_line(out, &line);
 }
 
+fn retry_after(outcome: &Outcome) -> Option<Duration> {
+    match outcome {
+        Outcome::Failed { retry_after, .. } => *retry_after,
+        _ => None,
+    }
+}
+
 fn push_line(out: &mut String, line: &RecordReport) {
     out.push_str(&line.to_json_line());
     out.push('\n');
@@ -332,7 +339,9 @@ pub async fn consume(
                 continue;
             }
             let reason = line.reason.clone().unwrap_or_default();
-            if queues.release(route, received, options.retry_delay, &reason) == Released::DeadLettered {
+            // Longer when the record asked (a claim still held, a Retry-After).
+            let delay = retry_after(&line.outcome).map_or(options.retry_delay, |after| after.max(options.retry_delay));
+            if queues.release(route, received, delay, &reason) == Released::DeadLettered {
                 dead_lettered_line(line, &mut out);
             }
         }
@@ -379,7 +388,18 @@ pub async fn consume_sqs(
             push_line(&mut out, &line);
             if !line.retry() {
                 done.extend(message.receipt_handle().map(str::to_owned));
-            } else if line.attempt >= options.max_receives {
+                continue;
+            }
+            // Hidden longer when the record asked (a claim still held, a Retry-After), as
+            // the Lambda does; otherwise the queue's visibility timeout applies.
+            if let (Some(after), Some(receipt)) = (retry_after(&line.outcome), message.receipt_handle()) {
+                if after > options.retry_delay {
+                    if let Err(e) = crate::aws::set_visibility(&client, &url, receipt, after).await {
+                        tracing::warn!(queue = %url, error = %e, "the record returns at the queue's visibility timeout");
+                    }
+                }
+            }
+            if line.attempt >= options.max_receives {
                 // The redrive policy moves it to the dead-letter queue at its next receive.
                 dead_lettered_line(line, &mut out);
             }

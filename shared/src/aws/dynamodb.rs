@@ -161,6 +161,28 @@ impl IdempotencyStore for DynamoStore {
         Some(self.ttl)
     }
 
+    async fn lease_left(&self, key: &str) -> Result<Option<Duration>, StoreError> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError(describe(&e)))?;
+        let in_progress =
+            found.item().filter(|i| i.get(STATE).and_then(|s| s.as_s().ok()).map(String::as_str) == Some(IN_PROGRESS));
+        let until = in_progress
+            .and_then(|i| i.get(LEASE_UNTIL))
+            .and_then(|l| l.as_n().ok())
+            .and_then(|l| l.parse::<u128>().ok());
+        Ok(until.and_then(|until| {
+            let left = until.saturating_sub(now().as_millis());
+            (left > 0).then(|| Duration::from_millis(u64::try_from(left).unwrap_or(u64::MAX)))
+        }))
+    }
+
     async fn claim(&self, key: &str) -> Result<Claim, StoreError> {
         let now = now();
         let lease_until = (now + self.lease).as_millis();

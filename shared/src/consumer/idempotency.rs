@@ -50,6 +50,13 @@ pub trait IdempotencyStore: Send + Sync {
     fn memory(&self) -> Option<Duration> {
         None
     }
+    /// How long the claim on `key` in progress still holds (`None`: none, or unknown):
+    /// a record that finds another claim waits that long instead of using up its
+    /// deliveries.
+    async fn lease_left(&self, key: &str) -> Result<Option<Duration>, StoreError> {
+        let _ = key;
+        Ok(None)
+    }
 }
 
 impl Claim {
@@ -78,6 +85,9 @@ impl<S: IdempotencyStore + ?Sized> IdempotencyStore for std::sync::Arc<S> {
     }
     fn memory(&self) -> Option<Duration> {
         (**self).memory()
+    }
+    async fn lease_left(&self, key: &str) -> Result<Option<Duration>, StoreError> {
+        (**self).lease_left(key).await
     }
 }
 
@@ -131,6 +141,14 @@ impl MemoryStore {
 impl IdempotencyStore for MemoryStore {
     fn memory(&self) -> Option<Duration> {
         Some(self.ttl)
+    }
+
+    async fn lease_left(&self, key: &str) -> Result<Option<Duration>, StoreError> {
+        let now = Instant::now();
+        Ok(match self.entries().get(key) {
+            Some(Entry::InProgress { until, .. }) if *until > now => Some(*until - now),
+            _ => None,
+        })
     }
 
     async fn claim(&self, key: &str) -> Result<Claim, StoreError> {

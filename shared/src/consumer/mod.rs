@@ -582,7 +582,19 @@ impl<H: Handler> Runner<H> {
         let done = match self.store.claim(&key).await {
             Ok(Claim::Acquired { done }) => done,
             Ok(Claim::Completed) => return State::Ended(Outcome::Duplicate),
-            Ok(Claim::InProgress) => return State::Ended(Outcome::failed("being processed by another consumer")),
+            Ok(Claim::InProgress) => {
+                // Another attempt holds it (or held it, and died): wait for its lease to
+                // end rather than spend this message's deliveries in seconds.
+                let left = self.store.lease_left(&key).await.ok().flatten();
+                let reason = match left {
+                    Some(left) => {
+                        format!("being processed by another consumer; its claim ends in {} s", left.as_secs())
+                    }
+                    None => "being processed by another consumer".to_owned(),
+                };
+                let retry_after = left.map(|left| left + Duration::from_secs(1));
+                return State::Ended(Outcome::Failed { reason, permanent: false, retry_after });
+            }
             Err(e) => return State::Ended(Outcome::failed(e.to_string())),
         };
         // Per-entity order: an event older than the one applied last to the same facet
