@@ -158,7 +158,10 @@ def main():
     watch_env[described["env"]["webhook_secret"]] = SECRET
     say(f"cargo lambda watch on 127.0.0.1:{port} (log: target/e2e-watch.log)")
     watch = subprocess.Popen(
-        ["cargo", "lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", str(port), "--ignore-changes"],
+        # The functions log at trace level (cargo-lambda itself at info): nothing secret
+        # may reach their logs even then.
+        ["cargo", "lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", str(port), "--ignore-changes",
+         "--env-var", "RUST_LOG=trace"],
         cwd=ROOT,
         env=watch_env,
         stdout=log,
@@ -216,7 +219,15 @@ def main():
         with open(log_path) as f:
             if f'"{described["metrics"]["names"]["duplicates"]}":1.0' not in f.read().replace(" ", ""):
                 raise SystemExit(f"e2e: the redelivery was not counted as a duplicate (EMF); see {log_path}")
+        with open(log_path) as f:
+            logged = f.read()
+        secrets = {"the webhook secret": SECRET, "the forward secret": FORWARD_SECRET,
+                   "the delivery's signature": sign(SECRET, body), "the forward's signature": sign(FORWARD_SECRET, body)}
+        leaked = [name for name, value in secrets.items() if value in logged]
+        if leaked:
+            raise SystemExit(f"e2e: at trace level the functions logged {', '.join(leaked)}; see {log_path}")
         say(f"ingest → SQS → {consumer} ({GROUP}) → DynamoDB, S3, HTTP: processed, archived and forwarded once, then a duplicate")
+        say("at trace level, no secret or signature in the functions' logs")
     finally:
         server.shutdown()
         watch.terminate()

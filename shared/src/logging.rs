@@ -1,7 +1,7 @@
 //! Log set-up: structured JSON lines for Lambda, readable lines for `cfwh`, both to
 //! stderr-like sinks so that `cfwh dev` keeps stdout for its record lines.
 
-use tracing_subscriber::filter::Targets;
+use tracing_subscriber::filter::{FilterExt as _, LevelFilter, Targets};
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::Layer as _;
@@ -14,7 +14,45 @@ fn filter() -> Targets {
         .ok()
         .or_else(|| std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().map(|l| l.to_ascii_lowercase()))
         .unwrap_or_else(|| "info".into());
+    asked(&level)
+}
+
+fn asked(level: &str) -> Targets {
     level.parse().unwrap_or_else(|_| Targets::new().with_default(tracing::Level::INFO))
+}
+
+/// The dependencies that see raw requests: the Lambda runtime logs the whole invocation
+/// event (the body, its signature, the custom header's value) at trace level, and the
+/// HTTP and AWS clients log headers and bodies (a secret read from Secrets Manager, a
+/// forward's signature) at debug and trace.
+pub const RAW_REQUEST_TARGETS: [&str; 14] = [
+    "lambda_runtime",
+    "lambda_runtime_api_client",
+    "lambda_http",
+    "aws_smithy_runtime",
+    "aws_smithy_runtime_api",
+    "aws_smithy_http",
+    "aws_smithy_types",
+    "aws_config",
+    "aws_sigv4",
+    "hyper",
+    "hyper_util",
+    "h2",
+    "reqwest",
+    "rustls",
+];
+
+/// Those dependencies at info at most, whatever `RUST_LOG` or `AWS_LAMBDA_LOG_LEVEL`
+/// say: our own code's trace level never writes a secret, theirs would.
+fn capped() -> Targets {
+    RAW_REQUEST_TARGETS
+        .iter()
+        .fold(Targets::new().with_default(LevelFilter::TRACE), |t, target| t.with_target(*target, LevelFilter::INFO))
+}
+
+/// Whether an event of `target` at `level` is written when `RUST_LOG` is `asked_for`.
+pub fn writes(asked_for: &str, target: &str, level: tracing::Level) -> bool {
+    asked(asked_for).would_enable(target, &level) && capped().would_enable(target, &level)
 }
 
 /// JSON lines on stdout, one per event with its fields at the top level
@@ -28,7 +66,7 @@ pub fn init_json() {
         .with_span_list(false)
         .with_target(false)
         .with_ansi(false);
-    let _ = tracing_subscriber::registry().with(format.with_filter(filter())).try_init();
+    let _ = tracing_subscriber::registry().with(format.with_filter(filter().and(capped()))).try_init();
 }
 
 /// Human-readable lines on stderr, written by a background thread so that a slow
@@ -42,7 +80,7 @@ pub fn init_pretty() -> tracing_appender::non_blocking::WorkerGuard {
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(writer);
-    let _ = tracing_subscriber::registry().with(format.with_filter(filter())).try_init();
+    let _ = tracing_subscriber::registry().with(format.with_filter(filter().and(capped()))).try_init();
     guard
 }
 
@@ -60,4 +98,21 @@ pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing::Level;
+
+    #[test]
+    fn the_libraries_that_see_raw_requests_never_log_below_info() {
+        assert!(!writes("trace", "lambda_runtime::layers::api_response", Level::TRACE), "the raw event");
+        assert!(!writes("trace", "aws_smithy_runtime::client::orchestrator", Level::DEBUG));
+        assert!(!writes("lambda_runtime=trace", "lambda_runtime", Level::DEBUG), "asked for by name too");
+        assert!(writes("trace", "lambda_runtime", Level::INFO));
+        assert!(!writes("warn", "lambda_runtime", Level::INFO), "a cap, never a raise");
+        assert!(writes("trace", "cf_webhooks::ack", Level::TRACE), "our own code keeps its levels");
+        assert!(writes("trace", "cfwh", Level::TRACE));
+    }
 }
