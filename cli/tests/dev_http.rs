@@ -228,3 +228,77 @@ async fn fifo_in_memory_applies_one_entitys_shuffled_events_in_order_and_skips_t
     dev.drain().await.unwrap();
     common::check_shuffled(&lines.lock().unwrap(), true);
 }
+
+async fn dev_with(limits: cfwh::dev::server::Limits) -> Dev {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (sink, _) = collecting_sink();
+    let options = DevOptions { limits, ..DevOptions::default() };
+    Dev::start(listener, testkit::config(), options, sink, Backend::Memory, memory_store(Duration::from_secs(60)))
+        .unwrap()
+}
+
+/// Reads until the server closes the connection or `limit` passes; what it sent.
+async fn read_until_closed(stream: &mut tokio::net::TcpStream, limit: Duration) -> Option<String> {
+    use tokio::io::AsyncReadExt as _;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(limit, stream.read_to_end(&mut got)).await;
+    read.ok().map(|_| String::from_utf8_lossy(&got).into_owned())
+}
+
+#[tokio::test]
+async fn a_slow_client_cannot_hold_dev_headers_bodies_and_requests_have_time_limits() {
+    use tokio::io::AsyncWriteExt as _;
+    let limits = cfwh::dev::server::Limits {
+        header_read: Duration::from_secs(1),
+        request: Duration::from_secs(2),
+        ..Default::default()
+    };
+    let dev = dev_with(limits).await;
+    // Slowloris: headers that never end.
+    let mut slow = tokio::net::TcpStream::connect(dev.addr).await.unwrap();
+    slow.write_all(b"POST / HTTP/1.1\r\nHost: dev\r\nX-Slow: 1\r\n").await.unwrap();
+    assert!(read_until_closed(&mut slow, Duration::from_secs(4)).await.is_some(), "closed after the header timeout");
+    // A body that never arrives.
+    let mut stalled = tokio::net::TcpStream::connect(dev.addr).await.unwrap();
+    stalled.write_all(b"POST / HTTP/1.1\r\nHost: dev\r\nContent-Length: 100\r\n\r\n{\"PayloadId\"").await.unwrap();
+    let answer = read_until_closed(&mut stalled, Duration::from_secs(5)).await.expect("answered in time");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    dev.drain().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_shutdown_does_not_wait_for_a_client_that_holds_its_connection() {
+    use tokio::io::AsyncWriteExt as _;
+    let limits = cfwh::dev::server::Limits {
+        header_read: Duration::from_secs(600),
+        request: Duration::from_secs(600),
+        shutdown_grace: Duration::from_secs(1),
+        ..Default::default()
+    };
+    let dev = dev_with(limits).await;
+    let mut holder = tokio::net::TcpStream::connect(dev.addr).await.unwrap();
+    holder.write_all(b"POST / HTTP/1.1\r\nHost: dev\r\nContent-Length: 100\r\n\r\n{").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    tokio::time::timeout(Duration::from_secs(10), dev.drain()).await.expect("drained in seconds").unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+}
+
+#[tokio::test]
+async fn connections_beyond_the_limit_wait_to_be_served() {
+    let limits = cfwh::dev::server::Limits { max_connections: 2, ..Default::default() };
+    let dev = dev_with(limits).await;
+    let idle = [
+        tokio::net::TcpStream::connect(dev.addr).await.unwrap(),
+        tokio::net::TcpStream::connect(dev.addr).await.unwrap(),
+    ];
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/", dev.addr);
+    let third = client.post(&url).timeout(Duration::from_millis(800)).body("{}").send().await;
+    assert!(third.is_err(), "a third connection is not served while two are held: {third:?}");
+    drop(idle);
+    let fourth = client.post(&url).timeout(Duration::from_secs(5)).body("{}").send().await.unwrap();
+    assert_eq!(fourth.status(), 401, "served once a slot is free (unsigned: 401)");
+    dev.drain().await.unwrap();
+}

@@ -5,6 +5,7 @@
 //! in memory or in DynamoDB (`--dynamodb-endpoint`): both picked once, here.
 
 mod pipeline;
+pub mod server;
 
 use std::net::SocketAddr;
 use std::process::ExitCode;

@@ -55,6 +55,8 @@ pub struct DevOptions {
     pub outlets: Outlets,
     /// Per-entity order (`--ordering`).
     pub ordering: cf_webhooks::consumer::Order,
+    /// The HTTP server's time and connection limits.
+    pub limits: super::server::Limits,
     /// FIFO queues, the entity as message group (`--fifo`): in memory, and the queues
     /// created over SQS.
     pub queue_type: cf_webhooks::stack::QueueType,
@@ -73,6 +75,7 @@ impl Default for DevOptions {
             outlets: Outlets::default(),
             ordering: cf_webhooks::consumer::Order::default(),
             queue_type: cf_webhooks::stack::QueueType::Standard,
+            limits: super::server::Limits::default(),
         }
     }
 }
@@ -421,7 +424,7 @@ pub struct Dev {
     stop: watch::Sender<bool>,
     server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
     consumers: JoinSet<()>,
-    http_stop: Option<tokio::sync::oneshot::Sender<()>>,
+    http_stop: Option<watch::Sender<bool>>,
     archives_unrouted: bool,
 }
 
@@ -482,14 +485,8 @@ impl Dev {
                 (ingest_router(config, publisher), None, Some((client, queues)))
             }
         };
-        let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>())
-                .with_graceful_shutdown(async move {
-                    let _ = http_stopped.await;
-                })
-                .await
-        });
+        let (http_stop, http_stopped) = watch::channel(false);
+        let server = tokio::spawn(super::server::serve(listener, router, options.limits, http_stopped));
         Ok(Self {
             addr,
             memory,
@@ -506,7 +503,7 @@ impl Dev {
     /// included), then stops them.
     pub async fn drain(mut self) -> std::io::Result<()> {
         if let Some(http_stop) = self.http_stop.take() {
-            let _ = http_stop.send(());
+            let _ = http_stop.send(true);
         }
         let served = match self.server.take() {
             Some(server) => server.await.map_err(std::io::Error::other)?,
