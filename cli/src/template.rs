@@ -360,6 +360,13 @@ fn parameters() -> Value {
             "MaxValue" => 1000,
             "Description" => "Most concurrent invocations per consumer (protects the systems handlers call).",
         },
+        "RejectionsAlarmPerMinute" => map! {
+            "Type" => "Number",
+            "Default" => 60,
+            "MinValue" => 1,
+            "Description" => "Alarm when ingest refuses more deliveries than this a minute, five minutes in a row \
+                (a flood of forged or junk requests).",
+        },
         "OldestMessageAlarmSeconds" => map! {
             "Type" => "Number",
             "Default" => 900,
@@ -813,6 +820,28 @@ fn ingest_resources(resources: &mut Mapping) {
          within about 30 minutes, then drops the event. Check SQS and the ingest logs now.",
         "Url5xxCount",
     )
+    .insert_into(resources);
+    ingest_alarm(
+        "IngestThrottles",
+        "Ingest was throttled: the account's (or IngestReservedConcurrency's) concurrency is used up, by a flood \
+         or by the consumers; throttled deliveries get a 429 and Creative Force retries them. Find the source \
+         (IngestRejections, the consumers' concurrency) and raise the quota or reserve concurrency for ingest.",
+        "Throttles",
+    )
+    .insert_into(resources);
+    Alarm {
+        logical: "IngestRejections".to_owned(),
+        description: "Ingest refused more deliveries than RejectionsAlarmPerMinute a minute for five minutes: a \
+            flood of forged or junk requests (each costs an invocation), or a secret that no longer matches \
+            Creative Force's. Break Rejected down by Reason in Logs Insights; see the README, Floods."
+            .to_owned(),
+        namespace: metrics::NAMESPACE,
+        metric: name::REJECTED,
+        dimensions: vec![(metrics::DIMENSION, r#ref("AWS::StackName"))],
+        statistic: "Sum",
+        threshold: r#ref("RejectionsAlarmPerMinute"),
+        periods: 5,
+    }
     .insert_into(resources);
 }
 
@@ -1401,6 +1430,20 @@ mod tests {
         let sizes: Vec<&str> = allowed[0].as_sequence().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
         assert_eq!(sizes, (1..=10).map(|n| n.to_string()).collect::<Vec<_>>());
         assert_eq!(allowed[1], r#ref("ConsumerBatchSize"));
+    }
+
+    #[test]
+    fn floods_raise_alarms_on_ingest_throttles_and_rejections() {
+        let template = template();
+        let throttles = &resource(&template, "IngestThrottles")["Properties"];
+        assert_eq!((&throttles["Namespace"], &throttles["MetricName"]), (&"AWS/Lambda".into(), &"Throttles".into()));
+        assert_eq!(throttles["Dimensions"][0]["Value"], r#ref("IngestFunction"));
+        let rejections = &resource(&template, "IngestRejections")["Properties"];
+        assert_eq!(rejections["Namespace"], metrics::NAMESPACE);
+        assert_eq!(rejections["MetricName"], name::REJECTED);
+        assert_eq!(rejections["Dimensions"][0]["Name"], metrics::DIMENSION);
+        assert_eq!(rejections["Threshold"], r#ref("RejectionsAlarmPerMinute"));
+        assert_eq!(rejections["EvaluationPeriods"], 5);
     }
 
     /// The statements of a role, with `Fn::If` unwrapped to the branch taken when the

@@ -393,16 +393,84 @@ fn log(answer: &Answer) {
         Answer::Quarantined(why) => {
             tracing::warn!(status = "quarantined", reason = why.code(), detail = %why, "authentic delivery quarantined")
         }
-        Answer::Rejected(rejection) => {
-            tracing::warn!(
+        // A flood of junk (forged, oversized, wrong method) costs a log line each: the
+        // first few per reason and minute are written, the rest counted and summed up in
+        // the next one written (the `Rejected` metric still counts every one).
+        Answer::Rejected(rejection) => match REJECTION_LOG.admit(rejection.code(), std::time::Instant::now()) {
+            Admit::Write { suppressed: 0 } => tracing::warn!(
                 status = "rejected",
                 reason = rejection.code(),
                 http_status = rejection.status().as_u16(),
                 "delivery rejected"
-            )
-        }
+            ),
+            Admit::Write { suppressed } => tracing::warn!(
+                status = "rejected",
+                reason = rejection.code(),
+                http_status = rejection.status().as_u16(),
+                suppressed,
+                "delivery rejected (and {suppressed} more with this reason in the last minute, not logged)"
+            ),
+            Admit::Suppress => {}
+        },
         Answer::Unavailable(e) => {
             tracing::error!(status = "unavailable", error = %e, "delivery not stored; answering 503")
+        }
+    }
+}
+
+/// Log lines of identical rejections written per reason and window.
+pub const REJECTIONS_LOGGED_PER_MINUTE: u32 = 10;
+
+static REJECTION_LOG: LogBudget = LogBudget::new(REJECTIONS_LOGGED_PER_MINUTE, Duration::from_secs(60));
+
+/// Whether to write a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Admit {
+    /// Write it, saying how many like it were left out since the last one written.
+    Write {
+        /// Left out since.
+        suppressed: u32,
+    },
+    /// Leave it out (counted).
+    Suppress,
+}
+
+/// At most `per_window` lines per key and window; the ones left out are counted and
+/// reported by the next line written.
+#[derive(Debug)]
+pub struct LogBudget {
+    per_window: u32,
+    window: Duration,
+    keys: std::sync::Mutex<Vec<(&'static str, std::time::Instant, u32, u32)>>,
+}
+
+impl LogBudget {
+    /// A budget of `per_window` lines per key and `window`.
+    pub const fn new(per_window: u32, window: Duration) -> Self {
+        Self { per_window, window, keys: std::sync::Mutex::new(Vec::new()) }
+    }
+
+    /// Whether a line for `key` at `now` is written.
+    pub fn admit(&self, key: &'static str, now: std::time::Instant) -> Admit {
+        let mut keys = self.keys.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let at = match keys.iter().position(|(k, ..)| *k == key) {
+            Some(at) => at,
+            None => {
+                keys.push((key, now, 0, 0));
+                keys.len() - 1
+            }
+        };
+        let (_, started, written, suppressed) = &mut keys[at];
+        if now.duration_since(*started) >= self.window {
+            *started = now;
+            *written = 0;
+        }
+        if *written < self.per_window {
+            *written += 1;
+            Admit::Write { suppressed: std::mem::take(suppressed) }
+        } else {
+            *suppressed += 1;
+            Admit::Suppress
         }
     }
 }

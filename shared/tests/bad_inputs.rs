@@ -404,3 +404,60 @@ fn attribute_values_are_always_valid_for_sqs() {
         }
     }
 }
+
+/// A flood of forged deliveries costs a handful of log lines, not one each.
+#[test]
+fn a_flood_of_identical_rejections_writes_a_few_log_lines_not_one_each() {
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+    let config = testkit::config();
+    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let body = Bytes::from(event(""));
+    let mut headers = HeaderMap::new();
+    headers.insert("x-cf-signature", HeaderValue::from_static("00"));
+    let rejected = tracing::subscriber::with_default(subscriber, || {
+        runtime.block_on(async {
+            let publisher = RecordingPublisher::new(PublisherMode::Working);
+            let mut rejected = 0;
+            for _ in 0..500 {
+                let delivery =
+                    Delivery { method: &Method::POST, headers: &headers, body: &body, received_at_ms: now_ms() };
+                let answer = acknowledge(delivery, &config, &publisher).await.answer;
+                rejected += usize::from(matches!(answer, cf_webhooks::ack::Answer::Rejected(_)));
+            }
+            rejected
+        })
+    });
+    assert_eq!(rejected, 500, "every one is still refused");
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines = text.lines().filter(|l| l.contains("delivery rejected")).count();
+    // The budget is the process's (nextest runs each test in a process of its own).
+    assert!(lines >= 1, "the first ones are logged: {text}");
+    assert!(lines <= cf_webhooks::ack::REJECTIONS_LOGGED_PER_MINUTE as usize, "{lines} lines for 500 rejections");
+}
+
+#[test]
+fn the_log_budget_counts_what_it_leaves_out_and_says_so_in_the_next_window() {
+    use cf_webhooks::ack::{Admit, LogBudget};
+    let budget = LogBudget::new(2, Duration::from_secs(60));
+    let start = std::time::Instant::now();
+    assert_eq!(budget.admit("signature-mismatch", start), Admit::Write { suppressed: 0 });
+    assert_eq!(budget.admit("signature-mismatch", start), Admit::Write { suppressed: 0 });
+    assert_eq!(budget.admit("signature-mismatch", start), Admit::Suppress);
+    assert_eq!(budget.admit("signature-mismatch", start), Admit::Suppress);
+    assert_eq!(budget.admit("body-too-large", start), Admit::Write { suppressed: 0 }, "per reason");
+    let later = start + Duration::from_secs(61);
+    assert_eq!(budget.admit("signature-mismatch", later), Admit::Write { suppressed: 2 });
+}
