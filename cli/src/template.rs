@@ -305,7 +305,8 @@ fn parameters() -> Value {
             "Default" => config::DEFAULT_MAX_EVENT_AGE.as_secs(),
             "MinValue" => 0,
             "MaxValue" => 518400,
-            "Description" => "Replay window: older events are refused. Must stay below IdempotencyTtlSeconds.",
+            "Description" => "Replay window: older authentic events are quarantined, never applied (an hour is twice \
+                the span of Creative Force's retries). Must stay below IdempotencyTtlSeconds.",
         },
         "IdempotencyTtlSeconds" => map! {
             "Type" => "Number",

@@ -55,10 +55,6 @@ pub enum Rejection {
     SignatureMismatch,
     /// The required custom header is absent or wrong.
     CustomHeaderMismatch,
-    /// `EventDatetimeUtc` is older than the replay window.
-    EventTooOld,
-    /// `EventDatetimeUtc` is further in the future than the allowed clock skew.
-    EventInFuture,
     /// The body could not be read to its end (the connection broke, a malformed chunk).
     BodyUnreadable,
 }
@@ -74,7 +70,7 @@ impl Rejection {
             | Self::SignatureMalformed(_)
             | Self::SignatureMismatch
             | Self::CustomHeaderMismatch => StatusCode::UNAUTHORIZED,
-            Self::EventTooOld | Self::EventInFuture | Self::BodyUnreadable => StatusCode::BAD_REQUEST,
+            Self::BodyUnreadable => StatusCode::BAD_REQUEST,
         }
     }
 
@@ -88,8 +84,6 @@ impl Rejection {
             Self::SignatureMalformed(_) => "signature-malformed",
             Self::SignatureMismatch => "signature-mismatch",
             Self::CustomHeaderMismatch => "custom-header-mismatch",
-            Self::EventTooOld => "event-too-old",
-            Self::EventInFuture => "event-in-future",
             Self::BodyUnreadable => "body-unreadable",
         }
     }
@@ -104,8 +98,6 @@ impl Rejection {
             Self::SignatureMalformed(e) => format!("X-CF-Signature is malformed: {e}"),
             Self::SignatureMismatch => "X-CF-Signature does not match the body".into(),
             Self::CustomHeaderMismatch => "the required custom header is missing or wrong".into(),
-            Self::EventTooOld => "EventDatetimeUtc is older than the replay window".into(),
-            Self::EventInFuture => "EventDatetimeUtc is too far in the future".into(),
             Self::BodyUnreadable => "the body could not be read to its end".into(),
         }
     }
@@ -279,36 +271,41 @@ pub fn decide(delivery: Delivery<'_>, config: &IngestConfig) -> Decision {
         }
     }
 
-    // Authentic from here on: whatever the body is, it is kept.
+    // Authentic from here on: whatever the body is, it is kept; what cannot be applied
+    // (unroutable, or outside the replay window) is quarantined with the reason.
+    let quarantine = |why: Unroutable| {
+        // The header is the one name there is; unsigned, and kept as such.
+        let header = delivery.headers.get(EVENT_HEADER);
+        let message = Message {
+            route: Route::Unrouted,
+            body: Body::carry(body.clone()),
+            attributes: Attributes {
+                unsigned_cf_event: header.map(|v| attribute_text(&String::from_utf8_lossy(v.as_bytes()))),
+                received_at_ms: delivery.received_at_ms,
+                reason: Some(attribute_text(&format!("{}: {why}", why.code()))),
+                signature: Some(signature.to_hex()),
+                ..Attributes::default()
+            },
+            fifo_group_id: Some("unrouted".to_owned()),
+            dedup_id: None,
+        };
+        Decision::Publish { message, then: Answer::Quarantined(why) }
+    };
     let routing = match routing::parse(body) {
         Ok(routing) => routing,
-        Err(why) => {
-            // The header is the one name there is; unsigned, and kept as such.
-            let header = delivery.headers.get(EVENT_HEADER);
-            let message = Message {
-                route: Route::Unrouted,
-                body: Body::carry(body.clone()),
-                attributes: Attributes {
-                    unsigned_cf_event: header.map(|v| attribute_text(&String::from_utf8_lossy(v.as_bytes()))),
-                    received_at_ms: delivery.received_at_ms,
-                    reason: Some(attribute_text(&format!("{}: {why}", why.code()))),
-                    signature: Some(signature.to_hex()),
-                    ..Attributes::default()
-                },
-                fifo_group_id: Some("unrouted".to_owned()),
-                dedup_id: None,
-            };
-            return Decision::Publish { message, then: Answer::Quarantined(why) };
-        }
+        Err(why) => return quarantine(why),
     };
 
+    // An authentic event later than the window (Creative Force's retries end within about
+    // 30 minutes; a captured delivery sent again) is kept but never applied.
     if let Some(window) = config.replay_window {
         let age_ms = delivery.received_at_ms.saturating_sub(routing.event_time_ms);
         if age_ms > millis(window.max_age) {
-            return reject(Rejection::EventTooOld);
+            return quarantine(Unroutable::TooOld { age_secs: age_ms / 1000, window_secs: window.max_age.as_secs() });
         }
         if -age_ms > millis(window.max_future) {
-            return reject(Rejection::EventInFuture);
+            let skew_secs = window.max_future.as_secs();
+            return quarantine(Unroutable::InFuture { ahead_secs: -age_ms / 1000, skew_secs });
         }
     }
 

@@ -5,7 +5,9 @@
 //! folders from the event's own time (UTC) and the `PayloadId` percent-encoded: only
 //! ASCII letters, digits, `-` and `_` stay as they are, so no value can hold a `/`, a
 //! `..` or a character a file system or S3 treats specially. Quarantined deliveries have
-//! no trustworthy time or ID: `<prefix>/unrouted/<yyyy>/<mm>/<dd>/<received>-<sha256>.json`.
+//! no trustworthy time or ID: `<prefix>/unrouted/<sha256>.json`, by what they are, so the
+//! same bytes sent again (a captured delivery replayed on any day) are kept once; when
+//! they were received is in the object's metadata.
 
 use std::path::{Path, PathBuf};
 
@@ -95,14 +97,9 @@ impl Archive {
         self.store.put_once(&key, body, &reception.metadata()).await
     }
 
-    /// Archives a quarantined delivery, keyed by when it was received and its SHA-256.
-    pub async fn unrouted(
-        &self,
-        received_at_ms: i64,
-        body: &[u8],
-        reception: &Reception<'_>,
-    ) -> Result<(String, Stored), ArchiveError> {
-        let key = unrouted_key(&self.prefix, received_at_ms, body);
+    /// Archives a quarantined delivery, keyed by its SHA-256: once, however often it comes.
+    pub async fn unrouted(&self, body: &[u8], reception: &Reception<'_>) -> Result<(String, Stored), ArchiveError> {
+        let key = unrouted_key(&self.prefix, body);
         let stored = self.store.put_once(&key, body, &reception.metadata()).await?;
         Ok((key, stored))
     }
@@ -230,11 +227,13 @@ pub fn event_key(prefix: &str, group: EventGroup, event_time_ms: i64, payload_id
     format!("{}{event_time_ms}-{id}.json", folder(prefix, Route::Group(group), event_time_ms))
 }
 
-/// The key of a quarantined body: by the time it was received and its SHA-256, so the
-/// same bytes always land on the same key.
-pub fn unrouted_key(prefix: &str, received_at_ms: i64, body: &[u8]) -> String {
+/// The key of a quarantined body: its SHA-256, so the same bytes always land on the same
+/// key, whenever they come.
+pub fn unrouted_key(prefix: &str, body: &[u8]) -> String {
     let digest = hex::encode(Sha256::digest(body));
-    format!("{}{received_at_ms}-{digest}.json", folder(prefix, Route::Unrouted, received_at_ms))
+    let prefix = prefix.trim_matches('/');
+    let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
+    format!("{prefix}{}/{digest}.json", Route::Unrouted.as_str())
 }
 
 /// `<prefix>/<route>/<yyyy>/<mm>/<dd>/`; a time no calendar can show goes under
@@ -311,11 +310,11 @@ mod tests {
 
     #[test]
     fn quarantined_bodies_are_keyed_by_what_they_are() {
-        let key = unrouted_key("archive", AT, b"{not json");
-        assert!(key.starts_with("archive/unrouted/2026/11/29/1795951864123-"), "{key}");
-        assert_eq!(key, unrouted_key("archive", AT, b"{not json"), "the same bytes, the same key");
-        assert_ne!(key, unrouted_key("archive", AT, b"{not json!"));
-        assert_eq!(key.len(), "archive/unrouted/2026/11/29/1795951864123-".len() + 64 + ".json".len());
+        let key = unrouted_key("archive", b"{not json");
+        assert!(key.starts_with("archive/unrouted/"), "{key}");
+        assert_eq!(key, unrouted_key("archive/", b"{not json"), "the same bytes, the same key, any day");
+        assert_ne!(key, unrouted_key("archive", b"{not json!"));
+        assert_eq!(key.len(), "archive/unrouted/".len() + 64 + ".json".len());
     }
 
     #[test]

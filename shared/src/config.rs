@@ -23,9 +23,13 @@ pub const DEFAULT_QUEUE_MAX_MESSAGE_BYTES: usize = 1024 * 1024;
 pub const DEFAULT_ENQUEUE_TIMEOUT: Duration = Duration::from_millis(2500);
 /// Default tolerance for event times in the future when the replay window is on.
 pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(300);
-/// Default replay window: an event older than a day is refused. Creative Force's own
-/// retries end within about half an hour; the idempotency TTL must be longer than this.
-pub const DEFAULT_MAX_EVENT_AGE: Duration = Duration::from_secs(24 * 3600);
+/// Default replay window: one hour. Creative Force tries a delivery once and retries it
+/// 3 times, 5 to 10 minutes apart, so its last attempt comes at most about 30 minutes
+/// after the first; twice that leaves room for its own queueing and for clock skew. An
+/// authentic event older than this is quarantined (kept with the reason, never applied),
+/// not refused, so a slow sender loses nothing; a captured delivery sent again later
+/// cannot be applied. The idempotency TTL must be longer than this.
+pub const DEFAULT_MAX_EVENT_AGE: Duration = Duration::from_secs(3600);
 /// Default interval between two reads of the secret store.
 pub const DEFAULT_SECRET_REFRESH: Duration = Duration::from_secs(300);
 /// Default time a secret removed from the store is still accepted.

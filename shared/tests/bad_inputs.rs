@@ -227,10 +227,10 @@ catalogue! {
     field_time_fraction => row("EventDatetimeUtc with a fraction", event_without("EventDatetimeUtc", ",\"EventDatetimeUtc\":1.5")).expect(200, "quarantined", "invalid-field");
     field_time_beyond_i64 => row("EventDatetimeUtc beyond 64 bits", event_without("EventDatetimeUtc", ",\"EventDatetimeUtc\":99999999999999999999")).expect(200, "quarantined", "invalid-field");
     field_time_iso => row("EventDatetimeUtc as an ISO date", event_without("EventDatetimeUtc", ",\"EventDatetimeUtc\":\"2026-11-26T10:00:00Z\"")).expect(200, "quarantined", "invalid-field");
-    window_too_old => row("an event two days old (replay window on)", event_without("EventDatetimeUtc", &format!(",\"EventDatetimeUtc\":{}", now_ms() - 2 * 86_400_000))).with_window().expect(400, "rejected", "event-too-old");
-    window_future => row("an event an hour in the future", event_without("EventDatetimeUtc", &format!(",\"EventDatetimeUtc\":{}", now_ms() + 3_600_000))).with_window().expect(400, "rejected", "event-in-future");
+    window_too_old => row("an event two days old (replay window on)", event_without("EventDatetimeUtc", &format!(",\"EventDatetimeUtc\":{}", now_ms() - 2 * 86_400_000))).with_window().expect(200, "quarantined", "event-too-old");
+    window_future => row("an event an hour in the future", event_without("EventDatetimeUtc", &format!(",\"EventDatetimeUtc\":{}", now_ms() + 3_600_000))).with_window().expect(200, "quarantined", "event-in-future");
     window_small_skew => row("an event four minutes in the future (within the skew)", event_without("EventDatetimeUtc", &format!(",\"EventDatetimeUtc\":{}", now_ms() + 240_000))).with_window();
-    window_epoch => row("EventDatetimeUtc 0 (1970)", event_without("EventDatetimeUtc", ",\"EventDatetimeUtc\":0")).with_window().expect(400, "rejected", "event-too-old");
+    window_epoch => row("EventDatetimeUtc 0 (1970)", event_without("EventDatetimeUtc", ",\"EventDatetimeUtc\":0")).with_window().expect(200, "quarantined", "event-too-old");
     proxy_headers => row("proxy headers (X-Forwarded-*, Via) and a charset", event("")).header("x-forwarded-for", "203.0.113.1, 10.0.0.1").header("via", "1.1 proxy").header("content-type", "application/json; charset=utf-8");
     event_header_binary => row("X-CF-Event with non-UTF-8 bytes", event("")).header("x-cf-event", b"Task \xff completed".to_vec());
 }

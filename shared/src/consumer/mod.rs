@@ -892,15 +892,10 @@ pub async fn archive_unrouted(archive: &Archive, records: &[Record]) -> Vec<(Str
     futures_util::future::join_all(records.iter().map(|record| async move {
         let stored = match decode_body(record) {
             Err(why) => Err(why),
+            // By its SHA-256: a captured delivery replayed into quarantine any number of
+            // times, on any day, is kept once.
             Ok(bytes) => {
-                let received_at = record
-                    .attribute(attr::RECEIVED_AT)
-                    .and_then(|t| t.parse::<i64>().ok())
-                    .unwrap_or_else(|| {
-                        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-                        i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
-                    });
-                archive.unrouted(received_at, &bytes, &record.reception()).await.map(|(_, stored)| stored).map_err(|e| e.to_string())
+                archive.unrouted(&bytes, &record.reception()).await.map(|(_, stored)| stored).map_err(|e| e.to_string())
             }
         };
         match &stored {

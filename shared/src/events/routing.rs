@@ -53,11 +53,26 @@ pub enum Unroutable {
     InvalidField(&'static str, String),
     /// `EventGroupName` is none of the seven groups.
     UnknownGroup(String),
+    /// `EventDatetimeUtc` is older than the replay window allows: a delivery later than
+    /// Creative Force's retries, or a captured one sent again. Kept, never applied.
+    TooOld {
+        /// Its age, in seconds.
+        age_secs: i64,
+        /// The window, in seconds.
+        window_secs: u64,
+    },
+    /// `EventDatetimeUtc` is further in the future than the allowed clock skew.
+    InFuture {
+        /// How far ahead, in seconds.
+        ahead_secs: i64,
+        /// The skew allowed, in seconds.
+        skew_secs: u64,
+    },
 }
 
 impl Unroutable {
     /// A short stable code: `not-utf8`, `invalid-json`, `not-object`, `missing-field`,
-    /// `invalid-field`, `unknown-group`.
+    /// `invalid-field`, `unknown-group`, `event-too-old`, `event-in-future`.
     pub fn code(&self) -> &'static str {
         match self {
             Self::NotUtf8 => "not-utf8",
@@ -66,6 +81,8 @@ impl Unroutable {
             Self::MissingField(_) => "missing-field",
             Self::InvalidField(..) => "invalid-field",
             Self::UnknownGroup(_) => "unknown-group",
+            Self::TooOld { .. } => "event-too-old",
+            Self::InFuture { .. } => "event-in-future",
         }
     }
 }
@@ -79,6 +96,12 @@ impl fmt::Display for Unroutable {
             Self::MissingField(field) => write!(f, "{field} is missing"),
             Self::InvalidField(field, why) => write!(f, "{field} is invalid: {why}"),
             Self::UnknownGroup(name) => write!(f, "EventGroupName {name:?} is not a known event group"),
+            Self::TooOld { age_secs, window_secs } => {
+                write!(f, "EventDatetimeUtc is {age_secs} s old, older than the replay window ({window_secs} s)")
+            }
+            Self::InFuture { ahead_secs, skew_secs } => {
+                write!(f, "EventDatetimeUtc is {ahead_secs} s in the future, more than the clock skew allowed ({skew_secs} s)")
+            }
         }
     }
 }
