@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Installs the project's Python tools into .venv (or $CFWH_VENV) when missing or when
-# scripts/requirements.txt changed. Prints the venv's bin directory.
+# scripts/requirements.lock changed: every package, its dependencies included, pinned
+# to a version and to the SHA-256 of its files (pip --require-hashes), so a compromised
+# or replaced upload is refused. The lock is written from scripts/requirements.txt by
+# `pip-compile --generate-hashes --allow-unsafe --no-emit-find-links`
+# (pip-tools). Prints the venv's bin directory.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${CFWH_VENV:-$PWD/.venv}
 die() { printf 'tools: %s\n' "$*" >&2; exit 1; }
-if ! cmp -s scripts/requirements.txt "$VENV/.requirements" 2>/dev/null; then
+if ! cmp -s scripts/requirements.lock "$VENV/.requirements" 2>/dev/null; then
   printf '== installing the Python tools into %s (moto, cfn-lint, aws-sam-cli, cargo-lambda)\n' "$VENV" >&2
   if ! command -v python3 >/dev/null; then
     command -v apt-get >/dev/null || die "python3 is missing"
@@ -17,7 +21,12 @@ if ! cmp -s scripts/requirements.txt "$VENV/.requirements" 2>/dev/null; then
       apt-get install -y -qq python3-venv >/dev/null && python3 -m venv "$VENV"
     } || die "cannot create a Python venv: install python3-venv"
   fi
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check -r scripts/requirements.txt >&2
-  cp scripts/requirements.txt "$VENV/.requirements"
+  # From PyPI only, as the hashes were taken there (not a local wheel directory).
+  # The lock is the whole closure, so nothing is resolved again (--no-deps); pip check
+  # then confirms it is consistent.
+  PIP_FIND_LINKS= "$VENV/bin/pip" install --quiet --disable-pip-version-check --require-hashes --no-deps \
+    -r scripts/requirements.lock >&2
+  "$VENV/bin/pip" check >&2 || die "the locked Python tools are inconsistent: regenerate scripts/requirements.lock"
+  cp scripts/requirements.lock "$VENV/.requirements"
 fi
 echo "$VENV/bin"

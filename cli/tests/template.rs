@@ -63,3 +63,32 @@ fn the_readme_lists_every_shared_facet() {
     }
     assert!(missing.is_empty(), "{}", missing.join("\n"));
 }
+
+/// The Python tools are pinned by version and hash, their dependencies included, and the
+/// lock holds every tool `scripts/requirements.txt` names.
+#[test]
+fn the_python_tools_are_pinned_with_hashes() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let lock = std::fs::read_to_string(format!("{root}/scripts/requirements.lock")).unwrap();
+    let wanted = std::fs::read_to_string(format!("{root}/scripts/requirements.txt")).unwrap();
+    // Requirement blocks: a `name==version \` line, then its `--hash=sha256:` lines.
+    let mut pinned = Vec::new();
+    let lines: Vec<&str> = lock.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if line.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            let (name, _) = line.split_once("==").unwrap_or_else(|| panic!("not pinned to a version: {line}"));
+            let hashes = lines[i + 1..].iter().take_while(|l| l.trim_start().starts_with("--hash=sha256:")).count();
+            assert!(hashes >= 1, "{name} has no hash");
+            pinned.push(name.to_ascii_lowercase());
+        }
+    }
+    assert!(pinned.len() > 50, "the dependencies are in the lock too: {}", pinned.len());
+    for tool in wanted.lines().filter_map(|l| l.split('#').next()).map(str::trim).filter(|l| !l.is_empty()) {
+        let name = tool.split(|c: char| "[<>=!~ ".contains(c)).next().unwrap().to_ascii_lowercase();
+        assert!(
+            pinned.contains(&name),
+            "{name} is not in scripts/requirements.lock: run pip-compile (scripts/tools.sh)"
+        );
+    }
+    assert!(!lock.contains("--find-links"), "hashes from PyPI only");
+}
