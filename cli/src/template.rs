@@ -923,11 +923,23 @@ fn consumer_resources(resources: &mut Mapping, group: EventGroup) {
             route,
             statements: vec![
                 allow("DeadLetterPermanentFailures", "sqs:SendMessage".into(), get_att(format!("{}.Arn", dlq(route)))),
-                allow(
-                    "Idempotency",
-                    seq!["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
-                    get_att("IdempotencyTable.Arn"),
-                ),
+                {
+                    // Its own group's items only: claims and versions both start with it.
+                    let mut own = allow(
+                        "IdempotencyOfItsOwnGroup",
+                        seq!["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                        get_att("IdempotencyTable.Arn"),
+                    );
+                    let prefixes: Vec<Value> = cf_webhooks::consumer::key_prefixes(group)
+                        .into_iter()
+                        .map(|p| Value::from(format!("{p}*")))
+                        .collect();
+                    own.as_mapping_mut().expect("a statement").insert(
+                        "Condition".into(),
+                        map! { "ForAllValues:StringLike" => map! { "dynamodb:LeadingKeys" => prefixes } },
+                    );
+                    own
+                },
                 r#if(
                     "EventBridgeOn",
                     allow("PutEventsOnTheBus", "events:PutEvents".into(), event_bus_arn()),
@@ -1329,6 +1341,18 @@ fn find_wildcard_grants(node: &Value, path: String, found: &mut Vec<String>) {
                 if broad_action || every_resource {
                     found.push(path.clone());
                 }
+                // A consumer's table access is kept to its own group's keys.
+                let table = one_or_many(mapping.get("Action"))
+                    .iter()
+                    .any(|a| a.as_str().is_some_and(|a| a.starts_with("dynamodb:")));
+                let leading_keys = mapping
+                    .get("Condition")
+                    .and_then(|c| c.get("ForAllValues:StringLike"))
+                    .and_then(|c| c.get("dynamodb:LeadingKeys"))
+                    .is_some();
+                if table && !leading_keys {
+                    found.push(format!("{path} (DynamoDB without dynamodb:LeadingKeys)"));
+                }
             }
             for (key, value) in mapping {
                 find_wildcard_grants(value, format!("{path}.{}", key.as_str().unwrap_or_default()), found);
@@ -1434,6 +1458,28 @@ mod tests {
     }
 
     #[test]
+    fn each_consumer_may_touch_only_its_own_groups_items() {
+        let template = template();
+        for group in EventGroup::ALL {
+            let role = format!("{}Role", consumer(group));
+            let statements = statements(&template, &role);
+            let own = statements.iter().find(|s| s["Sid"] == "IdempotencyOfItsOwnGroup").expect("a table statement");
+            let keys: Vec<&str> = own["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|k| k.as_str().unwrap())
+                .collect();
+            assert_eq!(keys, [format!("{group}#*"), format!("{group}\u{2192}*")], "{group}");
+        }
+        // The check of `make validate` finds a table grant without the condition.
+        let bare = allow("T", seq!["dynamodb:GetItem"], get_att("IdempotencyTable.Arn"));
+        let mut found = Vec::new();
+        find_wildcard_grants(&map! { "Statement" => seq![bare] }, "t".to_owned(), &mut found);
+        assert_eq!(found, ["t.Statement[0] (DynamoDB without dynamodb:LeadingKeys)"]);
+    }
+
+    #[test]
     fn floods_raise_alarms_on_ingest_throttles_and_rejections() {
         let template = template();
         let throttles = &resource(&template, "IngestThrottles")["Properties"];
@@ -1479,7 +1525,7 @@ mod tests {
                 resource.contains(&format!("${{ArchivePrefix}}/{}/*", group.as_str())),
                 "its own folder: {resource}"
             );
-            let idempotency = by_sid("Idempotency");
+            let idempotency = by_sid("IdempotencyOfItsOwnGroup");
             assert!(
                 idempotency["Action"].as_sequence().unwrap().contains(&"dynamodb:UpdateItem".into()),
                 "claims update"

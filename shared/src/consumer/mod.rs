@@ -134,6 +134,19 @@ impl DeadLetterSink for NoDeadLetters {
     }
 }
 
+/// Between the group and the `PayloadId` (and a replay's run) in a claim's key:
+/// `task#<PayloadId>`.
+pub const CLAIM_SEPARATOR: char = '#';
+/// Between the group, the entity and the facet in a version's key: `task→<TaskId>→progress`.
+pub const SUBJECT_SEPARATOR: char = '\u{2192}';
+
+/// The beginnings of every key a group's consumer writes in the idempotency table: its
+/// claims and its versions both start with the group, so IAM can keep each consumer to
+/// its own items (`dynamodb:LeadingKeys`).
+pub fn key_prefixes(group: EventGroup) -> [String; 2] {
+    [format!("{group}{CLAIM_SEPARATOR}"), format!("{group}{SUBJECT_SEPARATOR}")]
+}
+
 /// How a record ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -576,8 +589,8 @@ impl<H: Handler> Runner<H> {
         // The key comes from the body, never from an attribute: it is what was signed. A
         // replay run is applied once more, once.
         let key = match &stage.replay_run {
-            None => format!("{}#{}", H::Event::GROUP, envelope.payload_id),
-            Some(run) => format!("{}#{}#{run}", H::Event::GROUP, envelope.payload_id),
+            None => format!("{}{CLAIM_SEPARATOR}{}", H::Event::GROUP, envelope.payload_id),
+            Some(run) => format!("{}{CLAIM_SEPARATOR}{}{CLAIM_SEPARATOR}{run}", H::Event::GROUP, envelope.payload_id),
         };
         let done = match self.store.claim(&key).await {
             Ok(Claim::Acquired { done }) => done,
@@ -600,9 +613,9 @@ impl<H: Handler> Runner<H> {
         // Per-entity order: an event older than the one applied last to the same facet
         // of the same entity is not applied (equal times are never stale).
         let subject = match self.ordering {
-            Order::Latest => {
-                event.subject().map(|s| format!("{}\u{2192}{}\u{2192}{}", H::Event::GROUP, s.entity, s.facet))
-            }
+            Order::Latest => event
+                .subject()
+                .map(|s| format!("{}{SUBJECT_SEPARATOR}{}{SUBJECT_SEPARATOR}{}", H::Event::GROUP, s.entity, s.facet)),
             Order::All => None,
         };
         if let (Some(subject), false) = (&subject, done.contains(HANDLER)) {
