@@ -56,10 +56,12 @@ def last_line_time(path):
     return os.path.getmtime(path)
 
 
-def one_run(pool, label, forward_url=None):
+def timed_run(pool, name, extra=()):
+    """One `cfwh dev` (with `extra` flags) fed the pool by wrk, drained and stopped: wrk's
+    result, its record lines' path, and when the first delivery was sent and the last
+    record was done (epoch seconds)."""
     port = free_port()
-    lines_path = os.path.join(OUT, f"forward-{label}.jsonl")
-    extra = ["--forward-url", forward_url, "--forward-secret", FORWARD_SECRET] if forward_url else []
+    lines_path = os.path.join(OUT, f"{name}.jsonl")
     started = time.monotonic()
     process, lines = start_dev(port, SECRET, lines_path, extra)
     warmup = json.dumps({"PayloadId": "warmup", "EventGroupName": "user", "Action": "UserLoggedIn",
@@ -67,14 +69,19 @@ def one_run(pool, label, forward_url=None):
     wait_first_answer(port, started, warmup)
     time.sleep(0.5)
     first = time.time()
-    result = run_wrk(port, pool, f"forward-{label}")
+    result = run_wrk(port, pool, name)
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=600)
     lines.close()
-    processed, forwarded, twice = count_processed(lines_path)
-    done = last_line_time(lines_path)
     if result["unique_sent"] > load.POOL_SIZE or result["requests"] > load.POOL_SIZE:
         raise SystemExit(f"bench: wrk went round the pool ({result['requests']} requests): raise CFWH_BENCH_POOL")
+    return result, lines_path, first, last_line_time(lines_path)
+
+
+def one_run(pool, label, forward_url=None):
+    extra = ["--forward-url", forward_url, "--forward-secret", FORWARD_SECRET] if forward_url else []
+    result, lines_path, first, done = timed_run(pool, f"forward-{label}", extra)
+    processed, forwarded, twice = count_processed(lines_path)
     result.update(processed=processed, forwarded=forwarded, processed_twice=twice,
                   end_to_end_per_s=processed / max(done - first, 1e-3), seconds_to_done=done - first)
     return result

@@ -15,7 +15,6 @@ million events*): a local run has no DynamoDB bill.
 
 import json
 import os
-import signal
 import sys
 import time
 
@@ -24,9 +23,9 @@ os.environ.setdefault("CFWH_BENCH_DURATION", "3s")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
 import load  # noqa: E402
-from forward import start_dev  # noqa: E402
+from forward import timed_run  # noqa: E402
 from harness import ENTITY  # noqa: E402
-from load import OUT, ROOT, SECRET, cfwh_groups, CFWH, free_port, run_wrk, say, sign, wait_first_answer  # noqa: E402
+from load import OUT, ROOT, SECRET, cfwh_groups, CFWH, say, sign  # noqa: E402
 
 ENTITIES = 2000
 RUNS = (("all", ["--ordering", "all"]), ("latest", ["--ordering", "latest"]),
@@ -67,23 +66,8 @@ def count(path):
 
 
 def one_run(pool, label, extra):
-    port = free_port()
-    lines_path = os.path.join(OUT, f"ordering-{label}.jsonl")
-    started = time.monotonic()
-    process, lines = start_dev(port, SECRET, lines_path, extra)
-    warmup = json.dumps({"PayloadId": "warmup", "EventGroupName": "user", "Action": "UserLoggedIn",
-                         "EventDatetimeUtc": int(time.time() * 1000)}).encode()
-    wait_first_answer(port, started, warmup)
-    time.sleep(0.5)
-    first = time.time()
-    result = run_wrk(port, pool, f"ordering-{label}")
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=600)
-    lines.close()
+    result, lines_path, first, done = timed_run(pool, f"ordering-{label}", extra)
     counts, twice = count(lines_path)
-    done = os.path.getmtime(lines_path)
-    if result["requests"] > load.POOL_SIZE:
-        raise SystemExit(f"bench: wrk went round the pool ({result['requests']} requests): raise CFWH_BENCH_POOL")
     finished = counts.get("processed", 0) + counts.get("stale", 0)
     result.update(processed=counts.get("processed", 0), stale=counts.get("stale", 0), outcomes=counts,
                   processed_twice=twice, end_to_end_per_s=finished / max(done - first, 1e-3),

@@ -540,19 +540,31 @@ impl Handler for Applies {
     }
 }
 
-#[tokio::test]
-async fn a_dead_letter_redriven_after_the_idempotency_memory_is_expired_not_applied_again() {
+/// A task queue (with its dead-letter queue) redriving after `max_receives`, one-second
+/// visibility, and a DynamoDB store with `lease` and `memory`, all named after `name`.
+async fn task_queue_and_store(
+    name: &str,
+    max_receives: u32,
+    lease: Duration,
+    memory: Duration,
+) -> (aws_sdk_sqs::Client, String, String, Arc<DynamoStore>) {
     let client = sqs().await;
-    let prefix = unique("expired");
-    let queues = ensure_queues(&client, &prefix, QueueType::Standard, 5, Duration::from_secs(1)).await.unwrap();
+    let queues =
+        ensure_queues(&client, &unique(name), QueueType::Standard, max_receives, Duration::from_secs(1)).await.unwrap();
     let route = Route::Group(EventGroup::Task);
     let (source, dlq) = (queues.sources.get(route).to_owned(), queues.dead_letters[&route].clone());
-    let table = unique("expired-idem");
+    let table = unique(&format!("{name}-idem"));
     let ddb = dynamodb().await;
     DynamoStore::create_table_if_missing(&ddb, &table).await.unwrap();
+    (client, source, dlq, Arc::new(DynamoStore::new(ddb, &table, lease, memory)))
+}
+
+#[tokio::test]
+async fn a_dead_letter_redriven_after_the_idempotency_memory_is_expired_not_applied_again() {
     // A one-hour memory, and an event of two hours ago: whether it was applied and then
     // forgotten cannot be told.
-    let store = Arc::new(DynamoStore::new(ddb, &table, Duration::from_secs(60), Duration::from_secs(3600)));
+    let (client, source, dlq, store) =
+        task_queue_and_store("expired", 5, Duration::from_secs(60), Duration::from_secs(3600)).await;
     let old = common::progress_event("t-old", "p-old", cf_webhooks::ack::now_ms() - 2 * 3_600_000);
     client.send_message().queue_url(&source).message_body(&old).send().await.unwrap();
 
@@ -585,17 +597,10 @@ async fn a_dead_letter_redriven_after_the_idempotency_memory_is_expired_not_appl
 
 #[tokio::test]
 async fn a_record_whose_claim_a_crashed_consumer_holds_waits_for_the_lease_instead_of_being_dead_lettered() {
-    let client = sqs().await;
-    let prefix = unique("crashed");
     // Three deliveries, one second apart: a record that counted each "in progress" as a
     // failure would be dead-lettered within three seconds, long before the lease ends.
-    let queues = ensure_queues(&client, &prefix, QueueType::Standard, 3, Duration::from_secs(1)).await.unwrap();
-    let route = Route::Group(EventGroup::Task);
-    let (source, dlq) = (queues.sources.get(route).to_owned(), queues.dead_letters[&route].clone());
-    let table = unique("crashed-idem");
-    let ddb = dynamodb().await;
-    DynamoStore::create_table_if_missing(&ddb, &table).await.unwrap();
-    let store = Arc::new(DynamoStore::new(ddb, &table, Duration::from_secs(6), common::LONG_MEMORY));
+    let (client, source, dlq, store) =
+        task_queue_and_store("crashed", 3, Duration::from_secs(6), common::LONG_MEMORY).await;
     // The consumer that claimed it died (SIGKILL, out of memory): its claim holds 6 s.
     assert_eq!(store.claim("task#p-crashed").await.unwrap(), Claim::fresh());
     let body = common::progress_event("t-crashed", "p-crashed", cf_webhooks::ack::now_ms());

@@ -55,6 +55,20 @@ fn n(value: u128) -> AttributeValue {
 }
 
 impl DynamoStore {
+    /// The item at `key`, read consistently.
+    async fn read(&self, key: &str) -> Result<Option<HashMap<String, AttributeValue>>, StoreError> {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| StoreError(describe(&e)))?;
+        Ok(found.item)
+    }
+
     /// A store in `table`: claims last `lease` (longer than the consumer's timeout),
     /// completions `ttl` (longer than the replay window).
     pub fn new(client: Client, table: impl Into<String>, lease: Duration, ttl: Duration) -> Self {
@@ -162,17 +176,10 @@ impl IdempotencyStore for DynamoStore {
     }
 
     async fn lease_left(&self, key: &str) -> Result<Option<Duration>, StoreError> {
-        let found = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError(describe(&e)))?;
-        let in_progress =
-            found.item().filter(|i| i.get(STATE).and_then(|s| s.as_s().ok()).map(String::as_str) == Some(IN_PROGRESS));
+        let found = self.read(key).await?;
+        let in_progress = found
+            .as_ref()
+            .filter(|i| i.get(STATE).and_then(|s| s.as_s().ok()).map(String::as_str) == Some(IN_PROGRESS));
         let until = in_progress
             .and_then(|i| i.get(LEASE_UNTIL))
             .and_then(|l| l.as_n().ok())
@@ -241,16 +248,7 @@ impl IdempotencyStore for DynamoStore {
     }
 
     async fn applied_version(&self, subject: &str) -> Result<Option<i64>, StoreError> {
-        let found = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, AttributeValue::S(subject.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError(describe(&e)))?;
-        let Some(item) = found.item() else { return Ok(None) };
+        let Some(item) = self.read(subject).await? else { return Ok(None) };
         let expired = item
             .get(TTL_ATTRIBUTE)
             .and_then(|t| t.as_n().ok())
