@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """End to end under cargo-lambda's runtime emulator, against moto.
 
-The real bootstrap binaries run under `cargo lambda watch`: a signed POST to the ingest
-Function URL path must land in the task queue, and invoking the `consume` bootstrap
+The real bootstrap binaries run under `cargo lambda watch`: ingest reads the webhook
+secret and the required header's value from Secrets Manager, as deployed; a signed POST
+carrying the header to the ingest Function URL path must land in the task queue (without
+the header, or signed otherwise, it gets a 401), and invoking the `consume` bootstrap
 (serving the task group, as the template's task consumer does) with that message as an
 SQS event must process it (no batch item failure, a COMPLETED item in the idempotency
 table), archive it in S3 and forward it to a local HTTP receiver, signed with the forward
@@ -31,6 +33,7 @@ from harness import cfwh_groups, free_port, sayer, sign, wait_for_port  # noqa: 
 say = sayer("e2e")
 SECRET = "e2e-secret"
 FORWARD_SECRET = "e2e-forward-secret"
+HEADER = ("X-Studio-Token", "e2e-header-value")
 
 
 def receiver():
@@ -81,14 +84,12 @@ def setup(prefix, described):
     return env, table, group_url
 
 
-def post(url, body, timeout, signed=None):
+def post(url, body, timeout, signed=None, header=HEADER):
     signature = sign(SECRET, body if signed is None else signed)
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json", "X-CF-Event": "Task completed", "X-CF-Signature": signature},
-    )
+    headers = {"Content-Type": "application/json", "X-CF-Event": "Task completed", "X-CF-Signature": signature}
+    if header:
+        headers[header[0]] = header[1]
+    request = urllib.request.Request(url, data=body, method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status, response.read().decode()
@@ -154,8 +155,14 @@ def main():
     log_path = os.path.join(ROOT, "target", "e2e-watch.log")
     os.makedirs(os.path.dirname(log_path), exist_ok=True)
     log = open(log_path, "w")
+    sm = boto3.client("secretsmanager")
     watch_env = dict(os.environ, RUST_LOG="info", **env)
-    watch_env[described["env"]["webhook_secret"]] = SECRET
+    watch_env.pop(names["webhook_secret"], None)
+    watch_env[names["webhook_secret_arn"]] = sm.create_secret(Name=f"{prefix}-webhook", SecretString=SECRET)["ARN"]
+    watch_env[names["required_header_name"]] = HEADER[0]
+    watch_env[names["required_header_value_arn"]] = sm.create_secret(
+        Name=f"{prefix}-header", SecretString=HEADER[1] + "\n"
+    )["ARN"]
     say(f"cargo lambda watch on 127.0.0.1:{port} (log: target/e2e-watch.log)")
     watch = subprocess.Popen(
         # The functions log at trace level (cargo-lambda itself at info): nothing secret
@@ -180,6 +187,10 @@ def main():
         status, answer = post(f"http://127.0.0.1:{port}/lambda-url/{ingest}/", tampered, timeout=60, signed=body)
         if status != 401:
             raise SystemExit(f"e2e: a body changed after signing got {status} {answer}, expected 401")
+        for header in [None, (HEADER[0], "guess")]:
+            status, answer = post(f"http://127.0.0.1:{port}/lambda-url/{ingest}/", body, timeout=60, header=header)
+            if status != 401:
+                raise SystemExit(f"e2e: a delivery with the header {header} got {status} {answer}, expected 401")
 
         sqs = boto3.client("sqs")
         received = sqs.receive_message(
@@ -221,11 +232,12 @@ def main():
                 raise SystemExit(f"e2e: the redelivery was not counted as a duplicate (EMF); see {log_path}")
         with open(log_path) as f:
             logged = f.read()
-        secrets = {"the webhook secret": SECRET, "the forward secret": FORWARD_SECRET,
+        secrets = {"the webhook secret": SECRET, "the forward secret": FORWARD_SECRET, "the header's value": HEADER[1],
                    "the delivery's signature": sign(SECRET, body), "the forward's signature": sign(FORWARD_SECRET, body)}
         leaked = [name for name, value in secrets.items() if value in logged]
         if leaked:
             raise SystemExit(f"e2e: at trace level the functions logged {', '.join(leaked)}; see {log_path}")
+        say("ingest read the secret and the header's value from Secrets Manager: 401 without the header or with a wrong one")
         say(f"ingest → SQS → {consumer} ({GROUP}) → DynamoDB, S3, HTTP: processed, archived and forwarded once, then a duplicate")
         say("at trace level, no secret or signature in the functions' logs")
     finally:

@@ -64,6 +64,9 @@ pub fn describe(queue_prefix: &str, queue_type: QueueType) -> Value {
         "max_receives": stack::DEFAULT_MAX_RECEIVES,
         "env": {
             "webhook_secret": var::WEBHOOK_SECRET,
+            "webhook_secret_arn": var::WEBHOOK_SECRET_ARN,
+            "required_header_name": var::REQUIRED_HEADER_NAME,
+            "required_header_value_arn": var::REQUIRED_HEADER_VALUE_ARN,
             "event_group": var::EVENT_GROUP,
             "idempotency_table": var::IDEMPOTENCY_TABLE,
             "dlq_url": var::DLQ_URL,

@@ -283,7 +283,8 @@ fn parameters() -> Value {
             "Type" => "String",
             "Default" => "",
             "NoEcho" => true,
-            "Description" => "Its value.",
+            "Description" => "Its value, kept in Secrets Manager (output RequiredHeaderSecretArn), never in the \
+                function's environment. Empty: the stack generates one.",
         },
         "FilterWorkspaces" => map! {
             "Type" => "String",
@@ -742,7 +743,7 @@ fn ingest_resources(resources: &mut Mapping) {
         (var::SECRET_OVERLAP_SECS, r#ref("SecretOverlapSeconds")),
         (var::MAX_EVENT_AGE_SECS, r#ref("MaxEventAgeSeconds")),
         (var::REQUIRED_HEADER_NAME, r#ref("RequiredHeaderName")),
-        (var::REQUIRED_HEADER_VALUE, r#ref("RequiredHeaderValue")),
+        (var::REQUIRED_HEADER_VALUE_ARN, r#if("HasRequiredHeader", r#ref("RequiredHeaderSecret"), "".into())),
         (var::FILTER_WORKSPACES, r#ref("FilterWorkspaces")),
         (var::FILTER_EVENT_GROUPS, r#ref("FilterEventGroups")),
         (var::FILTER_STEPS, r#ref("FilterSteps")),
@@ -762,6 +763,11 @@ fn ingest_resources(resources: &mut Mapping) {
         vec![
             allow("EnqueueDeliveries", "sqs:SendMessage".into(), queue_arns.into()),
             allow("ReadTheWebhookSecret", "secretsmanager:GetSecretValue".into(), webhook_secret()),
+            r#if(
+                "HasRequiredHeader",
+                allow("ReadTheRequiredHeader", "secretsmanager:GetSecretValue".into(), r#ref("RequiredHeaderSecret")),
+                no_value(),
+            ),
         ],
     );
     resources.insert(
@@ -988,6 +994,215 @@ fn consumer_resources(resources: &mut Mapping, group: EventGroup) {
     );
 }
 
+// --- who may send, read and operate -----------------------------------------------------
+
+/// The one role, besides the functions, that queue policies and the secrets' resource
+/// policies let through: operators assume it for `cfwh redrive`, `cfwh replay`, `cfwh
+/// listen` and to read or rotate the secrets (README, "The operator role").
+const OPERATOR_ROLE: &str = "OperatorRole";
+
+fn role_arn(logical: &str) -> Value {
+    get_att(format!("{logical}Role.Arn"))
+}
+
+fn operator_arn() -> Value {
+    get_att(format!("{OPERATOR_ROLE}.Arn"))
+}
+
+/// A resource-policy statement denying `actions` on `resource` to every principal but
+/// `allowed` (role ARNs). Requests without a principal (none reach these resources) are
+/// left to the other policies.
+fn deny_all_but(sid: &str, actions: Value, resource: Value, allowed: Vec<Value>) -> Value {
+    map! {
+        "Sid" => sid,
+        "Effect" => "Deny",
+        "Principal" => "*",
+        "Action" => actions,
+        "Resource" => resource,
+        "Condition" => map! {
+            "ArnNotEquals" => map! { "aws:PrincipalArn" => Value::Sequence(allowed) },
+            "Null" => map! { "aws:PrincipalArn" => "false" },
+        },
+    }
+}
+
+/// A queue's policy: only `senders` may send to it.
+fn queue_policy(resources: &mut Mapping, queue: &str, senders: Vec<Value>) {
+    resources.insert(
+        format!("{queue}Policy").into(),
+        map! {
+            "Type" => "AWS::SQS::QueuePolicy",
+            "Properties" => map! {
+                "Queues" => seq![r#ref(queue)],
+                "PolicyDocument" => map! {
+                    "Version" => "2012-10-17",
+                    "Statement" => seq![deny_all_but(
+                        "SendOnlyFromThePipeline",
+                        "sqs:SendMessage".into(),
+                        get_att(format!("{queue}.Arn")),
+                        senders,
+                    )],
+                },
+            },
+        },
+    );
+}
+
+/// A secret's resource policy: only `readers` may read its value.
+fn secret_policy(resources: &mut Mapping, secret: &str, condition: &str, readers: Vec<Value>) {
+    resources.insert(
+        format!("{secret}Policy").into(),
+        map! {
+            "Type" => "AWS::SecretsManager::ResourcePolicy",
+            "Condition" => condition,
+            "Properties" => map! {
+                "SecretId" => r#ref(secret),
+                "BlockPublicPolicy" => true,
+                "ResourcePolicy" => map! {
+                    "Version" => "2012-10-17",
+                    "Statement" => seq![deny_all_but(
+                        "ReadOnlyByThePipeline",
+                        "secretsmanager:GetSecretValue".into(),
+                        "*".into(),
+                        readers,
+                    )],
+                },
+            },
+        },
+    );
+}
+
+/// The queue policies (ingest sends to the queues, each consumer to its dead-letter
+/// queue, the operator role to both), the secrets' resource policies, and the operator
+/// role with its policy.
+fn access_resources(resources: &mut Mapping) {
+    for route in Route::ALL {
+        queue_policy(resources, &queue(route), vec![role_arn("Ingest"), operator_arn()]);
+        let consumer = match route {
+            Route::Group(group) => role_arn(&consumer(group)),
+            // The archiver exists only when the archive is on.
+            Route::Unrouted => r#if("ArchiveOn", role_arn("ArchiveUnrouted"), no_value()),
+        };
+        queue_policy(resources, &dlq(route), vec![consumer, operator_arn()]);
+    }
+    secret_policy(resources, "WebhookSecret", "CreateSecret", vec![role_arn("Ingest"), operator_arn()]);
+    secret_policy(resources, "RequiredHeaderSecret", "HasRequiredHeader", vec![role_arn("Ingest"), operator_arn()]);
+    let consumers = EventGroup::ALL.iter().map(|&g| role_arn(&consumer(g)));
+    secret_policy(resources, "ForwardSecret", "CreateForwardSecret", consumers.chain([operator_arn()]).collect());
+
+    let queues: Vec<Value> = Route::ALL
+        .iter()
+        .flat_map(|&r| [get_att(format!("{}.Arn", queue(r))), get_att(format!("{}.Arn", dlq(r)))])
+        .collect();
+    let mut table = allow(
+        "ListenWithTheIdempotencyTable",
+        seq!["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+        get_att("IdempotencyTable.Arn"),
+    );
+    let every_group: Vec<Value> = EventGroup::ALL
+        .iter()
+        .flat_map(|&g| cf_webhooks::consumer::key_prefixes(g))
+        .map(|p| Value::from(format!("{p}*")))
+        .collect();
+    table.as_mapping_mut().expect("a statement").insert(
+        "Condition".into(),
+        map! { "ForAllValues:StringLike" => map! { "dynamodb:LeadingKeys" => every_group } },
+    );
+    let archive_objects = sub("arn:${AWS::Partition}:s3:::${ArchiveBucketLocal}/${ArchivePrefix}/*")
+        .tagged_sub_with("ArchiveBucketLocal", archive_bucket());
+    let statements = vec![
+        allow(
+            "RedriveReplayAndListenOnTheQueues",
+            seq![
+                "sqs:GetQueueUrl",
+                "sqs:GetQueueAttributes",
+                "sqs:ReceiveMessage",
+                "sqs:ChangeMessageVisibility",
+                "sqs:DeleteMessage",
+                "sqs:SendMessage",
+            ],
+            Value::Sequence(queues),
+        ),
+        table,
+        allow("FindTheStacksOutputs", "cloudformation:DescribeStacks".into(), r#ref("AWS::StackId")),
+        allow(
+            "ReadAndRotateTheWebhookSecret",
+            seq!["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
+            webhook_secret(),
+        ),
+        r#if(
+            "HasRequiredHeader",
+            allow(
+                "ReadAndRotateTheRequiredHeader",
+                seq!["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
+                r#ref("RequiredHeaderSecret"),
+            ),
+            no_value(),
+        ),
+        r#if(
+            "ForwardOn",
+            allow(
+                "ReadAndRotateTheForwardSecret",
+                seq!["secretsmanager:GetSecretValue", "secretsmanager:PutSecretValue"],
+                forward_secret(),
+            ),
+            no_value(),
+        ),
+        r#if(
+            "EventBridgeOn",
+            allow("ListenPutsEventsOnTheBus", "events:PutEvents".into(), event_bus_arn()),
+            no_value(),
+        ),
+        r#if(
+            "ArchiveOn",
+            allow(
+                "ListTheArchive",
+                "s3:ListBucket".into(),
+                sub("arn:${AWS::Partition}:s3:::${ArchiveBucketLocal}")
+                    .tagged_sub_with("ArchiveBucketLocal", archive_bucket()),
+            ),
+            no_value(),
+        ),
+        r#if(
+            "ArchiveOn",
+            allow("ReplayAndListenOnTheArchive", seq!["s3:GetObject", "s3:PutObject"], archive_objects),
+            no_value(),
+        ),
+    ];
+    resources.insert(
+        "OperatorPolicy".into(),
+        map! {
+            "Type" => "AWS::IAM::ManagedPolicy",
+            "Properties" => map! {
+                "Description" => sub(format!("cf-webhooks {STACK_NAME}: redrive, replay, cfwh listen, the secrets")),
+                "PolicyDocument" => map! { "Version" => "2012-10-17", "Statement" => Value::Sequence(statements) },
+            },
+        },
+    );
+    resources.insert(
+        OPERATOR_ROLE.into(),
+        map! {
+            "Type" => "AWS::IAM::Role",
+            "Properties" => map! {
+                "Description" => sub(format!(
+                    "cf-webhooks {STACK_NAME}: the one role the queue and secret policies let in besides the functions"
+                )),
+                // Whoever the account's own IAM policies allow to assume it.
+                "AssumeRolePolicyDocument" => map! {
+                    "Version" => "2012-10-17",
+                    "Statement" => seq![map! {
+                        "Effect" => "Allow",
+                        "Principal" => map! { "AWS" => sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root") },
+                        "Action" => "sts:AssumeRole",
+                    }],
+                },
+                "ManagedPolicyArns" => seq![r#ref("OperatorPolicy")],
+                "MaxSessionDuration" => 12 * 3600,
+            },
+        },
+    );
+}
+
 // --- the dashboard ----------------------------------------------------------------------
 
 fn widget(title: &str, metrics: Vec<Value>, x: u32, y: u32, width: u32) -> Value {
@@ -1140,6 +1355,24 @@ pub fn template() -> Value {
             },
         ),
         (
+            "RequiredHeaderSecret",
+            map! {
+                "Type" => "AWS::SecretsManager::Secret",
+                "Condition" => "HasRequiredHeader",
+                "Properties" => map! {
+                    "Name" => sub(format!("{STACK_NAME}-required-header")),
+                    "Description" => "The value of the custom header every delivery must carry: paste it into \
+                        Creative Force (Custom Headers), beside RequiredHeaderName.",
+                    "SecretString" => r#if("HasRequiredHeaderValue", r#ref("RequiredHeaderValue"), no_value()),
+                    "GenerateSecretString" => r#if(
+                        "HasRequiredHeaderValue",
+                        no_value(),
+                        map! { "PasswordLength" => 40, "ExcludePunctuation" => true },
+                    ),
+                },
+            },
+        ),
+        (
             "IdempotencyTable",
             map! {
                 "Type" => "AWS::DynamoDB::Table",
@@ -1189,6 +1422,7 @@ pub fn template() -> Value {
         consumer_resources(&mut resources, group);
     }
     destination_resources(&mut resources);
+    access_resources(&mut resources);
     resources.insert("Dashboard".into(), dashboard());
 
     let mut timeouts = Mapping::new();
@@ -1207,6 +1441,8 @@ pub fn template() -> Value {
         "Mappings" => map! { "ConsumerTimeouts" => timeouts },
         "Conditions" => map! {
             "CreateSecret" => equals(r#ref("WebhookSecretArn"), ""),
+            "HasRequiredHeader" => not(equals(r#ref("RequiredHeaderName"), "")),
+            "HasRequiredHeaderValue" => not(equals(r#ref("RequiredHeaderValue"), "")),
             "Fifo" => equals(r#ref("QueueType"), stack::QueueType::Fifo.as_str()),
             "HasAlarmTopic" => not(equals(r#ref("AlarmEmail"), "")),
             "HasIngestReservedConcurrency" => not(equals(r#ref("IngestReservedConcurrency"), -1)),
@@ -1247,6 +1483,11 @@ pub fn template() -> Value {
                 "Description" => "The secret to paste into Creative Force (aws secretsmanager get-secret-value --secret-id …)",
                 "Value" => webhook_secret(),
             },
+            output::REQUIRED_HEADER_SECRET_ARN => map! {
+                "Condition" => "HasRequiredHeader",
+                "Description" => "The custom header's value, for Creative Force's Custom Headers tab",
+                "Value" => r#ref("RequiredHeaderSecret"),
+            },
             output::QUEUE_PREFIX => map! {
                 "Description" => "Queue names are <prefix>-<group> (cfwh redrive --queue-prefix)",
                 "Value" => r#ref("AWS::StackName"),
@@ -1267,6 +1508,15 @@ pub fn template() -> Value {
                 "Description" => "The archive (cfwh replay --bucket)",
                 "Value" => archive_bucket(),
             },
+            output::OPERATOR_ROLE_ARN => map! {
+                "Description" => "Assume it for cfwh redrive, replay and listen, and to read or rotate the secrets \
+                    (the queue and secret policies let no one else in)",
+                "Value" => operator_arn(),
+            },
+            output::OPERATOR_POLICY_ARN => map! {
+                "Description" => "The operator role's permissions",
+                "Value" => r#ref("OperatorPolicy"),
+            },
             output::DASHBOARD_URL => map! {
                 "Value" => sub(
                     "https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}\
@@ -1280,8 +1530,8 @@ pub fn template() -> Value {
 /// `cfwh template`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Fail unless FILE is what would be written, and unless no IAM statement grants a
-    /// wildcard (make validate, make test).
+    /// Fail unless FILE is what would be written, and unless the IAM checks pass (make
+    /// validate, make test).
     #[arg(long)]
     check: bool,
     /// The template file.
@@ -1291,9 +1541,9 @@ pub struct Args {
 
 /// Writes (or checks) the template.
 pub fn run(args: Args) -> Result<std::process::ExitCode, String> {
-    let broad = wildcard_grants();
-    if !broad.is_empty() {
-        return Err(format!("wildcard IAM grants in the template: {broad:?}"));
+    let problems = iam_problems();
+    if !problems.is_empty() {
+        return Err(format!("the template's IAM checks failed: {problems:?}"));
     }
     let text = render();
     let shown = args.file.display();
@@ -1316,11 +1566,87 @@ pub fn render() -> String {
 
 // --- checks -----------------------------------------------------------------------------
 
-/// The paths of the IAM statements allowing a wildcard action (`sqs:*`) or every resource
-/// (`*`); `make validate` fails unless there are none. Denies may be broad.
-pub fn wildcard_grants() -> Vec<String> {
+/// What `make validate` refuses in the template's access control, each named by its path:
+/// - an Allow of a wildcard action (`sqs:*`) or of every resource (`*`): denies may be
+///   broad;
+/// - a DynamoDB grant without `dynamodb:LeadingKeys` (a consumer's table access is kept
+///   to its own group's keys);
+/// - a queue without a policy denying `sqs:SendMessage` to every principal but those
+///   named, a secret without a resource policy denying `secretsmanager:GetSecretValue`
+///   likewise;
+/// - a function environment variable holding a `NoEcho` parameter: it belongs in
+///   Secrets Manager.
+pub fn iam_problems() -> Vec<String> {
+    iam_problems_of(&template())
+}
+
+fn iam_problems_of(template: &Value) -> Vec<String> {
     let mut found = Vec::new();
-    find_wildcard_grants(&template(), "template".to_owned(), &mut found);
+    find_wildcard_grants(template, "template".to_owned(), &mut found);
+    found.extend(resource_policy_problems(template));
+    found
+}
+
+/// The statement of a resource policy that denies `action` to all but named principals.
+fn denies_all_but_named(document: &Value, action: &str) -> bool {
+    document["Statement"].as_sequence().is_some_and(|statements| {
+        statements.iter().any(|s| {
+            s["Effect"] == "Deny"
+                && s["Principal"] == "*"
+                && s["Action"] == action
+                && s["Condition"]["ArnNotEquals"]["aws:PrincipalArn"].as_sequence().is_some_and(|p| !p.is_empty())
+        })
+    })
+}
+
+fn resource_policy_problems(template: &Value) -> Vec<String> {
+    let Some(resources) = template["Resources"].as_mapping() else { return vec!["template: no Resources".to_owned()] };
+    let of_type = |kind: &'static str| {
+        resources.iter().filter(move |(_, r)| r["Type"] == kind).map(|(name, r)| (name.as_str().unwrap_or_default(), r))
+    };
+    let mut found = Vec::new();
+    for (queue, _) in of_type("AWS::SQS::Queue") {
+        let guarded = of_type("AWS::SQS::QueuePolicy").any(|(_, policy)| {
+            let properties = &policy["Properties"];
+            properties["Queues"].as_sequence().is_some_and(|q| q.contains(&r#ref(queue)))
+                && denies_all_but_named(&properties["PolicyDocument"], "sqs:SendMessage")
+        });
+        if !guarded {
+            found.push(format!(
+                "template.Resources.{queue} (no queue policy denying sqs:SendMessage to all but named roles)"
+            ));
+        }
+    }
+    for (secret, resource) in of_type("AWS::SecretsManager::Secret") {
+        let guarded = of_type("AWS::SecretsManager::ResourcePolicy").any(|(_, policy)| {
+            policy["Properties"]["SecretId"] == r#ref(secret)
+                && policy["Condition"] == resource["Condition"]
+                && denies_all_but_named(&policy["Properties"]["ResourcePolicy"], "secretsmanager:GetSecretValue")
+        });
+        if !guarded {
+            found.push(format!(
+                "template.Resources.{secret} (no resource policy denying secretsmanager:GetSecretValue to all but named roles)"
+            ));
+        }
+    }
+    let hidden: Vec<&str> = template["Parameters"]
+        .as_mapping()
+        .into_iter()
+        .flatten()
+        .filter(|(_, p)| p["NoEcho"] == true)
+        .filter_map(|(name, _)| name.as_str())
+        .collect();
+    for (function, resource) in of_type("AWS::Serverless::Function") {
+        for (variable, value) in resource["Properties"]["Environment"]["Variables"].as_mapping().into_iter().flatten() {
+            let text = serde_yaml_ng::to_string(value).unwrap_or_default();
+            if hidden.iter().any(|h| text.contains(&format!("!Ref {h}\n")) || text.contains(&format!("${{{h}}}"))) {
+                found.push(format!(
+                    "template.Resources.{function}.Environment.{} (a NoEcho parameter in the environment: keep it in Secrets Manager)",
+                    variable.as_str().unwrap_or_default()
+                ));
+            }
+        }
+    }
     found
 }
 
@@ -1377,8 +1703,8 @@ mod tests {
     }
 
     #[test]
-    fn no_wildcard_grants() {
-        assert_eq!(wildcard_grants(), Vec::<String>::new());
+    fn the_iam_checks_pass() {
+        assert_eq!(iam_problems(), Vec::<String>::new());
     }
 
     #[test]
@@ -1479,6 +1805,124 @@ mod tests {
         assert_eq!(found, ["t.Statement[0] (DynamoDB without dynamodb:LeadingKeys)"]);
     }
 
+    /// The roles a resource policy's deny lets through, `!If [ArchiveOn, x, NoValue]`
+    /// written `x?`.
+    fn let_through(document: &Value, action: &str) -> Vec<String> {
+        let statement = &document["Statement"][0];
+        assert_eq!(
+            (&statement["Effect"], &statement["Principal"], &statement["Action"]),
+            (&"Deny".into(), &"*".into(), &action.into())
+        );
+        assert_eq!(statement["Condition"]["Null"]["aws:PrincipalArn"], "false");
+        statement["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|arn| match arn {
+                Value::Tagged(t) if t.tag == Tag::new("GetAtt") => t.value.as_str().unwrap().to_owned(),
+                Value::Tagged(t) if t.tag == Tag::new("If") => {
+                    assert_eq!((&t.value[0], &t.value[2]), (&"ArchiveOn".into(), &no_value()));
+                    format!("{}?", under(&t.value[1], "GetAtt").as_str().unwrap())
+                }
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_ingest_each_consumer_and_the_operator_role_may_send_to_the_queues() {
+        let template = template();
+        for route in Route::ALL {
+            let policy = &resource(&template, &format!("{}Policy", queue(route)))["Properties"];
+            assert_eq!(policy["Queues"], seq![r#ref(queue(route))]);
+            assert_eq!(policy["PolicyDocument"]["Statement"][0]["Resource"], get_att(format!("{}.Arn", queue(route))));
+            assert_eq!(
+                let_through(&policy["PolicyDocument"], "sqs:SendMessage"),
+                ["IngestRole.Arn", "OperatorRole.Arn"]
+            );
+            let policy = &resource(&template, &format!("{}Policy", dlq(route)))["Properties"];
+            assert_eq!(policy["Queues"], seq![r#ref(dlq(route))]);
+            let consumer = match route {
+                Route::Group(group) => format!("{}Role.Arn", consumer(group)),
+                Route::Unrouted => "ArchiveUnroutedRole.Arn?".to_owned(),
+            };
+            assert_eq!(
+                let_through(&policy["PolicyDocument"], "sqs:SendMessage"),
+                [consumer, "OperatorRole.Arn".to_owned()]
+            );
+        }
+        // The operator role may redrive, replay and listen on every queue of the stack.
+        let operator = &resource(&template, "OperatorPolicy")["Properties"]["PolicyDocument"]["Statement"];
+        let queues = &operator[0];
+        assert!(queues["Action"].as_sequence().unwrap().contains(&"sqs:SendMessage".into()));
+        assert_eq!(queues["Resource"].as_sequence().unwrap().len(), Route::ALL.len() * 2);
+        assert_eq!(
+            resource(&template, "OperatorRole")["Properties"]["ManagedPolicyArns"],
+            seq![r#ref("OperatorPolicy")]
+        );
+        assert_eq!(template["Outputs"][output::OPERATOR_ROLE_ARN]["Value"], get_att("OperatorRole.Arn"));
+    }
+
+    #[test]
+    fn only_the_functions_that_need_them_and_the_operator_role_may_read_the_secrets() {
+        let template = template();
+        let readers = |secret: &str| {
+            let policy = resource(&template, &format!("{secret}Policy"));
+            assert_eq!(policy["Condition"], resource(&template, secret)["Condition"], "{secret}: exists with it");
+            assert_eq!(policy["Properties"]["SecretId"], r#ref(secret));
+            assert_eq!(policy["Properties"]["BlockPublicPolicy"], true);
+            let_through(&policy["Properties"]["ResourcePolicy"], "secretsmanager:GetSecretValue")
+        };
+        assert_eq!(readers("WebhookSecret"), ["IngestRole.Arn", "OperatorRole.Arn"]);
+        assert_eq!(readers("RequiredHeaderSecret"), ["IngestRole.Arn", "OperatorRole.Arn"]);
+        let consumers: Vec<String> = EventGroup::ALL
+            .iter()
+            .map(|&g| format!("{}Role.Arn", consumer(g)))
+            .chain(["OperatorRole.Arn".to_owned()])
+            .collect();
+        assert_eq!(readers("ForwardSecret"), consumers);
+    }
+
+    #[test]
+    fn the_required_header_value_is_kept_in_secrets_manager_not_in_the_environment() {
+        let template = template();
+        let variables = &resource(&template, "IngestFunction")["Properties"]["Environment"]["Variables"];
+        assert!(variables.get(var::REQUIRED_HEADER_VALUE).is_none());
+        let (yes, no) = {
+            let branches = under(&variables[var::REQUIRED_HEADER_VALUE_ARN], "If");
+            assert_eq!(branches[0], "HasRequiredHeader");
+            (branches[1].clone(), branches[2].clone())
+        };
+        assert_eq!((yes, no), (r#ref("RequiredHeaderSecret"), Value::from("")));
+        let secret = &resource(&template, "RequiredHeaderSecret")["Properties"];
+        assert_eq!(under(&secret["SecretString"], "If")[1], r#ref("RequiredHeaderValue"), "the value given");
+        assert!(under(&secret["GenerateSecretString"], "If")[2].is_mapping(), "or one generated");
+        let ingest = statements(&template, "IngestRole");
+        let read = ingest.iter().find(|s| s["Sid"] == "ReadTheRequiredHeader").expect("ingest reads it");
+        assert_eq!(read["Resource"], r#ref("RequiredHeaderSecret"));
+    }
+
+    #[test]
+    fn the_checks_of_make_validate_find_an_unguarded_queue_or_secret_and_a_secret_in_the_environment() {
+        let mut template = template();
+        let resources = template["Resources"].as_mapping_mut().unwrap();
+        resources.remove(format!("{}Policy", dlq(Route::Group(EventGroup::Job))));
+        resources.remove("ForwardSecretPolicy");
+        let ingest = resources.get_mut("IngestFunction").unwrap();
+        ingest["Properties"]["Environment"]["Variables"].as_mapping_mut().unwrap().insert(
+            var::REQUIRED_HEADER_VALUE.into(),
+            r#if("HasRequiredHeader", r#ref("RequiredHeaderValue"), "".into()),
+        );
+        assert_eq!(
+            iam_problems_of(&template),
+            [
+                "template.Resources.JobDeadLetterQueue (no queue policy denying sqs:SendMessage to all but named roles)",
+                "template.Resources.ForwardSecret (no resource policy denying secretsmanager:GetSecretValue to all but named roles)",
+                "template.Resources.IngestFunction.Environment.CF_REQUIRED_HEADER_VALUE (a NoEcho parameter in the environment: keep it in Secrets Manager)",
+            ]
+        );
+    }
+
     #[test]
     fn floods_raise_alarms_on_ingest_throttles_and_rejections() {
         let template = template();
@@ -1543,7 +1987,7 @@ mod tests {
         let bucket = &resource(&template, "ArchiveBucket")["Properties"];
         assert_eq!(bucket["PublicAccessBlockConfiguration"]["RestrictPublicBuckets"], true);
         assert!(bucket["BucketEncryption"].is_mapping());
-        assert!(wildcard_grants().is_empty());
+        assert!(iam_problems().is_empty());
     }
 
     #[test]

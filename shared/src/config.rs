@@ -57,8 +57,11 @@ pub mod var {
     pub const QUEUE_MAX_MESSAGE_BYTES: &str = "CF_QUEUE_MAX_MESSAGE_BYTES";
     /// A custom header every delivery must carry.
     pub const REQUIRED_HEADER_NAME: &str = "CF_REQUIRED_HEADER_NAME";
-    /// Its value.
+    /// Its value (local runs; deployed, it is read from Secrets Manager instead).
     pub const REQUIRED_HEADER_VALUE: &str = "CF_REQUIRED_HEADER_VALUE";
+    /// The Secrets Manager secret holding its value: an environment variable shows to
+    /// anyone who may read the function's configuration, a secret only to its policy.
+    pub const REQUIRED_HEADER_VALUE_ARN: &str = "CF_REQUIRED_HEADER_VALUE_ARN";
     /// The replay window in seconds (0: off).
     pub const MAX_EVENT_AGE_SECS: &str = "CF_MAX_EVENT_AGE_SECS";
     /// Tolerated clock skew in seconds.
@@ -149,20 +152,27 @@ impl ConfigError {
 pub struct RequiredHeader {
     /// Header name.
     pub name: HeaderName,
-    value_digest: [u8; 32],
+    /// None until a value kept in a secret store is read: nothing matches then.
+    value_digest: Option<[u8; 32]>,
 }
 
 impl RequiredHeader {
     /// A required header; `value` is treated as a secret.
     pub fn new(name: HeaderName, value: &[u8]) -> Self {
-        Self { name, value_digest: Sha256::digest(value).into() }
+        Self { name, value_digest: Some(Sha256::digest(value).into()) }
+    }
+
+    /// A required header whose value has yet to be read: it refuses every delivery, so
+    /// that a value never read fails closed.
+    pub fn unread(name: HeaderName) -> Self {
+        Self { name, value_digest: None }
     }
 
     /// True when `value` is the configured value. Digests are compared so that neither
     /// the content nor the length of the expected value shows in the timing.
     pub fn matches(&self, value: &[u8]) -> bool {
         let digest: [u8; 32] = Sha256::digest(value).into();
-        digest.ct_eq(&self.value_digest).into()
+        self.value_digest.is_some_and(|expected| bool::from(digest.ct_eq(&expected)))
     }
 }
 
@@ -170,6 +180,17 @@ impl fmt::Debug for RequiredHeader {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "RequiredHeader({}: <redacted>)", self.name)
     }
+}
+
+/// A required header whose value is kept in Secrets Manager: ingest reads it once at
+/// start-up (`aws::secrets_manager::read_required_header`); a changed value takes effect
+/// as instances are recycled (README, "Revoking a leaked secret at once").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequiredHeaderStore {
+    /// Header name.
+    pub name: HeaderName,
+    /// ARN (or name) of the secret holding its value.
+    pub arn: String,
 }
 
 /// The replay window: how old (and how far in the future) `EventDatetimeUtc` may be.
@@ -201,6 +222,8 @@ pub struct IngestConfig {
     pub max_body_bytes: usize,
     /// Optional required custom header.
     pub required_header: Option<RequiredHeader>,
+    /// Where the required header's value is to be read from, until it is.
+    pub required_header_store: Option<RequiredHeaderStore>,
     /// Optional replay window.
     pub replay_window: Option<ReplayWindow>,
     /// Receiver-side filters.
@@ -218,6 +241,7 @@ impl IngestConfig {
             secret_store: None,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
             required_header: None,
+            required_header_store: None,
             replay_window: None,
             filters: Filters::default(),
             enqueue_timeout: DEFAULT_ENQUEUE_TIMEOUT,
@@ -284,19 +308,40 @@ impl IngestConfig {
             ));
         }
 
-        let required_header = match (get(var::REQUIRED_HEADER_NAME), get(var::REQUIRED_HEADER_VALUE)) {
-            (None, None) => None,
-            (Some(name), Some(value)) if !value.is_empty() => {
-                let name = HeaderName::try_from(name.trim()).map_err(|_| {
-                    ConfigError::new(var::REQUIRED_HEADER_NAME, format!("{name:?} is not a valid header name"))
-                })?;
-                Some(RequiredHeader::new(name, value.as_bytes()))
+        let header_name = |name: String| {
+            HeaderName::try_from(name.trim()).map_err(|_| {
+                ConfigError::new(var::REQUIRED_HEADER_NAME, format!("{name:?} is not a valid header name"))
+            })
+        };
+        let (required_header, required_header_store) = match (
+            get(var::REQUIRED_HEADER_NAME),
+            get(var::REQUIRED_HEADER_VALUE),
+            get(var::REQUIRED_HEADER_VALUE_ARN),
+        ) {
+            (None, None, None) => (None, None),
+            (None, _, _) => {
+                return Err(ConfigError::new(
+                    var::REQUIRED_HEADER_NAME,
+                    "must be set when CF_REQUIRED_HEADER_VALUE or CF_REQUIRED_HEADER_VALUE_ARN is",
+                ))
             }
-            (Some(_), _) => {
-                return Err(ConfigError::new(var::REQUIRED_HEADER_VALUE, "must be set when CF_REQUIRED_HEADER_NAME is"))
+            (Some(_), Some(_), Some(_)) => {
+                return Err(ConfigError::new(
+                    var::REQUIRED_HEADER_VALUE_ARN,
+                    "set either it or CF_REQUIRED_HEADER_VALUE, not both",
+                ))
             }
-            (None, Some(_)) => {
-                return Err(ConfigError::new(var::REQUIRED_HEADER_NAME, "must be set when CF_REQUIRED_HEADER_VALUE is"))
+            (Some(_), None, None) => {
+                return Err(ConfigError::new(
+                    var::REQUIRED_HEADER_VALUE,
+                    "must be set (or CF_REQUIRED_HEADER_VALUE_ARN) when CF_REQUIRED_HEADER_NAME is",
+                ))
+            }
+            (Some(name), Some(value), None) => (Some(RequiredHeader::new(header_name(name)?, value.as_bytes())), None),
+            (Some(name), None, Some(arn)) => {
+                let name = header_name(name)?;
+                let store = RequiredHeaderStore { name: name.clone(), arn: arn.trim().to_owned() };
+                (Some(RequiredHeader::unread(name)), Some(store))
             }
         };
 
@@ -328,6 +373,7 @@ impl IngestConfig {
             secret_store,
             max_body_bytes,
             required_header,
+            required_header_store,
             replay_window,
             filters,
             enqueue_timeout,
@@ -755,6 +801,23 @@ mod tests {
     }
 
     #[test]
+    fn the_required_header_value_may_come_from_secrets_manager() {
+        let c = config(&[
+            ("CF_WEBHOOK_SECRET", "s"),
+            ("CF_REQUIRED_HEADER_NAME", "X-Studio-Token"),
+            ("CF_REQUIRED_HEADER_VALUE_ARN", " arn:aws:secretsmanager:eu-west-1:1:secret:header "),
+        ])
+        .unwrap();
+        let unread = c.required_header.unwrap();
+        assert!(!unread.matches(b"") && !unread.matches(b"anything"), "fails closed until the value is read");
+        let store = c.required_header_store.unwrap();
+        assert_eq!(
+            (store.name.as_str(), store.arn.as_str()),
+            ("x-studio-token", "arn:aws:secretsmanager:eu-west-1:1:secret:header")
+        );
+    }
+
+    #[test]
     fn consumer_settings_and_the_ttl_outlives_the_replay_window() {
         let vars = |extra: &[(&'static str, &'static str)]| {
             consumer(
@@ -906,6 +969,16 @@ mod tests {
             (&[("CF_WEBHOOK_SECRET", "s"), ("CF_QUEUE_MAX_MESSAGE_BYTES", "262144")], "CF_MAX_BODY_BYTES"),
             (&[("CF_WEBHOOK_SECRET", "s"), ("CF_REQUIRED_HEADER_NAME", "X-A")], "CF_REQUIRED_HEADER_VALUE"),
             (&[("CF_WEBHOOK_SECRET", "s"), ("CF_REQUIRED_HEADER_VALUE", "v")], "CF_REQUIRED_HEADER_NAME"),
+            (&[("CF_WEBHOOK_SECRET", "s"), ("CF_REQUIRED_HEADER_VALUE_ARN", "arn")], "CF_REQUIRED_HEADER_NAME"),
+            (
+                &[
+                    ("CF_WEBHOOK_SECRET", "s"),
+                    ("CF_REQUIRED_HEADER_NAME", "X-A"),
+                    ("CF_REQUIRED_HEADER_VALUE", "v"),
+                    ("CF_REQUIRED_HEADER_VALUE_ARN", "arn"),
+                ],
+                "CF_REQUIRED_HEADER_VALUE_ARN",
+            ),
             (
                 &[
                     ("CF_WEBHOOK_SECRET", "s"),

@@ -94,10 +94,16 @@ pub mod output {
     pub const WEBHOOK_URL: &str = "WebhookUrl";
     /// The secret to paste into Creative Force.
     pub const WEBHOOK_SECRET_ARN: &str = "WebhookSecretArn";
+    /// The custom header's value, when one is required.
+    pub const REQUIRED_HEADER_SECRET_ARN: &str = "RequiredHeaderSecretArn";
     /// The prefix of every queue name.
     pub const QUEUE_PREFIX: &str = "QueuePrefix";
     /// The idempotency table.
     pub const IDEMPOTENCY_TABLE: &str = "IdempotencyTableName";
+    /// The role operators assume (redrive, replay, listen, the secrets).
+    pub const OPERATOR_ROLE_ARN: &str = "OperatorRoleArn";
+    /// Its managed policy.
+    pub const OPERATOR_POLICY_ARN: &str = "OperatorPolicyArn";
     /// The CloudWatch dashboard.
     pub const DASHBOARD_URL: &str = "DashboardUrl";
     /// The EventBridge bus, when on.

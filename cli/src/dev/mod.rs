@@ -220,6 +220,13 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
         value => value,
     })
     .map_err(|e| e.to_string())?;
+    if config.required_header_store.is_some() {
+        return Err(format!(
+            "{}: cfwh dev reads no secret store; give the value in {}",
+            var::REQUIRED_HEADER_VALUE_ARN,
+            var::REQUIRED_HEADER_VALUE
+        ));
+    }
     if configured {
         if let Some(warning) = config.secrets.weak_warning() {
             eprintln!("cfwh dev: warning: {warning}");

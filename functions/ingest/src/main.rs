@@ -18,7 +18,7 @@ async fn main() -> ExitCode {
         let sdk = lambda_sdk_config(Budget::ack(config.enqueue_timeout))?;
         Ok((config, QueueUrls::from_lookup(|n| std::env::var(n).ok())?, Emf::from_env()?, sdk))
     });
-    let (config, urls, metrics, sdk) = match loaded {
+    let (mut config, urls, metrics, sdk) = match loaded {
         Ok(loaded) => loaded,
         Err(e) => {
             tracing::error!(error = %e, "invalid configuration");
@@ -31,6 +31,16 @@ async fn main() -> ExitCode {
         if let Err(e) = config.secrets.refresh_now().await {
             tracing::error!(error = %e, "cannot read the webhook secret at start-up");
             return ExitCode::FAILURE;
+        }
+    }
+    if let Some(store) = config.required_header_store.clone() {
+        let client = aws_sdk_secretsmanager::Client::new(&sdk);
+        match cf_webhooks::aws::secrets_manager::read_required_header(&client, &store).await {
+            Ok(header) => config.required_header = Some(header),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the required header's value at start-up");
+                return ExitCode::FAILURE;
+            }
         }
     }
     if config.secret_store.is_none() {

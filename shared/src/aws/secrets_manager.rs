@@ -4,7 +4,7 @@
 use aws_sdk_secretsmanager::Client;
 
 use super::describe;
-use crate::config::SecretStore;
+use crate::config::{RequiredHeader, RequiredHeaderStore, SecretStore};
 use crate::secret::{SecretFetcher, SecretSet};
 
 /// Reads one secret of Secrets Manager.
@@ -47,4 +47,16 @@ pub async fn read_text(client: &Client, arn: &str) -> Result<String, String> {
         .await
         .map_err(|e| format!("reading {arn}: {}", describe(&e)))?;
     output.secret_string().map(str::to_owned).ok_or_else(|| format!("{arn} has no string value"))
+}
+
+/// The required header, its value read from `store.arn` (surrounding whitespace removed,
+/// as HTTP removes it from a header's value). An empty value is refused at start-up: a
+/// header anyone can send protects nothing.
+pub async fn read_required_header(client: &Client, store: &RequiredHeaderStore) -> Result<RequiredHeader, String> {
+    let text = read_text(client, &store.arn).await?;
+    let value = text.trim();
+    if value.is_empty() {
+        return Err(format!("{} (the {} header's value) is empty", store.arn, store.name));
+    }
+    Ok(RequiredHeader::new(store.name.clone(), value.as_bytes()))
 }
