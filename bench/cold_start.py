@@ -7,6 +7,11 @@ Lambda bills and waits for before the first request. Both binaries are started R
 times, alternately; the medians are compared. Writes target/bench/init.json.
 
 Usage: bench/cold_start.py HELLO INGEST   (paths of the two release binaries)
+
+With --store (and AWS_ENDPOINT_URL naming a moto_server): ingest's init when it reads
+the webhook secret from Secrets Manager, against when it reads the required header's
+value there too (the two reads run at once). Writes target/bench/init_store.json. Not
+part of `make bench`, which starts no moto_server; the numbers are in bench/history.md.
 """
 
 import http.server
@@ -67,8 +72,40 @@ def init_ms(binary, env):
     return took
 
 
+def store_mode(ingest, ingest_env, described):
+    """Init with the secret in Secrets Manager, without and with the header's value there."""
+    import boto3
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if not endpoint:
+        raise SystemExit("cold-start: --store needs AWS_ENDPOINT_URL (a moto_server)")
+    names = described["env"]
+    sm = boto3.client("secretsmanager", region_name="us-east-1")
+    tag = f"bench-{os.getpid()}"
+    secret = sm.create_secret(Name=f"{tag}-webhook", SecretString="bench-secret-of-32-characters-ok")["ARN"]
+    header = sm.create_secret(Name=f"{tag}-header", SecretString="bench-header-value")["ARN"]
+    secret_only = dict(ingest_env, AWS_ENDPOINT_URL=endpoint)
+    secret_only.pop(names["webhook_secret"], None)
+    secret_only[names["webhook_secret_arn"]] = secret
+    with_header = dict(secret_only, **{names["required_header_name"]: "X-Studio-Token",
+                                       names["required_header_value_arn"]: header})
+    samples = {"secret": [], "secret_and_header": []}
+    for _ in range(ROUNDS):
+        samples["secret"].append(init_ms(ingest, secret_only))
+        samples["secret_and_header"].append(init_ms(ingest, with_header))
+    result = {name: {"median_ms": statistics.median(v), "min_ms": min(v), "max_ms": max(v)} for name, v in samples.items()}
+    result["ratio"] = result["secret_and_header"]["median_ms"] / result["secret"]["median_ms"]
+    result["rounds"] = ROUNDS
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, "init_store.json"), "w") as f:
+        json.dump(result, f, indent=2)
+    say(f"init against {endpoint}, median of {ROUNDS}: secret {result['secret']['median_ms']:.2f} ms, "
+        f"secret and header {result['secret_and_header']['median_ms']:.2f} ms -> {result['ratio']:.2f}x")
+
+
 def main():
-    hello, ingest = sys.argv[1:3]
+    store = "--store" in sys.argv
+    hello, ingest = [a for a in sys.argv[1:] if a != "--store"][:2]
     described = cfwh_groups(cfwh=os.path.join(os.path.dirname(ingest), "cfwh") if os.path.exists(
         os.path.join(os.path.dirname(ingest), "cfwh")) else None)
     base = {
@@ -86,6 +123,8 @@ def main():
     ingest_env = dict(base, **{route["queue_url_var"]: f"https://sqs.us-east-1.amazonaws.com/1/{route['queue']}"
                                for route in described["routes"]})
     ingest_env[described["env"]["webhook_secret"]] = "bench-secret"
+    if store:
+        return store_mode(ingest, ingest_env, described)
     samples = {"hello": [], "ingest": []}
     for _ in range(ROUNDS):
         samples["hello"].append(init_ms(hello, base))

@@ -4,7 +4,7 @@
 use std::convert::Infallible;
 use std::process::ExitCode;
 
-use cf_webhooks::aws::secrets_manager::SecretsManagerFetcher;
+use cf_webhooks::aws::secrets_manager::{read_required_header, SecretsManagerFetcher};
 use cf_webhooks::aws::sqs::{QueueUrls, SqsQueues};
 use cf_webhooks::aws::{lambda_sdk_config, Budget};
 use cf_webhooks::config::IngestConfig;
@@ -26,21 +26,40 @@ async fn main() -> ExitCode {
         }
     };
     let publisher = SqsQueues::new(aws_sdk_sqs::Client::new(&sdk), urls);
-    if let Some(store) = config.secret_store.clone() {
-        config.secrets.follow(SecretsManagerFetcher::new(aws_sdk_secretsmanager::Client::new(&sdk), store));
-        if let Err(e) = config.secrets.refresh_now().await {
-            tracing::error!(error = %e, "cannot read the webhook secret at start-up");
-            return ExitCode::FAILURE;
-        }
-    }
-    if let Some(store) = config.required_header_store.clone() {
-        let client = aws_sdk_secretsmanager::Client::new(&sdk);
-        match cf_webhooks::aws::secrets_manager::read_required_header(&client, &store).await {
-            Ok(header) => config.required_header = Some(header),
-            Err(e) => {
-                tracing::error!(error = %e, "cannot read the required header's value at start-up");
-                return ExitCode::FAILURE;
+    // Both secrets are read at once: a cold start waits for one round trip, not two.
+    let from_store = config.secret_store.is_some() || config.required_header_store.is_some();
+    let secrets_manager = from_store.then(|| aws_sdk_secretsmanager::Client::new(&sdk));
+    let webhook_secret = async {
+        match (config.secret_store.clone(), &secrets_manager) {
+            (Some(store), Some(client)) => {
+                config.secrets.follow(SecretsManagerFetcher::new(client.clone(), store));
+                config
+                    .secrets
+                    .refresh_now()
+                    .await
+                    .map_err(|e| format!("cannot read the webhook secret at start-up: {e}"))
             }
+            _ => Ok(()),
+        }
+    };
+    let required_header = async {
+        match (&config.required_header_store, &secrets_manager) {
+            (Some(store), Some(client)) => read_required_header(client, store)
+                .await
+                .map(Some)
+                .map_err(|e| format!("cannot read the required header's value at start-up: {e}")),
+            _ => Ok(None),
+        }
+    };
+    match tokio::join!(webhook_secret, required_header) {
+        (Ok(()), Ok(header)) => {
+            if header.is_some() {
+                config.required_header = header;
+            }
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "invalid configuration");
+            return ExitCode::FAILURE;
         }
     }
     if config.secret_store.is_none() {
