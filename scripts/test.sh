@@ -50,6 +50,11 @@ cargo fmt --all --check
 say "clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+# cargo-deny, built once from crates.io (scripts/deny.sh); the policy is deny.toml.
+say "dependency policy (cargo deny: bans, licences, sources)"
+export PATH="$(scripts/deny.sh):$PATH"
+cargo deny check bans licenses sources
+
 say "tests"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace --all-features --no-fail-fast

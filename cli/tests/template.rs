@@ -93,3 +93,52 @@ fn the_python_tools_are_pinned_with_hashes() {
     }
     assert!(!lock.contains("--find-links"), "hashes from PyPI only");
 }
+
+/// `cargo deny`, as `make test` runs it with deny.toml: on a workspace of path crates
+/// (nothing fetched) it refuses a banned crate and a copyleft licence, and it passes this
+/// workspace. cargo-deny is built by scripts/deny.sh, which `make test` runs first.
+#[test]
+fn cargo_deny_refuses_a_banned_crate_and_a_copyleft_licence_and_passes_this_workspace() {
+    use std::process::Command;
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let policy = format!("{root}/deny.toml");
+    if Command::new("cargo").args(["deny", "--version"]).output().map_or(true, |o| !o.status.success()) {
+        assert!(std::env::var_os("CI").is_none(), "cargo deny is missing: make test installs it (scripts/deny.sh)");
+        eprintln!("skipped: cargo deny is not installed (make test installs it)");
+        return;
+    }
+    let check = |manifest: &str| {
+        let out = Command::new("cargo")
+            .args(["deny", "--manifest-path", manifest, "--config", &policy, "check", "bans", "licenses", "sources"])
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let (ok, report) = check(&format!("{root}/Cargo.toml"));
+    assert!(ok, "this workspace breaks deny.toml:\n{report}");
+
+    let dir = std::env::temp_dir().join(format!("cfwh-deny-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // A private crate's licence is not checked (deny.toml): `copyleft` is public.
+    let krate = |name: &str, license: &str, publish: bool, dependencies: &str| {
+        std::fs::create_dir_all(dir.join(name).join("src")).unwrap();
+        std::fs::write(dir.join(name).join("src/lib.rs"), "").unwrap();
+        std::fs::write(
+            dir.join(name).join("Cargo.toml"),
+            format!(
+                "[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nedition = \"2021\"\nlicense = \"{license}\"\n\
+                 publish = {publish}\n\n[dependencies]\n{dependencies}"
+            ),
+        )
+        .unwrap();
+    };
+    krate("openssl-sys", "MIT", false, "");
+    krate("copyleft", "GPL-3.0-only", true, "");
+    krate("app", "MIT", false, "openssl-sys = { path = \"../openssl-sys\" }\ncopyleft = { path = \"../copyleft\" }\n");
+    std::fs::write(dir.join("Cargo.toml"), "[workspace]\nresolver = \"2\"\nmembers = [\"app\"]\n").unwrap();
+    let (ok, report) = check(&dir.join("Cargo.toml").display().to_string());
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!ok, "{report}");
+    assert!(report.contains("openssl-sys") && report.contains("TLS is rustls on ring"), "the ban: {report}");
+    assert!(report.contains("GPL-3.0-only"), "the licence: {report}");
+}
