@@ -97,14 +97,21 @@ async fn consumers_racing_on_one_payload_id_apply_it_once() {
     }))
     .await;
     assert_eq!(claims.iter().filter(|c| **c == Claim::fresh()).count(), 1, "{claims:?}");
-    assert!(claims.iter().all(|c| matches!(c, Claim::Acquired { .. } | Claim::InProgress)));
+    assert!(claims.iter().all(|c| matches!(c, Claim::Acquired { .. } | Claim::InProgress { .. })));
 
     store.complete("task#p-race").await.unwrap();
     store.release("task#p-race", &Done::new()).await.unwrap();
     assert_eq!(store.claim("task#p-race").await.unwrap(), Claim::Completed, "a completion is never released");
 
     assert_eq!(store.claim("task#p-crashed").await.unwrap(), Claim::fresh());
-    assert_eq!(store.claim("task#p-crashed").await.unwrap(), Claim::InProgress);
+    // The refused claim tells how long the one in progress still holds, from the item
+    // it found: no second read.
+    match store.claim("task#p-crashed").await.unwrap() {
+        Claim::InProgress { lease_left: Some(left) } => {
+            assert!(left > Duration::ZERO && left <= Duration::from_secs(2), "{left:?}")
+        }
+        other => panic!("{other:?}"),
+    }
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(
         store.claim("task#p-crashed").await.unwrap(),
@@ -122,7 +129,7 @@ async fn consumers_racing_on_one_payload_id_apply_it_once() {
     assert_eq!(store.claim("task#p-partial").await.unwrap(), Claim::fresh());
     store.release("task#p-partial", &handler).await.unwrap();
     assert_eq!(store.claim("task#p-partial").await.unwrap(), Claim::Acquired { done: handler.clone() });
-    assert_eq!(store.claim("task#p-partial").await.unwrap(), Claim::InProgress);
+    assert!(matches!(store.claim("task#p-partial").await.unwrap(), Claim::InProgress { lease_left: Some(_) }));
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(store.claim("task#p-partial").await.unwrap(), Claim::Acquired { done: handler });
     store.complete("task#p-partial").await.unwrap();
@@ -159,7 +166,7 @@ async fn a_refused_claim_reads_what_it_found_in_the_same_call() {
 
     assert_eq!(store.claim("task#p-1").await.unwrap(), Claim::fresh());
     let before = count();
-    assert_eq!(store.claim("task#p-1").await.unwrap(), Claim::InProgress);
+    assert!(matches!(store.claim("task#p-1").await.unwrap(), Claim::InProgress { lease_left: Some(_) }));
     assert_eq!(count() - before, 1, "an in-progress claim is told by the refused write itself");
     store.complete("task#p-1").await.unwrap();
     let before = count();

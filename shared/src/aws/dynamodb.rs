@@ -150,8 +150,16 @@ fn state_of(item: &HashMap<String, AttributeValue>) -> Claim {
     match item.get(STATE).and_then(|s| s.as_s().ok()).map(String::as_str) {
         Some(COMPLETED) => Claim::Completed,
         // Gone or released meanwhile: the retry claims it.
-        _ => Claim::InProgress,
+        Some(IN_PROGRESS) => Claim::InProgress { lease_left: lease_left(item) },
+        _ => Claim::InProgress { lease_left: None },
     }
+}
+
+/// How long the claim an item holds still runs, from its lease's end.
+fn lease_left(item: &HashMap<String, AttributeValue>) -> Option<Duration> {
+    let until = item.get(LEASE_UNTIL).and_then(|l| l.as_n().ok()).and_then(|l| l.parse::<u128>().ok())?;
+    let left = until.saturating_sub(now().as_millis());
+    (left > 0).then(|| Duration::from_millis(u64::try_from(left).unwrap_or(u64::MAX)))
 }
 
 impl DynamoStore {
@@ -165,7 +173,7 @@ impl DynamoStore {
             .send()
             .await
             .map_err(|e| StoreError(describe(&e)))?;
-        Ok(found.item().map_or(Claim::InProgress, state_of))
+        Ok(found.item().map_or(Claim::InProgress { lease_left: None }, state_of))
     }
 }
 
@@ -173,21 +181,6 @@ impl DynamoStore {
 impl IdempotencyStore for DynamoStore {
     fn memory(&self) -> Option<Duration> {
         Some(self.ttl)
-    }
-
-    async fn lease_left(&self, key: &str) -> Result<Option<Duration>, StoreError> {
-        let found = self.read(key).await?;
-        let in_progress = found
-            .as_ref()
-            .filter(|i| i.get(STATE).and_then(|s| s.as_s().ok()).map(String::as_str) == Some(IN_PROGRESS));
-        let until = in_progress
-            .and_then(|i| i.get(LEASE_UNTIL))
-            .and_then(|l| l.as_n().ok())
-            .and_then(|l| l.parse::<u128>().ok());
-        Ok(until.and_then(|until| {
-            let left = until.saturating_sub(now().as_millis());
-            (left > 0).then(|| Duration::from_millis(u64::try_from(left).unwrap_or(u64::MAX)))
-        }))
     }
 
     async fn claim(&self, key: &str) -> Result<Claim, StoreError> {

@@ -21,8 +21,12 @@ pub enum Claim {
     },
     /// The event was already applied: skip it.
     Completed,
-    /// Another consumer is applying it now: retry later.
-    InProgress,
+    /// Another consumer is applying it now (or was, and died): retry later.
+    InProgress {
+        /// How long its claim still holds, when the store knows: a record that finds it
+        /// waits that long instead of using up its deliveries.
+        lease_left: Option<Duration>,
+    },
 }
 
 /// The store could not answer; the record is retried.
@@ -49,13 +53,6 @@ pub trait IdempotencyStore: Send + Sync {
     /// older than that is not applied again (`Outcome::Expired`).
     fn memory(&self) -> Option<Duration> {
         None
-    }
-    /// How long the claim on `key` in progress still holds (`None`: none, or unknown):
-    /// a record that finds another claim waits that long instead of using up its
-    /// deliveries.
-    async fn lease_left(&self, key: &str) -> Result<Option<Duration>, StoreError> {
-        let _ = key;
-        Ok(None)
     }
 }
 
@@ -85,9 +82,6 @@ impl<S: IdempotencyStore + ?Sized> IdempotencyStore for std::sync::Arc<S> {
     }
     fn memory(&self) -> Option<Duration> {
         (**self).memory()
-    }
-    async fn lease_left(&self, key: &str) -> Result<Option<Duration>, StoreError> {
-        (**self).lease_left(key).await
     }
 }
 
@@ -143,14 +137,6 @@ impl IdempotencyStore for MemoryStore {
         Some(self.ttl)
     }
 
-    async fn lease_left(&self, key: &str) -> Result<Option<Duration>, StoreError> {
-        let now = Instant::now();
-        Ok(match self.entries().get(key) {
-            Some(Entry::InProgress { until, .. }) if *until > now => Some(*until - now),
-            _ => None,
-        })
-    }
-
     async fn claim(&self, key: &str) -> Result<Claim, StoreError> {
         let now = Instant::now();
         let mut entries = self.entries();
@@ -159,7 +145,9 @@ impl IdempotencyStore for MemoryStore {
         }
         let done = match entries.get(key) {
             Some(Entry::Completed { until }) if *until > now => return Ok(Claim::Completed),
-            Some(Entry::InProgress { until, .. }) if *until > now => return Ok(Claim::InProgress),
+            Some(Entry::InProgress { until, .. }) if *until > now => {
+                return Ok(Claim::InProgress { lease_left: Some(*until - now) })
+            }
             // A crashed attempt's steps are unknown beyond what it had when it claimed.
             Some(Entry::InProgress { done, .. } | Entry::Released { done, .. }) => done.clone(),
             _ => Done::new(),
@@ -209,7 +197,7 @@ mod tests {
         let none = Done::new();
         let store = MemoryStore::new(Duration::from_secs(60), Duration::from_secs(3600));
         assert_eq!(store.claim("a").await, Ok(Claim::fresh()));
-        assert_eq!(store.claim("a").await, Ok(Claim::InProgress));
+        assert!(matches!(store.claim("a").await, Ok(Claim::InProgress { lease_left: Some(_) })));
         store.release("a", &none).await.unwrap();
         assert_eq!(store.claim("a").await, Ok(Claim::fresh()));
         store.complete("a").await.unwrap();
@@ -241,7 +229,7 @@ mod tests {
         assert_eq!(store.claim("a").await, Ok(Claim::fresh()));
         store.release("a", &handler).await.unwrap();
         assert_eq!(store.claim("a").await, Ok(Claim::Acquired { done: handler.clone() }));
-        assert_eq!(store.claim("a").await, Ok(Claim::InProgress));
+        assert!(matches!(store.claim("a").await, Ok(Claim::InProgress { lease_left: Some(_) })));
         tokio::time::advance(Duration::from_secs(61)).await;
         assert_eq!(
             store.claim("a").await,

@@ -595,17 +595,16 @@ impl<H: Handler> Runner<H> {
         let done = match self.store.claim(&key).await {
             Ok(Claim::Acquired { done }) => done,
             Ok(Claim::Completed) => return State::Ended(Outcome::Duplicate),
-            Ok(Claim::InProgress) => {
+            Ok(Claim::InProgress { lease_left }) => {
                 // Another attempt holds it (or held it, and died): wait for its lease to
                 // end rather than spend this message's deliveries in seconds.
-                let left = self.store.lease_left(&key).await.ok().flatten();
-                let reason = match left {
+                let reason = match lease_left {
                     Some(left) => {
                         format!("being processed by another consumer; its claim ends in {} s", left.as_secs())
                     }
                     None => "being processed by another consumer".to_owned(),
                 };
-                let retry_after = left.map(|left| left + Duration::from_secs(1));
+                let retry_after = lease_left.map(|left| left + Duration::from_secs(1));
                 return State::Ended(Outcome::Failed { reason, permanent: false, retry_after });
             }
             Err(e) => return State::Ended(Outcome::failed(e.to_string())),
