@@ -15,6 +15,16 @@ VENV_BIN=$(scripts/tools.sh)
 VENV=$(dirname "$VENV_BIN")
 export PATH="$VENV_BIN:$PATH"
 
+# Chromium from Debian's packages, for the inspector's browser test.
+if ! command -v chromium >/dev/null; then
+  command -v apt-get >/dev/null || die "chromium is missing: install it (Debian: apt-get install chromium), then make test again"
+  say "installing chromium (Debian's package) for the browser test"
+  SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
+  $SUDO apt-get install -y -qq chromium >/dev/null 2>&1 \
+    || { $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq chromium >/dev/null; } \
+    || die "cannot install chromium"
+fi
+
 # rustfmt and clippy ship with the toolchain: a missing one is an error, not a skip.
 for component in rustfmt clippy; do
   cargo "${component/rustfmt/fmt}" --version >/dev/null 2>&1 \
@@ -63,4 +73,6 @@ else
 fi
 say "end to end under cargo lambda watch"
 "$VENV/bin/python" scripts/e2e_lambda.py
+say "the inspector page in headless Chromium"
+"$VENV/bin/python" scripts/browser_test.py
 say "all tests passed"

@@ -302,3 +302,102 @@ async fn connections_beyond_the_limit_wait_to_be_served() {
     assert_eq!(fourth.status(), 401, "served once a slot is free (unsigned: 401)");
     dev.drain().await.unwrap();
 }
+
+/// The inspector's API, as its page uses it: every delivery with the answer and the
+/// consumer's outcome, secrets masked, "send again" signed afresh (a duplicate), "with a
+/// new PayloadId" (processed); only for loopback host names, and a re-send only with its
+/// header.
+#[tokio::test]
+async fn the_inspector_shows_each_delivery_and_what_the_consumer_did_and_sends_it_again() {
+    use cfwh::dev::inspector::{Inspector, CSRF_HEADER, PATH};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (sink, _) = collecting_sink();
+    let mut config = testkit::config();
+    config.required_header =
+        Some(cf_webhooks::config::RequiredHeader::new("x-studio-token".try_into().unwrap(), b"studio-token-value"));
+    let options = DevOptions { inspector: Some(Inspector::new(true)), ..DevOptions::default() };
+    let dev =
+        Dev::start(listener, config, options, sink, Backend::Memory, memory_store(Duration::from_secs(60))).unwrap();
+    let base = format!("http://{}", dev.addr);
+    let client = reqwest::Client::new();
+    let body =
+        cfwh::send::stamp_time(testkit::sample(EventGroup::Task).as_bytes(), cf_webhooks::ack::now_ms()).unwrap();
+    let signature = testkit::signature(testkit::SECRET, &body);
+    let sent = client
+        .post(format!("{base}/"))
+        .header("x-cf-signature", &signature)
+        .header("x-studio-token", "studio-token-value")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200);
+    let list = || async { json(client.get(format!("{base}/_cfwh/api/deliveries")).send().await.unwrap()).await };
+    let outcome_of = |id: u64| {
+        async move {
+            for _ in 0..100 {
+                let rows = list().await;
+                let row = rows.as_array().unwrap().iter().find(|r| r["id"] == id).cloned().unwrap();
+                if !row["outcome"].is_null() {
+                    return row;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("no outcome for delivery {id}");
+        }
+    };
+    let first = outcome_of(1).await;
+    assert_eq!(
+        (&first["answer"], &first["outcome"], &first["group"]),
+        (&"accepted".into(), &"processed".into(), &"task".into())
+    );
+
+    let detail = json(client.get(format!("{base}/_cfwh/api/deliveries/1")).send().await.unwrap()).await;
+    let shown = detail["headers"].to_string();
+    assert!(!shown.contains(&signature) && !shown.contains("studio-token-value"), "{shown}");
+    assert!(shown.contains("masked"), "{shown}");
+    assert_eq!(detail["records"][0]["outcome"], "processed");
+
+    let resend = |fresh: bool, csrf: bool, host: &'static str| {
+        let mut request = client
+            .post(format!("{base}/_cfwh/api/deliveries/1/resend"))
+            .header("host", host)
+            .header("content-type", "application/json")
+            .body(serde_json::json!({ "fresh": fresh }).to_string());
+        if csrf {
+            request = request.header(CSRF_HEADER, "1");
+        }
+        request.send()
+    };
+    assert_eq!(resend(false, false, "127.0.0.1").await.unwrap().status(), 403, "a re-send carries the header");
+    assert_eq!(resend(false, true, "evil.example").await.unwrap().status(), 403, "a rebound name is refused");
+    let again = json(resend(false, true, "localhost").await.unwrap()).await;
+    assert_eq!((&again["resent_from"], &again["payload_id"]), (&1.into(), &first["payload_id"]));
+    let again = outcome_of(again["id"].as_u64().unwrap()).await;
+    assert_eq!(again["outcome"], "duplicate", "the same PayloadId, signed again: {again}");
+    let fresh = json(resend(true, true, "127.0.0.1").await.unwrap()).await;
+    assert_ne!(fresh["payload_id"], first["payload_id"]);
+    assert_eq!(outcome_of(fresh["id"].as_u64().unwrap()).await["outcome"], "processed");
+
+    let page = client.get(format!("{base}{PATH}")).send().await.unwrap();
+    assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(page.text().await.unwrap().contains("api/events"));
+    let elsewhere =
+        client.get(format!("{base}/_cfwh/api/deliveries")).header("host", "evil.example").send().await.unwrap();
+    assert_eq!(elsewhere.status(), 403);
+    dev.drain().await.unwrap();
+}
+
+async fn json(response: reqwest::Response) -> serde_json::Value {
+    serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
+}
+
+/// Off, its paths say so; deliveries are still taken everywhere else.
+#[tokio::test]
+async fn without_the_inspector_its_paths_say_it_is_off() {
+    let dev = dev_with(cfwh::dev::server::Limits::default()).await;
+    let answer = reqwest::get(format!("http://{}/_cfwh/", dev.addr)).await.unwrap();
+    assert_eq!(answer.status(), 404);
+    assert!(answer.text().await.unwrap().contains("inspector is off"));
+    dev.drain().await.unwrap();
+}

@@ -357,10 +357,23 @@ pub struct Acknowledged {
 /// budget when there is something to store, and logs the outcome. A publish that fails or
 /// runs out of time answers 503, never 2xx.
 pub async fn acknowledge<P: Publisher>(delivery: Delivery<'_>, config: &IngestConfig, publisher: &P) -> Acknowledged {
+    acknowledge_observed(delivery, config, publisher, |_| {}).await
+}
+
+/// [`acknowledge`], calling `before_publish` with the answer a successful publish will
+/// give just before publishing (`cfwh dev`'s inspector notes the delivery then, so that
+/// what the consumers report about it never arrives first).
+pub async fn acknowledge_observed<P: Publisher>(
+    delivery: Delivery<'_>,
+    config: &IngestConfig,
+    publisher: &P,
+    before_publish: impl FnOnce(&Answer),
+) -> Acknowledged {
     let mut enqueue = None;
     let answer = match decide(delivery, config) {
         Decision::Answer(answer) => answer,
         Decision::Publish { message, then } => {
+            before_publish(&then);
             let route = message.route;
             let budget = config.enqueue_timeout;
             let started = std::time::Instant::now();

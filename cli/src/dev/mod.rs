@@ -4,6 +4,7 @@
 //! Queues are in memory (the default) or on an SQS API (`--sqs-endpoint`); idempotency is
 //! in memory or in DynamoDB (`--dynamodb-endpoint`): both picked once, here.
 
+pub mod inspector;
 mod pipeline;
 pub mod server;
 
@@ -76,6 +77,10 @@ pub struct Args {
     /// same facet of the same entity (as `stale`); `all` applies every event.
     #[arg(long, default_value = "latest", value_parser = ["latest", "all"])]
     ordering: String,
+    /// The inspector page at /_cfwh/ (recent deliveries, what the consumers did, send
+    /// again): `auto` turns it on when listening on a loopback address only.
+    #[arg(long, value_enum, default_value_t = InspectorSwitch::Auto)]
+    inspector: InspectorSwitch,
     #[command(flatten)]
     destinations: DestinationArgs,
 }
@@ -204,6 +209,17 @@ impl DestinationArgs {
     }
 }
 
+/// `--inspector`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InspectorSwitch {
+    /// On when listening on a loopback address.
+    Auto,
+    /// On, wherever it listens.
+    On,
+    /// Off.
+    Off,
+}
+
 /// Runs the pipeline until Ctrl-C or SIGTERM, then drains it.
 pub async fn run(args: Args) -> Result<ExitCode, String> {
     let _flush_logs_on_exit = cf_webhooks::logging::init_pretty();
@@ -240,6 +256,18 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
         ));
     }
     let listener = tokio::net::TcpListener::bind(args.addr).await.map_err(|e| format!("{}: {e}", args.addr))?;
+    let loopback = args.addr.ip().is_loopback();
+    let inspector = match args.inspector {
+        InspectorSwitch::Auto if loopback => Some(inspector::Inspector::new(true)),
+        InspectorSwitch::On => Some(inspector::Inspector::new(loopback)),
+        _ => None,
+    };
+    if inspector.is_some() && !loopback {
+        eprintln!(
+            "cfwh dev: warning: the inspector on {} shows every delivery's body to whoever reaches this address",
+            args.addr
+        );
+    }
     let options = DevOptions {
         batch_size: args.batch_size.into(),
         retry_delay: args.retry_delay,
@@ -250,6 +278,7 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
         outlets: args.destinations.outlets().await?,
         ordering: cf_webhooks::consumer::Order::parse(&args.ordering).unwrap_or_default(),
         queue_type: if args.fifo { stack::QueueType::Fifo } else { stack::QueueType::Standard },
+        inspector,
         ..DevOptions::default()
     };
     let secrets = if configured {
@@ -290,9 +319,13 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
         let _ = std::io::stdout().lock().write_all(batch.as_bytes());
     });
     let outlet_names = options.outlets.names();
+    let inspecting = options.inspector.is_some();
     let queue_type = options.queue_type;
     let dev = Dev::start(listener, config, options, lines, backend, store).map_err(|e| e.to_string())?;
     eprintln!("cfwh dev: listening on http://{} with {secrets}", dev.addr);
+    if inspecting {
+        eprintln!("cfwh dev: inspector on http://{}{}", dev.addr, inspector::PATH);
+    }
     eprintln!("cfwh dev: {} queues, ordering {}", queue_type.as_str(), args.ordering);
     if !outlet_names.is_empty() {
         eprintln!("cfwh dev: delivering to {}", outlet_names.join(", "));

@@ -60,6 +60,8 @@ pub struct DevOptions {
     /// FIFO queues, the entity as message group (`--fifo`): in memory, and the queues
     /// created over SQS.
     pub queue_type: cf_webhooks::stack::QueueType,
+    /// The inspector page (`--inspector`), when on.
+    pub inspector: Option<Arc<super::inspector::Inspector>>,
 }
 
 impl Default for DevOptions {
@@ -76,6 +78,7 @@ impl Default for DevOptions {
             ordering: cf_webhooks::consumer::Order::default(),
             queue_type: cf_webhooks::stack::QueueType::Standard,
             limits: super::server::Limits::default(),
+            inspector: None,
         }
     }
 }
@@ -201,10 +204,24 @@ pub async fn archive_unrouted_memory(
 pub const REPLAY_PATH: &str = "/_cfwh/replay";
 
 /// The ingest HTTP service over any publisher: every path, every method, but for the
-/// replay endpoint at [`REPLAY_PATH`].
+/// replay endpoint at [`REPLAY_PATH`] and the inspector's paths under `/_cfwh/`.
 pub fn ingest_router<P: Publisher + 'static>(config: Arc<IngestConfig>, publisher: Arc<P>) -> Router {
+    ingest_router_with(config, publisher, None)
+}
+
+/// [`ingest_router`], noting every delivery in `inspector` and serving its page.
+pub fn ingest_router_with<P: Publisher + 'static>(
+    config: Arc<IngestConfig>,
+    publisher: Arc<P>,
+    inspector: Option<Arc<super::inspector::Inspector>>,
+) -> Router {
     let (replay_config, replay_publisher) = (config.clone(), publisher.clone());
+    let pages = match &inspector {
+        Some(inspector) => inspector.router(config.clone(), publisher.clone()),
+        None => super::inspector::off(),
+    };
     Router::new()
+        .merge(pages)
         .route(
             REPLAY_PATH,
             axum::routing::any(move |request: Request| {
@@ -213,8 +230,8 @@ pub fn ingest_router<P: Publisher + 'static>(config: Arc<IngestConfig>, publishe
             }),
         )
         .fallback(move |request: Request| {
-            let (config, publisher) = (config.clone(), publisher.clone());
-            async move { ingest(request, &config, &*publisher).await }
+            let (config, publisher, inspector) = (config.clone(), publisher.clone(), inspector.clone());
+            async move { ingest(request, &config, &*publisher, inspector.as_deref()).await }
         })
 }
 
@@ -261,7 +278,12 @@ async fn replay_endpoint<P: Publisher>(request: Request, config: &IngestConfig, 
     }
 }
 
-async fn ingest<P: Publisher>(request: Request, config: &IngestConfig, publisher: &P) -> Response {
+async fn ingest<P: Publisher>(
+    request: Request,
+    config: &IngestConfig,
+    publisher: &P,
+    inspector: Option<&super::inspector::Inspector>,
+) -> Response {
     let received_at_ms = now_ms();
     let (parts, body) = request.into_parts();
     if let Some(answer) = precheck(&parts.method, &parts.headers, config) {
@@ -279,18 +301,22 @@ async fn ingest<P: Publisher>(request: Request, config: &IngestConfig, publisher
         }
     };
     let delivery = Delivery { method: &parts.method, headers: &parts.headers, body: &body, received_at_ms };
-    respond(&acknowledge(delivery, config, publisher).await.answer)
+    let answer = match inspector {
+        Some(inspector) => inspector.acknowledge(delivery, config, publisher, None).await.1,
+        None => acknowledge(delivery, config, publisher).await.answer,
+    };
+    respond(&answer)
 }
 
 fn respond(answer: &Answer) -> Response {
     answer.to_response().map(Body::from)
 }
 
-fn dead_lettered_line(mut line: RecordReport, out: &mut String) {
+fn dead_lettered_line(mut line: RecordReport, out: &mut String, options: &DevOptions) {
     let reason = format!("failed {} times; last error: {}", line.attempt, line.reason.as_deref().unwrap_or_default());
     line.outcome = Outcome::DeadLettered { reason: reason.clone() };
     line.reason = Some(reason);
-    push_line(out, &line);
+    push_line(out, &line, options);
 }
 
 fn retry_after(outcome: &Outcome) -> Option<Duration> {
@@ -300,9 +326,12 @@ fn retry_after(outcome: &Outcome) -> Option<Duration> {
     }
 }
 
-fn push_line(out: &mut String, line: &RecordReport) {
+fn push_line(out: &mut String, line: &RecordReport, options: &DevOptions) {
     out.push_str(&line.to_json_line());
     out.push('\n');
+    if let Some(inspector) = &options.inspector {
+        inspector.record(line);
+    }
 }
 
 /// Consumes one group's in-memory queue the way Lambda's event source mapping does:
@@ -336,7 +365,7 @@ pub async fn consume(
         let report = runner.run_until(&records, Some(tokio::time::Instant::now() + options.handler_timeout)).await;
         let mut out = String::new();
         for (received, line) in batch.into_iter().zip(report.records) {
-            push_line(&mut out, &line);
+            push_line(&mut out, &line, &options);
             if !line.retry() {
                 queues.delete(route, &received);
                 continue;
@@ -345,7 +374,7 @@ pub async fn consume(
             // Longer when the record asked (a claim still held, a Retry-After).
             let delay = retry_after(&line.outcome).map_or(options.retry_delay, |after| after.max(options.retry_delay));
             if queues.release(route, received, delay, &reason) == Released::DeadLettered {
-                dead_lettered_line(line, &mut out);
+                dead_lettered_line(line, &mut out, &options);
             }
         }
         lines(out);
@@ -388,7 +417,7 @@ pub async fn consume_sqs(
         let mut done = Vec::new();
         let mut out = String::new();
         for (message, line) in batch.iter().zip(report.records) {
-            push_line(&mut out, &line);
+            push_line(&mut out, &line, &options);
             if !line.retry() {
                 done.extend(message.receipt_handle().map(str::to_owned));
                 continue;
@@ -404,7 +433,7 @@ pub async fn consume_sqs(
             }
             if line.attempt >= options.max_receives {
                 // The redrive policy moves it to the dead-letter queue at its next receive.
-                dead_lettered_line(line, &mut out);
+                dead_lettered_line(line, &mut out, &options);
             }
         }
         lines(out);
@@ -463,7 +492,7 @@ impl Dev {
                 if let Some(archive) = options.outlets.archive.clone() {
                     consumers.spawn(archive_unrouted_memory(queues.clone(), archive, options.clone(), stopped.clone()));
                 }
-                (ingest_router(config, queues.clone()), Some(queues), None)
+                (ingest_router_with(config, queues.clone(), options.inspector.clone()), Some(queues), None)
             }
             Backend::Sqs { client, consumer_client, queues } => {
                 for group in EventGroup::ALL {
@@ -482,7 +511,7 @@ impl Dev {
                     ));
                 }
                 let publisher = Arc::new(SqsQueues::new(client.clone(), queues.sources.clone()));
-                (ingest_router(config, publisher), None, Some((client, queues)))
+                (ingest_router_with(config, publisher, options.inspector.clone()), None, Some((client, queues)))
             }
         };
         let (http_stop, http_stopped) = watch::channel(false);
