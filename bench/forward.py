@@ -56,10 +56,11 @@ def last_line_time(path):
     return os.path.getmtime(path)
 
 
-def timed_run(pool, name, extra=()):
+def timed_run(pool, name, extra=(), during=None):
     """One `cfwh dev` (with `extra` flags) fed the pool by wrk, drained and stopped: wrk's
     result, its record lines' path, and when the first delivery was sent and the last
-    record was done (epoch seconds)."""
+    record was done (epoch seconds). `during(port)`, when given, is called once `cfwh dev`
+    answers, before the load."""
     port = free_port()
     lines_path = os.path.join(OUT, f"{name}.jsonl")
     started = time.monotonic()
@@ -67,9 +68,12 @@ def timed_run(pool, name, extra=()):
     warmup = json.dumps({"PayloadId": "warmup", "EventGroupName": "user", "Action": "UserLoggedIn",
                          "EventDatetimeUtc": int(time.time() * 1000)}).encode()
     wait_first_answer(port, started, warmup)
+    if during:
+        during(port)
     time.sleep(0.5)
     first = time.time()
     result = run_wrk(port, pool, name)
+    result["peak_rss_kib"] = load.peak_rss_kib(process.pid)
     process.send_signal(signal.SIGTERM)
     process.wait(timeout=600)
     lines.close()

@@ -390,6 +390,13 @@ fn parameters() -> Value {
             "Description" => "latest: an event older than the one applied last to the same facet of the same \
                 entity is skipped as stale (a late retry never overwrites newer state); all: every event is applied.",
         },
+        "ConsumersEnabled" => map! {
+            "Type" => "String",
+            "Default" => "true",
+            "AllowedValues" => seq!["true", "false"],
+            "Description" => "false: the consumer functions do not read their queues, so that `cfwh listen --stack \
+                <this stack>` runs your handlers on your machine against them (a development stack).",
+        },
         "EventBridgeGroups" => group_list("Groups whose events are put on the EventBridge bus"),
         "EventBusName" => map! {
             "Type" => "String",
@@ -917,6 +924,62 @@ fn route_resources(resources: &mut Mapping, route: Route) {
     .insert_into(resources);
 }
 
+/// The consumers' environment but for what names the group (`CF_EVENT_GROUP`, its queue
+/// and dead-letter queue): the same for every group, and output by the stack
+/// ([`stack::output::consumer_setting`]) so that `cfwh listen` configures its consumers
+/// from exactly what the deployed ones read.
+fn consumer_settings() -> Vec<(&'static str, Value)> {
+    vec![
+        (var::IDEMPOTENCY_TABLE, r#ref("IdempotencyTable")),
+        (var::IDEMPOTENCY_TTL_SECS, r#ref("IdempotencyTtlSeconds")),
+        (var::IDEMPOTENCY_LEASE_SECS, timeout_derived("Lease")),
+        (var::MAX_EVENT_AGE_SECS, r#ref("MaxEventAgeSeconds")),
+        (var::STACK, r#ref("AWS::StackName")),
+        (var::ORDERING, r#ref("Ordering")),
+        // Empty entries are skipped: "eventbridge,,archive".
+        (
+            var::DESTINATIONS,
+            join(
+                ",",
+                vec![
+                    r#if("EventBridgeOn", "eventbridge".into(), "".into()),
+                    r#if("ForwardOn", "http".into(), "".into()),
+                    r#if("ArchiveOn", "archive".into(), "".into()),
+                ],
+            ),
+        ),
+        (var::EVENTBRIDGE_GROUPS, r#ref("EventBridgeGroups")),
+        (var::EVENT_BUS, r#if("EventBridgeOn", event_bus_name(), "".into())),
+        (var::EVENT_SOURCE, r#ref("EventSource")),
+        (var::FORWARD_GROUPS, r#ref("ForwardGroups")),
+        (var::FORWARD_URL, r#ref("ForwardUrl")),
+        (var::FORWARD_SECRET_ARN, r#if("ForwardOn", forward_secret(), "".into())),
+        (var::FORWARD_TIMEOUT_MS, r#ref("ForwardTimeoutMs")),
+        (var::ARCHIVE_GROUPS, r#ref("ArchiveGroups")),
+        (var::ARCHIVE_BUCKET, r#if("ArchiveOn", archive_bucket(), "".into())),
+        (var::ARCHIVE_PREFIX, r#ref("ArchivePrefix")),
+    ]
+}
+
+/// The outputs `cfwh listen` reads: whether the consumers are on, each route's queue and
+/// dead-letter queue, and the consumers' shared settings.
+fn listen_outputs(outputs: &mut Mapping) {
+    outputs.insert(
+        output::CONSUMERS_ENABLED.into(),
+        map! {
+            "Description" => "false: cfwh listen may run the handlers against this stack",
+            "Value" => r#ref("ConsumersEnabled"),
+        },
+    );
+    for route in Route::ALL {
+        outputs.insert(output::queue_url(route).into(), map! { "Value" => r#ref(queue(route)) });
+        outputs.insert(output::dead_letter_queue_url(route).into(), map! { "Value" => r#ref(dlq(route)) });
+    }
+    for (variable, value) in consumer_settings() {
+        outputs.insert(output::consumer_setting(variable).into(), map! { "Value" => value });
+    }
+}
+
 fn consumer_resources(resources: &mut Mapping, group: EventGroup) {
     let logical = consumer(group);
     let route = Route::Group(group);
@@ -958,34 +1021,19 @@ fn consumer_resources(resources: &mut Mapping, group: EventGroup) {
                 ),
                 archive_grant(route),
             ],
-            variables: map! {
-                var::EVENT_GROUP => group.as_str(),
-                var::IDEMPOTENCY_TABLE => r#ref("IdempotencyTable"),
-                var::DLQ_URL => r#ref(dlq(route)),
-                var::IDEMPOTENCY_TTL_SECS => r#ref("IdempotencyTtlSeconds"),
-                var::IDEMPOTENCY_LEASE_SECS => timeout_derived("Lease"),
-                var::MAX_EVENT_AGE_SECS => r#ref("MaxEventAgeSeconds"),
-                var::STACK => r#ref("AWS::StackName"),
-                var::QUEUE_URL => r#ref(queue(route)),
-                var::ORDERING => r#ref("Ordering"),
-                // Empty entries are skipped: "eventbridge,,archive".
-                var::DESTINATIONS => join(",", vec![
-                    r#if("EventBridgeOn", "eventbridge".into(), "".into()),
-                    r#if("ForwardOn", "http".into(), "".into()),
-                    r#if("ArchiveOn", "archive".into(), "".into()),
-                ]),
-                var::EVENTBRIDGE_GROUPS => r#ref("EventBridgeGroups"),
-                var::EVENT_BUS => r#if("EventBridgeOn", event_bus_name(), "".into()),
-                var::EVENT_SOURCE => r#ref("EventSource"),
-                var::FORWARD_GROUPS => r#ref("ForwardGroups"),
-                var::FORWARD_URL => r#ref("ForwardUrl"),
-                var::FORWARD_SECRET_ARN => r#if("ForwardOn", forward_secret(), no_value()),
-                var::FORWARD_TIMEOUT_MS => r#ref("ForwardTimeoutMs"),
-                var::ARCHIVE_GROUPS => r#ref("ArchiveGroups"),
-                var::ARCHIVE_BUCKET => r#if("ArchiveOn", archive_bucket(), "".into()),
-                var::ARCHIVE_PREFIX => r#ref("ArchivePrefix"),
+            variables: {
+                let mut variables = Mapping::new();
+                variables.insert(var::EVENT_GROUP.into(), group.as_str().into());
+                variables.insert(var::DLQ_URL.into(), r#ref(dlq(route)));
+                variables.insert(var::QUEUE_URL.into(), r#ref(queue(route)));
+                for (variable, value) in consumer_settings() {
+                    variables.insert(variable.into(), value);
+                }
+                Value::Mapping(variables)
             },
             source: map! {
+                // Off for a development stack: `cfwh listen` reads the queues instead.
+                "Enabled" => r#if("ConsumersOn", true.into(), false.into()),
                 // FIFO event sources take no batching window.
                 "MaximumBatchingWindowInSeconds" => r#if("Fifo", no_value(), r#ref("ConsumerBatchingWindowSeconds")),
                 "ScalingConfig" => map! { "MaximumConcurrency" => r#ref("ConsumerMaxConcurrency") },
@@ -1433,7 +1481,7 @@ pub fn template() -> Value {
         timeouts.insert(timeout.to_string().into(), map! { "Visibility" => timeout * 6, "Lease" => timeout * 2 });
     }
 
-    map! {
+    let mut template = map! {
         "AWSTemplateFormatVersion" => "2010-09-09",
         "Transform" => "AWS::Serverless-2016-10-31",
         "Description" => "cf-webhooks: receive Creative Force webhooks: verified, queued by event group, applied once.",
@@ -1445,6 +1493,7 @@ pub fn template() -> Value {
         "Conditions" => map! {
             "CreateSecret" => equals(r#ref("WebhookSecretArn"), ""),
             "HasRequiredHeader" => not(equals(r#ref("RequiredHeaderName"), "")),
+            "ConsumersOn" => equals(r#ref("ConsumersEnabled"), "true"),
             "HasRequiredHeaderValue" => not(equals(r#ref("RequiredHeaderValue"), "")),
             "Fifo" => equals(r#ref("QueueType"), stack::QueueType::Fifo.as_str()),
             "HasAlarmTopic" => not(equals(r#ref("AlarmEmail"), "")),
@@ -1527,7 +1576,11 @@ pub fn template() -> Value {
                 ),
             },
         },
+    };
+    if let Some(outputs) = template.get_mut("Outputs").and_then(Value::as_mapping_mut) {
+        listen_outputs(outputs);
     }
+    template
 }
 
 /// `cfwh template`.

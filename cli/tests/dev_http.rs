@@ -333,18 +333,16 @@ async fn the_inspector_shows_each_delivery_and_what_the_consumer_did_and_sends_i
         .unwrap();
     assert_eq!(sent.status(), 200);
     let list = || async { json(client.get(format!("{base}/_cfwh/api/deliveries")).send().await.unwrap()).await };
-    let outcome_of = |id: u64| {
-        async move {
-            for _ in 0..100 {
-                let rows = list().await;
-                let row = rows.as_array().unwrap().iter().find(|r| r["id"] == id).cloned().unwrap();
-                if !row["outcome"].is_null() {
-                    return row;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
+    let outcome_of = |id: u64| async move {
+        for _ in 0..100 {
+            let rows = list().await;
+            let row = rows.as_array().unwrap().iter().find(|r| r["id"] == id).cloned().unwrap();
+            if !row["outcome"].is_null() {
+                return row;
             }
-            panic!("no outcome for delivery {id}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
+        panic!("no outcome for delivery {id}");
     };
     let first = outcome_of(1).await;
     assert_eq!(

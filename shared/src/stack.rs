@@ -112,6 +112,37 @@ pub mod output {
     pub const FORWARD_SECRET_ARN: &str = "DestinationForwardSecret";
     /// The archive's bucket, when on.
     pub const ARCHIVE_BUCKET: &str = "DestinationArchiveBucket";
+    /// `true` or `false`: whether the stack's consumer functions read their queues
+    /// (`cfwh listen` runs only against a stack whose consumers are off).
+    pub const CONSUMERS_ENABLED: &str = "ConsumersEnabled";
+
+    use crate::events::Route;
+
+    /// The URL of a route's queue: `QueueTaskUrl`, `QueueWorkUnitUrl`, `QueueUnroutedUrl`.
+    pub fn queue_url(route: Route) -> String {
+        format!("Queue{}Url", camel(route.as_str()))
+    }
+
+    /// The URL of a route's dead-letter queue: `DeadLetterQueueTaskUrl`, …
+    pub fn dead_letter_queue_url(route: Route) -> String {
+        format!("DeadLetterQueue{}Url", camel(route.as_str()))
+    }
+
+    /// A consumer setting every group's consumer shares, by its variable:
+    /// `CF_ORDERING` → `ConsumerOrdering`, `CF_EVENT_BUS` → `ConsumerEventBus`.
+    pub fn consumer_setting(variable: &str) -> String {
+        format!("Consumer{}", camel(&variable.trim_start_matches("CF_").to_ascii_lowercase().replace('_', "-")))
+    }
+
+    /// `work-unit` → `WorkUnit`.
+    fn camel(name: &str) -> String {
+        name.split('-')
+            .map(|part| {
+                let mut chars = part.chars();
+                chars.next().map(|first| first.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -128,5 +159,8 @@ mod tests {
         assert_eq!(QueueType::parse(" FIFO"), Some(QueueType::Fifo));
         assert_eq!(QueueType::parse("fifo2"), None);
         assert_eq!(consumer_function(EventGroup::Job), "consume-job");
+        assert_eq!(output::queue_url(Route::Group(EventGroup::WorkUnit)), "QueueWorkUnitUrl");
+        assert_eq!(output::dead_letter_queue_url(Route::Unrouted), "DeadLetterQueueUnroutedUrl");
+        assert_eq!(output::consumer_setting("CF_IDEMPOTENCY_TTL_SECS"), "ConsumerIdempotencyTtlSecs");
     }
 }

@@ -5,8 +5,10 @@
 //! with the current secret, as it was or with a fresh `PayloadId`.
 //!
 //! Recording costs a lock and a few reference-counted clones per delivery: nothing is
-//! parsed or formatted until the page asks, and updates are built only while a page is
-//! open. The page is one HTML file compiled in; no front-end build.
+//! parsed or formatted until a page asks. An open page is sent the rows that changed
+//! every [`UPDATE_EVERY`], at most the [`KEPT`] rows, whatever the load: a person cannot
+//! read faster, and `cfwh dev` does not slow down for it. The page is one HTML file
+//! compiled in; no front-end build.
 //!
 //! It is for the developer's own machine: on a loopback address (the default) its API
 //! answers only requests whose `Host` is a loopback name (a web page elsewhere cannot
@@ -29,7 +31,6 @@ use cf_webhooks::consumer::RecordReport;
 use cf_webhooks::queue::Publisher;
 use cf_webhooks::signature::SIGNATURE_HEADER;
 use serde_json::{json, Value};
-use tokio::sync::broadcast;
 
 /// The page's path.
 pub const PATH: &str = "/_cfwh/";
@@ -39,6 +40,8 @@ pub const KEPT: usize = 200;
 pub const BODY_KEPT: usize = 64 * 1024;
 /// The header a re-send must carry (a cross-site form cannot set it).
 pub const CSRF_HEADER: &str = "x-cfwh-inspector";
+/// How often an open page is sent what changed.
+pub const UPDATE_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
 const PAGE: &str = include_str!("inspector.html");
 /// Headers whose values are never shown.
@@ -52,15 +55,18 @@ struct Entry {
     headers: HeaderMap,
     body: Bytes,
     body_len: usize,
-    status: u16,
-    answer: Bytes,
+    answer: Answer,
     payload_id: Option<String>,
     resent_from: Option<u64>,
-    records: Vec<Value>,
+    records: Vec<RecordReport>,
+    /// When it last changed, in [`Kept::version`]'s count.
+    version: u64,
 }
 
 struct Kept {
     next_id: u64,
+    /// Counts changes: a page asks for the rows changed since the last it saw.
+    version: u64,
     entries: VecDeque<Entry>,
     /// The newest delivery of each `PayloadId`: where its record lines go.
     by_payload: HashMap<String, u64>,
@@ -69,7 +75,6 @@ struct Kept {
 /// What the page shows, shared by ingest (deliveries) and the consumers (record lines).
 pub struct Inspector {
     kept: Mutex<Kept>,
-    updates: broadcast::Sender<String>,
     /// Host names the API answers to (`None`: any, when asked for on another address).
     loopback_only: bool,
 }
@@ -83,12 +88,8 @@ impl std::fmt::Debug for Inspector {
 impl Inspector {
     /// An empty inspector; `loopback_only` when `cfwh dev` listens on a loopback address.
     pub fn new(loopback_only: bool) -> Arc<Self> {
-        let (updates, _) = broadcast::channel(1024);
-        Arc::new(Self {
-            kept: Mutex::new(Kept { next_id: 1, entries: VecDeque::with_capacity(KEPT), by_payload: HashMap::new() }),
-            updates,
-            loopback_only,
-        })
+        let kept = Kept { next_id: 1, version: 0, entries: VecDeque::with_capacity(KEPT), by_payload: HashMap::new() };
+        Arc::new(Self { kept: Mutex::new(kept), loopback_only })
     }
 
     fn kept(&self) -> MutexGuard<'_, Kept> {
@@ -97,7 +98,6 @@ impl Inspector {
 
     /// Notes a delivery and the answer it got (or will get); returns its number.
     fn delivery(&self, delivery: &Delivery<'_>, answer: &Answer, resent_from: Option<u64>) -> u64 {
-        let response = answer.to_response();
         let payload_id = match answer {
             Answer::Accepted { payload_id, .. } | Answer::Ignored { payload_id, .. } => Some(payload_id.clone()),
             _ => None,
@@ -106,6 +106,8 @@ impl Inspector {
         let mut kept = self.kept();
         let id = kept.next_id;
         kept.next_id += 1;
+        kept.version += 1;
+        let version = kept.version;
         if kept.entries.len() == KEPT {
             if let Some(old) = kept.entries.pop_front() {
                 if let Some(p) = old.payload_id {
@@ -125,16 +127,12 @@ impl Inspector {
             headers: delivery.headers.clone(),
             body: delivery.body.slice(..body_len.min(BODY_KEPT)),
             body_len,
-            status: response.status().as_u16(),
-            answer: Bytes::from(response.into_body()),
+            answer: answer.clone(),
             payload_id,
             resent_from,
             records: Vec::new(),
+            version,
         });
-        if self.updates.receiver_count() > 0 {
-            let summary = summary(kept.entries.back().expect("just pushed"));
-            let _ = self.updates.send(summary.to_string());
-        }
         id
     }
 
@@ -164,17 +162,15 @@ impl Inspector {
 
     /// Sets the answer finally given to delivery `id` (a publish that failed: 503).
     fn answered(&self, id: u64, answer: &Answer) {
-        let response = answer.to_response();
         let mut kept = self.kept();
+        kept.version += 1;
+        let version = kept.version;
         let Some(entry) = kept.entries.iter_mut().rev().find(|e| e.id == id) else { return };
-        if entry.status == response.status().as_u16() {
+        if entry.answer == *answer {
             return;
         }
-        entry.status = response.status().as_u16();
-        entry.answer = Bytes::from(response.into_body());
-        if self.updates.receiver_count() > 0 {
-            let _ = self.updates.send(summary(entry).to_string());
-        }
+        entry.answer = answer.clone();
+        entry.version = version;
     }
 
     /// Notes a consumer's line about a record: it joins the newest delivery of its
@@ -183,11 +179,11 @@ impl Inspector {
         let Some(payload_id) = &line.payload_id else { return };
         let mut kept = self.kept();
         let Some(&id) = kept.by_payload.get(payload_id) else { return };
+        kept.version += 1;
+        let version = kept.version;
         let Some(entry) = kept.entries.iter_mut().rev().find(|e| e.id == id) else { return };
-        entry.records.push(serde_json::to_value(line).unwrap_or(Value::Null));
-        if self.updates.receiver_count() > 0 {
-            let _ = self.updates.send(summary(entry).to_string());
-        }
+        entry.records.push(line.clone());
+        entry.version = version;
     }
 
     /// The routes of the page and its API, under [`PATH`]; deliveries are sent again
@@ -221,7 +217,6 @@ impl<P> Clone for App<P> {
 fn summary(entry: &Entry) -> Value {
     let body: Option<Value> = serde_json::from_slice(&entry.body).ok();
     let field = |name: &str| body.as_ref().and_then(|b| b.get(name)).and_then(Value::as_str).map(str::to_owned);
-    let answer: Value = serde_json::from_slice(&entry.answer).unwrap_or(Value::Null);
     let last = entry.records.last();
     json!({
         "id": entry.id,
@@ -230,11 +225,11 @@ fn summary(entry: &Entry) -> Value {
         "group": field("EventGroupName"),
         "action": field("Action"),
         "payload_id": entry.payload_id.clone().or_else(|| field("PayloadId")),
-        "status": entry.status,
-        "answer": answer.get("status").cloned().unwrap_or(Value::Null),
-        "outcome": last.and_then(|r| r.get("outcome")).cloned(),
+        "status": entry.answer.status().as_u16(),
+        "answer": entry.answer.status_word(),
+        "outcome": last.map(|r| r.outcome.word()),
         "attempts": entry.records.len(),
-        "destinations": last.and_then(|r| r.get("destinations")).cloned(),
+        "destinations": last.map(|r| serde_json::to_value(&r.destinations).unwrap_or(Value::Null)),
         "resent_from": entry.resent_from,
     })
 }
@@ -262,8 +257,10 @@ fn detail_of(entry: &Entry, config: &IngestConfig) -> Value {
     object.insert("body".into(), body.into());
     object.insert("body_bytes".into(), entry.body_len.into());
     object.insert("resendable".into(), (entry.body_len <= BODY_KEPT).into());
-    object.insert("answer_body".into(), String::from_utf8_lossy(&entry.answer).into_owned().into());
-    object.insert("records".into(), entry.records.clone().into());
+    let answer = entry.answer.to_response().into_body();
+    object.insert("answer_body".into(), String::from_utf8_lossy(&answer).into_owned().into());
+    let records: Vec<Value> = entry.records.iter().map(|r| serde_json::to_value(r).unwrap_or(Value::Null)).collect();
+    object.insert("records".into(), records.into());
     value
 }
 
@@ -392,21 +389,30 @@ fn fresh_payload_id(body: &[u8]) -> Option<Bytes> {
     serde_json::to_vec(&value).ok().map(Bytes::from)
 }
 
-/// Server-sent events: one `delivery` event per new or changed row.
+/// Server-sent events: every [`UPDATE_EVERY`], one `rows` event with the rows changed
+/// since the last one (a JSON array, oldest first), when any did.
 async fn events<P: Publisher + 'static>(State(app): State<App<P>>, headers: HeaderMap) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
     if let Err(refused) = guard(&app.inspector, &headers) {
         return *refused;
     }
-    let updates = app.inspector.updates.subscribe();
-    let stream = futures_util::stream::unfold(updates, |mut updates| async move {
-        let event = match updates.recv().await {
-            Ok(row) => Event::default().event("delivery").data(row),
-            // A slow page missed some: it reloads the list.
-            Err(broadcast::error::RecvError::Lagged(_)) => Event::default().event("reload").data(""),
-            Err(broadcast::error::RecvError::Closed) => return None,
-        };
-        Some((Ok::<_, std::convert::Infallible>(event), updates))
+    let mut ticks = tokio::time::interval(UPDATE_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let state = (app.inspector.clone(), 0u64, ticks);
+    let stream = futures_util::stream::unfold(state, |(inspector, mut seen, mut ticks)| async move {
+        loop {
+            ticks.tick().await;
+            let changed: Vec<Value> = {
+                let kept = inspector.kept();
+                let rows = kept.entries.iter().filter(|e| e.version > seen).map(summary).collect();
+                seen = kept.version;
+                rows
+            };
+            if !changed.is_empty() {
+                let event = Event::default().event("rows").data(Value::from(changed).to_string());
+                return Some((Ok::<_, std::convert::Infallible>(event), (inspector, seen, ticks)));
+            }
+        }
     });
     Sse::new(stream).keep_alive(KeepAlive::default()).into_response()
 }
