@@ -1,11 +1,13 @@
 //! `cfwh`: cf-webhooks on one machine, one module per command. `dev` runs the whole
 //! pipeline in one process; `sign`, `verify` and `send` act like Creative Force;
-//! `redrive` empties a dead-letter queue; `template` and `groups` print what the code
-//! defines for the template and the scripts.
+//! `redrive` empties a dead-letter queue; `listen` runs the handlers on a deployed
+//! stack's queues; `template` and `groups` print what the code defines for the template
+//! and the scripts.
 
 pub mod aws;
 pub mod dev;
 pub mod groups;
+pub mod listen;
 pub mod redrive;
 pub mod replay;
 pub mod send;

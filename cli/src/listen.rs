@@ -64,8 +64,9 @@ pub async fn stack_outputs(client: &aws_sdk_cloudformation::Client, stack: &str)
 }
 
 /// What one group's consumer needs, from the stack's outputs: its configuration as the
-/// deployed consumer reads it (the outputs carry the consumers' shared settings, named by
-/// [`output::consumer_setting`]), and its queue. Refused when the stack's consumers are on.
+/// deployed consumer reads it (the outputs carry the consumers' shared settings,
+/// [`output::CONSUMER_ENVIRONMENT`]), and its queue. Refused when the stack's consumers
+/// are on.
 pub fn consumer_of(outputs: &Outputs, stack: &str, group: EventGroup) -> Result<(ConsumerConfig, String), String> {
     match outputs.get(output::CONSUMERS_ENABLED).map(String::as_str) {
         Some("false") => {}
@@ -75,7 +76,12 @@ pub fn consumer_of(outputs: &Outputs, stack: &str, group: EventGroup) -> Result<
                  ConsumersEnabled=false (a development stack), then listen"
             ))
         }
-        None => return Err(format!("stack {stack} has no {} output: deploy it with this version", output::CONSUMERS_ENABLED)),
+        None => {
+            return Err(format!(
+                "stack {stack} has no {} output: deploy it with this version",
+                output::CONSUMERS_ENABLED
+            ))
+        }
     }
     let route = Route::Group(group);
     let queue = outputs
@@ -83,11 +89,12 @@ pub fn consumer_of(outputs: &Outputs, stack: &str, group: EventGroup) -> Result<
         .ok_or_else(|| format!("stack {stack} has no {} output", output::queue_url(route)))?
         .clone();
     let dlq = outputs.get(&output::dead_letter_queue_url(route)).cloned().unwrap_or_default();
+    let environment = output::parse_environment(outputs.get(output::CONSUMER_ENVIRONMENT).map_or("", String::as_str));
     let config = ConsumerConfig::from_lookup(|name| match name {
         n if n == var::EVENT_GROUP => Some(group.as_str().to_owned()),
         n if n == var::DLQ_URL => Some(dlq.clone()),
         n if n == var::QUEUE_URL => Some(queue.clone()),
-        other => outputs.get(&output::consumer_setting(other)).cloned(),
+        other => environment.get(other).cloned(),
     })
     .map_err(|e| format!("stack {stack}: {e}"))?;
     Ok((config, queue))
@@ -97,11 +104,14 @@ pub fn consumer_of(outputs: &Outputs, stack: &str, group: EventGroup) -> Result<
 /// `dead-lettered`, as the queue moves it.
 async fn max_receives(client: &aws_sdk_sqs::Client, queue: &str) -> u32 {
     use aws_sdk_sqs::types::QueueAttributeName;
-    let read = client.get_queue_attributes().queue_url(queue).attribute_names(QueueAttributeName::RedrivePolicy).send().await;
+    let read =
+        client.get_queue_attributes().queue_url(queue).attribute_names(QueueAttributeName::RedrivePolicy).send().await;
     read.ok()
         .and_then(|r| r.attributes().and_then(|a| a.get(&QueueAttributeName::RedrivePolicy)).cloned())
         .and_then(|policy| serde_json::from_str::<serde_json::Value>(&policy).ok())
-        .and_then(|policy| policy["maxReceiveCount"].as_u64().or_else(|| policy["maxReceiveCount"].as_str()?.parse().ok()))
+        .and_then(|policy| {
+            policy["maxReceiveCount"].as_u64().or_else(|| policy["maxReceiveCount"].as_str()?.parse().ok())
+        })
         .map_or(cf_webhooks::stack::DEFAULT_MAX_RECEIVES, |n| u32::try_from(n).unwrap_or(u32::MAX))
 }
 

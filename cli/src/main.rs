@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use cfwh::{dev, groups, redrive, replay, send, sign, template, verify};
+use cfwh::{dev, groups, listen, redrive, replay, send, sign, template, verify};
 use clap::{Parser, Subcommand};
 
 /// cf-webhooks on one machine: run the pipeline, and sign, verify and send events like
@@ -29,6 +29,13 @@ enum Command {
     Verify(verify::Args),
     /// POST files to a Payload URL as Creative Force does, retrying non-2xx answers.
     Send(send::Args),
+    /// Run the handlers on this machine against a deployed stack's queues.
+    ///
+    /// For a development stack deployed with ConsumersEnabled=false: Creative Force
+    /// delivers to its Function URL, and the records are applied here, with the stack's
+    /// idempotency table, dead-letter queues and destinations. One JSON line per finished
+    /// record, as `cfwh dev`. Ctrl-C stops after the batches in hand.
+    Listen(listen::Args),
     /// Move a group's dead-letter queue back to its source queue.
     Redrive(redrive::Args),
     /// Send a group's archived events of a span again, verified, as one replay run.
@@ -46,6 +53,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify::run(args),
         Command::Send(args) => runtime().and_then(|rt| rt.block_on(send::run(args))),
         Command::Replay(args) => runtime().and_then(|rt| rt.block_on(replay::run(args))),
+        Command::Listen(args) => runtime().and_then(|rt| rt.block_on(listen::run(args))),
         Command::Redrive(args) => runtime().and_then(|rt| rt.block_on(redrive::run(args))),
         Command::Template(args) => template::run(args),
         Command::Groups(args) => groups::run(args),

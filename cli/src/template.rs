@@ -926,8 +926,8 @@ fn route_resources(resources: &mut Mapping, route: Route) {
 
 /// The consumers' environment but for what names the group (`CF_EVENT_GROUP`, its queue
 /// and dead-letter queue): the same for every group, and output by the stack
-/// ([`stack::output::consumer_setting`]) so that `cfwh listen` configures its consumers
-/// from exactly what the deployed ones read.
+/// ([`stack::output::CONSUMER_ENVIRONMENT`]) so that `cfwh listen` configures its
+/// consumers from exactly what the deployed ones read.
 fn consumer_settings() -> Vec<(&'static str, Value)> {
     vec![
         (var::IDEMPOTENCY_TABLE, r#ref("IdempotencyTable")),
@@ -975,9 +975,19 @@ fn listen_outputs(outputs: &mut Mapping) {
         outputs.insert(output::queue_url(route).into(), map! { "Value" => r#ref(queue(route)) });
         outputs.insert(output::dead_letter_queue_url(route).into(), map! { "Value" => r#ref(dlq(route)) });
     }
-    for (variable, value) in consumer_settings() {
-        outputs.insert(output::consumer_setting(variable).into(), map! { "Value" => value });
-    }
+    // One output, `NAME=value` lines: an output's value may not be empty, and most of
+    // these are empty while their destination is off.
+    let lines = consumer_settings()
+        .into_iter()
+        .map(|(variable, value)| sub(format!("{variable}=${{Setting}}")).tagged_sub_with("Setting", value))
+        .collect();
+    outputs.insert(
+        output::CONSUMER_ENVIRONMENT.into(),
+        map! {
+            "Description" => "The consumers' shared settings (cfwh listen reads them)",
+            "Value" => join("\n", lines),
+        },
+    );
 }
 
 fn consumer_resources(resources: &mut Mapping, group: EventGroup) {
@@ -1977,6 +1987,46 @@ mod tests {
                 "template.Resources.IngestFunction.Environment.CF_REQUIRED_HEADER_VALUE (a NoEcho parameter in the environment: keep it in Secrets Manager)",
             ]
         );
+    }
+
+    #[test]
+    fn a_development_stack_switches_its_consumers_off_and_outputs_what_cfwh_listen_reads() {
+        let template = template();
+        assert_eq!(template["Parameters"]["ConsumersEnabled"]["Default"], "true");
+        let on = under(&template["Conditions"]["ConsumersOn"], "Equals");
+        assert_eq!((&on[0], &on[1]), (&r#ref("ConsumersEnabled"), &Value::from("true")));
+        assert_eq!(template["Outputs"][output::CONSUMERS_ENABLED]["Value"], r#ref("ConsumersEnabled"));
+        for route in Route::ALL {
+            assert_eq!(template["Outputs"][output::queue_url(route).as_str()]["Value"], r#ref(queue(route)));
+            assert_eq!(template["Outputs"][output::dead_letter_queue_url(route).as_str()]["Value"], r#ref(dlq(route)));
+        }
+        // Every consumer reads exactly the shared settings the stack outputs, plus its group.
+        let lines = under(&template["Outputs"][output::CONSUMER_ENVIRONMENT]["Value"], "Join");
+        assert_eq!(lines[0], "\n");
+        let output_settings: Vec<(String, Value)> = lines[1]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .map(|line| {
+                let sub = under(line, "Sub");
+                let name = sub[0].as_str().unwrap().strip_suffix("=${Setting}").unwrap().to_owned();
+                (name, sub[1]["Setting"].clone())
+            })
+            .collect();
+        for group in EventGroup::ALL {
+            let function = resource(&template, &format!("{}Function", consumer(group)));
+            let source = &function["Properties"]["Events"]["Queue"]["Properties"];
+            let enabled = under(&source["Enabled"], "If");
+            assert_eq!((&enabled[0], &enabled[1], &enabled[2]), (&"ConsumersOn".into(), &true.into(), &false.into()));
+            let variables = function["Properties"]["Environment"]["Variables"].as_mapping().unwrap();
+            let own = [var::EVENT_GROUP, var::DLQ_URL, var::QUEUE_URL];
+            let shared: Vec<(String, Value)> = variables
+                .iter()
+                .filter(|(k, _)| !own.contains(&k.as_str().unwrap()))
+                .map(|(k, v)| (k.as_str().unwrap().to_owned(), v.clone()))
+                .collect();
+            assert_eq!(shared, output_settings, "{group}");
+        }
     }
 
     #[test]

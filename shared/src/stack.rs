@@ -128,10 +128,15 @@ pub mod output {
         format!("DeadLetterQueue{}Url", camel(route.as_str()))
     }
 
-    /// A consumer setting every group's consumer shares, by its variable:
-    /// `CF_ORDERING` → `ConsumerOrdering`, `CF_EVENT_BUS` → `ConsumerEventBus`.
-    pub fn consumer_setting(variable: &str) -> String {
-        format!("Consumer{}", camel(&variable.trim_start_matches("CF_").to_ascii_lowercase().replace('_', "-")))
+    /// The settings every group's consumer shares, as `NAME=value` lines (`CF_ORDERING=latest`).
+    pub const CONSUMER_ENVIRONMENT: &str = "ConsumerEnvironment";
+
+    /// [`CONSUMER_ENVIRONMENT`]'s value, read back.
+    pub fn parse_environment(text: &str) -> std::collections::BTreeMap<String, String> {
+        text.lines()
+            .filter_map(|line| line.split_once('='))
+            .map(|(name, value)| (name.trim().to_owned(), value.to_owned()))
+            .collect()
     }
 
     /// `work-unit` → `WorkUnit`.
@@ -161,6 +166,8 @@ mod tests {
         assert_eq!(consumer_function(EventGroup::Job), "consume-job");
         assert_eq!(output::queue_url(Route::Group(EventGroup::WorkUnit)), "QueueWorkUnitUrl");
         assert_eq!(output::dead_letter_queue_url(Route::Unrouted), "DeadLetterQueueUnroutedUrl");
-        assert_eq!(output::consumer_setting("CF_IDEMPOTENCY_TTL_SECS"), "ConsumerIdempotencyTtlSecs");
+        let environment = output::parse_environment("CF_ORDERING=latest\nCF_FORWARD_URL=https://x/?a=b\nCF_EVENT_BUS=");
+        assert_eq!(environment["CF_FORWARD_URL"], "https://x/?a=b");
+        assert_eq!((environment["CF_ORDERING"].as_str(), environment["CF_EVENT_BUS"].as_str()), ("latest", ""));
     }
 }
