@@ -128,8 +128,13 @@ fn task(payload_id: &str, step: &str) -> cf_webhooks::message::Message {
         http::HeaderValue::from_str(&testkit::signature(testkit::SECRET, body.as_bytes())).unwrap(),
     )]);
     let body = bytes::Bytes::from(body);
-    let delivery =
-        cf_webhooks::ack::Delivery { method: &http::Method::POST, headers: &headers, body: &body, received_at_ms: 0 };
+    let delivery = cf_webhooks::ack::Delivery {
+        method: &http::Method::POST,
+        headers: &headers,
+        body: &body,
+        received_at_ms: 0,
+        trace_header: None,
+    };
     match cf_webhooks::ack::decide(delivery, &testkit::config()) {
         cf_webhooks::ack::Decision::Publish { message, .. } => message,
         other => panic!("{other:?}"),

@@ -96,6 +96,7 @@ async fn enqueue(queue: &str, body: &str) {
         headers: &headers,
         body: &body,
         received_at_ms: cf_webhooks::ack::now_ms(),
+        trace_header: None,
     };
     let message = match cf_webhooks::ack::decide(delivery, &testkit::config()) {
         cf_webhooks::ack::Decision::Publish { message, .. } => message,

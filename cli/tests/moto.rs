@@ -415,6 +415,7 @@ async fn in_a_fifo_batch_one_entitys_failure_holds_back_its_later_records_in_ord
             },
             fifo_group_id: Some((*task).to_owned()),
             dedup_id: Some((*payload_id).to_owned()),
+            trace_header: None,
         };
         cf_webhooks::aws::sqs::send_to(&client, &url, message).await.unwrap();
     }

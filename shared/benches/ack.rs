@@ -72,7 +72,13 @@ fn ack_path(c: &mut Criterion) {
         });
         group.bench_function("whole ack path (decide)", |b| {
             b.iter(|| {
-                let delivery = Delivery { method: &Method::POST, headers: &headers, body: &body, received_at_ms: 1 };
+                let delivery = Delivery {
+                    method: &Method::POST,
+                    headers: &headers,
+                    body: &body,
+                    received_at_ms: 1,
+                    trace_header: None,
+                };
                 let decision = decide(black_box(delivery), &config);
                 debug_assert!(matches!(decision, Decision::Publish { .. }));
                 black_box(decision)

@@ -33,6 +33,10 @@ pub struct Delivery<'a> {
     pub body: &'a Bytes,
     /// When it arrived, milliseconds since the Unix epoch.
     pub received_at_ms: i64,
+    /// The X-Ray trace it arrived in (`Root=1-…;Parent=…;Sampled=1`: the invocation's,
+    /// which Lambda gives the runtime), carried to the queue as the message's
+    /// `AWSTraceHeader` so that the consumer's work joins the same trace.
+    pub trace_header: Option<&'a str>,
 }
 
 /// Why a delivery is refused.
@@ -288,6 +292,7 @@ pub fn decide(delivery: Delivery<'_>, config: &IngestConfig) -> Decision {
             },
             fifo_group_id: Some("unrouted".to_owned()),
             dedup_id: None,
+            trace_header: delivery.trace_header.map(str::to_owned),
         };
         Decision::Publish { message, then: Answer::Quarantined(why) }
     };
@@ -331,6 +336,7 @@ pub fn decide(delivery: Delivery<'_>, config: &IngestConfig) -> Decision {
         },
         fifo_group_id: Some(routing.entity_id.map_or_else(|| payload_id.clone(), |id| fifo_group(&id))),
         dedup_id: Some(payload_id.clone()),
+        trace_header: delivery.trace_header.map(str::to_owned),
     };
     Decision::Publish { message, then: Answer::Accepted { payload_id, group: routing.group } }
 }
@@ -516,7 +522,7 @@ pub fn replay(
         Err(_) => return Err(Answer::Rejected(Rejection::SignatureMissing)),
     }
     let config = IngestConfig { replay_window: None, required_header: None, ..config.clone() };
-    let delivery = Delivery { method: &Method::POST, headers: &headers, body, received_at_ms };
+    let delivery = Delivery { method: &Method::POST, headers: &headers, body, received_at_ms, trace_header: None };
     match decide(delivery, &config) {
         Decision::Publish { mut message, then: Answer::Accepted { payload_id, .. } } => {
             message.attributes.replay_run = Some(run.to_owned());

@@ -142,6 +142,9 @@ pub struct Message {
     pub fifo_group_id: Option<String>,
     /// For FIFO queues: the deduplication ID (`PayloadId`).
     pub dedup_id: Option<String>,
+    /// The X-Ray trace header it was accepted in, sent as the `AWSTraceHeader` message
+    /// system attribute (not a message attribute: SQS and Lambda read it there).
+    pub trace_header: Option<String>,
 }
 
 /// The routing facts a message carries beside its body.

@@ -464,8 +464,13 @@ mod tests {
         }
         let body = bytes::Bytes::from(case.body.clone());
         let publisher = RecordingPublisher::new(case.publisher);
-        let delivery =
-            Delivery { method: &case.method, headers: &headers, body: &body, received_at_ms: crate::ack::now_ms() };
+        let delivery = Delivery {
+            method: &case.method,
+            headers: &headers,
+            body: &body,
+            received_at_ms: crate::ack::now_ms(),
+            trace_header: None,
+        };
         let answer = acknowledge(delivery, &case.config, &publisher).await.answer;
         Seen {
             status: answer.status().as_u16(),

@@ -239,7 +239,8 @@ async fn check(row: Row) {
     let headers = row.header_map();
     let body = Bytes::from(row.body.clone());
     let publisher = RecordingPublisher::new(PublisherMode::Working);
-    let delivery = Delivery { method: &row.method, headers: &headers, body: &body, received_at_ms: now_ms() };
+    let delivery =
+        Delivery { method: &row.method, headers: &headers, body: &body, received_at_ms: now_ms(), trace_header: None };
     let answer = acknowledge(delivery, &row.config, &publisher).await.answer;
     let json: serde_json::Value = serde_json::from_slice(&answer.body()).unwrap();
     assert_eq!(answer.status().as_u16(), row.status, "{}: {json}", row.input);
@@ -362,7 +363,13 @@ fn decided(body: &[u8], event_header: &[u8]) -> cf_webhooks::message::Message {
     headers.insert("x-cf-signature", HeaderValue::from_str(&testkit::signature(SECRET, body)).unwrap());
     headers.insert("x-cf-event", HeaderValue::from_bytes(event_header).unwrap());
     let body = Bytes::copy_from_slice(body);
-    let delivery = Delivery { method: &Method::POST, headers: &headers, body: &body, received_at_ms: now_ms() };
+    let delivery = Delivery {
+        method: &Method::POST,
+        headers: &headers,
+        body: &body,
+        received_at_ms: now_ms(),
+        trace_header: None,
+    };
     match cf_webhooks::ack::decide(delivery, &config) {
         cf_webhooks::ack::Decision::Publish { message, .. } => message,
         other => panic!("not stored: {other:?}"),
@@ -432,8 +439,13 @@ fn a_flood_of_identical_rejections_writes_a_few_log_lines_not_one_each() {
             let publisher = RecordingPublisher::new(PublisherMode::Working);
             let mut rejected = 0;
             for _ in 0..500 {
-                let delivery =
-                    Delivery { method: &Method::POST, headers: &headers, body: &body, received_at_ms: now_ms() };
+                let delivery = Delivery {
+                    method: &Method::POST,
+                    headers: &headers,
+                    body: &body,
+                    received_at_ms: now_ms(),
+                    trace_header: None,
+                };
                 let answer = acknowledge(delivery, &config, &publisher).await.answer;
                 rejected += usize::from(matches!(answer, cf_webhooks::ack::Answer::Rejected(_)));
             }

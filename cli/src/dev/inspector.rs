@@ -373,7 +373,13 @@ async fn resend<P: Publisher + 'static>(State(app): State<App<P>>, Path(id): Pat
     let signature = cf_webhooks::signature::sign(&secret, &body);
     headers.insert(SIGNATURE_HEADER, HeaderValue::from_str(&signature).expect("hex is a valid header value"));
     headers.remove(axum::http::header::CONTENT_LENGTH);
-    let delivery = Delivery { method: &Method::POST, headers: &headers, body: &body, received_at_ms: now_ms() };
+    let delivery = Delivery {
+        method: &Method::POST,
+        headers: &headers,
+        body: &body,
+        received_at_ms: now_ms(),
+        trace_header: None,
+    };
     let (new_id, _) = app.inspector.acknowledge(delivery, &app.config, &*app.publisher, Some(id)).await;
     let kept = app.inspector.kept();
     let row = kept.entries.iter().find(|e| e.id == new_id).map(summary).unwrap_or(Value::Null);

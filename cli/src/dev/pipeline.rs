@@ -300,7 +300,8 @@ async fn ingest<P: Publisher>(
             return respond(&Answer::Rejected(Rejection::BodyUnreadable));
         }
     };
-    let delivery = Delivery { method: &parts.method, headers: &parts.headers, body: &body, received_at_ms };
+    let delivery =
+        Delivery { method: &parts.method, headers: &parts.headers, body: &body, received_at_ms, trace_header: None };
     let answer = match inspector {
         Some(inspector) => inspector.acknowledge(delivery, config, publisher, None).await.1,
         None => acknowledge(delivery, config, publisher).await.answer,

@@ -83,6 +83,13 @@ pub async fn send_to(client: &Client, url: &str, message: Message) -> Result<(),
     for (name, value) in message.attributes.pairs(&message.body) {
         request = request.message_attributes(name, attribute(name, value));
     }
+    if let Some(trace) = &message.trace_header {
+        use aws_sdk_sqs::types::{MessageSystemAttributeNameForSends, MessageSystemAttributeValue};
+        let value = MessageSystemAttributeValue::builder().data_type("String").string_value(trace).build();
+        if let Ok(value) = value {
+            request = request.message_system_attributes(MessageSystemAttributeNameForSends::AwsTraceHeader, value);
+        }
+    }
     if url.ends_with(".fifo") {
         let dedup = message.dedup_id.clone().unwrap_or_else(|| hex::encode(Sha256::digest(message.body.as_text())));
         request = request

@@ -379,6 +379,7 @@ mod tests {
             attributes: Attributes::default(),
             fifo_group_id: None,
             dedup_id: None,
+            trace_header: None,
         }
     }
 
