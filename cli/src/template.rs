@@ -1119,8 +1119,23 @@ fn queue_policy(resources: &mut Mapping, queue: &str, senders: Vec<Value>) {
     );
 }
 
-/// A secret's resource policy: only `readers` may read its value.
+/// A secret's resource policy: only `readers` may read its value, and only the operator
+/// role may change it (CloudFormation, when it updates the stack, too): a principal with a
+/// broad grant elsewhere could otherwise store a value of its own and sign forged
+/// deliveries with it.
 fn secret_policy(resources: &mut Mapping, secret: &str, condition: &str, readers: Vec<Value>) {
+    let mut overwrite = deny_all_but(
+        "ChangedOnlyByTheOperatorRole",
+        seq!["secretsmanager:PutSecretValue", "secretsmanager:UpdateSecret", "secretsmanager:UpdateSecretVersionStage"],
+        "*".into(),
+        vec![operator_arn()],
+    );
+    if let Some(conditions) = overwrite.get_mut("Condition").and_then(Value::as_mapping_mut) {
+        conditions.insert(
+            "ForAllValues:StringNotEquals".into(),
+            map! { "aws:CalledVia" => seq!["cloudformation.amazonaws.com"] },
+        );
+    }
     resources.insert(
         format!("{secret}Policy").into(),
         map! {
@@ -1131,12 +1146,15 @@ fn secret_policy(resources: &mut Mapping, secret: &str, condition: &str, readers
                 "BlockPublicPolicy" => true,
                 "ResourcePolicy" => map! {
                     "Version" => "2012-10-17",
-                    "Statement" => seq![deny_all_but(
-                        "ReadOnlyByThePipeline",
-                        "secretsmanager:GetSecretValue".into(),
-                        "*".into(),
-                        readers,
-                    )],
+                    "Statement" => seq![
+                        deny_all_but(
+                            "ReadOnlyByThePipeline",
+                            "secretsmanager:GetSecretValue".into(),
+                            "*".into(),
+                            readers,
+                        ),
+                        overwrite,
+                    ],
                 },
             },
         },
@@ -1545,6 +1563,13 @@ pub fn template() -> Value {
                     "AssertDescription" => "FIFO event sources take at most 10 records per batch: lower ConsumerBatchSize.",
                 }],
             },
+            "HeaderValueNeedsAName" => map! {
+                "RuleCondition" => not(equals(r#ref("RequiredHeaderValue"), "")),
+                "Assertions" => seq![map! {
+                    "Assert" => not(equals(r#ref("RequiredHeaderName"), "")),
+                    "AssertDescription" => "RequiredHeaderValue is set: set RequiredHeaderName too, or no header is required.",
+                }],
+            },
             "ForwardNeedsAUrl" => map! {
                 "RuleCondition" => not(equals(r#ref("ForwardGroups"), "none")),
                 "Assertions" => seq![map! {
@@ -1565,7 +1590,7 @@ pub fn template() -> Value {
             },
             output::REQUIRED_HEADER_SECRET_ARN => map! {
                 "Condition" => "HasRequiredHeader",
-                "Description" => "The custom header's value, for Creative Force's Custom Headers tab",
+                "Description" => "The secret holding the custom header's value, for Creative Force's Custom Headers tab",
                 "Value" => r#ref("RequiredHeaderSecret"),
             },
             output::QUEUE_PREFIX => map! {
@@ -1671,13 +1696,18 @@ fn iam_problems_of(template: &Value) -> Vec<String> {
     found
 }
 
-/// The statement of a resource policy that denies `action` to all but named principals.
-fn denies_all_but_named(document: &Value, action: &str) -> bool {
+/// The statement of a resource policy that denies `action` on `resource` to all but named
+/// principals, and to nothing narrower.
+fn denies_all_but_named(document: &Value, action: &str, resource: &Value) -> bool {
     document["Statement"].as_sequence().is_some_and(|statements| {
         statements.iter().any(|s| {
+            let conditions = s["Condition"].as_mapping().map_or(0, Mapping::len);
             s["Effect"] == "Deny"
                 && s["Principal"] == "*"
                 && s["Action"] == action
+                && s["Resource"] == *resource
+                && conditions == 2
+                && s["Condition"]["Null"]["aws:PrincipalArn"] == "false"
                 && s["Condition"]["ArnNotEquals"]["aws:PrincipalArn"].as_sequence().is_some_and(|p| !p.is_empty())
         })
     })
@@ -1690,14 +1720,17 @@ fn resource_policy_problems(template: &Value) -> Vec<String> {
     };
     let mut found = Vec::new();
     for (queue, _) in of_type("AWS::SQS::Queue") {
-        let guarded = of_type("AWS::SQS::QueuePolicy").any(|(_, policy)| {
-            let properties = &policy["Properties"];
-            properties["Queues"].as_sequence().is_some_and(|q| q.contains(&r#ref(queue)))
-                && denies_all_but_named(&properties["PolicyDocument"], "sqs:SendMessage")
-        });
+        let policies: Vec<_> = of_type("AWS::SQS::QueuePolicy")
+            .filter(|(_, policy)| {
+                policy["Properties"]["Queues"].as_sequence().is_some_and(|q| q.contains(&r#ref(queue)))
+            })
+            .collect();
+        let arn = get_att(format!("{queue}.Arn"));
+        let guarded = policies.len() == 1
+            && denies_all_but_named(&policies[0].1["Properties"]["PolicyDocument"], "sqs:SendMessage", &arn);
         if !guarded {
             found.push(format!(
-                "template.Resources.{queue} (no queue policy denying sqs:SendMessage to all but named roles)"
+                "template.Resources.{queue} (not exactly one queue policy denying sqs:SendMessage on it to all but named roles)"
             ));
         }
     }
@@ -1705,7 +1738,11 @@ fn resource_policy_problems(template: &Value) -> Vec<String> {
         let guarded = of_type("AWS::SecretsManager::ResourcePolicy").any(|(_, policy)| {
             policy["Properties"]["SecretId"] == r#ref(secret)
                 && policy["Condition"] == resource["Condition"]
-                && denies_all_but_named(&policy["Properties"]["ResourcePolicy"], "secretsmanager:GetSecretValue")
+                && denies_all_but_named(
+                    &policy["Properties"]["ResourcePolicy"],
+                    "secretsmanager:GetSecretValue",
+                    &"*".into(),
+                )
         });
         if !guarded {
             found.push(format!(
@@ -1970,6 +2007,19 @@ mod tests {
             let_through(&policy["Properties"]["ResourcePolicy"], "secretsmanager:GetSecretValue")
         };
         assert_eq!(readers("WebhookSecret"), ["IngestRole.Arn", "OperatorRole.Arn"]);
+        for secret in ["WebhookSecret", "RequiredHeaderSecret", "ForwardSecret"] {
+            let overwrite =
+                &resource(&template, &format!("{secret}Policy"))["Properties"]["ResourcePolicy"]["Statement"][1];
+            assert_eq!(overwrite["Effect"], "Deny");
+            let actions = overwrite["Action"].as_sequence().unwrap();
+            assert!(actions.contains(&"secretsmanager:PutSecretValue".into()), "{secret}");
+            assert_eq!(overwrite["Condition"]["ArnNotEquals"]["aws:PrincipalArn"], seq![get_att("OperatorRole.Arn")]);
+            assert_eq!(
+                overwrite["Condition"]["ForAllValues:StringNotEquals"]["aws:CalledVia"],
+                seq!["cloudformation.amazonaws.com"],
+                "stack updates still work"
+            );
+        }
         assert_eq!(readers("RequiredHeaderSecret"), ["IngestRole.Arn", "OperatorRole.Arn"]);
         let consumers: Vec<String> = EventGroup::ALL
             .iter()
@@ -2012,7 +2062,7 @@ mod tests {
         assert_eq!(
             iam_problems_of(&template),
             [
-                "template.Resources.JobDeadLetterQueue (no queue policy denying sqs:SendMessage to all but named roles)",
+                "template.Resources.JobDeadLetterQueue (not exactly one queue policy denying sqs:SendMessage on it to all but named roles)",
                 "template.Resources.ForwardSecret (no resource policy denying secretsmanager:GetSecretValue to all but named roles)",
                 "template.Resources.IngestFunction.Environment.CF_REQUIRED_HEADER_VALUE (a NoEcho parameter in the environment: keep it in Secrets Manager)",
             ]
