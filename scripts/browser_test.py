@@ -7,7 +7,8 @@ which `make test` installs) driven over the DevTools protocol.
    page shows it, with the consumer's outcome `processed`, without being reloaded.
 3. Its row is clicked (a real mouse click): the detail shows its headers, the signature
    masked. "Send again" is clicked: a new row shows the same PayloadId, `duplicate`.
-4. "Send with a new PayloadId" on that row: a third row, another PayloadId, `processed`.
+4. That row is clicked, then "Send with a new PayloadId": a third row, another PayloadId,
+   `processed`.
 
 --screenshot FILE writes a PNG of the page at the end (the README's picture).
 Needs `chromium` on PATH (or CFWH_CHROMIUM) and the websocket-client package (.venv).
@@ -146,7 +147,8 @@ def main():
 
         first = next(r for r in rows(page) if r["payload"] == payload_id)
         page.click(f"#rows tr[data-id='{first['id']}']")
-        page.wait("!!document.getElementById('resend')", "the detail of the delivery")
+        page.wait(f"(document.querySelector('#detail h2') || {{}}).textContent?.startsWith('#{first['id']} ')",
+                  "the detail of the delivery")
         headers = page.js("document.getElementById('headers').innerText")
         if sign(DEV_SECRET, body) in headers or "masked" not in headers:
             raise SystemExit(f"browser: the signature is not masked in the detail:\n{headers}")
@@ -157,7 +159,10 @@ def main():
                   "the re-sent delivery as a duplicate")
         say("'Send again' produced a duplicate of the same PayloadId")
 
-        page.wait("!!document.getElementById('resend-fresh')", "the detail of the re-sent delivery")
+        again = next(r for r in rows(page) if r["payload"] == payload_id and int(r["id"]) > int(first["id"]))
+        page.click(f"#rows tr[data-id='{again['id']}']")
+        page.wait(f"(document.querySelector('#detail h2') || {{}}).textContent?.startsWith('#{again['id']} ')",
+                  "the detail of the re-sent delivery")
         page.click("#resend-fresh")
         fresh = page.wait(
             f"(() => {{ const r = [...document.querySelectorAll('#rows tr')].find(tr => Number(tr.dataset.id) > {first['id']} + 1"

@@ -62,7 +62,8 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 # cargo-deny, built once from crates.io (scripts/deny.sh); the policy is deny.toml.
 say "dependency policy (cargo deny: bans, licences, sources)"
-export PATH="$(scripts/deny.sh):$PATH"
+DENY_BIN=$(scripts/deny.sh)
+export PATH="$DENY_BIN:$PATH"
 cargo deny check bans licenses sources
 
 say "tests"

@@ -144,6 +144,15 @@ impl Listener {
             .iter()
             .map(|&group| consumer_of(&outputs, stack, group).map(|(config, queue)| (group, config, queue)))
             .collect::<Result<_, _>>()?;
+        // A handler running past the stack's claim lease could be run again beside itself.
+        if let Some((_, config, _)) = configs.iter().find(|(_, config, _)| handler_timeout > config.lease) {
+            return Err(format!(
+                "--handler-timeout ({}) must not exceed the stack's claim lease ({}): a record still running when its \
+                 claim ends could be claimed again",
+                humantime::format_duration(handler_timeout),
+                humantime::format_duration(config.lease)
+            ));
+        }
         for (group, config, queue) in configs {
             let outlets = Outlets::build(&config.destinations, Some(sdk)).await.map_err(|e| format!("{group}: {e}"))?;
             let store = DynamoStore::new(dynamodb.clone(), &config.idempotency_table, config.lease, config.ttl);

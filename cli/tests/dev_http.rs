@@ -382,6 +382,27 @@ async fn the_inspector_shows_each_delivery_and_what_the_consumer_did_and_sends_i
     assert_ne!(fresh["payload_id"], first["payload_id"]);
     assert_eq!(outcome_of(fresh["id"].as_u64().unwrap()).await["outcome"], "processed");
 
+    // Never a signing oracle: a forged delivery is shown, never signed and sent again.
+    let forged = client
+        .post(format!("{base}/"))
+        .header("x-cf-signature", "0".repeat(64))
+        .header("x-studio-token", "studio-token-value")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    let rows = list().await;
+    let forged_id = rows.as_array().unwrap().iter().find(|r| r["status"] == 401).unwrap()["id"].as_u64().unwrap();
+    let refused = client
+        .post(format!("{base}/_cfwh/api/deliveries/{forged_id}/resend"))
+        .header(CSRF_HEADER, "1")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 409);
+
     let page = client.get(format!("{base}{PATH}")).send().await.unwrap();
     assert_eq!(page.headers()["content-type"], "text/html; charset=utf-8");
     assert!(page.text().await.unwrap().contains("api/events"));
@@ -393,6 +414,42 @@ async fn the_inspector_shows_each_delivery_and_what_the_consumer_did_and_sends_i
 
 async fn json(response: reqwest::Response) -> serde_json::Value {
     serde_json::from_slice(&response.bytes().await.unwrap()).unwrap()
+}
+
+/// Asked for on another address, the page is read-only.
+#[tokio::test]
+async fn on_another_address_the_inspector_sends_nothing_again() {
+    use cfwh::dev::inspector::{Inspector, CSRF_HEADER};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (sink, _) = collecting_sink();
+    // As `--inspector on` sets it up for a non-loopback address.
+    let options = DevOptions { inspector: Some(Inspector::new(false)), ..DevOptions::default() };
+    let dev =
+        Dev::start(listener, testkit::config(), options, sink, Backend::Memory, memory_store(Duration::from_secs(60)))
+            .unwrap();
+    let base = format!("http://{}", dev.addr);
+    let client = reqwest::Client::new();
+    let body = cfwh::send::stamp_time(testkit::sample(EventGroup::Job).as_bytes(), cf_webhooks::ack::now_ms()).unwrap();
+    let sent = client
+        .post(format!("{base}/"))
+        .header("x-cf-signature", testkit::signature(testkit::SECRET, &body))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200);
+    let listed =
+        client.get(format!("{base}/_cfwh/api/deliveries")).header("host", "studio-box:3000").send().await.unwrap();
+    assert_eq!(listed.status(), 200, "readable from elsewhere, as asked");
+    let again = client
+        .post(format!("{base}/_cfwh/api/deliveries/1/resend"))
+        .header(CSRF_HEADER, "1")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 403);
+    dev.drain().await.unwrap();
 }
 
 /// Off, its paths say so; deliveries are still taken everywhere else.

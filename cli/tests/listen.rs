@@ -182,6 +182,14 @@ async fn listen_refuses_a_stack_whose_consumers_are_on() {
         .err()
         .unwrap();
     assert!(missing.contains("no-such-stack"), "{missing}");
+    // The stub's lease is 120 s: a longer handler timeout could run a record twice.
+    let stack = stub_stack("false").await;
+    let long =
+        Listener::start(&sdk().await, &stack, &[EventGroup::Task], Duration::from_secs(300), collecting_sink().0)
+            .await
+            .err()
+            .unwrap();
+    assert!(long.contains("claim lease"), "{long}");
 }
 
 /// The binary: prints a record line per record and stops cleanly on Ctrl-C.

@@ -47,7 +47,9 @@ const PAGE: &str = include_str!("inspector.html");
 /// Headers whose values are never shown.
 const MASKED: [&str; 5] = ["authorization", "proxy-authorization", "cookie", "x-api-key", SIGNATURE_HEADER];
 
-/// One delivery, as received and answered, and the consumers' lines about it.
+/// One delivery, as received and answered, and the consumers' lines about it. Cloned
+/// (cheaply: the body is shared) out of the lock before anything is parsed or formatted.
+#[derive(Clone)]
 struct Entry {
     id: u64,
     received_at_ms: i64,
@@ -61,6 +63,9 @@ struct Entry {
     records: Vec<RecordReport>,
     /// When it last changed, in [`Kept::version`]'s count.
     version: u64,
+    /// The `cfwh dev` process it belongs to: numbers start again at 1 after a restart,
+    /// and a page still open then starts afresh.
+    run: Arc<str>,
 }
 
 struct Kept {
@@ -75,6 +80,7 @@ struct Kept {
 /// What the page shows, shared by ingest (deliveries) and the consumers (record lines).
 pub struct Inspector {
     kept: Mutex<Kept>,
+    run: Arc<str>,
     /// Host names the API answers to (`None`: any, when asked for on another address).
     loopback_only: bool,
 }
@@ -89,7 +95,7 @@ impl Inspector {
     /// An empty inspector; `loopback_only` when `cfwh dev` listens on a loopback address.
     pub fn new(loopback_only: bool) -> Arc<Self> {
         let kept = Kept { next_id: 1, version: 0, entries: VecDeque::with_capacity(KEPT), by_payload: HashMap::new() };
-        Arc::new(Self { kept: Mutex::new(kept), loopback_only })
+        Arc::new(Self { kept: Mutex::new(kept), run: uuid::Uuid::new_v4().to_string().into(), loopback_only })
     }
 
     fn kept(&self) -> MutexGuard<'_, Kept> {
@@ -132,6 +138,7 @@ impl Inspector {
             resent_from,
             records: Vec::new(),
             version,
+            run: self.run.clone(),
         });
         id
     }
@@ -231,6 +238,7 @@ fn summary(entry: &Entry) -> Value {
         "attempts": entry.records.len(),
         "destinations": last.map(|r| serde_json::to_value(&r.destinations).unwrap_or(Value::Null)),
         "resent_from": entry.resent_from,
+        "run": &*entry.run,
     })
 }
 
@@ -256,7 +264,7 @@ fn detail_of(entry: &Entry, config: &IngestConfig) -> Value {
     object.insert("headers".into(), headers.into());
     object.insert("body".into(), body.into());
     object.insert("body_bytes".into(), entry.body_len.into());
-    object.insert("resendable".into(), (entry.body_len <= BODY_KEPT).into());
+    object.insert("resendable".into(), (entry.body_len <= BODY_KEPT && authentic(&entry.answer)).into());
     let answer = entry.answer.to_response().into_body();
     object.insert("answer_body".into(), String::from_utf8_lossy(&answer).into_owned().into());
     let records: Vec<Value> = entry.records.iter().map(|r| serde_json::to_value(r).unwrap_or(Value::Null)).collect();
@@ -310,8 +318,8 @@ async fn list<P: Publisher + 'static>(State(app): State<App<P>>, headers: Header
     if let Err(refused) = guard(&app.inspector, &headers) {
         return *refused;
     }
-    let rows: Vec<Value> = app.inspector.kept().entries.iter().rev().map(summary).collect();
-    axum::Json(rows).into_response()
+    let entries: Vec<Entry> = app.inspector.kept().entries.iter().rev().cloned().collect();
+    axum::Json(entries.iter().map(summary).collect::<Vec<Value>>()).into_response()
 }
 
 async fn detail<P: Publisher + 'static>(
@@ -322,9 +330,9 @@ async fn detail<P: Publisher + 'static>(
     if let Err(refused) = guard(&app.inspector, &headers) {
         return *refused;
     }
-    let kept = app.inspector.kept();
-    match kept.entries.iter().find(|e| e.id == id) {
-        Some(entry) => axum::Json(detail_of(entry, &app.config)).into_response(),
+    let found = app.inspector.kept().entries.iter().find(|e| e.id == id).cloned();
+    match found {
+        Some(entry) => axum::Json(detail_of(&entry, &app.config)).into_response(),
         None => plain(StatusCode::NOT_FOUND, "no such delivery (only the last 200 are kept)\n"),
     }
 }
@@ -343,6 +351,11 @@ async fn resend<P: Publisher + 'static>(State(app): State<App<P>>, Path(id): Pat
     if !request.headers().contains_key(CSRF_HEADER) {
         return plain(StatusCode::FORBIDDEN, "a re-send carries the X-Cfwh-Inspector header (the page sends it)\n");
     }
+    // On another address the page is read-only: whoever reaches it could otherwise have
+    // any body it holds signed with the real secret.
+    if !app.inspector.loopback_only {
+        return plain(StatusCode::FORBIDDEN, "sending again is for a cfwh dev on a loopback address only\n");
+    }
     let wanted: Resend = match axum::body::to_bytes(request.into_body(), 1024).await {
         Ok(bytes) if bytes.is_empty() => Resend { fresh: false },
         Ok(bytes) => match serde_json::from_slice(&bytes) {
@@ -353,11 +366,18 @@ async fn resend<P: Publisher + 'static>(State(app): State<App<P>>, Path(id): Pat
     };
     let found = {
         let kept = app.inspector.kept();
-        kept.entries.iter().find(|e| e.id == id).map(|e| (e.headers.clone(), e.body.clone(), e.body_len))
+        kept.entries
+            .iter()
+            .find(|e| e.id == id)
+            .map(|e| (e.headers.clone(), e.body.clone(), e.body_len, authentic(&e.answer)))
     };
-    let Some((mut headers, mut body, body_len)) = found else {
+    let Some((mut headers, mut body, body_len, authentic)) = found else {
         return plain(StatusCode::NOT_FOUND, "no such delivery (only the last 200 are kept)\n");
     };
+    // Never a signing oracle: only what already carried a valid signature is signed again.
+    if !authentic {
+        return plain(StatusCode::CONFLICT, "only deliveries whose signature was valid are sent again\n");
+    }
     if body_len > BODY_KEPT {
         return plain(StatusCode::CONFLICT, "only the first 64 KiB of this body were kept: it cannot be sent again\n");
     }
@@ -381,9 +401,17 @@ async fn resend<P: Publisher + 'static>(State(app): State<App<P>>, Path(id): Pat
         trace_header: None,
     };
     let (new_id, _) = app.inspector.acknowledge(delivery, &app.config, &*app.publisher, Some(id)).await;
-    let kept = app.inspector.kept();
-    let row = kept.entries.iter().find(|e| e.id == new_id).map(summary).unwrap_or(Value::Null);
-    axum::Json(row).into_response()
+    let entry = app.inspector.kept().entries.iter().find(|e| e.id == new_id).cloned();
+    axum::Json(entry.as_ref().map_or(Value::Null, summary)).into_response()
+}
+
+/// True when the delivery's signature (and custom header) were valid: it was accepted,
+/// ignored by a filter, quarantined, or refused only for being unavailable.
+fn authentic(answer: &Answer) -> bool {
+    match answer {
+        Answer::Accepted { .. } | Answer::Ignored { .. } | Answer::Quarantined(_) | Answer::Unavailable(_) => true,
+        Answer::Rejected(_) => false,
+    }
 }
 
 /// The body with a new random `PayloadId` (a UUID, as Creative Force sends).
@@ -408,12 +436,13 @@ async fn events<P: Publisher + 'static>(State(app): State<App<P>>, headers: Head
     let stream = futures_util::stream::unfold(state, |(inspector, mut seen, mut ticks)| async move {
         loop {
             ticks.tick().await;
-            let changed: Vec<Value> = {
+            let changed: Vec<Entry> = {
                 let kept = inspector.kept();
-                let rows = kept.entries.iter().filter(|e| e.version > seen).map(summary).collect();
+                let entries = kept.entries.iter().filter(|e| e.version > seen).cloned().collect();
                 seen = kept.version;
-                rows
+                entries
             };
+            let changed: Vec<Value> = changed.iter().map(summary).collect();
             if !changed.is_empty() {
                 let event = Event::default().event("rows").data(Value::from(changed).to_string());
                 return Some((Ok::<_, std::convert::Infallible>(event), (inspector, seen, ticks)));

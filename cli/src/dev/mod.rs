@@ -264,7 +264,8 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
     };
     if inspector.is_some() && !loopback {
         eprintln!(
-            "cfwh dev: warning: the inspector on {} shows every delivery's body to whoever reaches this address",
+            "cfwh dev: warning: the inspector on {} shows every delivery's body to whoever reaches this address \
+             (sending again is off there)",
             args.addr
         );
     }
