@@ -203,6 +203,7 @@ pub async fn receive(
         .wait_time_seconds(wait.as_secs().min(20) as i32)
         .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
         .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+        .message_system_attribute_names(MessageSystemAttributeName::AwsTraceHeader)
         .message_attribute_names("All")
         .send()
         .await

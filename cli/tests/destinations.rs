@@ -585,7 +585,7 @@ async fn a_retry_after_delays_the_message_on_its_queue() {
     // The receiver's 429 carries no Retry-After: the queue's own timing applies.
     let visibility = Visibility::of(sqs.clone(), url.clone()).await.expect("the queue's visibility timeout");
     assert_eq!(visibility.queue_timeout, Duration::ZERO);
-    let host = Host { metrics: None, visibility: Some(visibility.clone()) };
+    let host = Host { metrics: None, visibility: Some(visibility.clone()), xray: None };
     let response = handle_batch(&*consumer, event.clone(), None, &host).await;
     assert_eq!(response.batch_item_failures.len(), 1);
     let again = sqs.receive_message().queue_url(&url).send().await.unwrap().messages.unwrap_or_default();
@@ -616,7 +616,7 @@ async fn a_retry_after_delays_the_message_on_its_queue() {
         queue_timeout: Duration::from_secs(30),
         ..Visibility::of(sqs.clone(), short.clone()).await.unwrap()
     };
-    let host = Host { metrics: None, visibility: Some(queue_default) };
+    let host = Host { metrics: None, visibility: Some(queue_default), xray: None };
     handle_batch(&*consumer_with(forward(&soon_url)).await, event, None, &host).await;
     let back = sqs.receive_message().queue_url(&short).send().await.unwrap().messages.unwrap_or_default();
     assert_eq!(back.len(), 1, "left as it was (visibility 0 in this test), not set to 1 s");

@@ -461,3 +461,40 @@ async fn without_the_inspector_its_paths_say_it_is_off() {
     assert!(answer.text().await.unwrap().contains("inspector is off"));
     dev.drain().await.unwrap();
 }
+
+/// `cfwh dev` names each record's trace on its line: the caller's `X-Amzn-Trace-Id`, or
+/// one it starts, as Lambda would.
+#[tokio::test]
+async fn dev_prints_the_trace_of_each_record_on_its_line() {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (sink, lines) = collecting_sink();
+    let dev = Dev::start(
+        listener,
+        testkit::config(),
+        DevOptions::default(),
+        sink,
+        Backend::Memory,
+        memory_store(Duration::from_secs(60)),
+    )
+    .unwrap();
+    let client = reqwest::Client::new();
+    let trace = "Root=1-6752e0a1-5f0c2b7d9e4a6b8c1d3e5f70;Parent=53995c3f42cd8ad8;Sampled=1";
+    for (group, header) in [(EventGroup::Task, Some(trace)), (EventGroup::Job, None)] {
+        let body = cfwh::send::stamp_time(testkit::sample(group).as_bytes(), cf_webhooks::ack::now_ms()).unwrap();
+        let mut request = client
+            .post(format!("http://{}/", dev.addr))
+            .header("x-cf-signature", testkit::signature(testkit::SECRET, &body));
+        if let Some(header) = header {
+            request = request.header("x-amzn-trace-id", header);
+        }
+        assert_eq!(request.body(body).send().await.unwrap().status(), 200);
+    }
+    dev.drain().await.unwrap();
+    let lines = lines.lock().unwrap().clone();
+    let of = |group: &str| {
+        lines.iter().find(|l| l["event_group"] == group).unwrap()["trace_id"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(of("task"), "1-6752e0a1-5f0c2b7d9e4a6b8c1d3e5f70");
+    let started = of("job");
+    assert!(started.starts_with("1-") && started.len() == 35, "{started}");
+}

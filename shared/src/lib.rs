@@ -30,6 +30,7 @@ pub mod signature;
 pub mod stack;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+pub mod xray;
 
 /// The secret `cfwh dev` and `make send` use when none is configured. Never deploy it.
 pub const DEV_SECRET: &str = "cfwh-dev-secret-not-for-production";

@@ -253,6 +253,7 @@ mod tests {
             attempt: 1,
             replay_run: None,
             destinations: Default::default(),
+            trace_id: None,
         };
         let batch = BatchReport {
             records: vec![
@@ -282,6 +283,7 @@ mod tests {
             attempt: 1,
             replay_run: None,
             destinations: steps.iter().copied().collect(),
+            trace_id: None,
         };
         let batch = BatchReport {
             records: vec![

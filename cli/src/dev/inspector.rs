@@ -393,12 +393,13 @@ async fn resend<P: Publisher + 'static>(State(app): State<App<P>>, Path(id): Pat
     let signature = cf_webhooks::signature::sign(&secret, &body);
     headers.insert(SIGNATURE_HEADER, HeaderValue::from_str(&signature).expect("hex is a valid header value"));
     headers.remove(axum::http::header::CONTENT_LENGTH);
+    let trace = cf_webhooks::xray::TraceHeader::new_root().to_header();
     let delivery = Delivery {
         method: &Method::POST,
         headers: &headers,
         body: &body,
         received_at_ms: now_ms(),
-        trace_header: None,
+        trace_header: Some(&trace),
     };
     let (new_id, _) = app.inspector.acknowledge(delivery, &app.config, &*app.publisher, Some(id)).await;
     let entry = app.inspector.kept().entries.iter().find(|e| e.id == new_id).cloned();

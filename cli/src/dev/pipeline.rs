@@ -300,13 +300,32 @@ async fn ingest<P: Publisher>(
             return respond(&Answer::Rejected(Rejection::BodyUnreadable));
         }
     };
-    let delivery =
-        Delivery { method: &parts.method, headers: &parts.headers, body: &body, received_at_ms, trace_header: None };
+    // As Lambda would: the caller's X-Ray trace, or a new one, which the record lines name.
+    let trace = dev_trace(&parts.headers);
+    let delivery = Delivery {
+        method: &parts.method,
+        headers: &parts.headers,
+        body: &body,
+        received_at_ms,
+        trace_header: Some(&trace),
+    };
     let answer = match inspector {
         Some(inspector) => inspector.acknowledge(delivery, config, publisher, None).await.1,
         None => acknowledge(delivery, config, publisher).await.answer,
     };
     respond(&answer)
+}
+
+/// The trace a delivery to `cfwh dev` belongs to: its `X-Amzn-Trace-Id` when that is a
+/// valid X-Ray header, otherwise a new sampled one.
+pub(crate) fn dev_trace(headers: &axum::http::HeaderMap) -> String {
+    use cf_webhooks::xray::TraceHeader;
+    headers
+        .get("x-amzn-trace-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(TraceHeader::parse)
+        .unwrap_or_else(TraceHeader::new_root)
+        .to_header()
 }
 
 fn respond(answer: &Answer) -> Response {

@@ -11,6 +11,7 @@ use cf_webhooks::config::ConsumerConfig;
 use cf_webhooks::consumer::{archive_unrouted, Consume, Outcome, Record};
 use cf_webhooks::events::Route;
 use cf_webhooks::metrics::Emf;
+use cf_webhooks::xray::{Daemon, Segment, TraceHeader};
 use lambda_runtime::{service_fn, LambdaEvent};
 
 use crate::Outlets;
@@ -27,6 +28,9 @@ pub struct Host {
     pub metrics: Option<Emf>,
     /// The queue read, to honour a `Retry-After` with `ChangeMessageVisibility`.
     pub visibility: Option<Visibility>,
+    /// With active tracing: the X-Ray daemon each record's segment goes to, and the
+    /// function's name, the segments' name.
+    pub xray: Option<(Daemon, String)>,
 }
 
 /// The queue a consumer reads, and its own visibility timeout: a `Retry-After` (capped at
@@ -77,7 +81,11 @@ pub async fn handle_batch(
 ) -> SqsBatchResponse {
     let records: Vec<Record> = event.records.into_iter().map(Record::from).collect();
     let deadline = deadline_ms.and_then(|deadline| batch_deadline(deadline, SystemTime::now()));
+    let started = cf_webhooks::xray::now_seconds();
     let report = runner.run_until(&records, deadline).await;
+    if let Some((daemon, name)) = &host.xray {
+        trace_records(daemon, name, &records, &report.records, started);
+    }
     if let Some(emf) = &host.metrics {
         for line in emf.batch(runner.group(), &report).into_iter().chain(emf.destinations(runner.group(), &report)) {
             println!("{line}");
@@ -107,6 +115,30 @@ pub async fn handle_batch(
         futures_util::future::join_all(moves).await;
     }
     failures(report.failures())
+}
+
+/// Sends one segment per record that came with a sampled trace: a child of the segment
+/// that queued it (ingest's), in the same trace, annotated with what the record was and
+/// how it ended. The records of a batch run together: each segment spans the batch.
+pub fn trace_records(
+    daemon: &Daemon,
+    name: &str,
+    records: &[Record],
+    reports: &[cf_webhooks::consumer::RecordReport],
+    started: f64,
+) {
+    let ended = cf_webhooks::xray::now_seconds();
+    for (record, report) in records.iter().zip(reports) {
+        let Some(trace) = record.trace_header.as_deref().and_then(TraceHeader::parse) else { continue };
+        let mut annotations = vec![
+            ("event_group", report.event_group.as_str().to_owned()),
+            ("outcome", report.outcome.word().to_owned()),
+        ];
+        annotations.extend(report.action.clone().map(|a| ("action", a)));
+        annotations.extend(report.payload_id.clone().map(|p| ("payload_id", p)));
+        let failed = matches!(report.outcome, Outcome::Failed { .. } | Outcome::DeadLettered { .. });
+        daemon.send(&Segment { name, trace: &trace, start: started, end: ended, annotations, failed });
+    }
 }
 
 /// When the batch must be answered: [`DEADLINE_MARGIN`] before the invocation's deadline.
@@ -182,7 +214,8 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         (Some(url), true) => Visibility::of(sqs, url).await,
         _ => None,
     };
-    let host = Host { metrics, visibility };
+    let name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
+    let host = Host { metrics, visibility, xray: Daemon::from_env().map(|daemon| (daemon, name)) };
     let (runner, host) = (&*runner, &host);
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
         let deadline = event.context.deadline;

@@ -118,3 +118,56 @@ fn a_fifo_message_keeps_its_group() {
     );
     assert_eq!(plain.message_group, None);
 }
+
+const TRACE: &str = "Root=1-6752e0a1-5f0c2b7d9e4a6b8c1d3e5f70;Parent=53995c3f42cd8ad8;Sampled=1";
+
+/// The task sample as Lambda hands it over when the message carries a trace.
+fn traced(header: &str) -> SqsEvent {
+    let mut sqs = event(include_str!("../../../events/lambda/sqs-task.json"));
+    sqs.records[0].attributes.insert(cf_webhooks::xray::AWS_TRACE_HEADER.into(), header.into());
+    sqs
+}
+
+#[tokio::test]
+async fn each_record_continues_its_deliverys_trace_in_a_segment_sent_to_the_daemon() {
+    use cf_webhooks::xray::Daemon;
+    let listener = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    listener.set_read_timeout(Some(std::time::Duration::from_secs(5))).unwrap();
+    let daemon = Daemon::at(&listener.local_addr().unwrap().to_string()).unwrap();
+    let host = Host { xray: Some((daemon, "cf-consume-task".into())), ..Host::default() };
+    let runner = runner(TaskHandler);
+    let response = handle_batch(&runner, traced(TRACE), None, &host).await;
+    assert!(response.batch_item_failures.is_empty());
+
+    let mut datagram = vec![0u8; 65536];
+    let n = listener.recv(&mut datagram).expect("a segment reached the daemon");
+    let text = String::from_utf8(datagram[..n].to_vec()).unwrap();
+    let (header, document) = text.split_once('\n').unwrap();
+    assert_eq!(header, r#"{"format":"json","version":1}"#);
+    let segment: serde_json::Value = serde_json::from_str(document).unwrap();
+    assert_eq!(segment["trace_id"], "1-6752e0a1-5f0c2b7d9e4a6b8c1d3e5f70", "the delivery's trace");
+    assert_eq!(segment["parent_id"], "53995c3f42cd8ad8", "a child of the segment that queued it");
+    assert_eq!(segment["name"], "cf-consume-task");
+    let annotations = &segment["annotations"];
+    assert_eq!((&annotations["event_group"], &annotations["outcome"]), (&"task".into(), &"processed".into()));
+    assert_eq!(annotations["payload_id"], "c02f0f73-1706-4973-9a4d-38007d6685e9");
+    assert!(segment["end_time"].as_f64().unwrap() >= segment["start_time"].as_f64().unwrap());
+
+    // An unsampled trace is carried on, never sent.
+    let unsampled = TRACE.replace("Sampled=1", "Sampled=0");
+    let response = handle_batch(&runner, traced(&unsampled), None, &host).await;
+    assert!(response.batch_item_failures.is_empty());
+    listener.set_read_timeout(Some(std::time::Duration::from_millis(300))).unwrap();
+    assert!(listener.recv(&mut datagram).is_err(), "nothing sent for an unsampled trace");
+}
+
+#[tokio::test]
+async fn the_record_line_names_the_trace_it_continues() {
+    use cf_webhooks::consumer::Record;
+    let runner = runner(TaskHandler);
+    let records: Vec<Record> = traced(TRACE).records.into_iter().map(Record::from).collect();
+    let report = runner.run_until(&records, None).await;
+    let line: serde_json::Value = serde_json::from_str(&report.records[0].to_json_line()).unwrap();
+    assert_eq!(line["trace_id"], "1-6752e0a1-5f0c2b7d9e4a6b8c1d3e5f70");
+    assert_eq!(line["outcome"], "processed");
+}

@@ -254,6 +254,9 @@ pub struct RecordReport {
     /// Each destination (and the archive) and how it fared.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub destinations: BTreeMap<&'static str, Step>,
+    /// The X-Ray trace the delivery was accepted in (`1-…`), when it came with one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
 }
 
 fn outcome_word<S: serde::Serializer>(outcome: &Outcome, s: S) -> Result<S::Ok, S::Error> {
@@ -472,6 +475,7 @@ impl<H: Handler> Runner<H> {
                             attempt: record.receive_count,
                             replay_run: record.attribute(attr::REPLAY_RUN).map(str::to_owned),
                             destinations: BTreeMap::new(),
+                            trace_id: record.trace_id(),
                         };
                         log(&report);
                         report
@@ -755,6 +759,7 @@ impl<H: Handler> Runner<H> {
             attempt: record.receive_count,
             replay_run: stage.replay_run,
             destinations: stage.steps,
+            trace_id: record.trace_id(),
         };
         log(&report);
         report

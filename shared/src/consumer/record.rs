@@ -21,6 +21,8 @@ pub struct Record {
     /// The FIFO message group (the entity), when the record came from a FIFO queue: the
     /// records of one group in a batch run one after the other, in order.
     pub message_group: Option<String>,
+    /// The X-Ray trace header the delivery was accepted in (`AWSTraceHeader`).
+    pub trace_header: Option<String>,
 }
 
 impl Record {
@@ -38,7 +40,13 @@ impl Record {
             attributes: attributes.into_iter().collect(),
             receipt_handle: None,
             message_group: None,
+            trace_header: None,
         }
+    }
+
+    /// The X-Ray trace ID (`1-…`) of its trace header, when it has a valid one.
+    pub fn trace_id(&self) -> Option<String> {
+        self.trace_header.as_deref().and_then(crate::xray::TraceHeader::parse).map(|t| t.trace_id)
     }
 
     /// The value of an attribute.
@@ -95,6 +103,7 @@ impl From<aws_lambda_events::sqs::SqsMessage> for Record {
         );
         record.receipt_handle = message.receipt_handle;
         record.message_group = message.attributes.get("MessageGroupId").cloned();
+        record.trace_header = message.attributes.get(crate::xray::AWS_TRACE_HEADER).cloned();
         record
     }
 }
@@ -123,6 +132,8 @@ impl From<&aws_sdk_sqs::types::Message> for Record {
             .attributes()
             .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::MessageGroupId))
             .cloned();
+        record.trace_header =
+            message.attributes().and_then(|a| a.get(&MessageSystemAttributeName::AwsTraceHeader)).cloned();
         record
     }
 }

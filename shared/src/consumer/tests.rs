@@ -191,6 +191,7 @@ fn report_lines_carry_the_contract_fields() {
         attempt: 1,
         replay_run: None,
         destinations: Default::default(),
+        trace_id: None,
     };
     let line: serde_json::Value = serde_json::from_str(&report.to_json_line()).unwrap();
     assert_eq!(line["payload_id"], "p");

@@ -39,6 +39,7 @@ impl Received {
         let attributes = message.attributes.pairs(&message.body).into_iter().map(|(n, v)| (n.to_owned(), v));
         let mut record = Record::new(self.id.clone(), message.body.as_text(), self.receive_count, attributes);
         record.message_group = self.group.clone();
+        record.trace_header = message.trace_header.clone();
         record
     }
 }
