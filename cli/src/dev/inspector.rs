@@ -393,7 +393,7 @@ async fn resend<P: Publisher + 'static>(State(app): State<App<P>>, Path(id): Pat
     let signature = cf_webhooks::signature::sign(&secret, &body);
     headers.insert(SIGNATURE_HEADER, HeaderValue::from_str(&signature).expect("hex is a valid header value"));
     headers.remove(axum::http::header::CONTENT_LENGTH);
-    let trace = cf_webhooks::xray::TraceHeader::new_root().to_header();
+    let trace = cf_webhooks::xray::new_root_header();
     let delivery = Delivery {
         method: &Method::POST,
         headers: &headers,

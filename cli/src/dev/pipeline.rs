@@ -319,13 +319,9 @@ async fn ingest<P: Publisher>(
 /// The trace a delivery to `cfwh dev` belongs to: its `X-Amzn-Trace-Id` when that is a
 /// valid X-Ray header, otherwise a new sampled one.
 pub(crate) fn dev_trace(headers: &axum::http::HeaderMap) -> String {
-    use cf_webhooks::xray::TraceHeader;
-    headers
-        .get("x-amzn-trace-id")
-        .and_then(|v| v.to_str().ok())
-        .and_then(TraceHeader::parse)
-        .unwrap_or_else(TraceHeader::new_root)
-        .to_header()
+    use cf_webhooks::xray::{new_root_header, TraceHeader};
+    let given = headers.get("x-amzn-trace-id").and_then(|v| v.to_str().ok()).and_then(TraceHeader::parse);
+    given.map_or_else(new_root_header, |trace| trace.to_header())
 }
 
 fn respond(answer: &Answer) -> Response {

@@ -46,7 +46,7 @@ impl Record {
 
     /// The X-Ray trace ID (`1-…`) of its trace header, when it has a valid one.
     pub fn trace_id(&self) -> Option<String> {
-        self.trace_header.as_deref().and_then(crate::xray::TraceHeader::parse).map(|t| t.trace_id)
+        self.trace_header.as_deref().and_then(crate::xray::root_of).map(str::to_owned)
     }
 
     /// The value of an attribute.
