@@ -45,7 +45,13 @@ fuzz_target!(|input: Input| {
     let mut config = testkit::config();
     config.max_body_bytes = 64 * 1024;
     let body = Bytes::from(input.body);
-    let delivery = Delivery { method: &method, headers: &headers, body: &body, received_at_ms: 1_700_000_000_000, trace_header: None };
+    let delivery = Delivery {
+        method: &method,
+        headers: &headers,
+        body: &body,
+        received_at_ms: 1_700_000_000_000,
+        trace_header: None,
+    };
     let decision = decide(delivery, &config);
 
     let answer = match &decision {
