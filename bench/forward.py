@@ -19,7 +19,7 @@ import time
 
 # Enough unique events that wrk never sends one twice in the run: the end-to-end rate is
 # then the pipeline's, not the pool's.
-os.environ.setdefault("CFWH_BENCH_POOL", "240000")
+os.environ.setdefault("CFWH_BENCH_POOL", "400000")
 os.environ.setdefault("CFWH_BENCH_DURATION", "3s")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import load  # noqa: E402

@@ -18,7 +18,7 @@ import os
 import sys
 import time
 
-os.environ.setdefault("CFWH_BENCH_POOL", "240000")
+os.environ.setdefault("CFWH_BENCH_POOL", "400000")
 os.environ.setdefault("CFWH_BENCH_DURATION", "3s")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "scripts"))
