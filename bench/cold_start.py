@@ -72,6 +72,22 @@ def init_ms(binary, env):
     return took
 
 
+def alternate(first, second, file):
+    """Both (label, binary, env) started ROUNDS times in turn: their medians, minima and
+    maxima, and second ÷ first, written to target/bench/<file>."""
+    samples = {first[0]: [], second[0]: []}
+    for _ in range(ROUNDS):
+        for label, binary, env in (first, second):
+            samples[label].append(init_ms(binary, env))
+    result = {name: {"median_ms": statistics.median(v), "min_ms": min(v), "max_ms": max(v)} for name, v in samples.items()}
+    result["ratio"] = result[second[0]]["median_ms"] / result[first[0]]["median_ms"]
+    result["rounds"] = ROUNDS
+    os.makedirs(OUT, exist_ok=True)
+    with open(os.path.join(OUT, file), "w") as f:
+        json.dump(result, f, indent=2)
+    return result
+
+
 def store_mode(ingest, ingest_env, described):
     """Init with the secret in Secrets Manager, without and with the header's value there."""
     import boto3
@@ -89,16 +105,7 @@ def store_mode(ingest, ingest_env, described):
     secret_only[names["webhook_secret_arn"]] = secret
     with_header = dict(secret_only, **{names["required_header_name"]: "X-Studio-Token",
                                        names["required_header_value_arn"]: header})
-    samples = {"secret": [], "secret_and_header": []}
-    for _ in range(ROUNDS):
-        samples["secret"].append(init_ms(ingest, secret_only))
-        samples["secret_and_header"].append(init_ms(ingest, with_header))
-    result = {name: {"median_ms": statistics.median(v), "min_ms": min(v), "max_ms": max(v)} for name, v in samples.items()}
-    result["ratio"] = result["secret_and_header"]["median_ms"] / result["secret"]["median_ms"]
-    result["rounds"] = ROUNDS
-    os.makedirs(OUT, exist_ok=True)
-    with open(os.path.join(OUT, "init_store.json"), "w") as f:
-        json.dump(result, f, indent=2)
+    result = alternate(("secret", ingest, secret_only), ("secret_and_header", ingest, with_header), "init_store.json")
     say(f"init against {endpoint}, median of {ROUNDS}: secret {result['secret']['median_ms']:.2f} ms, "
         f"secret and header {result['secret_and_header']['median_ms']:.2f} ms -> {result['ratio']:.2f}x")
 
@@ -125,16 +132,7 @@ def main():
     ingest_env[described["env"]["webhook_secret"]] = "bench-secret"
     if store:
         return store_mode(ingest, ingest_env, described)
-    samples = {"hello": [], "ingest": []}
-    for _ in range(ROUNDS):
-        samples["hello"].append(init_ms(hello, base))
-        samples["ingest"].append(init_ms(ingest, ingest_env))
-    result = {name: {"median_ms": statistics.median(v), "min_ms": min(v), "max_ms": max(v)} for name, v in samples.items()}
-    result["ratio"] = result["ingest"]["median_ms"] / result["hello"]["median_ms"]
-    result["rounds"] = ROUNDS
-    os.makedirs(OUT, exist_ok=True)
-    with open(os.path.join(OUT, "init.json"), "w") as f:
-        json.dump(result, f, indent=2)
+    result = alternate(("hello", hello, base), ("ingest", ingest, ingest_env), "init.json")
     say(f"init, median of {ROUNDS}: hello {result['hello']['median_ms']:.2f} ms, ingest {result['ingest']['median_ms']:.2f} ms "
         f"-> {result['ratio']:.2f}x")
 

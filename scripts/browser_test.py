@@ -29,7 +29,7 @@ import uuid
 import websocket
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import free_port, sayer, sign, wait_for_port  # noqa: E402
+from harness import free_port, sayer, sign, stop, wait_for_port  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEV_SECRET = "cfwh-dev-secret-not-for-production"
@@ -180,11 +180,7 @@ def main():
         if browser:
             browser.kill()
             browser.wait()
-        dev.terminate()
-        try:
-            dev.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            dev.kill()
+        stop(dev)
         shutil.rmtree(profile, ignore_errors=True)
 
 

@@ -28,7 +28,7 @@ import urllib.request
 import boto3
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import cfwh_groups, free_port, sayer, sign, wait_for_port  # noqa: E402
+from harness import cfwh_groups, free_port, sayer, sign, stop, wait_for_port  # noqa: E402
 
 say = sayer("e2e")
 SECRET = "e2e-secret"
@@ -242,11 +242,7 @@ def main():
         say("at trace level, no secret or signature in the functions' logs")
     finally:
         server.shutdown()
-        watch.terminate()
-        try:
-            watch.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            watch.kill()
+        stop(watch)
 
 
 if __name__ == "__main__":

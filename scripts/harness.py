@@ -47,6 +47,18 @@ def wait_for_port(port, process, seconds, failure):
             time.sleep(0.2)
 
 
+def stop(process, seconds=10):
+    """SIGTERM, then SIGKILL if `process` has not exited within `seconds`."""
+    import subprocess
+
+    process.terminate()
+    try:
+        process.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 @functools.lru_cache(maxsize=None)
 def cfwh_groups(queue_prefix=None, cfwh=None, fifo=False):
     """What the code defines for the groups and routes (`cfwh groups --json`): the drivers

@@ -120,14 +120,7 @@ fn timeout_derived(attribute: &str) -> Value {
 
 // --- names ------------------------------------------------------------------------------
 
-fn camel(name: &str) -> String {
-    name.split('-')
-        .map(|part| {
-            let mut chars = part.chars();
-            chars.next().map(|first| first.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
-        })
-        .collect()
-}
+use cf_webhooks::stack::camel;
 
 fn queue(route: Route) -> String {
     format!("{}Queue", camel(route.as_str()))

@@ -234,12 +234,19 @@ async fn fifo_in_memory_applies_one_entitys_shuffled_events_in_order_and_skips_t
     common::check_shuffled(&lines.lock().unwrap(), true);
 }
 
-async fn dev_with(limits: cfwh::dev::server::Limits) -> Dev {
+/// `cfwh dev` in memory on a free port, and the record lines it prints.
+async fn start_dev(
+    config: cf_webhooks::config::IngestConfig,
+    options: DevOptions,
+) -> (Dev, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (sink, _) = collecting_sink();
-    let options = DevOptions { limits, ..DevOptions::default() };
-    Dev::start(listener, testkit::config(), options, sink, Backend::Memory, memory_store(Duration::from_secs(60)))
-        .unwrap()
+    let (sink, lines) = collecting_sink();
+    let store = memory_store(Duration::from_secs(60));
+    (Dev::start(listener, config, options, sink, Backend::Memory, store).unwrap(), lines)
+}
+
+async fn dev_with(limits: cfwh::dev::server::Limits) -> Dev {
+    start_dev(testkit::config(), DevOptions { limits, ..DevOptions::default() }).await.0
 }
 
 /// Reads until the server closes the connection or `limit` passes; what it sent.
@@ -315,14 +322,11 @@ async fn connections_beyond_the_limit_wait_to_be_served() {
 #[tokio::test]
 async fn the_inspector_shows_each_delivery_and_what_the_consumer_did_and_sends_it_again() {
     use cfwh::dev::inspector::{Inspector, CSRF_HEADER, PATH};
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (sink, _) = collecting_sink();
     let mut config = testkit::config();
     config.required_header =
         Some(cf_webhooks::config::RequiredHeader::new("x-studio-token".try_into().unwrap(), b"studio-token-value"));
     let options = DevOptions { inspector: Some(Inspector::new(true)), ..DevOptions::default() };
-    let dev =
-        Dev::start(listener, config, options, sink, Backend::Memory, memory_store(Duration::from_secs(60))).unwrap();
+    let (dev, _) = start_dev(config, options).await;
     let base = format!("http://{}", dev.addr);
     let client = reqwest::Client::new();
     let body =
@@ -420,13 +424,9 @@ async fn json(response: reqwest::Response) -> serde_json::Value {
 #[tokio::test]
 async fn on_another_address_the_inspector_sends_nothing_again() {
     use cfwh::dev::inspector::{Inspector, CSRF_HEADER};
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (sink, _) = collecting_sink();
     // As `--inspector on` sets it up for a non-loopback address.
     let options = DevOptions { inspector: Some(Inspector::new(false)), ..DevOptions::default() };
-    let dev =
-        Dev::start(listener, testkit::config(), options, sink, Backend::Memory, memory_store(Duration::from_secs(60)))
-            .unwrap();
+    let (dev, _) = start_dev(testkit::config(), options).await;
     let base = format!("http://{}", dev.addr);
     let client = reqwest::Client::new();
     let body = cfwh::send::stamp_time(testkit::sample(EventGroup::Job).as_bytes(), cf_webhooks::ack::now_ms()).unwrap();
@@ -466,17 +466,7 @@ async fn without_the_inspector_its_paths_say_it_is_off() {
 /// one it starts, as Lambda would.
 #[tokio::test]
 async fn dev_prints_the_trace_of_each_record_on_its_line() {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let (sink, lines) = collecting_sink();
-    let dev = Dev::start(
-        listener,
-        testkit::config(),
-        DevOptions::default(),
-        sink,
-        Backend::Memory,
-        memory_store(Duration::from_secs(60)),
-    )
-    .unwrap();
+    let (dev, lines) = start_dev(testkit::config(), DevOptions::default()).await;
     let client = reqwest::Client::new();
     let trace = "Root=1-6752e0a1-5f0c2b7d9e4a6b8c1d3e5f70;Parent=53995c3f42cd8ad8;Sampled=1";
     for (group, header) in [(EventGroup::Task, Some(trace)), (EventGroup::Job, None)] {

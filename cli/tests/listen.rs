@@ -91,13 +91,7 @@ async fn enqueue(queue: &str, body: &str) {
         h
     };
     let body = bytes::Bytes::from(body.to_owned());
-    let delivery = cf_webhooks::ack::Delivery {
-        method: &http::Method::POST,
-        headers: &headers,
-        body: &body,
-        received_at_ms: cf_webhooks::ack::now_ms(),
-        trace_header: None,
-    };
+    let delivery = cf_webhooks::ack::Delivery::post(&headers, &body);
     let message = match cf_webhooks::ack::decide(delivery, &testkit::config()) {
         cf_webhooks::ack::Decision::Publish { message, .. } => message,
         other => panic!("{other:?}"),

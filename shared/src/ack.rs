@@ -39,6 +39,13 @@ pub struct Delivery<'a> {
     pub trace_header: Option<&'a str>,
 }
 
+impl<'a> Delivery<'a> {
+    /// A POST of `body` with `headers`, received now, in no trace.
+    pub fn post(headers: &'a HeaderMap, body: &'a Bytes) -> Self {
+        Self { method: &Method::POST, headers, body, received_at_ms: now_ms(), trace_header: None }
+    }
+}
+
 /// Why a delivery is refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {

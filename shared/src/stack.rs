@@ -88,6 +88,16 @@ pub fn consumer_function(group: EventGroup) -> String {
     format!("{CONSUMER_BOOTSTRAP}-{}", group.as_str())
 }
 
+/// `work-unit` → `WorkUnit`: how the template and the outputs name a route's parts.
+pub fn camel(name: &str) -> String {
+    name.split('-')
+        .map(|part| {
+            let mut chars = part.chars();
+            chars.next().map(|first| first.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
+        })
+        .collect()
+}
+
 /// The stack's outputs, by name.
 pub mod output {
     /// The Payload URL to give Creative Force.
@@ -139,15 +149,7 @@ pub mod output {
             .collect()
     }
 
-    /// `work-unit` → `WorkUnit`.
-    fn camel(name: &str) -> String {
-        name.split('-')
-            .map(|part| {
-                let mut chars = part.chars();
-                chars.next().map(|first| first.to_ascii_uppercase().to_string() + chars.as_str()).unwrap_or_default()
-            })
-            .collect()
-    }
+    use super::camel;
 }
 
 #[cfg(test)]

@@ -363,13 +363,7 @@ fn decided(body: &[u8], event_header: &[u8]) -> cf_webhooks::message::Message {
     headers.insert("x-cf-signature", HeaderValue::from_str(&testkit::signature(SECRET, body)).unwrap());
     headers.insert("x-cf-event", HeaderValue::from_bytes(event_header).unwrap());
     let body = Bytes::copy_from_slice(body);
-    let delivery = Delivery {
-        method: &Method::POST,
-        headers: &headers,
-        body: &body,
-        received_at_ms: now_ms(),
-        trace_header: None,
-    };
+    let delivery = Delivery::post(&headers, &body);
     match cf_webhooks::ack::decide(delivery, &config) {
         cf_webhooks::ack::Decision::Publish { message, .. } => message,
         other => panic!("not stored: {other:?}"),
@@ -439,13 +433,7 @@ fn a_flood_of_identical_rejections_writes_a_few_log_lines_not_one_each() {
             let publisher = RecordingPublisher::new(PublisherMode::Working);
             let mut rejected = 0;
             for _ in 0..500 {
-                let delivery = Delivery {
-                    method: &Method::POST,
-                    headers: &headers,
-                    body: &body,
-                    received_at_ms: now_ms(),
-                    trace_header: None,
-                };
+                let delivery = Delivery::post(&headers, &body);
                 let answer = acknowledge(delivery, &config, &publisher).await.answer;
                 rejected += usize::from(matches!(answer, cf_webhooks::ack::Answer::Rejected(_)));
             }

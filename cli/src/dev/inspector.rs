@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use bytes::Bytes;
-use cf_webhooks::ack::{acknowledge_observed, now_ms, Answer, Delivery};
+use cf_webhooks::ack::{acknowledge_observed, Answer, Delivery};
 use cf_webhooks::config::IngestConfig;
 use cf_webhooks::consumer::RecordReport;
 use cf_webhooks::queue::Publisher;
@@ -170,14 +170,14 @@ impl Inspector {
     /// Sets the answer finally given to delivery `id` (a publish that failed: 503).
     fn answered(&self, id: u64, answer: &Answer) {
         let mut kept = self.kept();
-        kept.version += 1;
-        let version = kept.version;
+        let version = kept.version + 1;
         let Some(entry) = kept.entries.iter_mut().rev().find(|e| e.id == id) else { return };
         if entry.answer == *answer {
             return;
         }
         entry.answer = answer.clone();
         entry.version = version;
+        kept.version = version;
     }
 
     /// Notes a consumer's line about a record: it joins the newest delivery of its
@@ -394,13 +394,7 @@ async fn resend<P: Publisher + 'static>(State(app): State<App<P>>, Path(id): Pat
     headers.insert(SIGNATURE_HEADER, HeaderValue::from_str(&signature).expect("hex is a valid header value"));
     headers.remove(axum::http::header::CONTENT_LENGTH);
     let trace = cf_webhooks::xray::new_root_header();
-    let delivery = Delivery {
-        method: &Method::POST,
-        headers: &headers,
-        body: &body,
-        received_at_ms: now_ms(),
-        trace_header: Some(&trace),
-    };
+    let delivery = Delivery { trace_header: Some(&trace), ..Delivery::post(&headers, &body) };
     let (new_id, _) = app.inspector.acknowledge(delivery, &app.config, &*app.publisher, Some(id)).await;
     let entry = app.inspector.kept().entries.iter().find(|e| e.id == new_id).cloned();
     axum::Json(entry.as_ref().map_or(Value::Null, summary)).into_response()

@@ -162,21 +162,6 @@ fn lease_left(item: &HashMap<String, AttributeValue>) -> Option<Duration> {
     (left > 0).then(|| Duration::from_millis(u64::try_from(left).unwrap_or(u64::MAX)))
 }
 
-impl DynamoStore {
-    async fn read_state(&self, key: &str) -> Result<Claim, StoreError> {
-        let found = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| StoreError(describe(&e)))?;
-        Ok(found.item().map_or(Claim::InProgress { lease_left: None }, state_of))
-    }
-}
-
 #[async_trait::async_trait]
 impl IdempotencyStore for DynamoStore {
     fn memory(&self) -> Option<Duration> {
@@ -220,7 +205,7 @@ impl IdempotencyStore for DynamoStore {
                 Some(UpdateItemError::ConditionalCheckFailedException(found)) => match found.item() {
                     Some(item) => Ok(state_of(item)),
                     // An endpoint that does not return the item (an older emulator): read it.
-                    None => self.read_state(key).await,
+                    None => Ok(self.read(key).await?.as_ref().map_or(Claim::InProgress { lease_left: None }, state_of)),
                 },
                 _ => Err(StoreError(describe(&e))),
             },
