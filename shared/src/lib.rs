@@ -16,6 +16,7 @@ pub mod ack;
 pub mod archive;
 #[cfg(feature = "aws")]
 pub mod aws;
+pub mod clock;
 pub mod config;
 pub mod consumer;
 pub mod destination;

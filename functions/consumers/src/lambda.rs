@@ -16,9 +16,11 @@ use lambda_runtime::{service_fn, LambdaEvent};
 
 use crate::Outlets;
 
-/// How long before the function's own timeout a still-running handler is stopped, so
-/// that the batch answer (and the records already done) is not lost with it.
-pub const DEADLINE_MARGIN: Duration = Duration::from_millis(1500);
+/// How long before the function's own timeout the batch's answer is due, so that it (and
+/// the records already done) is not lost with the invocation. The runner stops handlers
+/// and destinations [`SETTLE_MARGIN`](cf_webhooks::consumer::SETTLE_MARGIN) earlier still,
+/// so that the writes settling each record fit: 1.5 s before the timeout in all.
+pub const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 
 /// What a consumer function does with a batch beyond the runner: metrics, and moving a
 /// message's visibility when a destination asked to be retried later.
@@ -71,8 +73,8 @@ impl Visibility {
 }
 
 /// Runs one SQS batch and answers the records to retry. With `deadline_ms` (the
-/// invocation's deadline, ms since the Unix epoch) handlers are stopped
-/// [`DEADLINE_MARGIN`] before it.
+/// invocation's deadline, ms since the Unix epoch) the answer is due [`DEADLINE_MARGIN`]
+/// before it.
 pub async fn handle_batch(
     runner: &dyn Consume,
     event: SqsEvent,

@@ -3,24 +3,27 @@
 //! a TTL, released by a conditional delete, or by ending the lease and keeping the steps
 //! that succeeded when some did.
 //!
-//! Item: `pk` (S), `state` (`IN_PROGRESS` | `COMPLETED`), `lease_until` (N, epoch ms),
-//! `done` (SS, the steps an earlier attempt finished) and `expires_at` (N, epoch seconds,
+//! Item: `pk` (S), `state` (`IN_PROGRESS` | `COMPLETED`), `owner` (S, the attempt that
+//! claimed: every later write is conditioned on it), `lease_until` (N, epoch ms),
+//! `done` (SS, the steps recorded) and `expires_at` (N, epoch seconds,
 //! the table's TTL attribute). DynamoDB deletes expired items lazily, so every condition
 //! also treats them as absent.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use std::collections::HashMap;
+use std::time::Duration;
 
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use aws_sdk_dynamodb::Client;
 
 use super::describe;
-use crate::consumer::idempotency::{Claim, Done, IdempotencyStore, StoreError};
+use crate::clock::Clock;
+use crate::consumer::idempotency::{Claim, Done, IdempotencyStore, StoreError, Version};
 
 /// The table's partition key (a string): `<group>#<PayloadId>`.
 pub const PARTITION_KEY: &str = "pk";
@@ -34,6 +37,8 @@ const IN_PROGRESS: &str = "IN_PROGRESS";
 /// The steps a released claim finished (a string set).
 pub const DONE: &str = "done";
 const LEASE_UNTIL: &str = "lease_until";
+/// The attempt holding (or that completed) a claim: only it may write to the item.
+const OWNER: &str = "owner";
 /// The last applied version of a facet of an entity (`EventDatetimeUtc`, N).
 pub const VERSION: &str = "version";
 
@@ -44,10 +49,7 @@ pub struct DynamoStore {
     table: String,
     lease: Duration,
     ttl: Duration,
-}
-
-fn now() -> Duration {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default()
+    clock: Clock,
 }
 
 fn n(value: u128) -> AttributeValue {
@@ -65,14 +67,19 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| StoreError(describe(&e)))?;
+            .map_err(|e| unavailable(&e))?;
         Ok(found.item)
     }
 
     /// A store in `table`: claims last `lease` (longer than the consumer's timeout),
     /// completions `ttl` (longer than the replay window).
     pub fn new(client: Client, table: impl Into<String>, lease: Duration, ttl: Duration) -> Self {
-        Self { client, table: table.into(), lease, ttl }
+        Self { client, table: table.into(), lease, ttl, clock: Clock::system() }
+    }
+
+    /// The same store on `clock`.
+    pub fn with_clock(self, clock: Clock) -> Self {
+        Self { clock, ..self }
     }
 
     /// Creates the table with TTL on, unless it exists (for `cfwh dev` and tests; the SAM
@@ -81,7 +88,7 @@ impl DynamoStore {
         if client.describe_table().table_name(table).send().await.is_ok() {
             return Ok(());
         }
-        let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError(e.to_string());
+        let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError::unavailable(e.to_string());
         client
             .create_table()
             .table_name(table)
@@ -102,7 +109,7 @@ impl DynamoStore {
             )
             .send()
             .await
-            .map_err(|e| StoreError(describe(&e)))?;
+            .map_err(|e| unavailable(&e))?;
         client
             .update_time_to_live()
             .table_name(table)
@@ -115,61 +122,242 @@ impl DynamoStore {
             )
             .send()
             .await
-            .map_err(|e| StoreError(describe(&e)))?;
+            .map_err(|e| unavailable(&e))?;
         Ok(())
     }
 }
 
 /// The steps an item holds, unless it has expired.
 fn done_of(item: &HashMap<String, AttributeValue>, now_s: u64) -> Done {
-    let expires = item.get(TTL_ATTRIBUTE).and_then(|t| t.as_n().ok()).and_then(|t| t.parse::<u64>().ok());
-    if expires.is_some_and(|t| t < now_s) {
+    if number(item, TTL_ATTRIBUTE).is_some_and(|t| t < u128::from(now_s)) {
         return Done::new();
     }
     item.get(DONE).and_then(|d| d.as_ss().ok()).map(|steps| steps.iter().cloned().collect()).unwrap_or_default()
 }
 
-/// True when a transaction was cancelled by its second item's condition alone.
-fn newer_recorded(
-    error: &aws_sdk_dynamodb::error::SdkError<
-        aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError,
-    >,
-) -> bool {
-    use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-    match error.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-            let codes: Vec<&str> =
-                cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect();
-            matches!(codes.as_slice(), ["None", "ConditionalCheckFailed"])
-        }
-        _ => false,
-    }
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<u128> {
+    item.get(name).and_then(|t| t.as_n().ok()).and_then(|t| t.parse::<u128>().ok())
 }
 
-fn state_of(item: &HashMap<String, AttributeValue>) -> Claim {
-    match item.get(STATE).and_then(|s| s.as_s().ok()).map(String::as_str) {
+fn text<'a>(item: &'a HashMap<String, AttributeValue>, name: &str) -> Option<&'a str> {
+    item.get(name).and_then(|s| s.as_s().ok()).map(String::as_str)
+}
+
+/// What a claim refused because of `item` tells.
+fn state_of(item: &HashMap<String, AttributeValue>, now_ms: u128) -> Claim {
+    match text(item, STATE) {
         Some(COMPLETED) => Claim::Completed,
+        Some(IN_PROGRESS) => {
+            let left = number(item, LEASE_UNTIL).map(|until| until.saturating_sub(now_ms)).filter(|left| *left > 0);
+            Claim::InProgress { lease_left: left.map(|l| Duration::from_millis(u64::try_from(l).unwrap_or(u64::MAX))) }
+        }
         // Gone or released meanwhile: the retry claims it.
-        Some(IN_PROGRESS) => Claim::InProgress { lease_left: lease_left(item) },
         _ => Claim::InProgress { lease_left: None },
     }
 }
 
-/// How long the claim an item holds still runs, from its lease's end.
-fn lease_left(item: &HashMap<String, AttributeValue>) -> Option<Duration> {
-    let until = item.get(LEASE_UNTIL).and_then(|l| l.as_n().ok()).and_then(|l| l.parse::<u128>().ok())?;
-    let left = until.saturating_sub(now().as_millis());
-    (left > 0).then(|| Duration::from_millis(u64::try_from(left).unwrap_or(u64::MAX)))
+/// The reasons a cancelled transaction gives, one per item.
+fn cancellation(error: &SdkError<TransactWriteItemsError>) -> Option<Vec<&str>> {
+    match error.as_service_error() {
+        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+            Some(cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect())
+        }
+        _ => None,
+    }
+}
+
+fn unavailable<E: std::error::Error + 'static>(e: &E) -> StoreError {
+    StoreError::unavailable(describe(e))
+}
+
+/// How a write to the claim's item ends.
+enum Write {
+    /// Keep the claim and record the steps.
+    Record,
+    /// Mark it completed.
+    Complete,
+    /// End the lease, keeping the steps (deleting the item when there are none).
+    Release,
+}
+
+impl DynamoStore {
+    /// The update of the claim's item for `write`, conditioned on `owner` holding it.
+    fn claim_update(&self, key: &str, owner: &str, write: &Write, done: &Done) -> Result<Update, StoreError> {
+        let now = self.clock.now();
+        let expires = n((now + self.ttl).as_secs().into());
+        let update = Update::builder()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
+            .condition_expression("#state = :in_progress AND #owner = :owner")
+            .expression_attribute_names("#state", STATE)
+            .expression_attribute_names("#owner", OWNER)
+            .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
+            .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()));
+        let steps = |update: aws_sdk_dynamodb::types::builders::UpdateBuilder, set: &str| {
+            if done.is_empty() {
+                update.update_expression(format!("{set} REMOVE #done"))
+            } else {
+                update
+                    .update_expression(format!("{set}, #done = :done"))
+                    .expression_attribute_values(":done", AttributeValue::Ss(done.iter().cloned().collect()))
+            }
+            .expression_attribute_names("#done", DONE)
+        };
+        let update = match write {
+            Write::Record => steps(update, "SET #ttl = :ttl"),
+            // The steps of a released claim stay on the item for as long as a completion
+            // would be remembered.
+            Write::Release => steps(update, "SET #lease = :zero, #ttl = :ttl")
+                .expression_attribute_names("#lease", LEASE_UNTIL)
+                .expression_attribute_values(":zero", n(0)),
+            Write::Complete => update
+                .update_expression("SET #state = :completed, #ttl = :ttl REMOVE #lease")
+                .expression_attribute_names("#lease", LEASE_UNTIL)
+                .expression_attribute_values(":completed", AttributeValue::S(COMPLETED.into())),
+        };
+        update
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":ttl", expires)
+            .build()
+            .map_err(|e| StoreError::unavailable(e.to_string()))
+    }
+
+    /// The update that raises a facet's version, never lowering it.
+    fn version_update(&self, version: Version<'_>) -> Result<Update, StoreError> {
+        Update::builder()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, AttributeValue::S(version.subject.to_owned()))
+            // Kept for good (no TTL): longer than any archive can be replayed from, so a
+            // replay never moves an entity back. An entity's facet is one small item.
+            .update_expression("SET #version = :version REMOVE #ttl")
+            .condition_expression("attribute_not_exists(#version) OR #version < :version OR #ttl < :now_s")
+            .expression_attribute_names("#version", VERSION)
+            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
+            .expression_attribute_values(":version", AttributeValue::N(version.at.to_string()))
+            .expression_attribute_values(":now_s", n(self.clock.now().as_secs().into()))
+            .build()
+            .map_err(|e| StoreError::unavailable(e.to_string()))
+    }
+
+    /// `write` to `owner`'s claim of `key`, and the facet's `version` in the same
+    /// transaction. A completion refused because the item is completed by this owner
+    /// already (a retried write whose first answer was lost) succeeds.
+    async fn write(
+        &self,
+        key: &str,
+        owner: &str,
+        write: Write,
+        done: &Done,
+        version: Option<Version<'_>>,
+    ) -> Result<(), StoreError> {
+        if let (Write::Release, true, None) = (&write, done.is_empty(), version) {
+            return self.delete(key, owner).await;
+        }
+        let update = self.claim_update(key, owner, &write, done)?;
+        let Some(version) = version else {
+            let sent = self
+                .client
+                .update_item()
+                .set_table_name(Some(update.table_name().to_owned()))
+                .set_key(Some(update.key().clone()))
+                .update_expression(update.update_expression())
+                .set_condition_expression(update.condition_expression().map(str::to_owned))
+                .set_expression_attribute_names(update.expression_attribute_names().cloned())
+                .set_expression_attribute_values(update.expression_attribute_values().cloned())
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .send()
+                .await;
+            return match sent {
+                Ok(_) => Ok(()),
+                Err(e) => match e.as_service_error() {
+                    Some(UpdateItemError::ConditionalCheckFailedException(found)) => {
+                        self.refused(key, owner, &write, found.item()).await
+                    }
+                    _ => Err(unavailable(&e)),
+                },
+            };
+        };
+        let written = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().update(update).build())
+            .transact_items(TransactWriteItem::builder().update(self.version_update(version)?).build())
+            .send()
+            .await;
+        match written {
+            Ok(_) => Ok(()),
+            Err(e) => match cancellation(&e).as_deref() {
+                // An equal or newer version is recorded already, which is not to move
+                // back: the claim's write on its own.
+                Some(["None", "ConditionalCheckFailed"]) => Box::pin(self.write(key, owner, write, done, None)).await,
+                Some([claim, _]) if *claim == "ConditionalCheckFailed" => self.refused(key, owner, &write, None).await,
+                Some(codes) if codes.contains(&"TransactionConflict") => Err(StoreError::conflict(describe(&e))),
+                _ => Err(unavailable(&e)),
+            },
+        }
+    }
+
+    /// A write refused by its condition: `Lost`, unless the item says a completion of
+    /// this owner was made already.
+    async fn refused(
+        &self,
+        key: &str,
+        owner: &str,
+        write: &Write,
+        found: Option<&HashMap<String, AttributeValue>>,
+    ) -> Result<(), StoreError> {
+        let read;
+        let item = match found {
+            Some(item) => Some(item),
+            None => {
+                read = self.read(key).await?;
+                read.as_ref()
+            }
+        };
+        let completed_by_owner =
+            item.is_some_and(|i| text(i, STATE) == Some(COMPLETED) && text(i, OWNER) == Some(owner));
+        match write {
+            Write::Complete if completed_by_owner => Ok(()),
+            _ => Err(StoreError::lost(format!("{key} is not claimed by this attempt"))),
+        }
+    }
+
+    /// Deletes `owner`'s claim of `key` (a release with nothing done).
+    async fn delete(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+        let deleted = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
+            .condition_expression("#state = :in_progress AND #owner = :owner")
+            .expression_attribute_names("#state", STATE)
+            .expression_attribute_names("#owner", OWNER)
+            .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
+            .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
+            .send()
+            .await;
+        match deleted {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
+                Err(StoreError::lost(format!("{key} is not claimed by this attempt")))
+            }
+            Err(e) => Err(unavailable(&e)),
+        }
+    }
 }
 
 #[async_trait::async_trait]
 impl IdempotencyStore for DynamoStore {
+    fn clock(&self) -> Clock {
+        self.clock
+    }
+
     fn memory(&self) -> Option<Duration> {
         Some(self.ttl)
     }
 
-    async fn claim(&self, key: &str) -> Result<Claim, StoreError> {
-        let now = now();
+    async fn claim(&self, key: &str, owner: &str) -> Result<Claim, StoreError> {
+        let now = self.clock.now();
         let lease_until = (now + self.lease).as_millis();
         let result = self
             .client
@@ -178,7 +366,7 @@ impl IdempotencyStore for DynamoStore {
             .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
             // The steps of a released claim stay on the item, so the TTL is the one of a
             // completion: what was done is remembered as long as a completion would be.
-            .update_expression("SET #state = :in_progress, #lease = :lease, #ttl = :ttl")
+            .update_expression("SET #state = :in_progress, #lease = :lease, #ttl = :ttl, #owner = :owner")
             .condition_expression(
                 "attribute_not_exists(#pk) OR #ttl < :now_s OR (#state = :in_progress AND #lease < :now_ms)",
             )
@@ -186,11 +374,13 @@ impl IdempotencyStore for DynamoStore {
             .expression_attribute_names("#pk", PARTITION_KEY)
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_names("#lease", LEASE_UNTIL)
+            .expression_attribute_names("#owner", OWNER)
             .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
             .expression_attribute_values(":lease", n(lease_until))
             .expression_attribute_values(":ttl", n((now + self.ttl.max(self.lease)).as_secs().into()))
             .expression_attribute_values(":now_ms", n(now.as_millis()))
             .expression_attribute_values(":now_s", n(now.as_secs().into()))
+            .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
             // Granted, the old item tells which steps are done; refused, what it found, so
             // no second call has to read it.
             .return_values(ReturnValue::AllOld)
@@ -203,123 +393,48 @@ impl IdempotencyStore for DynamoStore {
             }),
             Err(e) => match e.as_service_error() {
                 Some(UpdateItemError::ConditionalCheckFailedException(found)) => match found.item() {
-                    Some(item) => Ok(state_of(item)),
+                    Some(item) => Ok(state_of(item, now.as_millis())),
                     // An endpoint that does not return the item (an older emulator): read it.
-                    None => Ok(self.read(key).await?.as_ref().map_or(Claim::InProgress { lease_left: None }, state_of)),
+                    None => Ok(self
+                        .read(key)
+                        .await?
+                        .as_ref()
+                        .map_or(Claim::InProgress { lease_left: None }, |item| state_of(item, now.as_millis()))),
                 },
-                _ => Err(StoreError(describe(&e))),
+                _ => Err(unavailable(&e)),
             },
         }
     }
 
-    async fn complete(&self, key: &str) -> Result<(), StoreError> {
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .item(PARTITION_KEY, AttributeValue::S(key.to_owned()))
-            .item(STATE, AttributeValue::S(COMPLETED.into()))
-            .item(TTL_ATTRIBUTE, n((now() + self.ttl).as_secs().into()))
-            .send()
-            .await
-            .map_err(|e| StoreError(describe(&e)))?;
-        Ok(())
-    }
-
     async fn applied_version(&self, subject: &str) -> Result<Option<i64>, StoreError> {
         let Some(item) = self.read(subject).await? else { return Ok(None) };
-        let expired = item
-            .get(TTL_ATTRIBUTE)
-            .and_then(|t| t.as_n().ok())
-            .and_then(|t| t.parse::<u64>().ok())
-            .is_some_and(|t| t < now().as_secs());
-        if expired {
+        if number(&item, TTL_ATTRIBUTE).is_some_and(|t| t < u128::from(self.clock.now().as_secs())) {
             return Ok(None);
         }
         Ok(item.get(VERSION).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()))
     }
 
-    async fn complete_applied(&self, key: &str, subject: &str, version: i64) -> Result<(), StoreError> {
-        use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
-        let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError(e.to_string());
-        let completion = Put::builder()
-            .table_name(&self.table)
-            .item(PARTITION_KEY, AttributeValue::S(key.to_owned()))
-            .item(STATE, AttributeValue::S(COMPLETED.into()))
-            .item(TTL_ATTRIBUTE, n((now() + self.ttl).as_secs().into()))
-            .build()
-            .map_err(build)?;
-        let newest = Update::builder()
-            .table_name(&self.table)
-            .key(PARTITION_KEY, AttributeValue::S(subject.to_owned()))
-            // Kept for good (no TTL): longer than any archive can be replayed from, so a
-            // replay never moves an entity back. An entity's facet is one small item.
-            .update_expression("SET #version = :version REMOVE #ttl")
-            .condition_expression("attribute_not_exists(#version) OR #version < :version OR #ttl < :now_s")
-            .expression_attribute_names("#version", VERSION)
-            .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-            .expression_attribute_values(":version", AttributeValue::N(version.to_string()))
-            .expression_attribute_values(":now_s", n(now().as_secs().into()))
-            .build()
-            .map_err(build)?;
-        let written = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().put(completion).build())
-            .transact_items(TransactWriteItem::builder().update(newest).build())
-            .send()
-            .await;
-        match written {
-            Ok(_) => Ok(()),
-            // The version's condition failed: an equal or newer one is recorded already,
-            // which is not to move back. The completion is written on its own.
-            Err(e) if newer_recorded(&e) => self.complete(key).await,
-            Err(e) => Err(StoreError(describe(&e))),
-        }
+    async fn record(
+        &self,
+        key: &str,
+        owner: &str,
+        done: &Done,
+        version: Option<Version<'_>>,
+    ) -> Result<(), StoreError> {
+        self.write(key, owner, Write::Record, done, version).await
     }
 
-    async fn release(&self, key: &str, done: &Done) -> Result<(), StoreError> {
-        let result = if done.is_empty() {
-            self.client
-                .delete_item()
-                .table_name(&self.table)
-                .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
-                .condition_expression("#state = :in_progress")
-                .expression_attribute_names("#state", STATE)
-                .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| {
-                    (e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()), describe(&e))
-                })
-        } else {
-            // The lease ends now; the steps that succeeded stay for the next attempt.
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
-                .update_expression("SET #lease = :zero, #done = :done, #ttl = :ttl")
-                .condition_expression("#state = :in_progress")
-                .expression_attribute_names("#state", STATE)
-                .expression_attribute_names("#lease", LEASE_UNTIL)
-                .expression_attribute_names("#done", DONE)
-                .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
-                .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
-                .expression_attribute_values(":zero", n(0))
-                .expression_attribute_values(":done", AttributeValue::Ss(done.iter().cloned().collect()))
-                .expression_attribute_values(":ttl", n((now() + self.ttl).as_secs().into()))
-                .send()
-                .await
-                .map(drop)
-                .map_err(|e| {
-                    (e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()), describe(&e))
-                })
-        };
-        match result {
-            Ok(()) => Ok(()),
-            // Completed meanwhile, or already gone: nothing to release.
-            Err((true, _)) => Ok(()),
-            Err((false, e)) => Err(StoreError(e)),
-        }
+    async fn complete(&self, key: &str, owner: &str, version: Option<Version<'_>>) -> Result<(), StoreError> {
+        self.write(key, owner, Write::Complete, &Done::new(), version).await
+    }
+
+    async fn release(
+        &self,
+        key: &str,
+        owner: &str,
+        done: &Done,
+        version: Option<Version<'_>>,
+    ) -> Result<(), StoreError> {
+        self.write(key, owner, Write::Release, done, version).await
     }
 }

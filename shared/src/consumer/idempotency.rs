@@ -1,12 +1,14 @@
-//! Idempotency on `PayloadId`: a claim before the handler runs, a completion after it
-//! succeeds, a release when it fails. A release keeps the steps that did succeed (the
-//! handler, each destination), so the next attempt redoes only the others.
+//! Idempotency on `PayloadId`: a claim before the handler runs, then writes that record
+//! what is done (the handler, each destination), complete the record, or release it.
+//! Every write after the claim names its owner (the attempt that claimed) and is refused
+//! to any other: an attempt that outlived its lease cannot complete or release what
+//! another attempt holds now. Both stores read one [`Clock`].
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::time::Instant;
+use crate::clock::Clock;
 
 /// The steps of a record an earlier attempt finished: `handler` and destination names.
 pub type Done = BTreeSet<String>;
@@ -29,33 +31,6 @@ pub enum Claim {
     },
 }
 
-/// The store could not answer; the record is retried.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("idempotency store: {0}")]
-pub struct StoreError(pub String);
-
-/// Where claims live: DynamoDB when deployed, memory in `cfwh dev` and tests.
-#[async_trait::async_trait]
-pub trait IdempotencyStore: Send + Sync {
-    /// Claims `key` for one attempt.
-    async fn claim(&self, key: &str) -> Result<Claim, StoreError>;
-    /// Marks `key` applied (after the handler succeeded).
-    async fn complete(&self, key: &str) -> Result<(), StoreError>;
-    /// Gives up a claim (after a step failed), so that a retry may claim it again and
-    /// skip the steps in `done`.
-    async fn release(&self, key: &str, done: &Done) -> Result<(), StoreError>;
-    /// The version (`EventDatetimeUtc`) last applied to a facet of an entity, if any.
-    async fn applied_version(&self, subject: &str) -> Result<Option<i64>, StoreError>;
-    /// Marks `key` applied and, in the same write, records `version` as the last applied
-    /// one of `subject` unless a newer one is recorded already.
-    async fn complete_applied(&self, key: &str, subject: &str, version: i64) -> Result<(), StoreError>;
-    /// How long a completion is remembered (the TTL), when the store forgets: an event
-    /// older than that is not applied again (`Outcome::Expired`).
-    fn memory(&self) -> Option<Duration> {
-        None
-    }
-}
-
 impl Claim {
     /// A first claim: nothing done yet.
     pub fn fresh() -> Self {
@@ -63,61 +38,205 @@ impl Claim {
     }
 }
 
+/// Why the store did not do what was asked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// Unreachable, throttled, or an answer lost: the write may or may not have been made.
+    Unavailable,
+    /// A transaction cancelled by another one on the same items (DynamoDB's
+    /// `TransactionConflict`): nothing was written; worth trying again at once.
+    Conflict,
+    /// The claim is not this attempt's any more (completed, released, or taken over after
+    /// its lease): nothing was written.
+    Lost,
+}
+
+/// The store could not answer, or refused a write.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("idempotency store: {message}")]
+pub struct StoreError {
+    /// What kind of failure.
+    pub kind: StoreErrorKind,
+    /// What the store said.
+    pub message: String,
+}
+
+impl StoreError {
+    /// The store could not be asked, or its answer was lost.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Self { kind: StoreErrorKind::Unavailable, message: message.into() }
+    }
+
+    /// A conflicting transaction cancelled the write.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self { kind: StoreErrorKind::Conflict, message: message.into() }
+    }
+
+    /// The claim is not the caller's.
+    pub fn lost(message: impl Into<String>) -> Self {
+        Self { kind: StoreErrorKind::Lost, message: message.into() }
+    }
+}
+
+/// The facet version a write raises (never lowers): `<group>→<entity>→<facet>` and the
+/// event's `EventDatetimeUtc`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Version<'a> {
+    /// The facet's key.
+    pub subject: &'a str,
+    /// The event's time (ms since the epoch).
+    pub at: i64,
+}
+
+/// Where claims live: DynamoDB when deployed, memory in `cfwh dev`, tests and the
+/// simulation. The same few conditional writes in both.
+#[async_trait::async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// The clock its leases and expiry are read by; the runner reads the same.
+    fn clock(&self) -> Clock;
+
+    /// How long a completion is remembered (the TTL), when the store forgets: an event
+    /// older than that is not applied again (`Outcome::Expired`).
+    fn memory(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Claims `key` for the attempt `owner`: granted when absent, forgotten, released, or
+    /// held by a claim past its lease.
+    async fn claim(&self, key: &str, owner: &str) -> Result<Claim, StoreError>;
+
+    /// The version (`EventDatetimeUtc`) last applied to a facet of an entity, if any.
+    async fn applied_version(&self, subject: &str) -> Result<Option<i64>, StoreError>;
+
+    /// Records the steps `done` while `owner` keeps the claim, and raises `version`.
+    async fn record(&self, key: &str, owner: &str, done: &Done, version: Option<Version<'_>>)
+        -> Result<(), StoreError>;
+
+    /// Marks `key` completed if `owner` holds it (or completed it: a retried write), and
+    /// raises `version`.
+    async fn complete(&self, key: &str, owner: &str, version: Option<Version<'_>>) -> Result<(), StoreError>;
+
+    /// Gives up `owner`'s claim, keeping the steps `done` for the next attempt, and raises
+    /// `version`.
+    async fn release(
+        &self,
+        key: &str,
+        owner: &str,
+        done: &Done,
+        version: Option<Version<'_>>,
+    ) -> Result<(), StoreError>;
+}
+
 #[async_trait::async_trait]
 impl<S: IdempotencyStore + ?Sized> IdempotencyStore for std::sync::Arc<S> {
-    async fn claim(&self, key: &str) -> Result<Claim, StoreError> {
-        (**self).claim(key).await
-    }
-    async fn complete(&self, key: &str) -> Result<(), StoreError> {
-        (**self).complete(key).await
-    }
-    async fn release(&self, key: &str, done: &Done) -> Result<(), StoreError> {
-        (**self).release(key, done).await
-    }
-    async fn applied_version(&self, subject: &str) -> Result<Option<i64>, StoreError> {
-        (**self).applied_version(subject).await
-    }
-    async fn complete_applied(&self, key: &str, subject: &str, version: i64) -> Result<(), StoreError> {
-        (**self).complete_applied(key, subject, version).await
+    fn clock(&self) -> Clock {
+        (**self).clock()
     }
     fn memory(&self) -> Option<Duration> {
         (**self).memory()
     }
+    async fn claim(&self, key: &str, owner: &str) -> Result<Claim, StoreError> {
+        (**self).claim(key, owner).await
+    }
+    async fn applied_version(&self, subject: &str) -> Result<Option<i64>, StoreError> {
+        (**self).applied_version(subject).await
+    }
+    async fn record(
+        &self,
+        key: &str,
+        owner: &str,
+        done: &Done,
+        version: Option<Version<'_>>,
+    ) -> Result<(), StoreError> {
+        (**self).record(key, owner, done, version).await
+    }
+    async fn complete(&self, key: &str, owner: &str, version: Option<Version<'_>>) -> Result<(), StoreError> {
+        (**self).complete(key, owner, version).await
+    }
+    async fn release(
+        &self,
+        key: &str,
+        owner: &str,
+        done: &Done,
+        version: Option<Version<'_>>,
+    ) -> Result<(), StoreError> {
+        (**self).release(key, owner, done, version).await
+    }
 }
 
-#[derive(Debug, Clone)]
-enum Entry {
-    InProgress { until: Instant, done: Done },
-    Released { until: Instant, done: Done },
-    Completed { until: Instant },
+/// An item of the memory store; times in ms by the store's clock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Entry {
+    /// Claimed by `owner` until `lease_until`, remembered until `expires`.
+    InProgress {
+        /// The attempt holding it.
+        owner: String,
+        /// The end of its lease.
+        lease_until: i64,
+        /// Steps recorded so far.
+        done: Done,
+        /// When the item is forgotten.
+        expires: i64,
+    },
+    /// Released with the steps that succeeded.
+    Released {
+        /// Steps done.
+        done: Done,
+        /// When the item is forgotten.
+        expires: i64,
+    },
+    /// Applied.
+    Completed {
+        /// The attempt that completed it.
+        owner: String,
+        /// When the item is forgotten.
+        expires: i64,
+    },
 }
 
 impl Entry {
-    fn until(&self) -> Instant {
+    fn expires(&self) -> i64 {
         match self {
-            Self::InProgress { until, .. } | Self::Released { until, .. } | Self::Completed { until } => *until,
+            Self::InProgress { expires, .. } | Self::Released { expires, .. } | Self::Completed { expires, .. } => {
+                *expires
+            }
         }
     }
 }
 
 /// An in-process store: claims expire after `lease` (a crashed attempt), completions and
-/// the steps of released claims after `ttl`.
+/// the steps of released claims after `ttl`. Versions are kept for good, as DynamoDB's are.
 #[derive(Debug)]
 pub struct MemoryStore {
     entries: Mutex<HashMap<String, Entry>>,
     versions: Mutex<HashMap<String, i64>>,
     lease: Duration,
     ttl: Duration,
+    clock: Clock,
+}
+
+fn ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 impl MemoryStore {
-    /// A store whose in-progress claims last `lease` and completions `ttl`.
+    /// A store whose in-progress claims last `lease` and completions `ttl`, on the
+    /// system's clock.
     pub fn new(lease: Duration, ttl: Duration) -> Self {
-        Self { entries: Mutex::new(HashMap::new()), versions: Mutex::new(HashMap::new()), lease, ttl }
+        Self::with_clock(lease, ttl, Clock::system())
+    }
+
+    /// As [`new`](Self::new), on `clock`.
+    pub fn with_clock(lease: Duration, ttl: Duration, clock: Clock) -> Self {
+        Self { entries: Mutex::new(HashMap::new()), versions: Mutex::new(HashMap::new()), lease, ttl, clock }
     }
 
     fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
         self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn versions(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
+        self.versions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Number of keys held (expired ones included until the next sweep).
@@ -129,60 +248,136 @@ impl MemoryStore {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+
+    /// The item at `key`, unless forgotten (for the simulation's checks).
+    pub fn entry(&self, key: &str) -> Option<Entry> {
+        let now = self.clock.now_ms();
+        self.entries().get(key).filter(|e| e.expires() > now).cloned()
+    }
+
+    /// The facet's recorded version (for the simulation's checks).
+    pub fn version(&self, subject: &str) -> Option<i64> {
+        self.versions().get(subject).copied()
+    }
+
+    fn raise(&self, version: Option<Version<'_>>) {
+        if let Some(Version { subject, at }) = version {
+            let mut versions = self.versions();
+            let newest = versions.entry(subject.to_owned()).or_insert(at);
+            *newest = (*newest).max(at);
+        }
+    }
+
+    /// Applies `write` to `owner`'s claim of `key`, or answers `Lost`.
+    fn owned(
+        &self,
+        key: &str,
+        owner: &str,
+        version: Option<Version<'_>>,
+        write: impl FnOnce(&mut Entry, i64),
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now_ms();
+        let mut entries = self.entries();
+        match entries.get_mut(key) {
+            Some(entry) if matches!(&*entry, Entry::InProgress { owner: o, .. } if o == owner) => {
+                // The version and the item in one step, as DynamoDB's transaction.
+                self.raise(version);
+                write(entry, now);
+                Ok(())
+            }
+            _ => Err(StoreError::lost(format!("{key} is not claimed by {owner}"))),
+        }
+    }
 }
 
 #[async_trait::async_trait]
 impl IdempotencyStore for MemoryStore {
+    fn clock(&self) -> Clock {
+        self.clock
+    }
+
     fn memory(&self) -> Option<Duration> {
         Some(self.ttl)
     }
 
-    async fn claim(&self, key: &str) -> Result<Claim, StoreError> {
-        let now = Instant::now();
+    async fn claim(&self, key: &str, owner: &str) -> Result<Claim, StoreError> {
+        let now = self.clock.now_ms();
         let mut entries = self.entries();
         if entries.len() >= 4096 && entries.len().is_power_of_two() {
-            entries.retain(|_, entry| entry.until() > now);
+            entries.retain(|_, entry| entry.expires() > now);
         }
-        let done = match entries.get(key) {
-            Some(Entry::Completed { until }) if *until > now => return Ok(Claim::Completed),
-            Some(Entry::InProgress { until, .. }) if *until > now => {
-                return Ok(Claim::InProgress { lease_left: Some(*until - now) })
+        let done = match entries.get(key).filter(|entry| entry.expires() > now) {
+            Some(Entry::Completed { .. }) => return Ok(Claim::Completed),
+            Some(Entry::InProgress { lease_until, .. }) if *lease_until > now => {
+                return Ok(Claim::InProgress {
+                    lease_left: Some(Duration::from_millis(u64::try_from(lease_until - now).unwrap_or(0))),
+                })
             }
-            // A crashed attempt's steps are unknown beyond what it had when it claimed.
+            // A crashed attempt leaves the steps it recorded.
             Some(Entry::InProgress { done, .. } | Entry::Released { done, .. }) => done.clone(),
-            _ => Done::new(),
+            None => Done::new(),
         };
-        entries.insert(key.to_owned(), Entry::InProgress { until: now + self.lease, done: done.clone() });
+        let expires = now.saturating_add(ms(self.ttl.max(self.lease)));
+        entries.insert(
+            key.to_owned(),
+            Entry::InProgress {
+                owner: owner.to_owned(),
+                lease_until: now.saturating_add(ms(self.lease)),
+                done: done.clone(),
+                expires,
+            },
+        );
         Ok(Claim::Acquired { done })
     }
 
-    async fn complete(&self, key: &str) -> Result<(), StoreError> {
-        self.entries().insert(key.to_owned(), Entry::Completed { until: Instant::now() + self.ttl });
-        Ok(())
-    }
-
     async fn applied_version(&self, subject: &str) -> Result<Option<i64>, StoreError> {
-        Ok(self.versions.lock().unwrap_or_else(|p| p.into_inner()).get(subject).copied())
+        Ok(self.version(subject))
     }
 
-    async fn complete_applied(&self, key: &str, subject: &str, version: i64) -> Result<(), StoreError> {
-        let mut entries = self.entries();
-        let mut versions = self.versions.lock().unwrap_or_else(|p| p.into_inner());
-        let newest = versions.entry(subject.to_owned()).or_insert(version);
-        *newest = (*newest).max(version);
-        entries.insert(key.to_owned(), Entry::Completed { until: Instant::now() + self.ttl });
-        Ok(())
-    }
-
-    async fn release(&self, key: &str, done: &Done) -> Result<(), StoreError> {
-        let mut entries = self.entries();
-        if let Some(Entry::InProgress { .. }) = entries.get(key) {
-            if done.is_empty() {
-                entries.remove(key);
-            } else {
-                entries
-                    .insert(key.to_owned(), Entry::Released { until: Instant::now() + self.ttl, done: done.clone() });
+    async fn record(
+        &self,
+        key: &str,
+        owner: &str,
+        done: &Done,
+        version: Option<Version<'_>>,
+    ) -> Result<(), StoreError> {
+        self.owned(key, owner, version, |entry, _| {
+            if let Entry::InProgress { done: recorded, .. } = entry {
+                recorded.clone_from(done);
             }
+        })
+    }
+
+    async fn complete(&self, key: &str, owner: &str, version: Option<Version<'_>>) -> Result<(), StoreError> {
+        let ttl = ms(self.ttl);
+        // A completion whose answer was lost, made again: already so.
+        if matches!(self.entries().get(key), Some(Entry::Completed { owner: o, .. }) if o == owner) {
+            self.raise(version);
+            return Ok(());
+        }
+        self.owned(key, owner, version, |entry, now| {
+            *entry = Entry::Completed { owner: owner.to_owned(), expires: now.saturating_add(ttl) };
+        })
+    }
+
+    async fn release(
+        &self,
+        key: &str,
+        owner: &str,
+        done: &Done,
+        version: Option<Version<'_>>,
+    ) -> Result<(), StoreError> {
+        let ttl = ms(self.ttl);
+        let mut gone = false;
+        self.owned(key, owner, version, |entry, now| {
+            if done.is_empty() {
+                gone = true;
+            } else {
+                *entry = Entry::Released { done: done.clone(), expires: now.saturating_add(ttl) };
+            }
+        })?;
+        if gone {
+            self.entries().remove(key);
         }
         Ok(())
     }
@@ -192,52 +387,85 @@ impl IdempotencyStore for MemoryStore {
 mod tests {
     use super::*;
 
+    const NONE: Option<Version<'static>> = None;
+
+    fn store() -> MemoryStore {
+        MemoryStore::with_clock(Duration::from_secs(60), Duration::from_secs(3600), Clock::starting_at(0))
+    }
+
     #[tokio::test(start_paused = true)]
     async fn claim_complete_release_and_expiry() {
         let none = Done::new();
-        let store = MemoryStore::new(Duration::from_secs(60), Duration::from_secs(3600));
-        assert_eq!(store.claim("a").await, Ok(Claim::fresh()));
-        assert!(matches!(store.claim("a").await, Ok(Claim::InProgress { lease_left: Some(_) })));
-        store.release("a", &none).await.unwrap();
-        assert_eq!(store.claim("a").await, Ok(Claim::fresh()));
-        store.complete("a").await.unwrap();
-        assert_eq!(store.claim("a").await, Ok(Claim::Completed));
-        store.release("a", &none).await.unwrap();
-        assert_eq!(store.claim("a").await, Ok(Claim::Completed), "release never undoes a completion");
+        let store = store();
+        assert_eq!(store.claim("a", "o1").await, Ok(Claim::fresh()));
+        assert!(matches!(store.claim("a", "o2").await, Ok(Claim::InProgress { lease_left: Some(_) })));
+        store.release("a", "o1", &none, NONE).await.unwrap();
+        assert_eq!(store.claim("a", "o2").await, Ok(Claim::fresh()));
+        store.complete("a", "o2", NONE).await.unwrap();
+        assert_eq!(store.claim("a", "o3").await, Ok(Claim::Completed));
+        assert_eq!(store.release("a", "o2", &none, NONE).await.unwrap_err().kind, StoreErrorKind::Lost);
+        assert_eq!(store.claim("a", "o3").await, Ok(Claim::Completed), "release never undoes a completion");
 
-        assert_eq!(store.claim("b").await, Ok(Claim::fresh()));
+        assert_eq!(store.claim("b", "o1").await, Ok(Claim::fresh()));
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert_eq!(store.claim("b").await, Ok(Claim::fresh()), "an abandoned claim expires");
+        assert_eq!(store.claim("b", "o2").await, Ok(Claim::fresh()), "an abandoned claim expires");
         tokio::time::advance(Duration::from_secs(3600)).await;
-        assert_eq!(store.claim("a").await, Ok(Claim::fresh()), "completions expire after the TTL");
-    }
-
-    #[tokio::test]
-    async fn the_applied_version_only_moves_forward() {
-        let store = MemoryStore::new(Duration::from_secs(60), Duration::from_secs(3600));
-        assert_eq!(store.applied_version("s").await, Ok(None));
-        store.complete_applied("a", "s", 20).await.unwrap();
-        store.complete_applied("b", "s", 10).await.unwrap();
-        assert_eq!(store.applied_version("s").await, Ok(Some(20)), "an older completion never moves it back");
-        assert_eq!(store.claim("b").await, Ok(Claim::Completed), "the completion is written all the same");
+        assert_eq!(store.claim("a", "o4").await, Ok(Claim::fresh()), "completions expire after the TTL");
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_release_keeps_the_steps_that_succeeded() {
-        let store = MemoryStore::new(Duration::from_secs(60), Duration::from_secs(3600));
+    async fn only_the_owner_writes_and_a_repeated_completion_is_the_same() {
+        let store = store();
+        assert_eq!(store.claim("a", "first").await, Ok(Claim::fresh()));
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert_eq!(store.claim("a", "second").await, Ok(Claim::fresh()), "taken over after the lease");
         let handler: Done = ["handler".to_owned()].into();
-        assert_eq!(store.claim("a").await, Ok(Claim::fresh()));
-        store.release("a", &handler).await.unwrap();
-        assert_eq!(store.claim("a").await, Ok(Claim::Acquired { done: handler.clone() }));
-        assert!(matches!(store.claim("a").await, Ok(Claim::InProgress { lease_left: Some(_) })));
+        for refused in [
+            store.record("a", "first", &handler, NONE).await,
+            store.complete("a", "first", NONE).await,
+            store.release("a", "first", &handler, NONE).await,
+        ] {
+            assert_eq!(refused.unwrap_err().kind, StoreErrorKind::Lost, "the first attempt lost its claim");
+        }
+        store.complete("a", "second", NONE).await.unwrap();
+        store.complete("a", "second", NONE).await.unwrap();
+        assert_eq!(store.claim("a", "third").await, Ok(Claim::Completed));
+    }
+
+    #[tokio::test]
+    async fn the_applied_version_only_moves_forward_with_any_owned_write() {
+        let store = store();
+        let v = |at| Some(Version { subject: "s", at });
+        assert_eq!(store.applied_version("s").await, Ok(None));
+        store.claim("a", "o").await.unwrap();
+        store.record("a", "o", &Done::new(), v(20)).await.unwrap();
+        assert_eq!(store.applied_version("s").await, Ok(Some(20)));
+        store.claim("b", "o").await.unwrap();
+        store.complete("b", "o", v(10)).await.unwrap();
+        assert_eq!(store.applied_version("s").await, Ok(Some(20)), "an older completion never moves it back");
+        assert_eq!(store.claim("b", "x").await, Ok(Claim::Completed), "the completion is written all the same");
+        store.claim("c", "o").await.unwrap();
+        store.release("c", "o", &Done::new(), v(30)).await.unwrap();
+        assert_eq!(store.applied_version("s").await, Ok(Some(30)), "a release records it too");
+        assert_eq!(store.complete("d", "o", v(40)).await.unwrap_err().kind, StoreErrorKind::Lost);
+        assert_eq!(store.applied_version("s").await, Ok(Some(30)), "a refused write writes no version");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn recorded_and_released_steps_are_found_by_the_next_claim() {
+        let store = store();
+        let handler: Done = ["handler".to_owned()].into();
+        assert_eq!(store.claim("a", "o1").await, Ok(Claim::fresh()));
+        store.release("a", "o1", &handler, NONE).await.unwrap();
+        assert_eq!(store.claim("a", "o2").await, Ok(Claim::Acquired { done: handler.clone() }));
+        assert!(matches!(store.claim("a", "o3").await, Ok(Claim::InProgress { lease_left: Some(_) })));
+        let both: Done = ["handler".to_owned(), "http".to_owned()].into();
+        store.record("a", "o2", &both, NONE).await.unwrap();
         tokio::time::advance(Duration::from_secs(61)).await;
         assert_eq!(
-            store.claim("a").await,
-            Ok(Claim::Acquired { done: handler.clone() }),
-            "a crashed attempt leaves the steps it was given"
+            store.claim("a", "o3").await,
+            Ok(Claim::Acquired { done: both }),
+            "a crashed attempt leaves the steps it recorded"
         );
-        let both: Done = ["handler".to_owned(), "http".to_owned()].into();
-        store.release("a", &both).await.unwrap();
-        assert_eq!(store.claim("a").await, Ok(Claim::Acquired { done: both }));
     }
 }

@@ -2,6 +2,7 @@
 //! `PayloadId`, the group's handler with panics caught, and the partial batch answer.
 
 pub mod idempotency;
+pub mod lifecycle;
 mod record;
 
 use std::collections::BTreeMap;
@@ -14,11 +15,12 @@ use futures_util::FutureExt as _;
 use serde::Serialize;
 
 use crate::archive::{Archive, Stored, ARCHIVE};
-use crate::destination::{Delivery, Destination, Verdict, HANDLER};
+use crate::destination::{Delivery, Destination, Verdict};
 use crate::events::ordering::Entity;
 use crate::events::{routing, EventGroup, GroupEvent};
 use crate::message::attr;
-pub use idempotency::{Claim, Done, IdempotencyStore, MemoryStore, StoreError};
+pub use idempotency::{Claim, Done, IdempotencyStore, MemoryStore, StoreError, StoreErrorKind, Version};
+pub use lifecycle::{Effect, Facts, Input, Lifecycle};
 pub use record::Record;
 
 /// Any error a handler wants to report.
@@ -322,23 +324,50 @@ impl Order {
     }
 }
 
+/// How long before a batch's deadline handlers and destinations are stopped, so that
+/// the writes that settle each record (complete, release, dead-letter) fit before it. A
+/// batch with less time keeps half of it for settling.
+pub const SETTLE_MARGIN: Duration = Duration::from_millis(1000);
+
 /// Runs batches of one group through its handler and its destinations. The store, the
 /// dead-letter queue, the destinations and the archive are picked by the host once, at
-/// start-up.
+/// start-up. Each record's steps are decided by its [`Lifecycle`]; the runner executes
+/// them.
 pub struct Runner<H> {
     handler: H,
     store: Box<dyn IdempotencyStore>,
     dead_letters: Box<dyn DeadLetterSink>,
     destinations: Vec<std::sync::Arc<dyn Destination>>,
+    names: Vec<&'static str>,
     archive: Option<Archive>,
     ordering: Order,
+    owners: Owners,
+}
+
+/// The owner tokens of this runner's attempts: a random prefix per runner and a counter,
+/// so that no two attempts anywhere share one.
+#[derive(Debug)]
+struct Owners {
+    prefix: u64,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Owners {
+    fn new(prefix: u64) -> Self {
+        Self { prefix, next: std::sync::atomic::AtomicU64::new(0) }
+    }
+
+    fn next(&self) -> String {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        format!("{:016x}-{n}", self.prefix)
+    }
 }
 
 impl<H> fmt::Debug for Runner<H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Runner")
             .field("dead_letters", &self.dead_letters.available())
-            .field("destinations", &self.destinations.iter().map(|d| d.name()).collect::<Vec<_>>())
+            .field("destinations", &self.names)
             .field("archive", &self.archive.is_some())
             .finish_non_exhaustive()
     }
@@ -355,31 +384,65 @@ impl<H: Handler> Consume for Runner<H> {
     }
 }
 
-/// A record between its claim and its end.
-struct Claimed {
-    key: String,
-    /// The facet of the entity this event moves, when guarded: `<group>→<entity>→<facet>`.
-    subject: Option<String>,
-    bytes: Vec<u8>,
-    payload_id: String,
-    action: String,
-    event_time_ms: i64,
-    done: Done,
-    failures: Vec<(&'static str, Verdict)>,
-}
-
-/// Where a record stands after its handler ran.
-struct Stage {
+/// One record in a batch: what it is, and its lifecycle once its event is read.
+struct Attempt<'r, E> {
+    record: &'r Record,
     payload_id: Option<String>,
     action: Option<String>,
     replay_run: Option<String>,
-    steps: BTreeMap<&'static str, Step>,
-    state: State,
+    /// The archive's step: the destinations' are the lifecycle's.
+    archived: Option<Step>,
+    /// Set once the event is read (or refused).
+    life: Option<Lifecycle<'r>>,
+    effect: Effect,
+    claim: Option<ClaimOf<E>>,
 }
 
-enum State {
-    Ended(Outcome),
-    Claimed(Box<Claimed>),
+/// What the steps of a readable record need.
+struct ClaimOf<E> {
+    event: E,
+    bytes: Vec<u8>,
+    key: String,
+    owner: String,
+    /// `<group>→<entity>→<facet>`, when per-entity order applies.
+    subject: Option<String>,
+}
+
+impl<E: GroupEvent> ClaimOf<E> {
+    /// The facet's version a write raises, when it is to.
+    fn version(&self, write: bool) -> Option<Version<'_>> {
+        let subject = self.subject.as_deref().filter(|_| write)?;
+        Some(Version { subject, at: self.event.envelope().event_datetime_utc })
+    }
+}
+
+/// When handlers and destinations stop, and when settling must be done.
+#[derive(Debug, Clone, Copy)]
+struct Deadlines {
+    work: Option<tokio::time::Instant>,
+    settle: Option<tokio::time::Instant>,
+}
+
+impl Deadlines {
+    fn before(deadline: Option<tokio::time::Instant>) -> Self {
+        let work = deadline.map(|deadline| {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            deadline - SETTLE_MARGIN.min(left / 2)
+        });
+        Self { work, settle: deadline }
+    }
+}
+
+/// `future`, or `None` once `deadline` has passed.
+async fn within<T>(deadline: Option<tokio::time::Instant>, future: impl Future<Output = T>) -> Option<T> {
+    match deadline {
+        None => Some(future.await),
+        Some(deadline) => tokio::time::timeout_at(deadline, future).await.ok(),
+    }
+}
+
+fn late<T>(what: &str) -> Result<T, StoreError> {
+    Err(StoreError::unavailable(format!("{what} ran past the batch's time")))
 }
 
 impl<H: Handler> Runner<H> {
@@ -390,14 +453,25 @@ impl<H: Handler> Runner<H> {
         store: impl IdempotencyStore + 'static,
         dead_letters: impl DeadLetterSink + 'static,
     ) -> Self {
+        use opentelemetry_sdk::trace::IdGenerator as _;
+        let prefix = u64::from_be_bytes(opentelemetry_aws::trace::XrayIdGenerator::default().new_span_id().to_bytes());
         Self {
             handler,
             store: Box::new(store),
             dead_letters: Box::new(dead_letters),
             destinations: Vec::new(),
+            names: Vec::new(),
             archive: None,
             ordering: Order::default(),
+            owners: Owners::new(prefix),
         }
+    }
+
+    /// Names its attempts' owner tokens from `prefix` (a simulation's seed) rather than a
+    /// random one.
+    pub fn with_owner_prefix(mut self, prefix: u64) -> Self {
+        self.owners = Owners::new(prefix);
+        self
     }
 
     /// Skips events older than one applied already to the same facet of the same entity
@@ -407,9 +481,10 @@ impl<H: Handler> Runner<H> {
         self
     }
 
-    /// Delivers every decoded event to `destination` too, whatever the handler's verdict
-    /// (the steps are independent; a retry repeats only those that failed).
+    /// Delivers every event the handler applied to `destination` too (a retry repeats
+    /// only the steps that failed).
     pub fn with_destination(mut self, destination: std::sync::Arc<dyn Destination>) -> Self {
+        self.names.push(destination.name());
         self.destinations.push(destination);
         self
     }
@@ -430,25 +505,27 @@ impl<H: Handler> Runner<H> {
         self.run_until(records, None).await
     }
 
-    /// As [`run`](Self::run), but a handler or destination still running at `deadline`
-    /// is abandoned and its record fails (retryable), so the batch answer is out before
-    /// the function's own timeout and the other records are not redelivered with it.
+    /// As [`run`](Self::run), but the batch's answer is due at `deadline`: a handler or
+    /// destination still running [`SETTLE_MARGIN`] before it is abandoned and its record
+    /// fails (retryable), and the writes that settle each record stop at `deadline`, so
+    /// the other records are not redelivered with it.
     ///
     /// Each record is archived, claimed and handled on its own; then each destination
     /// takes, in one call, the records that still need it; then each record is
     /// completed, or released with the steps that succeeded.
     pub async fn run_until(&self, records: &[Record], deadline: Option<tokio::time::Instant>) -> BatchReport {
+        let deadlines = Deadlines::before(deadline);
         if records.iter().any(|r| r.message_group.is_some()) {
-            return self.run_in_groups(records, deadline).await;
+            return self.run_in_groups(records, deadlines).await;
         }
-        self.run_together(records, deadline).await
+        self.run_together(records, deadlines).await
     }
 
     /// A FIFO batch: the records of one message group (one entity) one after the other,
     /// each with its destinations, in the batch's order; the groups concurrently. After a
     /// record of a group fails, the group's later records are not run and fail too, so
     /// they come back in order behind it (what SQS FIFO expects of a partial answer).
-    async fn run_in_groups(&self, records: &[Record], deadline: Option<tokio::time::Instant>) -> BatchReport {
+    async fn run_in_groups(&self, records: &[Record], deadlines: Deadlines) -> BatchReport {
         let mut groups: Vec<(Option<&str>, Vec<usize>)> = Vec::new();
         for (index, record) in records.iter().enumerate() {
             let group = record.message_group.as_deref();
@@ -480,7 +557,7 @@ impl<H: Handler> Runner<H> {
                         log(&report);
                         report
                     }
-                    None => self.run_together(std::slice::from_ref(record), deadline).await.records.remove(0),
+                    None => self.run_together(std::slice::from_ref(record), deadlines).await.records.remove(0),
                 };
                 if blocked.is_none() && report.retry() {
                     blocked = Some(record.message_id.clone());
@@ -494,18 +571,21 @@ impl<H: Handler> Runner<H> {
         BatchReport { records: reports.into_iter().map(|(_, report)| report).collect() }
     }
 
-    /// Records that may run at once: each archived, claimed and handled concurrently,
-    /// then each destination once for them all, then each completed or released.
-    async fn run_together(&self, records: &[Record], deadline: Option<tokio::time::Instant>) -> BatchReport {
-        let mut stages = futures_util::future::join_all(records.iter().map(|r| self.begin(r, deadline))).await;
+    /// Records that may run at once: each read, claimed and handled concurrently, then
+    /// each destination once for all that wait for it, each record settling as soon as
+    /// nothing is left for it.
+    async fn run_together(&self, records: &[Record], deadlines: Deadlines) -> BatchReport {
+        let mut attempts =
+            futures_util::future::join_all(records.iter().map(|record| self.begin(record, deadlines))).await;
         for destination in &self.destinations {
-            self.deliver(destination.as_ref(), &mut stages, deadline).await;
+            self.deliver(destination.as_ref(), &mut attempts, deadlines).await;
         }
-        let reports = futures_util::future::join_all(records.iter().zip(stages).map(|(r, s)| self.finish(r, s))).await;
-        BatchReport { records: reports }
+        BatchReport { records: attempts.into_iter().map(|attempt| self.report(attempt)).collect() }
     }
 
-    async fn begin(&self, record: &Record, deadline: Option<tokio::time::Instant>) -> Stage {
+    /// Reads a record (decode, archive, typed event), starts its lifecycle and runs it
+    /// up to its first destination or its end.
+    async fn begin<'r>(&'r self, record: &'r Record, deadlines: Deadlines) -> Attempt<'r, H::Event> {
         let decoded = decode_body(record);
         // Ingest put the envelope's facts in the message attributes: no second parse of
         // the body for them, unless a message arrives without (sent by other means).
@@ -519,317 +599,239 @@ impl<H: Handler> Runner<H> {
             _ => (None, None),
         };
         let replay_run = record.attribute(attr::REPLAY_RUN).filter(|r| !r.is_empty()).map(str::to_owned);
-        let mut stage =
-            Stage { payload_id, action, replay_run, steps: BTreeMap::new(), state: State::Ended(Outcome::Processed) };
-        stage.state = self.claim_and_handle(record, decoded, &mut stage, deadline).await;
-        stage
-    }
-
-    async fn claim_and_handle(
-        &self,
-        record: &Record,
-        decoded: Result<Vec<u8>, String>,
-        stage: &mut Stage,
-        deadline: Option<tokio::time::Instant>,
-    ) -> State {
+        let mut attempt = Attempt {
+            record,
+            payload_id,
+            action,
+            replay_run,
+            archived: None,
+            life: None,
+            effect: Effect::End(Outcome::Processed),
+            claim: None,
+        };
+        let facts = Facts {
+            event_time_ms: 0,
+            now_ms: self.store.clock().now_ms(),
+            memory: self.store.memory(),
+            replay: attempt.replay_run.is_some(),
+            guarded: false,
+            destinations: &self.names,
+            dead_letters: self.dead_letters.available(),
+        };
         let bytes = match decoded {
             Ok(bytes) => bytes,
-            Err(why) => return State::Ended(self.give_up(record, why).await),
+            Err(why) => {
+                let (life, effect) = Lifecycle::refuse(facts, why);
+                (attempt.life, attempt.effect) = (Some(life), effect);
+                self.drive(&mut attempt, deadlines).await;
+                return attempt;
+            }
         };
         // Archived before the typed decode and the claim: a duplicate finds it there
         // already, and an event the typed model cannot read (a field Creative Force changed)
         // is kept for a replay once the model is fixed. A replayed record came from the
         // archive. The key's facts are the envelope's, which ingest routed by.
-        if let (Some(archive), None) = (&self.archive, &stage.replay_run) {
+        if let (Some(archive), None) = (&self.archive, &attempt.replay_run) {
             // An unroutable body or another group's event came by other means than ingest:
             // the typed decode below dead-letters it, with the body.
-            if let Ok(facts) =
+            if let Ok(found) =
                 routing::parse(&bytes).map_err(drop).and_then(|f| (f.group == H::Event::GROUP).then_some(f).ok_or(()))
             {
                 let archived = archive
-                    .event(H::Event::GROUP, &facts.payload_id, facts.event_time_ms, &bytes, &record.reception())
+                    .event(H::Event::GROUP, &found.payload_id, found.event_time_ms, &bytes, &record.reception())
                     .await;
                 match archived {
-                    Ok(Stored::Written) => stage.steps.insert(ARCHIVE, Step::Archived),
-                    Ok(Stored::Present) => stage.steps.insert(ARCHIVE, Step::Present),
+                    Ok(Stored::Written) => attempt.archived = Some(Step::Archived),
+                    Ok(Stored::Present) => attempt.archived = Some(Step::Present),
                     Err(e) => {
-                        stage.steps.insert(ARCHIVE, Step::Failed);
-                        return State::Ended(Outcome::failed(e.to_string()));
+                        attempt.archived = Some(Step::Failed);
+                        attempt.effect = Effect::End(Outcome::failed(e.to_string()));
+                        return attempt;
                     }
-                };
+                }
             }
         }
         let event = match H::Event::decode(&bytes) {
             Ok(event) => event,
-            Err(e) => return State::Ended(self.give_up(record, e.to_string()).await),
+            Err(e) => {
+                let (life, effect) = Lifecycle::refuse(facts, e.to_string());
+                (attempt.life, attempt.effect) = (Some(life), effect);
+                self.drive(&mut attempt, deadlines).await;
+                return attempt;
+            }
         };
         let envelope = event.envelope();
-
-        // Never twice, for as long as a message can live: an event older than the store
-        // remembers may have been applied and forgotten, so it is not applied again (a
-        // dead letter redriven on day 8 of a 7-day memory). Its signed time says so, not
-        // the message's age, which a redrive resets. A replay run is deliberate, and
-        // keyed by its run.
-        if let (None, Some(memory)) = (&stage.replay_run, self.store.memory()) {
-            let now_ms = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-            let oldest = now_ms.saturating_sub(i64::try_from(memory.as_millis()).unwrap_or(i64::MAX));
-            if envelope.event_datetime_utc < oldest {
-                let reason = format!(
-                    "expired: the event's EventDatetimeUtc ({}) is older than the idempotency memory ({} s), so \
-                     whether it was applied cannot be told; replay it from the archive (cfwh replay) to apply it \
-                     deliberately",
-                    envelope.event_datetime_utc,
-                    memory.as_secs()
-                );
-                return State::Ended(match self.give_up(record, reason).await {
-                    Outcome::DeadLettered { reason } => Outcome::Expired { reason },
-                    other => other,
-                });
-            }
-        }
-
         // The key comes from the body, never from an attribute: it is what was signed. A
         // replay run is applied once more, once.
-        let key = match &stage.replay_run {
+        let key = match &attempt.replay_run {
             None => format!("{}{CLAIM_SEPARATOR}{}", H::Event::GROUP, envelope.payload_id),
             Some(run) => format!("{}{CLAIM_SEPARATOR}{}{CLAIM_SEPARATOR}{run}", H::Event::GROUP, envelope.payload_id),
         };
-        let done = match self.store.claim(&key).await {
-            Ok(Claim::Acquired { done }) => done,
-            Ok(Claim::Completed) => return State::Ended(Outcome::Duplicate),
-            Ok(Claim::InProgress { lease_left }) => {
-                // Another attempt holds it (or held it, and died): wait for its lease to
-                // end rather than spend this message's deliveries in seconds.
-                let reason = match lease_left {
-                    Some(left) => {
-                        format!("being processed by another consumer; its claim ends in {} s", left.as_secs())
-                    }
-                    None => "being processed by another consumer".to_owned(),
-                };
-                let retry_after = lease_left.map(|left| left + Duration::from_secs(1));
-                return State::Ended(Outcome::Failed { reason, permanent: false, retry_after });
-            }
-            Err(e) => return State::Ended(Outcome::failed(e.to_string())),
-        };
-        // Per-entity order: an event older than the one applied last to the same facet
-        // of the same entity is not applied (equal times are never stale).
+        // Per-entity order: the facet of the entity this event moves.
         let subject = match self.ordering {
             Order::Latest => event
                 .subject()
                 .map(|s| format!("{}{SUBJECT_SEPARATOR}{}{SUBJECT_SEPARATOR}{}", H::Event::GROUP, s.entity, s.facet)),
             Order::All => None,
         };
-        if let (Some(subject), false) = (&subject, done.contains(HANDLER)) {
-            let version = envelope.event_datetime_utc;
-            match self.store.applied_version(subject).await {
-                Ok(Some(newer)) if newer > version => {
-                    tracing::info!(
-                        payload_id = %envelope.payload_id,
-                        subject = %subject,
-                        version,
-                        newer,
-                        "stale: a newer event of this facet was applied already"
-                    );
-                    if let Err(e) = self.store.complete(&key).await {
-                        tracing::warn!(error = %e, "stale, but the completion was not recorded");
-                    }
-                    return State::Ended(Outcome::Stale { newer, version });
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    if let Err(e) = self.store.release(&key, &done).await {
-                        tracing::warn!(error = %e, "could not release the claim; it expires on its own");
-                    }
-                    return State::Ended(Outcome::failed(e.to_string()));
-                }
-            }
-        }
-        let mut claimed = Claimed {
-            key,
-            subject,
-            payload_id: envelope.payload_id.clone(),
-            action: event.action_name().to_owned(),
-            event_time_ms: envelope.event_datetime_utc,
-            bytes: Vec::new(),
-            done,
-            failures: Vec::new(),
-        };
-
-        if !claimed.done.contains(HANDLER) {
-            let raw = std::str::from_utf8(&bytes).unwrap_or_default();
-            let ctx = Context { raw, message_id: &record.message_id, receive_count: record.receive_count };
-            let work = AssertUnwindSafe(self.handler.handle(&event, &ctx)).catch_unwind();
-            let result = match deadline {
-                None => Some(work.await),
-                Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),
-            };
-            let failure = match result {
-                None => Some(Verdict::retry("the handler ran past its time and was stopped")),
-                Some(Ok(Ok(()))) => None,
-                Some(Ok(Err(HandlerError::Retryable(e)))) => Some(Verdict::retry(e.to_string())),
-                Some(Ok(Err(HandlerError::Permanent(e)))) => Some(Verdict::Permanent { reason: e.to_string() }),
-                Some(Err(panic)) => Some(Verdict::retry(format!("handler panicked: {}", panic_message(&panic)))),
-            };
-            match failure {
-                None => {
-                    claimed.done.insert(HANDLER.to_owned());
-                }
-                Some(verdict) => claimed.failures.push((HANDLER, verdict)),
-            }
-        }
-        claimed.bytes = bytes;
-        State::Claimed(Box::new(claimed))
+        let facts = Facts { event_time_ms: envelope.event_datetime_utc, guarded: subject.is_some(), ..facts };
+        let (life, effect) = Lifecycle::start(facts);
+        (attempt.life, attempt.effect) = (Some(life), effect);
+        attempt.claim = Some(ClaimOf { event, bytes, key, owner: self.owners.next(), subject });
+        self.drive(&mut attempt, deadlines).await;
+        attempt
     }
 
-    /// One call to `destination` with every claimed record that still needs it.
+    /// Executes the record's effects until it waits for a destination or ends.
+    async fn drive(&self, attempt: &mut Attempt<'_, H::Event>, deadlines: Deadlines) {
+        loop {
+            let Some(life) = attempt.life.as_mut() else { return };
+            let input = match (&attempt.effect, &attempt.claim) {
+                (Effect::Deliver(_) | Effect::End(_), _) => return,
+                (Effect::DeadLetter(reason), _) => {
+                    let sent = within(
+                        deadlines.settle,
+                        self.dead_letters.dead_letter(H::Event::GROUP, attempt.record, reason),
+                    )
+                    .await;
+                    Input::DeadLettered(match sent {
+                        Some(result) => result.map_err(|e| e.to_string()),
+                        None => Err("it ran past the batch's time".to_owned()),
+                    })
+                }
+                (_, None) => {
+                    debug_assert!(false, "a store effect for a record without a claim");
+                    return;
+                }
+                (Effect::Claim, Some(c)) => Input::Claimed(
+                    within(deadlines.work, self.store.claim(&c.key, &c.owner))
+                        .await
+                        .unwrap_or_else(|| late("the claim")),
+                ),
+                (Effect::ReadVersion, Some(c)) => {
+                    let subject = c.subject.as_deref().unwrap_or_default();
+                    Input::Version(
+                        within(deadlines.work, self.store.applied_version(subject))
+                            .await
+                            .unwrap_or_else(|| late("reading the version")),
+                    )
+                }
+                (Effect::Handle, Some(c)) => Input::Handled(self.handle(attempt.record, c, deadlines.work).await),
+                (&Effect::Record { version }, Some(c)) => Input::Written(
+                    within(deadlines.settle, self.store.record(&c.key, &c.owner, life.done(), c.version(version)))
+                        .await
+                        .unwrap_or_else(|| late("recording the handler's step")),
+                ),
+                (&Effect::Complete { version }, Some(c)) => Input::Written(
+                    within(deadlines.settle, self.store.complete(&c.key, &c.owner, c.version(version)))
+                        .await
+                        .unwrap_or_else(|| late("the completion")),
+                ),
+                (&Effect::Release { version }, Some(c)) => Input::Written(
+                    within(deadlines.settle, self.store.release(&c.key, &c.owner, life.done(), c.version(version)))
+                        .await
+                        .unwrap_or_else(|| late("the release")),
+                ),
+            };
+            attempt.effect = life.on(input);
+        }
+    }
+
+    /// The handler, with panics caught and stopped at `deadline`.
+    async fn handle(
+        &self,
+        record: &Record,
+        claim: &ClaimOf<H::Event>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Verdict {
+        let raw = std::str::from_utf8(&claim.bytes).unwrap_or_default();
+        let ctx = Context { raw, message_id: &record.message_id, receive_count: record.receive_count };
+        let work = AssertUnwindSafe(self.handler.handle(&claim.event, &ctx)).catch_unwind();
+        match within(deadline, work).await {
+            None => Verdict::retry("the handler ran past its time and was stopped"),
+            Some(Ok(Ok(()))) => Verdict::Delivered,
+            Some(Ok(Err(HandlerError::Retryable(e)))) => Verdict::retry(e.to_string()),
+            Some(Ok(Err(HandlerError::Permanent(e)))) => Verdict::Permanent { reason: e.to_string() },
+            Some(Err(panic)) => Verdict::retry(format!("handler panicked: {}", panic_message(&panic))),
+        }
+    }
+
+    /// One call to `destination` with every record waiting for it, then each of those
+    /// records runs on to its next destination or its end.
     async fn deliver(
         &self,
         destination: &dyn Destination,
-        stages: &mut [Stage],
-        deadline: Option<tokio::time::Instant>,
+        attempts: &mut [Attempt<'_, H::Event>],
+        deadlines: Deadlines,
     ) {
         let name = destination.name();
-        let mut waiting = Vec::new();
-        for (index, stage) in stages.iter_mut().enumerate() {
-            if let State::Claimed(claimed) = &stage.state {
-                if claimed.done.contains(name) {
-                    stage.steps.insert(name, Step::Earlier);
-                } else {
-                    waiting.push(index);
-                }
-            }
-        }
-        if waiting.is_empty() {
-            return;
-        }
+        let waits = |a: &Attempt<'_, H::Event>| matches!(a.effect, Effect::Deliver(n) if n == name);
         let verdicts = {
-            let deliveries: Vec<Delivery<'_>> = waiting
+            let deliveries: Vec<Delivery<'_>> = attempts
                 .iter()
-                .filter_map(|&index| match &stages[index].state {
-                    State::Claimed(c) => Some(Delivery {
+                .filter(|a| waits(a))
+                .filter_map(|a| {
+                    let c = a.claim.as_ref()?;
+                    Some(Delivery {
                         group: H::Event::GROUP,
                         body: &c.bytes,
-                        payload_id: &c.payload_id,
-                        action: &c.action,
-                        event_time_ms: c.event_time_ms,
-                        replay_run: stages[index].replay_run.as_deref(),
-                    }),
-                    State::Ended(_) => None,
+                        payload_id: &c.event.envelope().payload_id,
+                        action: c.event.action_name(),
+                        event_time_ms: c.event.envelope().event_datetime_utc,
+                        replay_run: a.replay_run.as_deref(),
+                    })
                 })
                 .collect();
-            let call = destination.deliver(&deliveries);
-            let verdicts = match deadline {
-                None => Some(call.await),
-                Some(deadline) => tokio::time::timeout_at(deadline, call).await.ok(),
-            };
-            verdicts.unwrap_or_else(|| vec![Verdict::retry(format!("{name} ran past the batch's time")); waiting.len()])
-        };
-        for (index, verdict) in waiting.into_iter().zip(
-            verdicts
-                .into_iter()
-                .chain(std::iter::repeat(Verdict::retry(format!("{name} gave no answer for the record")))),
-        ) {
-            let stage = &mut stages[index];
-            if let State::Claimed(claimed) = &mut stage.state {
-                if verdict == Verdict::Delivered {
-                    claimed.done.insert(name.to_owned());
-                    stage.steps.insert(name, Step::Delivered);
-                } else {
-                    claimed.failures.push((name, verdict));
-                    stage.steps.insert(name, Step::Failed);
-                }
+            if deliveries.is_empty() {
+                return;
             }
-        }
+            let count = deliveries.len();
+            within(deadlines.work, destination.deliver(&deliveries))
+                .await
+                .unwrap_or_else(|| vec![Verdict::retry(format!("{name} ran past the batch's time")); count])
+        };
+        let mut verdicts = verdicts
+            .into_iter()
+            .chain(std::iter::repeat(Verdict::retry(format!("{name} gave no answer for the record"))));
+        let runs: Vec<_> = attempts
+            .iter_mut()
+            .filter(|a| waits(a))
+            .map(|attempt| {
+                if let (Some(life), Some(verdict)) = (attempt.life.as_mut(), verdicts.next()) {
+                    attempt.effect = life.on(Input::Delivered(verdict));
+                }
+                self.drive(attempt, deadlines)
+            })
+            .collect();
+        futures_util::future::join_all(runs).await;
     }
 
-    async fn finish(&self, record: &Record, stage: Stage) -> RecordReport {
-        let outcome = match stage.state {
-            State::Ended(outcome) => outcome,
-            State::Claimed(claimed) => self.settle(record, *claimed).await,
+    /// The record's report, logged.
+    fn report(&self, attempt: Attempt<'_, H::Event>) -> RecordReport {
+        let outcome = match attempt.effect {
+            Effect::End(outcome) => outcome,
+            // Waiting for a destination that was never called: not possible once every
+            // destination has had its turn; retried rather than lost.
+            other => Outcome::failed(format!("internal error: the record stopped at {other:?}")),
         };
+        let mut destinations = attempt.life.as_ref().map(|life| life.steps().clone()).unwrap_or_default();
+        if let Some(step) = attempt.archived {
+            destinations.insert(ARCHIVE, step);
+        }
         let report = RecordReport {
-            payload_id: stage.payload_id,
+            payload_id: attempt.payload_id,
             event_group: H::Event::GROUP,
-            action: stage.action,
+            action: attempt.action,
             reason: outcome.reason().map(str::to_owned),
             outcome,
-            message_id: record.message_id.clone(),
-            attempt: record.receive_count,
-            replay_run: stage.replay_run,
-            destinations: stage.steps,
-            trace_id: record.trace_id(),
+            message_id: attempt.record.message_id.clone(),
+            attempt: attempt.record.receive_count,
+            replay_run: attempt.replay_run,
+            destinations,
+            trace_id: attempt.record.trace_id(),
         };
         log(&report);
         report
-    }
-
-    /// Completes a record every step applied; otherwise releases it with the steps that
-    /// succeeded, and retries or dead-letters it.
-    async fn settle(&self, record: &Record, claimed: Claimed) -> Outcome {
-        if claimed.failures.is_empty() {
-            let completed = match &claimed.subject {
-                Some(subject) => self.store.complete_applied(&claimed.key, subject, claimed.event_time_ms).await,
-                None => self.store.complete(&claimed.key).await,
-            };
-            if let Err(e) = completed {
-                // The work is done: retrying would apply it twice. The claim expires on
-                // its own; say so loudly.
-                tracing::error!(payload_id = %claimed.payload_id, error = %e, "processed, but the completion was not recorded");
-            }
-            return Outcome::Processed;
-        }
-        if let Err(e) = self.store.release(&claimed.key, &claimed.done).await {
-            tracing::warn!(error = %e, "could not release the claim; it expires on its own");
-        }
-        let mut permanent = false;
-        let mut retry_after: Option<Duration> = None;
-        let mut reasons = Vec::with_capacity(claimed.failures.len());
-        for (step, verdict) in claimed.failures {
-            match verdict {
-                Verdict::Delivered => {}
-                Verdict::Retry { reason, after } => {
-                    retry_after = retry_after.max(after);
-                    reasons.push(named(step, &reason));
-                }
-                Verdict::Permanent { reason } => {
-                    permanent = true;
-                    reasons.push(named(step, &reason));
-                }
-            }
-        }
-        let reason = reasons.join("; ");
-        if permanent {
-            self.give_up(record, reason).await
-        } else {
-            Outcome::Failed { reason, permanent: false, retry_after }
-        }
-    }
-
-    /// A permanent failure: to the dead-letter queue now, or retried until the redrive
-    /// policy moves it when there is no dead-letter queue at hand.
-    async fn give_up(&self, record: &Record, reason: String) -> Outcome {
-        if !self.dead_letters.available() {
-            return Outcome::Failed { reason, permanent: true, retry_after: None };
-        }
-        match self.dead_letters.dead_letter(H::Event::GROUP, record, &reason).await {
-            Ok(()) => Outcome::DeadLettered { reason },
-            Err(e) => Outcome::Failed {
-                reason: format!("{reason} (and the dead-letter queue failed: {e})"),
-                permanent: true,
-                retry_after: None,
-            },
-        }
-    }
-}
-
-/// A failure's reason with the step it came from; the handler's own words stand alone.
-fn named(step: &str, reason: &str) -> String {
-    if step == HANDLER {
-        reason.to_owned()
-    } else {
-        format!("{step}: {reason}")
     }
 }
 

@@ -84,8 +84,8 @@ fn outcomes(report: &BatchReport) -> Vec<(&str, &str)> {
 #[tokio::test]
 async fn a_mixed_batch_with_a_dead_letter_queue() {
     let store = store();
-    store.claim("task#p-dup").await.unwrap();
-    store.complete("task#p-dup").await.unwrap();
+    store.claim("task#p-dup", "seed").await.unwrap();
+    store.complete("task#p-dup", "seed", None).await.unwrap();
     let dead_letters = CollectingDlq::default();
     let runner = Runner::new(Scripted::default(), store, dead_letters.clone());
 
@@ -116,8 +116,8 @@ async fn a_mixed_batch_with_a_dead_letter_queue() {
 #[tokio::test]
 async fn a_mixed_batch_without_a_dead_letter_queue_retries_permanent_failures() {
     let store = store();
-    store.claim("task#p-dup").await.unwrap();
-    store.complete("task#p-dup").await.unwrap();
+    store.claim("task#p-dup", "seed").await.unwrap();
+    store.complete("task#p-dup", "seed", None).await.unwrap();
     let runner = Runner::new(Scripted::default(), store, NoDeadLetters);
 
     let report = runner.run(&mixed_batch()).await;
@@ -295,16 +295,37 @@ async fn a_failed_destination_is_retried_alone_and_nothing_else_repeats() {
 }
 
 #[tokio::test]
-async fn a_failing_handler_is_retried_without_repeating_the_destinations() {
+async fn destinations_follow_the_handler_and_a_failing_handler_reaches_none() {
     let http = ScriptedDestination::new("http");
     let runner = Runner::new(Scripted::default(), store(), CollectingDlq::default())
         .with_destination(std::sync::Arc::new(http.clone()));
     let report = runner.run(&[record("m-1", "p-1", "retry")]).await;
     assert_eq!(outcomes(&report), [("m-1", "failed")]);
     assert_eq!(report.records[0].reason.as_deref(), Some("downstream is down"));
-    let report = runner.run(&[record("m-1", "p-1", "retry")]).await;
-    assert_eq!(steps(&report.records[0]), [("http", Step::Earlier)]);
-    assert_eq!(http.handed(), ["p-1"], "delivered once while the handler kept failing");
+    assert_eq!(steps(&report.records[0]), [], "nothing applied, nothing delivered");
+    assert!(http.handed().is_empty());
+    let report = runner.run(&[record("m-1", "p-1", "ok")]).await;
+    assert_eq!(outcomes(&report), [("m-1", "processed")]);
+    assert_eq!(http.handed(), ["p-1"], "delivered once the handler applied it");
+}
+
+#[tokio::test]
+async fn a_destination_refusing_a_newer_event_never_lets_an_older_one_of_its_facet_be_applied() {
+    // The failing-destination case: the newer event is applied and its forward refused
+    // (dead-lettered); the facet's version was written when the handler applied it, so
+    // the older event that arrives next is stale, not applied.
+    let http =
+        ScriptedDestination::new("http").answer("p-new", &[Verdict::Permanent { reason: "HTTP 400: refused".into() }]);
+    let dead_letters = CollectingDlq::default();
+    let runner = Runner::new(Scripted::default(), store(), dead_letters.clone())
+        .with_destination(std::sync::Arc::new(http.clone()));
+    let newer = task_at("m-new", "p-new", "StatusChanged", 2_000);
+    let older = task_at("m-old", "p-old", "StatusChanged", 1_000);
+    assert_eq!(outcomes(&runner.run(&[newer]).await), [("m-new", "dead-lettered")]);
+    let report = runner.run(&[older]).await;
+    assert_eq!(outcomes(&report), [("m-old", "stale")]);
+    assert_eq!(runner.handler().applied.load(Ordering::SeqCst), 1, "only the newer event was applied");
+    assert_eq!(http.handed(), ["p-new"], "a stale event reaches no destination");
 }
 
 #[tokio::test]
@@ -498,7 +519,9 @@ async fn an_event_older_than_the_idempotency_memory_is_expired_unless_a_replay_r
     let at = |id: &str, ms_ago: i64| task_at(id, &format!("p-{id}"), "Completed", now - ms_ago);
     let old = at("old", 2 * 3_600_000);
     let recent = at("recent", 1_800_000);
+    // Another task: an older event of the same task would be stale behind `recent`.
     let mut replayed = at("replayed", 2 * 3_600_000);
+    replayed.body = replayed.body.replace("t-1", "t-2");
     replayed.attributes.push((attr::REPLAY_RUN.to_owned(), "run-1".to_owned()));
     let report = runner.run(&[old, recent, replayed]).await;
     assert_eq!(outcomes(&report), [("old", "expired"), ("recent", "processed"), ("replayed", "processed")]);
