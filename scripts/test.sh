@@ -72,6 +72,11 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test --workspace --all-features --no-fail-fast
 fi
+# The deterministic simulation of the consumer side: as many seeds as fit in 60 s, every
+# fault on, the invariants checked after every step (a broken one prints its seed, shrunk,
+# and the command that replays it).
+say "simulation (60 s of seeds)"
+cargo run --quiet --package cf-webhooks --all-features --bin simulate -- --seconds "${SIMULATE_SECONDS:-60}"
 say "end to end under cargo lambda watch"
 "$VENV/bin/python" scripts/e2e_lambda.py
 say "the inspector page in headless Chromium"

@@ -28,6 +28,8 @@ pub mod metrics;
 pub mod queue;
 pub mod secret;
 pub mod signature;
+#[cfg(feature = "simulation")]
+pub mod simulation;
 pub mod stack;
 #[cfg(feature = "testkit")]
 pub mod testkit;

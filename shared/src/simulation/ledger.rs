@@ -1,0 +1,273 @@
+//! What happened in a simulated run, and the invariants checked against it after every
+//! step: never twice, order per facet, destinations, nothing vanishes, and a live holder
+//! never loses its claim.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use crate::consumer::idempotency::Entry;
+use crate::consumer::MemoryStore;
+use crate::destination::HANDLER;
+
+/// `PayloadId` and replay run: what "at most once" counts per.
+pub type Key = (String, Option<String>);
+
+/// A broken invariant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Which invariant: `never-twice`, `order`, `destinations`, `nothing-vanishes`,
+    /// `live-holder`, `stuck`.
+    pub invariant: &'static str,
+    /// What was seen.
+    pub detail: String,
+    /// When, in simulated ms since the start.
+    pub at_ms: i64,
+}
+
+/// One application of an event by the handler.
+#[derive(Debug, Clone)]
+struct Application {
+    key: Key,
+    subject: String,
+    version: i64,
+    invocation: u64,
+    /// Whether the store recorded it once its invocation ended (`None` while it runs).
+    recorded: Option<bool>,
+}
+
+/// An event the sender had accepted.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// The facet of the entity it moves.
+    pub subject: String,
+    /// Its `EventDatetimeUtc`.
+    pub version: i64,
+}
+
+/// The run's record and its counters.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    applications: Vec<Application>,
+    /// Deliveries per destination and key.
+    deliveries: BTreeMap<(&'static str, Key), u32>,
+    /// Outcomes reported per key.
+    outcomes: BTreeMap<Key, BTreeSet<&'static str>>,
+    /// Accepted events (replays included) by key.
+    pub accepted: BTreeMap<Key, Sent>,
+    alive: BTreeSet<u64>,
+    owners: BTreeMap<String, u64>,
+    versions_seen: BTreeMap<String, i64>,
+    /// The first broken invariant.
+    pub violation: Option<Violation>,
+    /// Faults injected, by kind.
+    pub injected: BTreeMap<&'static str, u64>,
+    /// Applications no write recorded by the end of their invocation (the window no
+    /// store closes: killed after the handler returned, before the write): a later
+    /// attempt may apply the event again, or find it stale.
+    pub window: u64,
+    /// Over standard queues, applications of an older event after a newer one of the
+    /// same facet (two in flight at once; allowed there, and counted).
+    pub standard_reorders: u64,
+    /// Deliveries a destination received again (its step was not recorded).
+    pub repeated_deliveries: u64,
+    /// Batches run.
+    pub batches: u64,
+    /// Whether the queue is FIFO.
+    pub fifo: bool,
+    /// Simulated now (ms since the start), for the violation's time.
+    pub now_ms: i64,
+}
+
+impl Ledger {
+    fn fail(&mut self, invariant: &'static str, detail: String) {
+        if self.violation.is_none() {
+            self.violation = Some(Violation { invariant, detail, at_ms: self.now_ms });
+        }
+    }
+
+    /// Counts an injected fault.
+    pub fn inject(&mut self, kind: &'static str) {
+        *self.injected.entry(kind).or_default() += 1;
+    }
+
+    /// An invocation starts.
+    pub fn start(&mut self, invocation: u64) {
+        self.alive.insert(invocation);
+    }
+
+    /// An attempt of `invocation` claimed a key as `owner`.
+    pub fn owns(&mut self, owner: &str, invocation: u64) {
+        self.owners.insert(owner.to_owned(), invocation);
+    }
+
+    /// Invariant: a claim is taken over only from a holder that is dead.
+    pub fn taking_over(&mut self, key: &str, entry: Option<Entry>, now: i64) {
+        if let Some(Entry::InProgress { owner, lease_until, .. }) = entry {
+            if lease_until <= now {
+                if let Some(invocation) = self.owners.get(&owner).filter(|i| self.alive.contains(i)) {
+                    let detail = format!("{key}: invocation {invocation} still runs, but its claim's lease ended");
+                    self.fail("live-holder", detail);
+                }
+            }
+        }
+    }
+
+    /// The handler applies `key` (invariants 1 and 2, checked as it happens).
+    pub fn apply(&mut self, key: Key, subject: String, version: i64, invocation: u64) {
+        for earlier in self.applications.iter().filter(|a| a.key == key) {
+            match earlier.recorded {
+                Some(false) => {}
+                Some(true) => {
+                    let detail = format!("{key:?} applied again after an application the store recorded");
+                    return self.fail("never-twice", detail);
+                }
+                None => {
+                    let detail =
+                        format!("{key:?} applied by invocation {invocation} while {} applies it", earlier.invocation);
+                    return self.fail("never-twice", detail);
+                }
+            }
+        }
+        let newer: Vec<(i64, Option<bool>)> = self
+            .applications
+            .iter()
+            .filter(|a| a.subject == subject && a.version > version)
+            .map(|a| (a.version, a.recorded))
+            .collect();
+        if let Some(&(newest, _)) = newer.iter().find(|(_, recorded)| *recorded != Some(false)) {
+            if self.fifo {
+                let detail = format!("{subject}: version {version} applied after {newest}");
+                return self.fail("order", detail);
+            }
+            self.standard_reorders += 1;
+        }
+        self.applications.push(Application { key, subject, version, invocation, recorded: None });
+    }
+
+    /// A destination receives `key` (invariant 3: only what the handler applied, and
+    /// again only when its step was not recorded).
+    pub fn deliver(&mut self, destination: &'static str, key: Key, store: &MemoryStore, claim_key: &str) {
+        if !self.applications.iter().any(|a| a.key == key) {
+            let detail = format!("{destination} received {key:?}, which the handler never applied");
+            return self.fail("destinations", detail);
+        }
+        let count = self.deliveries.entry((destination, key.clone())).or_default();
+        *count += 1;
+        if *count > 1 {
+            self.repeated_deliveries += 1;
+            let recorded = match store.entry(claim_key) {
+                Some(Entry::Completed { .. }) => true,
+                Some(Entry::InProgress { done, .. } | Entry::Released { done, .. }) => done.contains(destination),
+                None => false,
+            };
+            if recorded {
+                let detail = format!("{destination} received {key:?} again after its delivery was recorded");
+                self.fail("destinations", detail);
+            }
+        }
+    }
+
+    /// An invocation ended (answered or killed): which of its applications the store
+    /// recorded.
+    pub fn end(&mut self, invocation: u64, store: &MemoryStore, claim_key: impl Fn(&Key) -> String) {
+        self.alive.remove(&invocation);
+        for application in self.applications.iter_mut().filter(|a| a.invocation == invocation && a.recorded.is_none()) {
+            let recorded = match store.entry(&claim_key(&application.key)) {
+                Some(Entry::Completed { .. }) => true,
+                Some(Entry::InProgress { done, .. } | Entry::Released { done, .. }) => done.contains(HANDLER),
+                None => false,
+            };
+            application.recorded = Some(recorded);
+            self.window += u64::from(!recorded);
+        }
+    }
+
+    /// A record's reported outcome.
+    pub fn outcome(&mut self, key: Key, word: &'static str) {
+        self.outcomes.entry(key).or_default().insert(word);
+    }
+
+    /// After every step: a recorded version never moves back.
+    pub fn check_versions(&mut self, store: &MemoryStore) {
+        let subjects: BTreeSet<String> = self.accepted.values().map(|s| s.subject.clone()).collect();
+        for subject in subjects {
+            let now = store.version(&subject);
+            let before = self.versions_seen.get(&subject).copied();
+            if let (Some(before), Some(now)) = (before, now) {
+                if now < before {
+                    self.fail("order", format!("{subject}: the recorded version moved back from {before} to {now}"));
+                }
+            }
+            if let Some(now) = now {
+                self.versions_seen.insert(subject, now);
+            }
+        }
+    }
+
+    /// At the end, once every queue is empty: invariants 3 and 4.
+    pub fn check_end(&mut self, destinations: &[&'static str], dead: &[(Key, String)]) {
+        let applied: BTreeSet<Key> = self.applications.iter().map(|a| a.key.clone()).collect();
+        // An application no write recorded (the one window) may be followed by nothing
+        // more: a later attempt finds the event stale or claims it afresh.
+        let recorded: BTreeSet<Key> =
+            self.applications.iter().filter(|a| a.recorded == Some(true)).map(|a| a.key.clone()).collect();
+        if std::env::var_os("SIM_DEBUG").is_some() {
+            for a in &self.applications {
+                eprintln!(
+                    "application {:?} v{} inv {} recorded {:?}; outcomes {:?}",
+                    a.key,
+                    a.version,
+                    a.invocation,
+                    a.recorded,
+                    self.outcomes.get(&a.key)
+                );
+            }
+        }
+        for key in &recorded {
+            let in_dlq: Vec<&String> = dead.iter().filter(|(k, _)| k == key).map(|(_, r)| r).collect();
+            for destination in destinations {
+                if !self.deliveries.contains_key(&(*destination, key.clone())) && in_dlq.is_empty() {
+                    let detail =
+                        format!("{key:?} was applied, never reached {destination}, and is in no dead-letter queue");
+                    return self.fail("destinations", detail);
+                }
+            }
+        }
+        let keys: Vec<Key> = self.accepted.keys().cloned().collect();
+        for key in keys {
+            let ended = self
+                .outcomes
+                .get(&key)
+                .is_some_and(|o| o.iter().any(|w| matches!(*w, "processed" | "duplicate" | "stale" | "expired")));
+            let dead_lettered = dead.iter().any(|(k, reason)| *k == key && !reason.is_empty());
+            if !ended && !dead_lettered && !applied.contains(&key) {
+                let detail = format!("{key:?} was accepted and ended nowhere: {:?}", self.outcomes.get(&key));
+                return self.fail("nothing-vanishes", detail);
+            }
+        }
+    }
+
+    /// Handler applications, in all.
+    pub fn applications(&self) -> usize {
+        self.applications.len()
+    }
+
+    /// Alive invocations.
+    pub fn alive(&self) -> usize {
+        self.alive.len()
+    }
+
+    /// Outcome counts, for the summary.
+    pub fn outcome_counts(&self) -> BTreeMap<&'static str, usize> {
+        let mut counts = BTreeMap::new();
+        for words in self.outcomes.values() {
+            for word in words {
+                *counts.entry(*word).or_default() += 1;
+            }
+        }
+        counts
+    }
+}
+
+/// A shared ledger.
+pub type Shared = Arc<std::sync::Mutex<Ledger>>;

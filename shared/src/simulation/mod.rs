@@ -1,0 +1,518 @@
+//! A deterministic simulation of the consumer side, for `make test` and `make simulate`:
+//! one seed, one thread, one virtual clock (tokio's, paused), driving the real
+//! [`Lifecycle`](crate::consumer::Lifecycle), the real [`Runner`] and the real
+//! [`MemoryStore`] against a model of what SQS does and of what Creative Force sends,
+//! with faults injected at every effect boundary and the invariants checked after every
+//! step. A failing seed is shrunk (fewer events, fewer kinds of fault) and printed with
+//! the one command that replays it.
+
+mod faults;
+mod ledger;
+pub mod rng;
+mod sqs;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::clock::Clock;
+use crate::consumer::{Consume, MemoryStore, Order, Outcome, Runner};
+use crate::message::attr;
+
+use faults::{claim_key, key_of, Chaos, FaultyStore, SimDeadLetters, SimDestination, SimHandler};
+pub use faults::{Fault, Faults};
+pub use ledger::Violation;
+use ledger::{Key, Ledger, Sent};
+use rng::Rng;
+use sqs::{Answer, Queue};
+
+/// The consumer function's timeout in the model.
+pub const TIMEOUT: Duration = Duration::from_secs(30);
+/// The claim lease: twice the timeout, as the template sets.
+pub const LEASE: Duration = Duration::from_secs(60);
+/// How long before it the Lambda glue wants the batch's answer.
+const ANSWER_MARGIN: Duration = Duration::from_millis(500);
+/// The idempotency memory in the model (short, so that a redrive days later meets it).
+const MEMORY: Duration = Duration::from_secs(2 * 24 * 3600);
+/// The simulated epoch: 2026-01-01.
+const EPOCH_MS: i64 = 1_767_225_600_000;
+/// How long a phase may take before the run counts as stuck.
+const PHASE_LIMIT: Duration = Duration::from_secs(3 * 24 * 3600);
+
+/// What one run simulates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Config {
+    /// The seed: everything else follows from it.
+    pub seed: u64,
+    /// Events Creative Force sends.
+    pub events: usize,
+    /// The faults on.
+    pub faults: Faults,
+    /// Percent of chances at each boundary that a fault is injected.
+    pub rate: u64,
+    /// The claim lease (twice the function's timeout, as the template sets; shorter to
+    /// check that the simulation sees a live holder lose its claim).
+    pub lease: Duration,
+    /// Per-entity order (`latest`); `all` applies every event, which breaks order on
+    /// purpose (a check of the checker).
+    pub ordering: Order,
+    /// Force FIFO (`Some(true)`) or standard queues; by the seed when `None`.
+    pub fifo: Option<bool>,
+}
+
+impl Config {
+    /// A run of `seed` with every fault on.
+    pub fn new(seed: u64) -> Self {
+        Self { seed, events: 12, faults: Faults::all(), rate: 6, lease: LEASE, ordering: Order::Latest, fifo: None }
+    }
+
+    /// The command that replays it.
+    pub fn command(&self) -> String {
+        format!("make simulate SEED={} EVENTS={} FAULTS={}", self.seed, self.events, self.faults)
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// FIFO or standard queues.
+    pub fifo: bool,
+    /// Batches run.
+    pub batches: u64,
+    /// Faults injected, by kind.
+    pub injected: BTreeMap<&'static str, u64>,
+    /// Handler applications.
+    pub applications: usize,
+    /// Applications no write recorded (the one window).
+    pub window: u64,
+    /// Older-after-newer applications over standard queues.
+    pub standard_reorders: u64,
+    /// Deliveries a destination got again.
+    pub repeated_deliveries: u64,
+    /// Outcomes reported, by word (counted once per event and word).
+    pub outcomes: BTreeMap<&'static str, usize>,
+    /// Simulated time.
+    pub simulated: Duration,
+}
+
+/// Everything the actors share.
+struct World {
+    clock: Clock,
+    queue: Arc<Mutex<Queue>>,
+    store: Arc<MemoryStore>,
+    ledger: Arc<Mutex<Ledger>>,
+    rng: Arc<Mutex<Rng>>,
+    runs: Arc<Mutex<BTreeMap<String, Option<String>>>>,
+    arrived: tokio::sync::Notify,
+    stop: std::sync::atomic::AtomicBool,
+    sender_done: std::sync::atomic::AtomicBool,
+    invocations: std::sync::atomic::AtomicU64,
+    config: Config,
+}
+
+impl World {
+    fn ledger(&self) -> std::sync::MutexGuard<'_, Ledger> {
+        self.ledger.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn queue(&self) -> std::sync::MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn rng(&self) -> std::sync::MutexGuard<'_, Rng> {
+        self.rng.lock().unwrap_or_else(|p| p.into_inner())
+    }
+    fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+    fn has(&self, fault: Fault) -> bool {
+        self.config.faults.has(fault)
+    }
+    fn chance(&self, fault: Fault) -> bool {
+        if !self.has(fault) || !self.rng().chance(self.config.rate * 2) {
+            return false;
+        }
+        self.ledger().inject(fault.name());
+        true
+    }
+    /// Sends a message, noting its run, and wakes the consumers.
+    fn send(&self, body: String, key: Key, group: String) {
+        let now = self.now();
+        let mut queue = self.queue();
+        if queue.send(now, body, key.clone(), Some(group)) {
+            let id = queue.messages.last().map(|m| m.id.clone()).unwrap_or_default();
+            self.runs.lock().unwrap_or_else(|p| p.into_inner()).insert(id, key.1);
+        }
+        drop(queue);
+        self.arrived.notify_waiters();
+    }
+}
+
+/// Keeps the handler panics the simulation injects (and the runner catches) off stderr.
+fn quiet_injected_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let default_hook = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let injected = info.payload().downcast_ref::<&str>().is_some_and(|m| m.starts_with("injected"));
+            if !injected {
+                default_hook(info);
+            }
+        }));
+    });
+}
+
+/// Runs one simulation: `Err` with the first invariant broken.
+pub fn run(config: Config) -> Result<Summary, Violation> {
+    quiet_injected_panics();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .start_paused(true)
+        .build()
+        .expect("a current-thread runtime");
+    runtime.block_on(simulate(config))
+}
+
+async fn simulate(config: Config) -> Result<Summary, Violation> {
+    let mut rng = Rng::new(config.seed);
+    let fifo = config.fifo.unwrap_or_else(|| rng.chance(50));
+    let consumers = rng.between(1, 3) as usize;
+    let batch = rng.between(1, 10) as usize;
+    let max_receives = rng.between(2, 5) as u32;
+    let destinations: Vec<&'static str> = match rng.between(0, 2) {
+        0 => vec![],
+        1 => vec!["http"],
+        _ => vec!["eventbridge", "http"],
+    };
+    let clock = Clock::starting_at(EPOCH_MS);
+    let store = Arc::new(MemoryStore::with_clock(config.lease, MEMORY, clock));
+    let visibility = (TIMEOUT * 6).as_millis() as i64;
+    let mut ledger = Ledger::default();
+    ledger.fifo = fifo;
+    let ledger = Arc::new(Mutex::new(ledger));
+    let world = Arc::new(World {
+        clock,
+        queue: Arc::new(Mutex::new(Queue::new(fifo, visibility, max_receives))),
+        store: store.clone(),
+        ledger: ledger.clone(),
+        rng: Arc::new(Mutex::new(Rng::new(rng.next_u64()))),
+        runs: Arc::default(),
+        arrived: tokio::sync::Notify::new(),
+        stop: false.into(),
+        sender_done: false.into(),
+        invocations: 0.into(),
+        config,
+    });
+
+    // What Creative Force sends: events of a few tasks, each moving a facet, sent at
+    // random times in the first ten minutes, so often out of order.
+    let entities = rng.between(1, 3);
+    let mut schedule: Vec<(i64, usize, u32)> = Vec::new();
+    let mut events = Vec::new();
+    for i in 0..config.events {
+        let entity = format!("t-{}", rng.between(1, entities));
+        let action = *rng.pick(&["Started", "Completed", "Assigned"]);
+        let version = EPOCH_MS - 60_000 + i as i64 * 1_000;
+        let payload = format!("p-{i}");
+        let body = format!(
+            r#"{{"PayloadId":"{payload}","EventGroupName":"task","Action":"{action}","EventDatetimeUtc":{version},"TaskId":"{entity}"}}"#
+        );
+        let facet = crate::events::ordering::facet(crate::events::EventGroup::Task, action);
+        events.push((body, payload, entity.clone(), format!("{entity}/{facet}"), version));
+        schedule.push((rng.between(0, 600_000) as i64, i, 0));
+    }
+
+    let mut actors: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> = Vec::new();
+    actors.push(Box::pin(sender(world.clone(), events, schedule)));
+    for index in 0..consumers {
+        let slot = Arc::new(Mutex::new((0, Arc::new(tokio::sync::Notify::new()))));
+        let chaos = Chaos {
+            ledger: ledger.clone(),
+            rng: world.rng.clone(),
+            faults: config.faults,
+            rate: config.rate,
+            invocation: slot.clone(),
+        };
+        let mut runner = Runner::new(
+            SimHandler { chaos: chaos.clone(), runs: world.runs.clone() },
+            FaultyStore { inner: store.clone(), chaos: chaos.clone() },
+            SimDeadLetters { queue: world.queue.clone(), chaos: chaos.clone() },
+        )
+        .with_ordering(config.ordering)
+        .with_owner_prefix(index as u64);
+        for name in &destinations {
+            runner =
+                runner.with_destination(Arc::new(SimDestination { name, chaos: chaos.clone(), store: store.clone() }));
+        }
+        actors.push(Box::pin(consumer(world.clone(), Box::new(runner), slot, batch)));
+    }
+    actors.push(Box::pin(driver(world.clone())));
+    futures_util::future::join_all(actors).await;
+
+    let dead: Vec<(Key, String)> =
+        world.queue().dead.iter().map(|(m, reason)| (m.payload.clone(), reason.clone())).collect();
+    let mut ledger = world.ledger();
+    ledger.now_ms = world.now() - EPOCH_MS;
+    if ledger.violation.is_none() {
+        ledger.check_end(&destinations, &dead);
+    }
+    if let Some(violation) = ledger.violation.clone() {
+        return Err(violation);
+    }
+    Ok(Summary {
+        fifo,
+        batches: ledger.batches,
+        injected: ledger.injected.clone(),
+        applications: ledger.applications(),
+        window: ledger.window,
+        standard_reorders: ledger.standard_reorders,
+        repeated_deliveries: ledger.repeated_deliveries,
+        outcomes: ledger.outcome_counts(),
+        simulated: Duration::from_millis(u64::try_from(world.now() - EPOCH_MS).unwrap_or(0)),
+    })
+}
+
+/// Creative Force: each event at its time; a 503 (`ingest-down`) is retried 5 to 10
+/// minutes later, 3 times, then dropped (never accepted); some events are sent twice.
+async fn sender(
+    world: Arc<World>,
+    events: Vec<(String, String, String, String, i64)>,
+    mut schedule: Vec<(i64, usize, u32)>,
+) {
+    while !schedule.is_empty() {
+        schedule.sort_by_key(|(at, i, attempt)| (*at, *i, *attempt));
+        let (at, i, attempt) = schedule.remove(0);
+        tokio::time::sleep_until(
+            tokio::time::Instant::now()
+                + Duration::from_millis(u64::try_from(at - (world.now() - EPOCH_MS)).unwrap_or(0)),
+        )
+        .await;
+        let (body, payload, entity, subject, version) = &events[i];
+        if world.chance(Fault::IngestDown) {
+            if attempt < 3 {
+                let later = world.rng().between(300_000, 600_000) as i64;
+                schedule.push((at + later, i, attempt + 1));
+            }
+            continue;
+        }
+        let key = key_of(payload, None);
+        world.ledger().accepted.entry(key.clone()).or_insert(Sent { subject: subject.clone(), version: *version });
+        world.send(body.clone(), key, entity.clone());
+        if attempt < 3 && world.chance(Fault::SenderDuplicate) {
+            let later = world.rng().between(0, 900_000) as i64;
+            schedule.push((at + later, i, 3));
+        }
+    }
+    world.sender_done.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// One consumer function: receives batches like Lambda's event source mapping, runs them
+/// under the invocation's deadline (or dies by a fault, or at its timeout), and answers.
+async fn consumer(
+    world: Arc<World>,
+    runner: Box<dyn Consume>,
+    slot: Arc<Mutex<(u64, Arc<tokio::sync::Notify>)>>,
+    batch: usize,
+) {
+    loop {
+        if world.stop.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let now = world.now();
+        let duplicate = world.has(Fault::SqsDuplicate) && !world.queue().fifo && world.chance(Fault::SqsDuplicate);
+        let records = {
+            let mut rng = world.rng().clone();
+            let records = world.queue().receive(now, batch, &mut rng, duplicate);
+            *world.rng() = rng;
+            records
+        };
+        if records.is_empty() {
+            let next = world.queue().next_visible().filter(|at| *at > now);
+            let wait = next.map_or(Duration::from_secs(3600), |at| Duration::from_millis((at - now) as u64));
+            tokio::select! {
+                _ = world.arrived.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+            continue;
+        }
+        let invocation = world.invocations.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let kill = Arc::new(tokio::sync::Notify::new());
+        *slot.lock().unwrap_or_else(|p| p.into_inner()) = (invocation, kill.clone());
+        world.ledger().start(invocation);
+        let hard = tokio::time::Instant::now() + TIMEOUT;
+        let report = tokio::select! {
+            report = runner.run_until(&records, Some(hard - ANSWER_MARGIN)) => Some(report),
+            _ = kill.notified() => None,
+            _ = tokio::time::sleep_until(hard) => None,
+        };
+        let now = world.now();
+        world.ledger().end(invocation, &world.store, claim_key);
+        if let Some(report) = report {
+            let mut queue = world.queue();
+            let mut ledger = world.ledger();
+            for (record, line) in records.iter().zip(&report.records) {
+                let key =
+                    key_of(record.attribute(attr::PAYLOAD_ID).unwrap_or_default(), record.attribute(attr::REPLAY_RUN));
+                ledger.outcome(key, line.outcome.word());
+                let receipt = record.receipt_handle.clone().unwrap_or_default();
+                let answer = match &line.outcome {
+                    Outcome::Failed { retry_after, reason, .. } => Answer::Retry {
+                        // As the Lambda glue: a longer wait only, never a shorter one.
+                        hide_ms: retry_after.map(|a| a.as_millis() as i64).filter(|a| *a > queue.visibility_ms),
+                        reason: reason.clone(),
+                    },
+                    _ => Answer::Delete,
+                };
+                queue.answer(now, &record.message_id, &receipt, answer);
+            }
+        }
+        let mut ledger = world.ledger();
+        ledger.batches += 1;
+        ledger.now_ms = now - EPOCH_MS;
+        ledger.check_versions(&world.store);
+        let failed = ledger.violation.is_some();
+        drop(ledger);
+        world.arrived.notify_waiters();
+        if failed {
+            world.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+/// Waits for quiet (the sender done, every queue empty, no invocation running), then a
+/// redrive days later, then a replay run, then stops the consumers.
+async fn driver(world: Arc<World>) {
+    quiet(&world).await;
+    if world.has(Fault::Redrive) && !world.queue().dead.is_empty() && world.chance(Fault::Redrive) {
+        let days = world.rng().between(0, 3);
+        tokio::time::sleep(Duration::from_secs(days * 24 * 3600 + 3600)).await;
+        let now = world.now();
+        world.queue().redrive(now);
+        world.arrived.notify_waiters();
+        quiet(&world).await;
+    }
+    if world.has(Fault::Replay) && world.chance(Fault::Replay) {
+        let applied: Vec<(Key, Sent)> = world.ledger().accepted.iter().map(|(k, s)| (k.clone(), s.clone())).collect();
+        for (n, (key, sent)) in applied.iter().enumerate().filter(|(n, _)| n % 2 == 0) {
+            let (entity, facet) = sent.subject.split_once('/').unwrap_or_default();
+            let action = if facet == "assignee" { "Assigned" } else { "Started" };
+            let body = format!(
+                r#"{{"PayloadId":"{}","EventGroupName":"task","Action":"{action}","EventDatetimeUtc":{},"TaskId":"{entity}"}}"#,
+                key.0, sent.version
+            );
+            let replayed = (key.0.clone(), Some("run-1".to_owned()));
+            world.ledger().accepted.insert(replayed.clone(), sent.clone());
+            world.send(body.clone(), replayed.clone(), entity.to_owned());
+            if n == 0 {
+                // The same run delivers one event twice: applied once.
+                tokio::time::sleep(Duration::from_secs(400)).await;
+                world.send(body, replayed, entity.to_owned());
+            }
+        }
+        quiet(&world).await;
+    }
+    world.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    world.arrived.notify_waiters();
+}
+
+async fn quiet(world: &World) {
+    let start = world.now();
+    loop {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        if world.stop.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        let done = world.sender_done.load(std::sync::atomic::Ordering::SeqCst);
+        if done && world.queue().is_empty() && world.ledger().alive() == 0 {
+            return;
+        }
+        if world.now() - start > PHASE_LIMIT.as_millis() as i64 {
+            let mut ledger = world.ledger();
+            ledger.now_ms = world.now() - EPOCH_MS;
+            if ledger.violation.is_none() {
+                ledger.violation = Some(Violation {
+                    invariant: "stuck",
+                    detail: format!("{} messages still queued after 3 simulated days", world.queue().messages.len()),
+                    at_ms: ledger.now_ms,
+                });
+            }
+            world.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+            return;
+        }
+    }
+}
+
+/// A smaller configuration that fails the same way: fewer events, then fewer kinds of
+/// fault, while it still fails.
+pub fn shrink(mut config: Config, violation: &Violation) -> (Config, Violation) {
+    let mut last = violation.clone();
+    let fails = |c: Config| run(c).err().filter(|v| v.invariant == violation.invariant);
+    while config.events > 1 {
+        let smaller = Config { events: config.events / 2, ..config };
+        match fails(smaller) {
+            Some(v) => (config, last) = (smaller, v),
+            None => break,
+        }
+    }
+    for events in (1..config.events).rev() {
+        let smaller = Config { events, ..config };
+        if let Some(v) = fails(smaller) {
+            (config, last) = (smaller, v);
+        }
+    }
+    for fault in config.faults.kinds() {
+        let fewer = Config { faults: config.faults.without(fault), ..config };
+        if let Some(v) = fails(fewer) {
+            (config, last) = (fewer, v);
+        }
+    }
+    (config, last)
+}
+
+/// Seeds run and what they did, over many runs.
+#[derive(Debug, Clone, Default)]
+pub struct Totals {
+    /// Seeds run.
+    pub seeds: u64,
+    /// Seeds over FIFO queues.
+    pub fifo: u64,
+    /// Batches.
+    pub batches: u64,
+    /// Faults injected, by kind.
+    pub injected: BTreeMap<&'static str, u64>,
+    /// Handler applications.
+    pub applications: u64,
+    /// Applications no write recorded (the one window).
+    pub window: u64,
+    /// Older-after-newer over standard queues.
+    pub standard_reorders: u64,
+    /// Deliveries repeated.
+    pub repeated_deliveries: u64,
+    /// Outcomes.
+    pub outcomes: BTreeMap<&'static str, u64>,
+    /// Simulated time.
+    pub simulated: Duration,
+}
+
+impl Totals {
+    /// Adds a run.
+    pub fn add(&mut self, summary: &Summary) {
+        self.seeds += 1;
+        self.fifo += u64::from(summary.fifo);
+        self.batches += summary.batches;
+        for (kind, n) in &summary.injected {
+            *self.injected.entry(kind).or_default() += n;
+        }
+        self.applications += summary.applications as u64;
+        self.window += summary.window;
+        self.standard_reorders += summary.standard_reorders;
+        self.repeated_deliveries += summary.repeated_deliveries;
+        for (word, n) in &summary.outcomes {
+            *self.outcomes.entry(word).or_default() += *n as u64;
+        }
+        self.simulated += summary.simulated;
+    }
+
+    /// Faults injected in all.
+    pub fn faults(&self) -> u64 {
+        self.injected.values().sum()
+    }
+}
