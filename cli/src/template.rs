@@ -939,6 +939,7 @@ fn consumer_settings() -> Vec<(&'static str, Value)> {
         (var::IDEMPOTENCY_TABLE, r#ref("IdempotencyTable")),
         (var::IDEMPOTENCY_TTL_SECS, r#ref("IdempotencyTtlSeconds")),
         (var::IDEMPOTENCY_LEASE_SECS, timeout_derived("Lease")),
+        (var::CONSUMER_TIMEOUT_SECS, r#ref("ConsumerTimeout")),
         (var::MAX_EVENT_AGE_SECS, r#ref("MaxEventAgeSeconds")),
         (var::STACK, r#ref("AWS::StackName")),
         (var::ORDERING, r#ref("Ordering")),
@@ -1012,7 +1013,7 @@ fn consumer_resources(resources: &mut Mapping, group: EventGroup) {
                     // Its own group's items only: claims and versions both start with it.
                     let mut own = allow(
                         "IdempotencyOfItsOwnGroup",
-                        seq!["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+                        seq!["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
                         get_att("IdempotencyTable.Arn"),
                     );
                     let prefixes: Vec<Value> = cf_webhooks::consumer::key_prefixes(group)
@@ -1178,7 +1179,7 @@ fn access_resources(resources: &mut Mapping) {
         .collect();
     let mut table = allow(
         "ListenWithTheIdempotencyTable",
-        seq!["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+        seq!["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
         get_att("IdempotencyTable.Arn"),
     );
     let every_group: Vec<Value> = EventGroup::ALL

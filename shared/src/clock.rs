@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct Clock {
     anchor_ms: i64,
     anchor: tokio::time::Instant,
+    moves: bool,
 }
 
 impl Clock {
@@ -22,11 +23,20 @@ impl Clock {
 
     /// A clock that reads `epoch_ms` now and moves with tokio's clock from here.
     pub fn starting_at(epoch_ms: i64) -> Self {
-        Self { anchor_ms: epoch_ms, anchor: tokio::time::Instant::now() }
+        Self { anchor_ms: epoch_ms, anchor: tokio::time::Instant::now(), moves: true }
+    }
+
+    /// A clock that always reads `epoch_ms`: what a simulation hands a store whose calls
+    /// run on another runtime, one call at a time, at the simulated now.
+    pub fn fixed(epoch_ms: i64) -> Self {
+        Self { moves: false, ..Self::starting_at(epoch_ms) }
     }
 
     /// Milliseconds since the Unix epoch.
     pub fn now_ms(&self) -> i64 {
+        if !self.moves {
+            return self.anchor_ms;
+        }
         let elapsed = i64::try_from(self.anchor.elapsed().as_millis()).unwrap_or(i64::MAX);
         self.anchor_ms.saturating_add(elapsed)
     }
@@ -54,5 +64,8 @@ mod tests {
         tokio::time::advance(Duration::from_secs(90)).await;
         assert_eq!(clock.now_ms(), 91_000);
         assert_eq!(clock.now(), Duration::from_millis(91_000));
+        let fixed = Clock::fixed(5);
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert_eq!(fixed.now_ms(), 5);
     }
 }

@@ -88,6 +88,10 @@ pub mod var {
     pub const DLQ_URL: &str = "CF_DLQ_URL";
     /// Seconds an in-progress claim holds.
     pub const IDEMPOTENCY_LEASE_SECS: &str = "CF_IDEMPOTENCY_LEASE_SECS";
+    /// The consumer function's timeout in seconds, as the template set it: a Lambda
+    /// knows only each invocation's deadline, and the claim lease must outlast the whole
+    /// invocation (handler and settling) or a live holder could lose its claim.
+    pub const CONSUMER_TIMEOUT_SECS: &str = "CF_CONSUMER_TIMEOUT_SECS";
     /// Seconds a completed `PayloadId` is remembered.
     pub const IDEMPOTENCY_TTL_SECS: &str = "CF_IDEMPOTENCY_TTL_SECS";
     /// The queue a consumer reads (for a `Retry-After` to move a message's visibility).
@@ -393,6 +397,8 @@ pub struct ConsumerConfig {
     pub dlq_url: String,
     /// How long an in-progress claim holds (longer than the function's timeout).
     pub lease: Duration,
+    /// The function's timeout, when the template said (`CF_CONSUMER_TIMEOUT_SECS`).
+    pub timeout: Option<Duration>,
     /// How long a completed `PayloadId` is remembered (longer than the replay window).
     pub ttl: Duration,
     /// The queue it reads, when given: a `Retry-After` moves a message's visibility.
@@ -658,6 +664,19 @@ impl ConsumerConfig {
         };
         let dlq_url = required(var::DLQ_URL, "the URL of this group's dead-letter queue")?;
         let lease = seconds(&get, var::IDEMPOTENCY_LEASE_SECS)?.unwrap_or(DEFAULT_CLAIM_LEASE);
+        let timeout = seconds(&get, var::CONSUMER_TIMEOUT_SECS)?;
+        if let Some(timeout) = timeout.filter(|timeout| lease <= *timeout) {
+            return Err(ConfigError::new(
+                var::IDEMPOTENCY_LEASE_SECS,
+                format!(
+                    "{}s must be longer than the function's timeout CF_CONSUMER_TIMEOUT_SECS ({}s): a claim must \
+                     outlast the invocation that holds it, handler and settling included, or a second attempt \
+                     could apply the event beside it",
+                    lease.as_secs(),
+                    timeout.as_secs()
+                ),
+            ));
+        }
         let ttl = seconds(&get, var::IDEMPOTENCY_TTL_SECS)?.unwrap_or(DEFAULT_IDEMPOTENCY_TTL);
         let window = seconds(&get, var::MAX_EVENT_AGE_SECS)?.unwrap_or(DEFAULT_MAX_EVENT_AGE);
         if !window.is_zero() && ttl <= window + DEFAULT_MAX_CLOCK_SKEW {
@@ -678,7 +697,7 @@ impl ConsumerConfig {
                 ConfigError::new(var::ORDERING, format!("expected latest or all, got {:?}", text.trim()))
             })?,
         };
-        Ok(Self { route, idempotency_table, dlq_url, lease, ttl, queue_url, destinations, ordering })
+        Ok(Self { route, idempotency_table, dlq_url, lease, timeout, ttl, queue_url, destinations, ordering })
     }
 }
 
@@ -837,6 +856,12 @@ mod tests {
         assert_eq!(vars(&[("CF_EVENT_GROUP", "invoice")]).unwrap_err().var, "CF_EVENT_GROUP");
         assert_eq!(vars(&[("CF_IDEMPOTENCY_TTL_SECS", "3600")]).unwrap_err().var, "CF_IDEMPOTENCY_TTL_SECS");
         assert!(vars(&[("CF_IDEMPOTENCY_TTL_SECS", "3600"), ("CF_MAX_EVENT_AGE_SECS", "600")]).is_ok());
+        let lease =
+            |timeout, lease| vars(&[("CF_CONSUMER_TIMEOUT_SECS", timeout), ("CF_IDEMPOTENCY_LEASE_SECS", lease)]);
+        let short = lease("60", "60").unwrap_err();
+        assert_eq!(short.var, "CF_IDEMPOTENCY_LEASE_SECS", "a lease must outlast the whole invocation");
+        assert!(short.problem.contains("CF_CONSUMER_TIMEOUT_SECS (60s)"), "{}", short.problem);
+        assert_eq!(lease("60", "120").unwrap().timeout, Some(Duration::from_secs(60)));
         let missing = ConsumerConfig::from_lookup(|_| None).unwrap_err();
         assert_eq!(missing.var, "CF_EVENT_GROUP");
     }

@@ -23,7 +23,7 @@ use aws_sdk_dynamodb::Client;
 
 use super::describe;
 use crate::clock::Clock;
-use crate::consumer::idempotency::{Claim, Done, IdempotencyStore, StoreError, Version};
+use crate::consumer::idempotency::{Claim, Done, Entry, IdempotencyStore, StoreError, Version};
 
 /// The table's partition key (a string): `<group>#<PayloadId>`.
 pub const PARTITION_KEY: &str = "pk";
@@ -75,6 +75,25 @@ impl DynamoStore {
     /// completions `ttl` (longer than the replay window).
     pub fn new(client: Client, table: impl Into<String>, lease: Duration, ttl: Duration) -> Self {
         Self { client, table: table.into(), lease, ttl, clock: Clock::system() }
+    }
+
+    /// What the item at `key` holds, as the memory store would hold it (for the
+    /// simulation's checks and the tests): `None` when absent or forgotten.
+    pub async fn entry(&self, key: &str) -> Result<Option<Entry>, StoreError> {
+        let Some(item) = self.read(key).await? else { return Ok(None) };
+        let expires = number(&item, TTL_ATTRIBUTE).map_or(i64::MAX, |s| i64::try_from(s * 1000).unwrap_or(i64::MAX));
+        if expires <= self.clock.now_ms() {
+            return Ok(None);
+        }
+        let done = done_of(&item, 0);
+        let owner = text(&item, OWNER).unwrap_or_default().to_owned();
+        let lease_until = number(&item, LEASE_UNTIL).map_or(0, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        Ok(match text(&item, STATE) {
+            Some(COMPLETED) => Some(Entry::Completed { owner, expires }),
+            Some(IN_PROGRESS) if lease_until == 0 => Some(Entry::Released { done, expires }),
+            Some(IN_PROGRESS) => Some(Entry::InProgress { owner, lease_until, done, expires }),
+            _ => None,
+        })
     }
 
     /// The same store on `clock`.

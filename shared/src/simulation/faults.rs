@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::consumer::idempotency::{Claim, Done, IdempotencyStore, MemoryStore, StoreError, Version};
+use crate::consumer::idempotency::{Claim, Done, IdempotencyStore, StoreError, Version};
 use crate::consumer::{Context, DeadLetterError, DeadLetterSink, Handler, HandlerError, Record};
 use crate::destination::{Delivery, Destination, Verdict};
 use crate::events::ordering::Entity;
@@ -15,6 +15,7 @@ use crate::message::attr;
 use super::ledger::{Key, Shared};
 use super::rng::Rng;
 use super::sqs::Queue;
+use super::SimStore;
 
 macro_rules! faults {
     ($($fault:ident => $name:literal: $what:literal),+ $(,)?) => {
@@ -173,10 +174,10 @@ impl Chaos {
     }
 }
 
-/// The memory store with faults at every call.
+/// The store with faults at every call.
 pub struct FaultyStore {
     /// The real store.
-    pub inner: Arc<MemoryStore>,
+    pub inner: Arc<dyn SimStore>,
     /// Its chaos.
     pub chaos: Chaos,
 }
@@ -345,7 +346,7 @@ pub struct SimDestination {
     /// Its chaos.
     pub chaos: Chaos,
     /// The store, to tell a repeated delivery whose step was recorded.
-    pub store: Arc<MemoryStore>,
+    pub store: Arc<dyn SimStore>,
 }
 
 #[async_trait::async_trait]
@@ -375,7 +376,7 @@ impl Destination for SimDestination {
             if verdict == Verdict::Delivered {
                 let key = key_of(event.payload_id, event.replay_run);
                 let claim = claim_key(&key);
-                self.chaos.ledger().deliver(self.name, key, &self.store, &claim);
+                self.chaos.ledger().deliver(self.name, key, self.store.as_ref(), &claim);
             }
             verdicts.push(verdict);
         }

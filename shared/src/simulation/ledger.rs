@@ -6,8 +6,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use crate::consumer::idempotency::Entry;
-use crate::consumer::MemoryStore;
 use crate::destination::HANDLER;
+
+use super::SimStore;
 
 /// `PayloadId` and replay run: what "at most once" counts per.
 pub type Key = (String, Option<String>);
@@ -146,7 +147,7 @@ impl Ledger {
 
     /// A destination receives `key` (invariant 3: only what the handler applied, and
     /// again only when its step was not recorded).
-    pub fn deliver(&mut self, destination: &'static str, key: Key, store: &MemoryStore, claim_key: &str) {
+    pub fn deliver(&mut self, destination: &'static str, key: Key, store: &dyn SimStore, claim_key: &str) {
         if !self.applications.iter().any(|a| a.key == key) {
             let detail = format!("{destination} received {key:?}, which the handler never applied");
             return self.fail("destinations", detail);
@@ -169,7 +170,7 @@ impl Ledger {
 
     /// An invocation ended (answered or killed): which of its applications the store
     /// recorded.
-    pub fn end(&mut self, invocation: u64, store: &MemoryStore, claim_key: impl Fn(&Key) -> String) {
+    pub fn end(&mut self, invocation: u64, store: &dyn SimStore, claim_key: impl Fn(&Key) -> String) {
         self.alive.remove(&invocation);
         for application in self.applications.iter_mut().filter(|a| a.invocation == invocation && a.recorded.is_none()) {
             let recorded = match store.entry(&claim_key(&application.key)) {
@@ -188,7 +189,7 @@ impl Ledger {
     }
 
     /// After every step: a recorded version never moves back.
-    pub fn check_versions(&mut self, store: &MemoryStore) {
+    pub fn check_versions(&mut self, store: &dyn SimStore) {
         let subjects: BTreeSet<String> = self.accepted.values().map(|s| s.subject.clone()).collect();
         for subject in subjects {
             let now = store.version(&subject);

@@ -6,6 +6,8 @@
 //! step. A failing seed is shrunk (fewer events, fewer kinds of fault) and printed with
 //! the one command that replays it.
 
+#[cfg(feature = "dynamodb")]
+pub mod dynamodb;
 mod faults;
 mod ledger;
 pub mod rng;
@@ -16,7 +18,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::clock::Clock;
-use crate::consumer::{Consume, MemoryStore, Order, Outcome, Runner};
+use crate::consumer::idempotency::Entry;
+use crate::consumer::{Consume, IdempotencyStore, MemoryStore, Order, Outcome, Runner};
 use crate::message::attr;
 
 use faults::{claim_key, key_of, Chaos, FaultyStore, SimDeadLetters, SimDestination, SimHandler};
@@ -38,6 +41,27 @@ const MEMORY: Duration = Duration::from_secs(2 * 24 * 3600);
 const EPOCH_MS: i64 = 1_767_225_600_000;
 /// How long a phase may take before the run counts as stuck.
 const PHASE_LIMIT: Duration = Duration::from_secs(3 * 24 * 3600);
+
+/// A store the simulation drives and inspects: what an item holds, and a facet's
+/// recorded version, read as the checks need them.
+pub trait SimStore: IdempotencyStore {
+    /// The item at `key`, unless forgotten.
+    fn entry(&self, key: &str) -> Option<Entry>;
+    /// The facet's recorded version.
+    fn version(&self, subject: &str) -> Option<i64>;
+}
+
+impl SimStore for MemoryStore {
+    fn entry(&self, key: &str) -> Option<Entry> {
+        MemoryStore::entry(self, key)
+    }
+    fn version(&self, subject: &str) -> Option<i64> {
+        MemoryStore::version(self, subject)
+    }
+}
+
+/// Makes the store of a run from the simulated clock, the lease and the memory.
+pub type StoreFactory = Box<dyn FnOnce(Clock, Duration, Duration) -> Arc<dyn SimStore>>;
 
 /// What one run simulates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +123,7 @@ pub struct Summary {
 struct World {
     clock: Clock,
     queue: Arc<Mutex<Queue>>,
-    store: Arc<MemoryStore>,
+    store: Arc<dyn SimStore>,
     ledger: Arc<Mutex<Ledger>>,
     rng: Arc<Mutex<Rng>>,
     runs: Arc<Mutex<BTreeMap<String, Option<String>>>>,
@@ -160,18 +184,23 @@ fn quiet_injected_panics() {
     });
 }
 
-/// Runs one simulation: `Err` with the first invariant broken.
+/// Runs one simulation over the memory store: `Err` with the first invariant broken.
 pub fn run(config: Config) -> Result<Summary, Violation> {
+    run_on(config, Box::new(|clock, lease, memory| Arc::new(MemoryStore::with_clock(lease, memory, clock))))
+}
+
+/// Runs one simulation over the store `store` makes.
+pub fn run_on(config: Config, store: StoreFactory) -> Result<Summary, Violation> {
     quiet_injected_panics();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
         .expect("a current-thread runtime");
-    runtime.block_on(simulate(config))
+    runtime.block_on(simulate(config, store))
 }
 
-async fn simulate(config: Config) -> Result<Summary, Violation> {
+async fn simulate(config: Config, store: StoreFactory) -> Result<Summary, Violation> {
     let mut rng = Rng::new(config.seed);
     let fifo = config.fifo.unwrap_or_else(|| rng.chance(50));
     let consumers = rng.between(1, 3) as usize;
@@ -183,7 +212,7 @@ async fn simulate(config: Config) -> Result<Summary, Violation> {
         _ => vec!["eventbridge", "http"],
     };
     let clock = Clock::starting_at(EPOCH_MS);
-    let store = Arc::new(MemoryStore::with_clock(config.lease, MEMORY, clock));
+    let store = store(clock, config.lease, MEMORY);
     let visibility = (TIMEOUT * 6).as_millis() as i64;
     let mut ledger = Ledger::default();
     ledger.fifo = fifo;
@@ -344,7 +373,7 @@ async fn consumer(
             _ = tokio::time::sleep_until(hard) => None,
         };
         let now = world.now();
-        world.ledger().end(invocation, &world.store, claim_key);
+        world.ledger().end(invocation, world.store.as_ref(), claim_key);
         if let Some(report) = report {
             let mut queue = world.queue();
             let mut ledger = world.ledger();
@@ -367,7 +396,7 @@ async fn consumer(
         let mut ledger = world.ledger();
         ledger.batches += 1;
         ledger.now_ms = now - EPOCH_MS;
-        ledger.check_versions(&world.store);
+        ledger.check_versions(world.store.as_ref());
         let failed = ledger.violation.is_some();
         drop(ledger);
         world.arrived.notify_waiters();
