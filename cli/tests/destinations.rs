@@ -670,3 +670,58 @@ async fn cfwh_dev_over_sqs_delivers_to_eventbridge_and_s3_at_their_endpoints() {
     let (status, _) = tokio::task::block_in_place(|| dev.terminate());
     assert!(status.success());
 }
+
+/// The failing-destination case through `cfwh dev`, sent one after the other as a new
+/// user would: a task's newer event is applied, its forward refused (400) and
+/// dead-lettered; the same task's older event, sent next, must end `stale` (the
+/// handler's state never moves back), and never reach the endpoint.
+async fn the_failing_destination_case_ends_stale(extra: &[&str]) {
+    let (receiver, url) = Receiver::start(&[400]).await;
+    let mut args = vec!["--forward-url", &url, "--forward-secret", FORWARD_SECRET];
+    args.extend_from_slice(extra);
+    let dev = tokio::task::block_in_place(|| common::DevProcess::start_with(None, &args));
+    let now = cf_webhooks::ack::now_ms();
+    let event = |payload_id: &str, at: i64| {
+        format!(
+            r#"{{"PayloadId":"{payload_id}","EventGroupName":"task","Action":"StatusChanged","EventDatetimeUtc":{at},"TaskId":"t-refused","StepName":"Photography"}}"#
+        )
+    };
+    let client = reqwest::Client::new();
+    let send = |body: String| {
+        client
+            .post(format!("{}/", dev.url))
+            .header("x-cf-signature", testkit::signature(cf_webhooks::DEV_SECRET, body.as_bytes()))
+            .body(body)
+            .send()
+    };
+    let (newer, older) = (unique("p-newer"), unique("p-older"));
+    assert_eq!(send(event(&newer, now)).await.unwrap().status(), 200);
+    let lines = tokio::task::block_in_place(|| dev.lines_within(Duration::from_secs(15)));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["outcome"], "dead-lettered", "{lines:?}");
+    assert!(lines[0]["reason"].as_str().unwrap().starts_with("http: HTTP 400"), "{lines:?}");
+    assert_eq!(send(event(&older, now - 60_000)).await.unwrap().status(), 200);
+    let lines = tokio::task::block_in_place(|| dev.lines_within(Duration::from_secs(15)));
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!((lines[0]["payload_id"].as_str(), lines[0]["outcome"].as_str()), (Some(older.as_str()), Some("stale")));
+    assert_eq!(receiver.received().len(), 1, "the stale event reached no destination");
+    let (status, _) = tokio::task::block_in_place(|| dev.terminate());
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failing_destination_case_ends_stale_in_memory() {
+    the_failing_destination_case_ends_stale(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failing_destination_case_ends_stale_over_fifo_sqs() {
+    let (moto, prefix) = (moto(), unique("refused-fifo"));
+    the_failing_destination_case_ends_stale(&["--sqs-endpoint", &moto, "--queue-prefix", &prefix, "--fifo"]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_failing_destination_case_ends_stale_over_standard_sqs() {
+    let (moto, prefix) = (moto(), unique("refused-std"));
+    the_failing_destination_case_ends_stale(&["--sqs-endpoint", &moto, "--queue-prefix", &prefix]).await;
+}
