@@ -11,7 +11,7 @@ use cf_webhooks::aws::dynamodb::DynamoStore;
 use cf_webhooks::aws::sqs::SqsDeadLetters;
 use cf_webhooks::aws::Budget;
 use cf_webhooks::consumer::{
-    Claim, Context, Done, Handler, HandlerError, IdempotencyStore, Runner, StoreErrorKind, Version,
+    Claim, Context, Done, Handler, HandlerError, IdempotencyStore, Owner, Runner, StoreErrorKind, Version,
 };
 use cf_webhooks::events::{EventGroup, Route, TaskEvent};
 use cf_webhooks::stack::QueueType;
@@ -95,29 +95,33 @@ async fn consumers_racing_on_one_payload_id_apply_it_once() {
 
     let claims = futures_util::future::join_all((0..16).map(|n| {
         let store = store.clone();
-        async move { (n, store.claim("task#p-race", &format!("racer-{n}")).await.unwrap()) }
+        async move { (n, store.claim("task#p-race", Owner(n as u128)).await.unwrap()) }
     }))
     .await;
     let winners: Vec<usize> = claims.iter().filter(|(_, c)| *c == Claim::fresh()).map(|(n, _)| *n).collect();
     assert_eq!(winners.len(), 1, "{claims:?}");
     assert!(claims.iter().all(|(_, c)| matches!(c, Claim::Acquired { .. } | Claim::InProgress { .. })));
-    let winner = format!("racer-{}", winners[0]);
-    let loser = format!("racer-{}", (winners[0] + 1) % 16);
+    let winner = Owner(winners[0] as u128);
+    let loser = Owner(((winners[0] + 1) % 16) as u128);
     assert_eq!(
-        store.complete("task#p-race", &loser, None).await.unwrap_err().kind,
+        store.complete("task#p-race", loser, None).await.unwrap_err().kind,
         StoreErrorKind::Lost,
         "only the attempt that claimed completes"
     );
 
-    store.complete("task#p-race", &winner, None).await.unwrap();
-    store.complete("task#p-race", &winner, None).await.expect("a completion made again (its answer lost) holds");
-    assert_eq!(store.release("task#p-race", &winner, &Done::new(), None).await.unwrap_err().kind, StoreErrorKind::Lost);
-    assert_eq!(store.claim("task#p-race", "late").await.unwrap(), Claim::Completed, "a completion is never released");
+    store.complete("task#p-race", winner, None).await.unwrap();
+    store.complete("task#p-race", winner, None).await.expect("a completion made again (its answer lost) holds");
+    assert_eq!(store.release("task#p-race", winner, &Done::new(), None).await.unwrap_err().kind, StoreErrorKind::Lost);
+    assert_eq!(
+        store.claim("task#p-race", Owner(100)).await.unwrap(),
+        Claim::Completed,
+        "a completion is never released"
+    );
 
-    assert_eq!(store.claim("task#p-crashed", "dead").await.unwrap(), Claim::fresh());
+    assert_eq!(store.claim("task#p-crashed", Owner(101)).await.unwrap(), Claim::fresh());
     // The refused claim tells how long the one in progress still holds, from the item
     // it found: no second read.
-    match store.claim("task#p-crashed", "next").await.unwrap() {
+    match store.claim("task#p-crashed", Owner(102)).await.unwrap() {
         Claim::InProgress { lease_left: Some(left) } => {
             assert!(left > Duration::ZERO && left <= Duration::from_secs(2), "{left:?}")
         }
@@ -125,35 +129,42 @@ async fn consumers_racing_on_one_payload_id_apply_it_once() {
     }
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(
-        store.claim("task#p-crashed", "next").await.unwrap(),
+        store.claim("task#p-crashed", Owner(102)).await.unwrap(),
         Claim::fresh(),
         "an abandoned claim expires with its lease"
     );
     assert_eq!(
-        store.release("task#p-crashed", "dead", &Done::new(), None).await.unwrap_err().kind,
+        store.release("task#p-crashed", Owner(101), &Done::new(), None).await.unwrap_err().kind,
         StoreErrorKind::Lost,
         "the attempt that outlived its lease cannot release what another holds now"
     );
 
-    assert_eq!(store.claim("task#p-failed", "a").await.unwrap(), Claim::fresh());
-    store.release("task#p-failed", "a", &Done::new(), None).await.unwrap();
-    assert_eq!(store.claim("task#p-failed", "b").await.unwrap(), Claim::fresh(), "a failed attempt releases its claim");
+    assert_eq!(store.claim("task#p-failed", Owner(103)).await.unwrap(), Claim::fresh());
+    store.release("task#p-failed", Owner(103), &Done::new(), None).await.unwrap();
+    assert_eq!(
+        store.claim("task#p-failed", Owner(104)).await.unwrap(),
+        Claim::fresh(),
+        "a failed attempt releases its claim"
+    );
 
     // Steps recorded while holding the claim, or kept by a release, are found by the
     // next attempt, and a crash after that claim keeps them too.
     let handler: Done = ["handler".to_owned()].into();
     let both: Done = ["handler".to_owned(), "http".to_owned()].into();
-    assert_eq!(store.claim("task#p-partial", "a").await.unwrap(), Claim::fresh());
-    store.record("task#p-partial", "a", &handler, None).await.unwrap();
+    assert_eq!(store.claim("task#p-partial", Owner(103)).await.unwrap(), Claim::fresh());
+    store.record("task#p-partial", Owner(103), &handler, None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(store.claim("task#p-partial", "b").await.unwrap(), Claim::Acquired { done: handler.clone() });
-    store.release("task#p-partial", "b", &both, None).await.unwrap();
-    assert_eq!(store.claim("task#p-partial", "c").await.unwrap(), Claim::Acquired { done: both.clone() });
-    assert!(matches!(store.claim("task#p-partial", "d").await.unwrap(), Claim::InProgress { lease_left: Some(_) }));
+    assert_eq!(store.claim("task#p-partial", Owner(104)).await.unwrap(), Claim::Acquired { done: handler.clone() });
+    store.release("task#p-partial", Owner(104), &both, None).await.unwrap();
+    assert_eq!(store.claim("task#p-partial", Owner(105)).await.unwrap(), Claim::Acquired { done: both.clone() });
+    assert!(matches!(
+        store.claim("task#p-partial", Owner(106)).await.unwrap(),
+        Claim::InProgress { lease_left: Some(_) }
+    ));
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(store.claim("task#p-partial", "d").await.unwrap(), Claim::Acquired { done: both });
-    store.complete("task#p-partial", "d", None).await.unwrap();
-    assert_eq!(store.claim("task#p-partial", "e").await.unwrap(), Claim::Completed);
+    assert_eq!(store.claim("task#p-partial", Owner(106)).await.unwrap(), Claim::Acquired { done: both });
+    store.complete("task#p-partial", Owner(106), None).await.unwrap();
+    assert_eq!(store.claim("task#p-partial", Owner(107)).await.unwrap(), Claim::Completed);
 }
 
 /// Counts the operations a client sends.
@@ -184,13 +195,13 @@ async fn a_refused_claim_reads_what_it_found_in_the_same_call() {
     let store = DynamoStore::new(counted, &table, Duration::from_secs(60), common::LONG_MEMORY);
     let count = || calls.0.load(std::sync::atomic::Ordering::SeqCst);
 
-    assert_eq!(store.claim("task#p-1", "a").await.unwrap(), Claim::fresh());
+    assert_eq!(store.claim("task#p-1", Owner(103)).await.unwrap(), Claim::fresh());
     let before = count();
-    assert!(matches!(store.claim("task#p-1", "b").await.unwrap(), Claim::InProgress { lease_left: Some(_) }));
+    assert!(matches!(store.claim("task#p-1", Owner(104)).await.unwrap(), Claim::InProgress { lease_left: Some(_) }));
     assert_eq!(count() - before, 1, "an in-progress claim is told by the refused write itself");
-    store.complete("task#p-1", "a", None).await.unwrap();
+    store.complete("task#p-1", Owner(103), None).await.unwrap();
     let before = count();
-    assert_eq!(store.claim("task#p-1", "b").await.unwrap(), Claim::Completed);
+    assert_eq!(store.claim("task#p-1", Owner(104)).await.unwrap(), Claim::Completed);
     assert_eq!(count() - before, 1, "so is a completed one: no GetItem after the refusal");
 }
 
@@ -340,27 +351,27 @@ async fn the_applied_version_moves_forward_only_and_is_written_with_the_completi
     let subject = "task\u{2192}t-1\u{2192}progress";
     assert_eq!(store.applied_version(subject).await.unwrap(), None);
     let at = |at| Some(Version { subject, at });
-    assert_eq!(store.claim("task#p-new", "a").await.unwrap(), Claim::fresh());
-    store.complete("task#p-new", "a", at(20)).await.unwrap();
+    assert_eq!(store.claim("task#p-new", Owner(103)).await.unwrap(), Claim::fresh());
+    store.complete("task#p-new", Owner(103), at(20)).await.unwrap();
     assert_eq!(store.applied_version(subject).await.unwrap(), Some(20));
-    assert_eq!(store.claim("task#p-new", "b").await.unwrap(), Claim::Completed);
+    assert_eq!(store.claim("task#p-new", Owner(104)).await.unwrap(), Claim::Completed);
 
     // An older event completed later (the guard was off, or raced): its completion is
     // written, the version does not move back.
-    assert_eq!(store.claim("task#p-old", "a").await.unwrap(), Claim::fresh());
-    store.complete("task#p-old", "a", at(10)).await.unwrap();
+    assert_eq!(store.claim("task#p-old", Owner(103)).await.unwrap(), Claim::fresh());
+    store.complete("task#p-old", Owner(103), at(10)).await.unwrap();
     assert_eq!(store.applied_version(subject).await.unwrap(), Some(20));
-    assert_eq!(store.claim("task#p-old", "b").await.unwrap(), Claim::Completed);
+    assert_eq!(store.claim("task#p-old", Owner(104)).await.unwrap(), Claim::Completed);
     // Recording the handler's step raises it, and so does a release (the handler applied
     // the event, a destination failed): neither waits for the completion.
-    assert_eq!(store.claim("task#p-newer", "a").await.unwrap(), Claim::fresh());
-    store.record("task#p-newer", "a", &["handler".to_owned()].into(), at(30)).await.unwrap();
+    assert_eq!(store.claim("task#p-newer", Owner(103)).await.unwrap(), Claim::fresh());
+    store.record("task#p-newer", Owner(103), &["handler".to_owned()].into(), at(30)).await.unwrap();
     assert_eq!(store.applied_version(subject).await.unwrap(), Some(30));
-    assert_eq!(store.claim("task#p-newest", "a").await.unwrap(), Claim::fresh());
-    store.release("task#p-newest", "a", &["handler".to_owned()].into(), at(40)).await.unwrap();
+    assert_eq!(store.claim("task#p-newest", Owner(103)).await.unwrap(), Claim::fresh());
+    store.release("task#p-newest", Owner(103), &["handler".to_owned()].into(), at(40)).await.unwrap();
     assert_eq!(store.applied_version(subject).await.unwrap(), Some(40));
     // A write by an attempt that does not hold the claim writes no version either.
-    assert_eq!(store.complete("task#p-none", "a", at(50)).await.unwrap_err().kind, StoreErrorKind::Lost);
+    assert_eq!(store.complete("task#p-none", Owner(103), at(50)).await.unwrap_err().kind, StoreErrorKind::Lost);
     assert_eq!(store.applied_version(subject).await.unwrap(), Some(40));
 
     // The version is kept for good (a replay of any archived span must find it); the
@@ -640,7 +651,7 @@ async fn a_record_whose_claim_a_crashed_consumer_holds_waits_for_the_lease_inste
     let (client, source, dlq, store) =
         task_queue_and_store("crashed", 3, Duration::from_secs(6), common::LONG_MEMORY).await;
     // The consumer that claimed it died (SIGKILL, out of memory): its claim holds 6 s.
-    assert_eq!(store.claim("task#p-crashed", "dead").await.unwrap(), Claim::fresh());
+    assert_eq!(store.claim("task#p-crashed", Owner(101)).await.unwrap(), Claim::fresh());
     let body = common::progress_event("t-crashed", "p-crashed", cf_webhooks::ack::now_ms());
     client.send_message().queue_url(&source).message_body(&body).send().await.unwrap();
 

@@ -23,7 +23,7 @@ use aws_sdk_dynamodb::Client;
 
 use super::describe;
 use crate::clock::Clock;
-use crate::consumer::idempotency::{Claim, Done, Entry, IdempotencyStore, StoreError, Version};
+use crate::consumer::idempotency::{Claim, Done, Entry, IdempotencyStore, Owner, StoreError, Version};
 
 /// The table's partition key (a string): `<group>#<PayloadId>`.
 pub const PARTITION_KEY: &str = "pk";
@@ -86,7 +86,7 @@ impl DynamoStore {
             return Ok(None);
         }
         let done = done_of(&item, 0);
-        let owner = text(&item, OWNER).unwrap_or_default().to_owned();
+        let owner = Owner(text(&item, OWNER).and_then(|o| u128::from_str_radix(o, 16).ok()).unwrap_or_default());
         let lease_until = number(&item, LEASE_UNTIL).map_or(0, |l| i64::try_from(l).unwrap_or(i64::MAX));
         Ok(match text(&item, STATE) {
             Some(COMPLETED) => Some(Entry::Completed { owner, expires }),
@@ -201,7 +201,7 @@ enum Write {
 
 impl DynamoStore {
     /// The update of the claim's item for `write`, conditioned on `owner` holding it.
-    fn claim_update(&self, key: &str, owner: &str, write: &Write, done: &Done) -> Result<Update, StoreError> {
+    fn claim_update(&self, key: &str, owner: Owner, write: &Write, done: &Done) -> Result<Update, StoreError> {
         let now = self.clock.now();
         let expires = n((now + self.ttl).as_secs().into());
         let update = Update::builder()
@@ -211,7 +211,7 @@ impl DynamoStore {
             .expression_attribute_names("#state", STATE)
             .expression_attribute_names("#owner", OWNER)
             .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
-            .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()));
+            .expression_attribute_values(":owner", AttributeValue::S(owner.to_string()));
         let steps = |update: aws_sdk_dynamodb::types::builders::UpdateBuilder, set: &str| {
             if done.is_empty() {
                 update.update_expression(format!("{set} REMOVE #done"))
@@ -264,7 +264,7 @@ impl DynamoStore {
     async fn write(
         &self,
         key: &str,
-        owner: &str,
+        owner: Owner,
         write: Write,
         done: &Done,
         version: Option<Version<'_>>,
@@ -321,7 +321,7 @@ impl DynamoStore {
     async fn refused(
         &self,
         key: &str,
-        owner: &str,
+        owner: Owner,
         write: &Write,
         found: Option<&HashMap<String, AttributeValue>>,
     ) -> Result<(), StoreError> {
@@ -333,8 +333,8 @@ impl DynamoStore {
                 read.as_ref()
             }
         };
-        let completed_by_owner =
-            item.is_some_and(|i| text(i, STATE) == Some(COMPLETED) && text(i, OWNER) == Some(owner));
+        let completed_by_owner = item
+            .is_some_and(|i| text(i, STATE) == Some(COMPLETED) && text(i, OWNER) == Some(owner.to_string().as_str()));
         match write {
             Write::Complete if completed_by_owner => Ok(()),
             _ => Err(StoreError::lost(format!("{key} is not claimed by this attempt"))),
@@ -342,7 +342,7 @@ impl DynamoStore {
     }
 
     /// Deletes `owner`'s claim of `key` (a release with nothing done).
-    async fn delete(&self, key: &str, owner: &str) -> Result<(), StoreError> {
+    async fn delete(&self, key: &str, owner: Owner) -> Result<(), StoreError> {
         let deleted = self
             .client
             .delete_item()
@@ -352,7 +352,7 @@ impl DynamoStore {
             .expression_attribute_names("#state", STATE)
             .expression_attribute_names("#owner", OWNER)
             .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
-            .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
+            .expression_attribute_values(":owner", AttributeValue::S(owner.to_string()))
             .send()
             .await;
         match deleted {
@@ -375,7 +375,7 @@ impl IdempotencyStore for DynamoStore {
         Some(self.ttl)
     }
 
-    async fn claim(&self, key: &str, owner: &str) -> Result<Claim, StoreError> {
+    async fn claim(&self, key: &str, owner: Owner) -> Result<Claim, StoreError> {
         let now = self.clock.now();
         let lease_until = (now + self.lease).as_millis();
         let result = self
@@ -399,7 +399,7 @@ impl IdempotencyStore for DynamoStore {
             .expression_attribute_values(":ttl", n((now + self.ttl.max(self.lease)).as_secs().into()))
             .expression_attribute_values(":now_ms", n(now.as_millis()))
             .expression_attribute_values(":now_s", n(now.as_secs().into()))
-            .expression_attribute_values(":owner", AttributeValue::S(owner.to_owned()))
+            .expression_attribute_values(":owner", AttributeValue::S(owner.to_string()))
             // Granted, the old item tells which steps are done; refused, what it found, so
             // no second call has to read it.
             .return_values(ReturnValue::AllOld)
@@ -436,21 +436,21 @@ impl IdempotencyStore for DynamoStore {
     async fn record(
         &self,
         key: &str,
-        owner: &str,
+        owner: Owner,
         done: &Done,
         version: Option<Version<'_>>,
     ) -> Result<(), StoreError> {
         self.write(key, owner, Write::Record, done, version).await
     }
 
-    async fn complete(&self, key: &str, owner: &str, version: Option<Version<'_>>) -> Result<(), StoreError> {
+    async fn complete(&self, key: &str, owner: Owner, version: Option<Version<'_>>) -> Result<(), StoreError> {
         self.write(key, owner, Write::Complete, &Done::new(), version).await
     }
 
     async fn release(
         &self,
         key: &str,
-        owner: &str,
+        owner: Owner,
         done: &Done,
         version: Option<Version<'_>>,
     ) -> Result<(), StoreError> {

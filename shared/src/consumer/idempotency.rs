@@ -78,6 +78,18 @@ impl StoreError {
     }
 }
 
+/// Which attempt makes a write: the one that claimed. A runner's random 64-bit prefix and
+/// a counter, so no two attempts anywhere share one; `Copy`, so the memory store keeps it
+/// without allocating (DynamoDB keeps its 32 hex digits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Owner(pub u128);
+
+impl std::fmt::Display for Owner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:032x}", self.0)
+    }
+}
+
 /// The facet version a write raises (never lowers): `<group>→<entity>→<facet>` and the
 /// event's `EventDatetimeUtc`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,25 +115,30 @@ pub trait IdempotencyStore: Send + Sync {
 
     /// Claims `key` for the attempt `owner`: granted when absent, forgotten, released, or
     /// held by a claim past its lease.
-    async fn claim(&self, key: &str, owner: &str) -> Result<Claim, StoreError>;
+    async fn claim(&self, key: &str, owner: Owner) -> Result<Claim, StoreError>;
 
     /// The version (`EventDatetimeUtc`) last applied to a facet of an entity, if any.
     async fn applied_version(&self, subject: &str) -> Result<Option<i64>, StoreError>;
 
     /// Records the steps `done` while `owner` keeps the claim, and raises `version`.
-    async fn record(&self, key: &str, owner: &str, done: &Done, version: Option<Version<'_>>)
-        -> Result<(), StoreError>;
+    async fn record(
+        &self,
+        key: &str,
+        owner: Owner,
+        done: &Done,
+        version: Option<Version<'_>>,
+    ) -> Result<(), StoreError>;
 
     /// Marks `key` completed if `owner` holds it (or completed it: a retried write), and
     /// raises `version`.
-    async fn complete(&self, key: &str, owner: &str, version: Option<Version<'_>>) -> Result<(), StoreError>;
+    async fn complete(&self, key: &str, owner: Owner, version: Option<Version<'_>>) -> Result<(), StoreError>;
 
     /// Gives up `owner`'s claim, keeping the steps `done` for the next attempt, and raises
     /// `version`.
     async fn release(
         &self,
         key: &str,
-        owner: &str,
+        owner: Owner,
         done: &Done,
         version: Option<Version<'_>>,
     ) -> Result<(), StoreError>;
@@ -135,7 +152,7 @@ impl<S: IdempotencyStore + ?Sized> IdempotencyStore for std::sync::Arc<S> {
     fn memory(&self) -> Option<Duration> {
         (**self).memory()
     }
-    async fn claim(&self, key: &str, owner: &str) -> Result<Claim, StoreError> {
+    async fn claim(&self, key: &str, owner: Owner) -> Result<Claim, StoreError> {
         (**self).claim(key, owner).await
     }
     async fn applied_version(&self, subject: &str) -> Result<Option<i64>, StoreError> {
@@ -144,19 +161,19 @@ impl<S: IdempotencyStore + ?Sized> IdempotencyStore for std::sync::Arc<S> {
     async fn record(
         &self,
         key: &str,
-        owner: &str,
+        owner: Owner,
         done: &Done,
         version: Option<Version<'_>>,
     ) -> Result<(), StoreError> {
         (**self).record(key, owner, done, version).await
     }
-    async fn complete(&self, key: &str, owner: &str, version: Option<Version<'_>>) -> Result<(), StoreError> {
+    async fn complete(&self, key: &str, owner: Owner, version: Option<Version<'_>>) -> Result<(), StoreError> {
         (**self).complete(key, owner, version).await
     }
     async fn release(
         &self,
         key: &str,
-        owner: &str,
+        owner: Owner,
         done: &Done,
         version: Option<Version<'_>>,
     ) -> Result<(), StoreError> {
@@ -170,7 +187,7 @@ pub enum Entry {
     /// Claimed by `owner` until `lease_until`, remembered until `expires`.
     InProgress {
         /// The attempt holding it.
-        owner: String,
+        owner: Owner,
         /// The end of its lease.
         lease_until: i64,
         /// Steps recorded so far.
@@ -188,7 +205,7 @@ pub enum Entry {
     /// Applied.
     Completed {
         /// The attempt that completed it.
-        owner: String,
+        owner: Owner,
         /// When the item is forgotten.
         expires: i64,
     },
@@ -272,14 +289,14 @@ impl MemoryStore {
     fn owned(
         &self,
         key: &str,
-        owner: &str,
+        owner: Owner,
         version: Option<Version<'_>>,
         write: impl FnOnce(&mut Entry, i64),
     ) -> Result<(), StoreError> {
         let now = self.clock.now_ms();
         let mut entries = self.entries();
         match entries.get_mut(key) {
-            Some(entry) if matches!(&*entry, Entry::InProgress { owner: o, .. } if o == owner) => {
+            Some(entry) if matches!(&*entry, Entry::InProgress { owner: o, .. } if *o == owner) => {
                 // The version and the item in one step, as DynamoDB's transaction.
                 self.raise(version);
                 write(entry, now);
@@ -300,7 +317,7 @@ impl IdempotencyStore for MemoryStore {
         Some(self.ttl)
     }
 
-    async fn claim(&self, key: &str, owner: &str) -> Result<Claim, StoreError> {
+    async fn claim(&self, key: &str, owner: Owner) -> Result<Claim, StoreError> {
         let now = self.clock.now_ms();
         let mut entries = self.entries();
         if entries.len() >= 4096 && entries.len().is_power_of_two() {
@@ -320,12 +337,7 @@ impl IdempotencyStore for MemoryStore {
         let expires = now.saturating_add(ms(self.ttl.max(self.lease)));
         entries.insert(
             key.to_owned(),
-            Entry::InProgress {
-                owner: owner.to_owned(),
-                lease_until: now.saturating_add(ms(self.lease)),
-                done: done.clone(),
-                expires,
-            },
+            Entry::InProgress { owner, lease_until: now.saturating_add(ms(self.lease)), done: done.clone(), expires },
         );
         Ok(Claim::Acquired { done })
     }
@@ -337,7 +349,7 @@ impl IdempotencyStore for MemoryStore {
     async fn record(
         &self,
         key: &str,
-        owner: &str,
+        owner: Owner,
         done: &Done,
         version: Option<Version<'_>>,
     ) -> Result<(), StoreError> {
@@ -348,22 +360,30 @@ impl IdempotencyStore for MemoryStore {
         })
     }
 
-    async fn complete(&self, key: &str, owner: &str, version: Option<Version<'_>>) -> Result<(), StoreError> {
-        let ttl = ms(self.ttl);
-        // A completion whose answer was lost, made again: already so.
-        if matches!(self.entries().get(key), Some(Entry::Completed { owner: o, .. }) if o == owner) {
-            self.raise(version);
-            return Ok(());
+    async fn complete(&self, key: &str, owner: Owner, version: Option<Version<'_>>) -> Result<(), StoreError> {
+        let now = self.clock.now_ms();
+        let mut entries = self.entries();
+        let lost = || StoreError::lost(format!("{key} is not claimed by {owner}"));
+        match entries.get_mut(key) {
+            // A completion whose answer was lost, made again: already so.
+            Some(Entry::Completed { owner: o, .. }) if *o == owner => {}
+            Some(entry) => match entry {
+                Entry::InProgress { owner: holder, .. } if *holder == owner => {
+                    *entry = Entry::Completed { owner, expires: now.saturating_add(ms(self.ttl)) };
+                }
+                _ => return Err(lost()),
+            },
+            None => return Err(lost()),
         }
-        self.owned(key, owner, version, |entry, now| {
-            *entry = Entry::Completed { owner: owner.to_owned(), expires: now.saturating_add(ttl) };
-        })
+        // The version and the item in one step, as DynamoDB's transaction.
+        self.raise(version);
+        Ok(())
     }
 
     async fn release(
         &self,
         key: &str,
-        owner: &str,
+        owner: Owner,
         done: &Done,
         version: Option<Version<'_>>,
     ) -> Result<(), StoreError> {
@@ -397,39 +417,39 @@ mod tests {
     async fn claim_complete_release_and_expiry() {
         let none = Done::new();
         let store = store();
-        assert_eq!(store.claim("a", "o1").await, Ok(Claim::fresh()));
-        assert!(matches!(store.claim("a", "o2").await, Ok(Claim::InProgress { lease_left: Some(_) })));
-        store.release("a", "o1", &none, NONE).await.unwrap();
-        assert_eq!(store.claim("a", "o2").await, Ok(Claim::fresh()));
-        store.complete("a", "o2", NONE).await.unwrap();
-        assert_eq!(store.claim("a", "o3").await, Ok(Claim::Completed));
-        assert_eq!(store.release("a", "o2", &none, NONE).await.unwrap_err().kind, StoreErrorKind::Lost);
-        assert_eq!(store.claim("a", "o3").await, Ok(Claim::Completed), "release never undoes a completion");
+        assert_eq!(store.claim("a", Owner(1)).await, Ok(Claim::fresh()));
+        assert!(matches!(store.claim("a", Owner(2)).await, Ok(Claim::InProgress { lease_left: Some(_) })));
+        store.release("a", Owner(1), &none, NONE).await.unwrap();
+        assert_eq!(store.claim("a", Owner(2)).await, Ok(Claim::fresh()));
+        store.complete("a", Owner(2), NONE).await.unwrap();
+        assert_eq!(store.claim("a", Owner(3)).await, Ok(Claim::Completed));
+        assert_eq!(store.release("a", Owner(2), &none, NONE).await.unwrap_err().kind, StoreErrorKind::Lost);
+        assert_eq!(store.claim("a", Owner(3)).await, Ok(Claim::Completed), "release never undoes a completion");
 
-        assert_eq!(store.claim("b", "o1").await, Ok(Claim::fresh()));
+        assert_eq!(store.claim("b", Owner(1)).await, Ok(Claim::fresh()));
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert_eq!(store.claim("b", "o2").await, Ok(Claim::fresh()), "an abandoned claim expires");
+        assert_eq!(store.claim("b", Owner(2)).await, Ok(Claim::fresh()), "an abandoned claim expires");
         tokio::time::advance(Duration::from_secs(3600)).await;
-        assert_eq!(store.claim("a", "o4").await, Ok(Claim::fresh()), "completions expire after the TTL");
+        assert_eq!(store.claim("a", Owner(4)).await, Ok(Claim::fresh()), "completions expire after the TTL");
     }
 
     #[tokio::test(start_paused = true)]
     async fn only_the_owner_writes_and_a_repeated_completion_is_the_same() {
         let store = store();
-        assert_eq!(store.claim("a", "first").await, Ok(Claim::fresh()));
+        assert_eq!(store.claim("a", Owner(5)).await, Ok(Claim::fresh()));
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert_eq!(store.claim("a", "second").await, Ok(Claim::fresh()), "taken over after the lease");
+        assert_eq!(store.claim("a", Owner(6)).await, Ok(Claim::fresh()), "taken over after the lease");
         let handler: Done = ["handler".to_owned()].into();
         for refused in [
-            store.record("a", "first", &handler, NONE).await,
-            store.complete("a", "first", NONE).await,
-            store.release("a", "first", &handler, NONE).await,
+            store.record("a", Owner(5), &handler, NONE).await,
+            store.complete("a", Owner(5), NONE).await,
+            store.release("a", Owner(5), &handler, NONE).await,
         ] {
             assert_eq!(refused.unwrap_err().kind, StoreErrorKind::Lost, "the first attempt lost its claim");
         }
-        store.complete("a", "second", NONE).await.unwrap();
-        store.complete("a", "second", NONE).await.unwrap();
-        assert_eq!(store.claim("a", "third").await, Ok(Claim::Completed));
+        store.complete("a", Owner(6), NONE).await.unwrap();
+        store.complete("a", Owner(6), NONE).await.unwrap();
+        assert_eq!(store.claim("a", Owner(7)).await, Ok(Claim::Completed));
     }
 
     #[tokio::test]
@@ -437,17 +457,17 @@ mod tests {
         let store = store();
         let v = |at| Some(Version { subject: "s", at });
         assert_eq!(store.applied_version("s").await, Ok(None));
-        store.claim("a", "o").await.unwrap();
-        store.record("a", "o", &Done::new(), v(20)).await.unwrap();
+        store.claim("a", Owner(8)).await.unwrap();
+        store.record("a", Owner(8), &Done::new(), v(20)).await.unwrap();
         assert_eq!(store.applied_version("s").await, Ok(Some(20)));
-        store.claim("b", "o").await.unwrap();
-        store.complete("b", "o", v(10)).await.unwrap();
+        store.claim("b", Owner(8)).await.unwrap();
+        store.complete("b", Owner(8), v(10)).await.unwrap();
         assert_eq!(store.applied_version("s").await, Ok(Some(20)), "an older completion never moves it back");
-        assert_eq!(store.claim("b", "x").await, Ok(Claim::Completed), "the completion is written all the same");
-        store.claim("c", "o").await.unwrap();
-        store.release("c", "o", &Done::new(), v(30)).await.unwrap();
+        assert_eq!(store.claim("b", Owner(9)).await, Ok(Claim::Completed), "the completion is written all the same");
+        store.claim("c", Owner(8)).await.unwrap();
+        store.release("c", Owner(8), &Done::new(), v(30)).await.unwrap();
         assert_eq!(store.applied_version("s").await, Ok(Some(30)), "a release records it too");
-        assert_eq!(store.complete("d", "o", v(40)).await.unwrap_err().kind, StoreErrorKind::Lost);
+        assert_eq!(store.complete("d", Owner(8), v(40)).await.unwrap_err().kind, StoreErrorKind::Lost);
         assert_eq!(store.applied_version("s").await, Ok(Some(30)), "a refused write writes no version");
     }
 
@@ -455,15 +475,15 @@ mod tests {
     async fn recorded_and_released_steps_are_found_by_the_next_claim() {
         let store = store();
         let handler: Done = ["handler".to_owned()].into();
-        assert_eq!(store.claim("a", "o1").await, Ok(Claim::fresh()));
-        store.release("a", "o1", &handler, NONE).await.unwrap();
-        assert_eq!(store.claim("a", "o2").await, Ok(Claim::Acquired { done: handler.clone() }));
-        assert!(matches!(store.claim("a", "o3").await, Ok(Claim::InProgress { lease_left: Some(_) })));
+        assert_eq!(store.claim("a", Owner(1)).await, Ok(Claim::fresh()));
+        store.release("a", Owner(1), &handler, NONE).await.unwrap();
+        assert_eq!(store.claim("a", Owner(2)).await, Ok(Claim::Acquired { done: handler.clone() }));
+        assert!(matches!(store.claim("a", Owner(3)).await, Ok(Claim::InProgress { lease_left: Some(_) })));
         let both: Done = ["handler".to_owned(), "http".to_owned()].into();
-        store.record("a", "o2", &both, NONE).await.unwrap();
+        store.record("a", Owner(2), &both, NONE).await.unwrap();
         tokio::time::advance(Duration::from_secs(61)).await;
         assert_eq!(
-            store.claim("a", "o3").await,
+            store.claim("a", Owner(3)).await,
             Ok(Claim::Acquired { done: both }),
             "a crashed attempt leaves the steps it recorded"
         );

@@ -19,7 +19,7 @@ use crate::destination::{Delivery, Destination, Verdict};
 use crate::events::ordering::Entity;
 use crate::events::{routing, EventGroup, GroupEvent};
 use crate::message::attr;
-pub use idempotency::{Claim, Done, IdempotencyStore, MemoryStore, StoreError, StoreErrorKind, Version};
+pub use idempotency::{Claim, Done, IdempotencyStore, MemoryStore, Owner, StoreError, StoreErrorKind, Version};
 pub use lifecycle::{Effect, Facts, Input, Lifecycle};
 pub use record::Record;
 
@@ -357,9 +357,9 @@ impl Owners {
         Self { prefix, next: std::sync::atomic::AtomicU64::new(0) }
     }
 
-    fn next(&self) -> String {
+    fn next(&self) -> Owner {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        format!("{:016x}-{n}", self.prefix)
+        Owner(u128::from(self.prefix) << 64 | u128::from(n))
     }
 }
 
@@ -395,7 +395,8 @@ struct Attempt<'r, E> {
     /// Set once the event is read (or refused).
     life: Option<Lifecycle<'r>>,
     effect: Effect,
-    claim: Option<ClaimOf<E>>,
+    /// Boxed: a typed event is large, and attempts move through `join_all`.
+    claim: Option<Box<ClaimOf<E>>>,
 }
 
 /// What the steps of a readable record need.
@@ -403,7 +404,7 @@ struct ClaimOf<E> {
     event: E,
     bytes: Vec<u8>,
     key: String,
-    owner: String,
+    owner: Owner,
     /// `<group>→<entity>→<facet>`, when per-entity order applies.
     subject: Option<String>,
 }
@@ -609,56 +610,71 @@ impl<H: Handler> Runner<H> {
             effect: Effect::End(Outcome::Processed),
             claim: None,
         };
-        let facts = Facts {
+        match decoded {
+            Err(why) => self.refuse(&mut attempt, why),
+            Ok(bytes) => {
+                // Archived before the typed decode and the claim: a duplicate finds it
+                // there already, and an event the typed model cannot read (a field
+                // Creative Force changed) is kept for a replay once the model is fixed. A
+                // replayed record came from the archive.
+                if let (Some(archive), None) = (&self.archive, &attempt.replay_run) {
+                    match Box::pin(Self::archive(archive, record, &bytes)).await {
+                        Ok(step) => attempt.archived = step,
+                        Err(e) => {
+                            attempt.archived = Some(Step::Failed);
+                            attempt.effect = Effect::End(Outcome::failed(e));
+                            return attempt;
+                        }
+                    }
+                }
+                self.read(&mut attempt, bytes);
+            }
+        }
+        self.drive(&mut attempt, deadlines).await;
+        attempt
+    }
+
+    /// Archives a record by the envelope ingest routed it by; `None` when the body is
+    /// not one of this group's events (it came by other means than ingest: the typed
+    /// decode dead-letters it, with the body).
+    async fn archive(archive: &Archive, record: &Record, bytes: &[u8]) -> Result<Option<Step>, String> {
+        let Ok(found) =
+            routing::parse(bytes).map_err(drop).and_then(|f| (f.group == H::Event::GROUP).then_some(f).ok_or(()))
+        else {
+            return Ok(None);
+        };
+        match archive.event(H::Event::GROUP, &found.payload_id, found.event_time_ms, bytes, &record.reception()).await {
+            Ok(Stored::Written) => Ok(Some(Step::Archived)),
+            Ok(Stored::Present) => Ok(Some(Step::Present)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// What the lifecycle of a record starts from.
+    fn facts(&self, replay: bool) -> Facts<'_> {
+        Facts {
             event_time_ms: 0,
             now_ms: self.store.clock().now_ms(),
             memory: self.store.memory(),
-            replay: attempt.replay_run.is_some(),
+            replay,
             guarded: false,
             destinations: &self.names,
             dead_letters: self.dead_letters.available(),
-        };
-        let bytes = match decoded {
-            Ok(bytes) => bytes,
-            Err(why) => {
-                let (life, effect) = Lifecycle::refuse(facts, why);
-                (attempt.life, attempt.effect) = (Some(life), effect);
-                self.drive(&mut attempt, deadlines).await;
-                return attempt;
-            }
-        };
-        // Archived before the typed decode and the claim: a duplicate finds it there
-        // already, and an event the typed model cannot read (a field Creative Force changed)
-        // is kept for a replay once the model is fixed. A replayed record came from the
-        // archive. The key's facts are the envelope's, which ingest routed by.
-        if let (Some(archive), None) = (&self.archive, &attempt.replay_run) {
-            // An unroutable body or another group's event came by other means than ingest:
-            // the typed decode below dead-letters it, with the body.
-            if let Ok(found) =
-                routing::parse(&bytes).map_err(drop).and_then(|f| (f.group == H::Event::GROUP).then_some(f).ok_or(()))
-            {
-                let archived = archive
-                    .event(H::Event::GROUP, &found.payload_id, found.event_time_ms, &bytes, &record.reception())
-                    .await;
-                match archived {
-                    Ok(Stored::Written) => attempt.archived = Some(Step::Archived),
-                    Ok(Stored::Present) => attempt.archived = Some(Step::Present),
-                    Err(e) => {
-                        attempt.archived = Some(Step::Failed);
-                        attempt.effect = Effect::End(Outcome::failed(e.to_string()));
-                        return attempt;
-                    }
-                }
-            }
         }
+    }
+
+    /// A record no handler can take: to the dead-letter queue with `why`.
+    fn refuse<'r>(&'r self, attempt: &mut Attempt<'r, H::Event>, why: String) {
+        let (life, effect) = Lifecycle::refuse(self.facts(attempt.replay_run.is_some()), why);
+        (attempt.life, attempt.effect) = (Some(life), effect);
+    }
+
+    /// Decodes the typed event and starts the record's lifecycle (no await here: the
+    /// event, a large value, never lives in a batch's futures but in its box).
+    fn read<'r>(&'r self, attempt: &mut Attempt<'r, H::Event>, bytes: Vec<u8>) {
         let event = match H::Event::decode(&bytes) {
             Ok(event) => event,
-            Err(e) => {
-                let (life, effect) = Lifecycle::refuse(facts, e.to_string());
-                (attempt.life, attempt.effect) = (Some(life), effect);
-                self.drive(&mut attempt, deadlines).await;
-                return attempt;
-            }
+            Err(e) => return self.refuse(attempt, e.to_string()),
         };
         let envelope = event.envelope();
         // The key comes from the body, never from an attribute: it is what was signed. A
@@ -674,12 +690,14 @@ impl<H: Handler> Runner<H> {
                 .map(|s| format!("{}{SUBJECT_SEPARATOR}{}{SUBJECT_SEPARATOR}{}", H::Event::GROUP, s.entity, s.facet)),
             Order::All => None,
         };
-        let facts = Facts { event_time_ms: envelope.event_datetime_utc, guarded: subject.is_some(), ..facts };
+        let facts = Facts {
+            event_time_ms: envelope.event_datetime_utc,
+            guarded: subject.is_some(),
+            ..self.facts(attempt.replay_run.is_some())
+        };
         let (life, effect) = Lifecycle::start(facts);
         (attempt.life, attempt.effect) = (Some(life), effect);
-        attempt.claim = Some(ClaimOf { event, bytes, key, owner: self.owners.next(), subject });
-        self.drive(&mut attempt, deadlines).await;
-        attempt
+        attempt.claim = Some(Box::new(ClaimOf { event, bytes, key, owner: self.owners.next(), subject }));
     }
 
     /// Executes the record's effects until it waits for a destination or ends.
@@ -704,7 +722,7 @@ impl<H: Handler> Runner<H> {
                     return;
                 }
                 (Effect::Claim, Some(c)) => Input::Claimed(
-                    within(deadlines.work, self.store.claim(&c.key, &c.owner))
+                    within(deadlines.work, self.store.claim(&c.key, c.owner))
                         .await
                         .unwrap_or_else(|| late("the claim")),
                 ),
@@ -718,17 +736,17 @@ impl<H: Handler> Runner<H> {
                 }
                 (Effect::Handle, Some(c)) => Input::Handled(self.handle(attempt.record, c, deadlines.work).await),
                 (&Effect::Record { version }, Some(c)) => Input::Written(
-                    within(deadlines.settle, self.store.record(&c.key, &c.owner, life.done(), c.version(version)))
+                    within(deadlines.settle, self.store.record(&c.key, c.owner, life.done(), c.version(version)))
                         .await
                         .unwrap_or_else(|| late("recording the handler's step")),
                 ),
                 (&Effect::Complete { version }, Some(c)) => Input::Written(
-                    within(deadlines.settle, self.store.complete(&c.key, &c.owner, c.version(version)))
+                    within(deadlines.settle, self.store.complete(&c.key, c.owner, c.version(version)))
                         .await
                         .unwrap_or_else(|| late("the completion")),
                 ),
                 (&Effect::Release { version }, Some(c)) => Input::Written(
-                    within(deadlines.settle, self.store.release(&c.key, &c.owner, life.done(), c.version(version)))
+                    within(deadlines.settle, self.store.release(&c.key, c.owner, life.done(), c.version(version)))
                         .await
                         .unwrap_or_else(|| late("the release")),
                 ),

@@ -84,8 +84,8 @@ fn outcomes(report: &BatchReport) -> Vec<(&str, &str)> {
 #[tokio::test]
 async fn a_mixed_batch_with_a_dead_letter_queue() {
     let store = store();
-    store.claim("task#p-dup", "seed").await.unwrap();
-    store.complete("task#p-dup", "seed", None).await.unwrap();
+    store.claim("task#p-dup", Owner(7)).await.unwrap();
+    store.complete("task#p-dup", Owner(7), None).await.unwrap();
     let dead_letters = CollectingDlq::default();
     let runner = Runner::new(Scripted::default(), store, dead_letters.clone());
 
@@ -116,8 +116,8 @@ async fn a_mixed_batch_with_a_dead_letter_queue() {
 #[tokio::test]
 async fn a_mixed_batch_without_a_dead_letter_queue_retries_permanent_failures() {
     let store = store();
-    store.claim("task#p-dup", "seed").await.unwrap();
-    store.complete("task#p-dup", "seed", None).await.unwrap();
+    store.claim("task#p-dup", Owner(7)).await.unwrap();
+    store.complete("task#p-dup", Owner(7), None).await.unwrap();
     let runner = Runner::new(Scripted::default(), store, NoDeadLetters);
 
     let report = runner.run(&mixed_batch()).await;

@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::consumer::idempotency::{Claim, Done, IdempotencyStore, StoreError, Version};
+use crate::consumer::idempotency::{Claim, Done, IdempotencyStore, Owner, StoreError, Version};
 use crate::consumer::{Context, DeadLetterError, DeadLetterSink, Handler, HandlerError, Record};
 use crate::destination::{Delivery, Destination, Verdict};
 use crate::events::ordering::Entity;
@@ -241,7 +241,7 @@ impl IdempotencyStore for FaultyStore {
         self.inner.memory()
     }
 
-    async fn claim(&self, key: &str, owner: &str) -> Result<Claim, StoreError> {
+    async fn claim(&self, key: &str, owner: Owner) -> Result<Claim, StoreError> {
         let fault = self.chaos.draw(&[
             Fault::StoreError,
             Fault::StoreLostAnswer,
@@ -269,21 +269,21 @@ impl IdempotencyStore for FaultyStore {
     async fn record(
         &self,
         key: &str,
-        owner: &str,
+        owner: Owner,
         done: &Done,
         version: Option<Version<'_>>,
     ) -> Result<(), StoreError> {
         self.write(version.is_some(), self.inner.record(key, owner, done, version)).await
     }
 
-    async fn complete(&self, key: &str, owner: &str, version: Option<Version<'_>>) -> Result<(), StoreError> {
+    async fn complete(&self, key: &str, owner: Owner, version: Option<Version<'_>>) -> Result<(), StoreError> {
         self.write(version.is_some(), self.inner.complete(key, owner, version)).await
     }
 
     async fn release(
         &self,
         key: &str,
-        owner: &str,
+        owner: Owner,
         done: &Done,
         version: Option<Version<'_>>,
     ) -> Result<(), StoreError> {

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
-use crate::consumer::idempotency::Entry;
+use crate::consumer::idempotency::{Entry, Owner};
 use crate::destination::HANDLER;
 
 use super::SimStore;
@@ -56,7 +56,7 @@ pub struct Ledger {
     /// Accepted events (replays included) by key.
     pub accepted: BTreeMap<Key, Sent>,
     alive: BTreeSet<u64>,
-    owners: BTreeMap<String, u64>,
+    owners: BTreeMap<Owner, u64>,
     versions_seen: BTreeMap<String, i64>,
     /// The first broken invariant.
     pub violation: Option<Violation>,
@@ -97,8 +97,8 @@ impl Ledger {
     }
 
     /// An attempt of `invocation` claimed a key as `owner`.
-    pub fn owns(&mut self, owner: &str, invocation: u64) {
-        self.owners.insert(owner.to_owned(), invocation);
+    pub fn owns(&mut self, owner: Owner, invocation: u64) {
+        self.owners.insert(owner, invocation);
     }
 
     /// Invariant: a claim is taken over only from a holder that is dead.
