@@ -12,6 +12,7 @@ use cf_webhooks::events::{
     routing, EventGroup, GroupEvent, JobEvent, ProductEvent, SampleEvent, SessionEvent, TaskEvent, UserEvent,
     WorkUnitEvent,
 };
+use cf_webhooks::message::attr;
 use cf_webhooks::testkit::{self, sample, SECRET};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use hmac::{Hmac, Mac};
@@ -144,10 +145,16 @@ fn runner(c: &mut Criterion) {
                 (0..10)
                     .map(|_| {
                         n += 1;
+                        // As ingest queues it: the envelope's facts in the attributes.
+                        let payload_id = format!("p-{n}");
                         Record {
                             message_id: format!("m{n}"),
-                            body: body.replace("c02f0f73-1706-4973-9a4d-38007d6685e9", &format!("p-{n}")),
+                            body: body.replace("c02f0f73-1706-4973-9a4d-38007d6685e9", &payload_id),
                             receive_count: 1,
+                            attributes: vec![
+                                (attr::PAYLOAD_ID.to_owned(), payload_id),
+                                (attr::ACTION.to_owned(), "completed".to_owned()),
+                            ],
                             ..Record::default()
                         }
                     })

@@ -280,8 +280,10 @@ impl MemoryStore {
     fn raise(&self, version: Option<Version<'_>>) {
         if let Some(Version { subject, at }) = version {
             let mut versions = self.versions();
-            let newest = versions.entry(subject.to_owned()).or_insert(at);
-            *newest = (*newest).max(at);
+            match versions.get_mut(subject) {
+                Some(newest) => *newest = (*newest).max(at),
+                None => drop(versions.insert(subject.to_owned(), at)),
+            }
         }
     }
 
