@@ -533,3 +533,75 @@ async fn an_event_older_than_the_idempotency_memory_is_expired_unless_a_replay_r
     assert_eq!((dead[0].1.as_str(), dead[0].2.as_str()), ("old", reason.as_str()));
     assert_eq!(runner.handler().applied.load(Ordering::SeqCst), 2, "the old one never reached the handler");
 }
+
+/// The memory store, with releases that fail and completions that meet a conflicting
+/// transaction first.
+struct Flaky {
+    inner: MemoryStore,
+    releases_fail: bool,
+    conflicts: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl IdempotencyStore for Flaky {
+    fn clock(&self) -> crate::clock::Clock {
+        self.inner.clock()
+    }
+    fn memory(&self) -> Option<Duration> {
+        self.inner.memory()
+    }
+    async fn claim(&self, key: &str, owner: Owner) -> Result<Claim, StoreError> {
+        self.inner.claim(key, owner).await
+    }
+    async fn applied_version(&self, subject: &str) -> Result<Option<i64>, StoreError> {
+        self.inner.applied_version(subject).await
+    }
+    async fn record(&self, key: &str, owner: Owner, done: &Done, v: Option<Version<'_>>) -> Result<(), StoreError> {
+        self.inner.record(key, owner, done, v).await
+    }
+    async fn complete(&self, key: &str, owner: Owner, v: Option<Version<'_>>) -> Result<(), StoreError> {
+        if self.conflicts.load(Ordering::SeqCst) > 0 {
+            self.conflicts.fetch_sub(1, Ordering::SeqCst);
+            return Err(StoreError::conflict("TransactionConflict"));
+        }
+        self.inner.complete(key, owner, v).await
+    }
+    async fn release(&self, key: &str, owner: Owner, done: &Done, v: Option<Version<'_>>) -> Result<(), StoreError> {
+        if self.releases_fail {
+            return Err(StoreError::unavailable("DynamoDB unreachable"));
+        }
+        self.inner.release(key, owner, done, v).await
+    }
+}
+
+fn flaky(releases_fail: bool, conflicts: usize) -> std::sync::Arc<Flaky> {
+    let inner = MemoryStore::with_clock(Duration::from_secs(60), LONG_MEMORY, crate::clock::Clock::system());
+    std::sync::Arc::new(Flaky { inner, releases_fail, conflicts: AtomicUsize::new(conflicts) })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_release_that_fails_never_runs_the_handler_again() {
+    let store = flaky(true, 0);
+    let http = ScriptedDestination::new("http").answer("p-1", &[Verdict::retry("HTTP 503"), Verdict::Delivered]);
+    let runner = Runner::new(Scripted::default(), store.clone(), NoDeadLetters)
+        .with_destination(std::sync::Arc::new(http.clone()));
+    let event = task_at("m-1", "p-1", "StatusChanged", 1_000);
+    assert_eq!(outcomes(&runner.run(std::slice::from_ref(&event)).await), [("m-1", "failed")]);
+    // The release failed: the claim holds until its lease ends, then the retry takes it
+    // over and finds the handler's step recorded before the destination was called.
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert_eq!(outcomes(&runner.run(&[event]).await), [("m-1", "processed")]);
+    assert_eq!(runner.handler().applied.load(Ordering::SeqCst), 1, "the handler ran once");
+    assert_eq!(http.handed(), ["p-1", "p-1"]);
+}
+
+#[tokio::test]
+async fn a_conflicting_transaction_is_tried_again_and_the_version_written() {
+    let store = flaky(false, 2);
+    let runner = Runner::new(Scripted::default(), store.clone(), NoDeadLetters);
+    let report = runner.run(&[task_at("m-1", "p-1", "StatusChanged", 1_000)]).await;
+    assert_eq!(outcomes(&report), [("m-1", "processed")]);
+    assert_eq!(store.conflicts.load(Ordering::SeqCst), 0, "two conflicts, then the write went through");
+    assert_eq!(store.inner.claim("task#p-1", Owner(9)).await, Ok(Claim::Completed), "completed, not left in progress");
+    assert_eq!(store.inner.applied_version("task\u{2192}t-1\u{2192}StatusChanged").await, Ok(Some(1_000)));
+}
