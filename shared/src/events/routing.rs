@@ -106,11 +106,17 @@ impl fmt::Display for Unroutable {
     }
 }
 
-/// A JSON value as routing sees it: text, an integer, or something else.
+/// A JSON value as routing sees it: text, an integer, another number, a boolean, or
+/// something else.
 enum Scalar<'a> {
     Null,
     Text(Cow<'a, str>),
     Int(i64),
+    /// An integer beyond `i64`.
+    Big(u64),
+    /// A number that is not a whole `i64`.
+    Float(f64),
+    Bool(bool),
     Other(&'static str),
 }
 
@@ -135,17 +141,17 @@ impl<'de: 'a, 'a> Deserialize<'de> for Scalar<'a> {
                 Ok(Scalar::Int(v))
             }
             fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-                Ok(i64::try_from(v).map(Scalar::Int).unwrap_or(Scalar::Other("an integer out of range")))
+                Ok(i64::try_from(v).map(Scalar::Int).unwrap_or(Scalar::Big(v)))
             }
             fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-                Ok(if v.fract() == 0.0 && v >= 0.0 && v < i64::MAX as f64 {
+                Ok(if v.fract() == 0.0 && v.is_sign_positive() && v < i64::MAX as f64 {
                     Scalar::Int(v as i64)
                 } else {
-                    Scalar::Other("a number that is not a whole number in range")
+                    Scalar::Float(v)
                 })
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-                Ok(Scalar::Other("a boolean"))
+            fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+                Ok(Scalar::Bool(v))
             }
             fn visit_unit<E>(self) -> Result<Self::Value, E> {
                 Ok(Scalar::Null)
@@ -185,7 +191,8 @@ struct RawFields<'a> {
     product_id: Option<Scalar<'a>>,
     #[serde(borrow)]
     sample_id: Option<Scalar<'a>>,
-    #[serde(borrow)]
+    // Creative Force's prose spells it `UserID`; the typed model takes both.
+    #[serde(borrow, alias = "UserID")]
     user_id: Option<Scalar<'a>>,
     #[serde(borrow)]
     task_id: Option<Scalar<'a>>,
@@ -259,20 +266,19 @@ pub fn parse(body: &[u8]) -> Result<Routing<'_>, Unroutable> {
         }
     };
     let entity_id = match group {
-        EventGroup::Product => optional_text(raw.product_id),
-        EventGroup::Sample => optional_text(raw.sample_id),
-        EventGroup::User => optional_text(raw.user_id),
-        EventGroup::Task => optional_text(raw.task_id),
-        EventGroup::WorkUnit => optional_text(raw.work_unit_id).or_else(|| {
-            let (product, production_type) = (optional_text(raw.product_id)?, optional_text(raw.production_type_id)?);
+        EventGroup::Product => entity_text(raw.product_id),
+        EventGroup::Sample => entity_text(raw.sample_id),
+        EventGroup::User => entity_text(raw.user_id),
+        EventGroup::Task => entity_text(raw.task_id),
+        EventGroup::WorkUnit => entity_text(raw.work_unit_id).or_else(|| {
+            let (product, production_type) = (entity_text(raw.product_id)?, entity_text(raw.production_type_id)?);
             // As the typed model reads it: "03" is the production type 3.
-            let production_type = production_type.trim();
             let production_type =
-                production_type.parse::<i64>().map_or_else(|_| production_type.to_owned(), |n| n.to_string());
-            Some(Cow::Owned(format!("{}/{production_type}", product.trim())))
+                production_type.parse::<i64>().map_or_else(|_| production_type.into_owned(), |n| n.to_string());
+            Some(Cow::Owned(format!("{product}/{production_type}")))
         }),
-        EventGroup::Job => optional_text(raw.job_id),
-        EventGroup::Session => optional_text(raw.session_id),
+        EventGroup::Job => entity_text(raw.job_id),
+        EventGroup::Session => entity_text(raw.session_id),
     };
     Ok(Routing {
         payload_id,
@@ -295,7 +301,32 @@ fn required_text<'a>(value: Option<Scalar<'a>>, field: &'static str) -> Result<C
         Some(Scalar::Text(t)) => Ok(t),
         Some(Scalar::Int(i)) => Ok(Cow::Owned(i.to_string())),
         Some(Scalar::Other(what)) => Err(Unroutable::InvalidField(field, format!("expected text, found {what}"))),
+        Some(Scalar::Big(_)) => {
+            Err(Unroutable::InvalidField(field, "expected text, found an integer out of range".into()))
+        }
+        Some(Scalar::Float(_)) => Err(Unroutable::InvalidField(
+            field,
+            "expected text, found a number that is not a whole number in range".into(),
+        )),
+        Some(Scalar::Bool(_)) => Err(Unroutable::InvalidField(field, "expected text, found a boolean".into())),
     }
+}
+
+/// An entity's ID as the typed models read it (`lenient::text`, then trimmed, empty as
+/// none): text, or the JSON text of a number or boolean. The FIFO message group and the
+/// order guard must name the same entity; `the_entity_routing_reads_is_the_one_the_guard_reads`
+/// checks it for any body.
+fn entity_text(value: Option<Scalar<'_>>) -> Option<Cow<'_, str>> {
+    match value? {
+        Scalar::Text(Cow::Borrowed(t)) => Some(Cow::Borrowed(t.trim())),
+        Scalar::Text(Cow::Owned(t)) => Some(Cow::Owned(t.trim().to_owned())),
+        Scalar::Int(i) => Some(Cow::Owned(i.to_string())),
+        Scalar::Big(n) => Some(Cow::Owned(n.to_string())),
+        Scalar::Float(f) => Some(Cow::Owned(f.to_string())),
+        Scalar::Bool(b) => Some(Cow::Owned(b.to_string())),
+        Scalar::Null | Scalar::Other(_) => None,
+    }
+    .filter(|id| !id.is_empty())
 }
 
 fn optional_text(value: Option<Scalar<'_>>) -> Option<Cow<'_, str>> {
@@ -401,5 +432,95 @@ mod tests {
         let name = "x".repeat(10_000);
         let body = format!(r#"{{"PayloadId":"p","EventGroupName":"{name}","Action":"x","EventDatetimeUtc":1}}"#);
         assert!(parse(body.as_bytes()).unwrap_err().to_string().len() < 200);
+    }
+
+    /// What the guard reads as the entity of `body`, when the typed model reads the body.
+    fn guard_entity(group: EventGroup, body: &[u8]) -> Option<Option<String>> {
+        use crate::events::ordering::Entity;
+        use crate::events::*;
+        fn of<E: GroupEvent + Entity>(body: &[u8]) -> Option<Option<String>> {
+            E::decode(body).ok().map(|event| event.entity())
+        }
+        match group {
+            EventGroup::Product => of::<ProductEvent>(body),
+            EventGroup::Sample => of::<SampleEvent>(body),
+            EventGroup::User => of::<UserEvent>(body),
+            EventGroup::Task => of::<TaskEvent>(body),
+            EventGroup::WorkUnit => of::<WorkUnitEvent>(body),
+            EventGroup::Job => of::<JobEvent>(body),
+            EventGroup::Session => of::<SessionEvent>(body),
+        }
+    }
+
+    /// A JSON value an ID field may hold, as a sender might send it.
+    fn id_value() -> impl proptest::strategy::Strategy<Value = Option<String>> {
+        use proptest::prelude::*;
+        prop_oneof![
+            Just(None),
+            Just(Some("null".to_owned())),
+            "[ \t]{0,2}[a-zA-Z0-9-]{0,8}[ \t]{0,2}".prop_map(|t| Some(serde_json::to_string(&t).unwrap())),
+            any::<i64>().prop_map(|n| Some(n.to_string())),
+            any::<u64>().prop_map(|n| Some(n.to_string())),
+            any::<f64>()
+                .prop_filter("finite", |f| f.is_finite())
+                .prop_map(|f| Some(serde_json::to_string(&f).unwrap())),
+            any::<bool>().prop_map(|b| Some(b.to_string())),
+            Just(Some("\"0003\"".to_owned())),
+        ]
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config { cases: 2000, ..Default::default() })]
+        /// One entity for a body, whoever reads it: routing (the FIFO message group) and
+        /// the typed model (the order guard), for any group, spelling and value.
+        #[test]
+        fn the_entity_routing_reads_is_the_one_the_guard_reads(
+            group in proptest::sample::select(EventGroup::ALL.to_vec()),
+            id in id_value(),
+            user_spelling in proptest::sample::select(vec!["UserId", "UserID"]),
+            product in id_value(),
+            production_type in id_value(),
+            work_unit in id_value(),
+        ) {
+            let field = match group {
+                EventGroup::Product => "ProductId",
+                EventGroup::Sample => "SampleId",
+                EventGroup::User => user_spelling,
+                EventGroup::Task => "TaskId",
+                EventGroup::WorkUnit => "WorkUnitId",
+                EventGroup::Job => "JobId",
+                EventGroup::Session => "SessionId",
+            };
+            let mut fields = vec![
+                r#""PayloadId":"p-1""#.to_owned(),
+                format!(r#""EventGroupName":"{group}""#),
+                r#""Action":"Anything""#.to_owned(),
+                r#""EventDatetimeUtc":1595204418000"#.to_owned(),
+            ];
+            let id = if group == EventGroup::WorkUnit { work_unit } else { id };
+            fields.extend(id.map(|v| format!(r#""{field}":{v}"#)));
+            if matches!(group, EventGroup::WorkUnit | EventGroup::Session) {
+                fields.extend(product.map(|v| format!(r#""ProductId":{v}"#)));
+                fields.extend(production_type.map(|v| format!(r#""ProductionTypeId":{v}"#)));
+            }
+            if group == EventGroup::Session {
+                fields.push(r#""WorkUnitId":"w-1""#.to_owned());
+            }
+            let body = format!("{{{}}}", fields.join(","));
+            let Some(guarded) = guard_entity(group, body.as_bytes()) else { return Ok(()) };
+            let routed = parse(body.as_bytes()).map_err(|e| proptest::test_runner::TestCaseError::fail(format!("{e}: {body}")))?.entity_id;
+            let routed = routed.map(Cow::into_owned);
+            if group == EventGroup::Session {
+                // Coarser: the session's events share one group, whatever the work unit.
+                let prefix_held = match (&routed, &guarded) {
+                    (Some(r), Some(g)) => g.starts_with(&format!("{r}/")),
+                    (None, None) => true,
+                    _ => false,
+                };
+                proptest::prop_assert!(prefix_held, "{body}: routing {routed:?}, guard {guarded:?}");
+            } else {
+                proptest::prop_assert_eq!(routed, guarded, "{}", body);
+            }
+        }
     }
 }
