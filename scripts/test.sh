@@ -76,7 +76,9 @@ fi
 # fault on, the invariants checked after every step (a broken one prints its seed, shrunk,
 # and the command that replays it).
 say "simulation (60 s of seeds)"
-cargo run --quiet --package cf-webhooks --all-features --bin simulate -- --seconds "${SIMULATE_SECONDS:-60}"
+# The binary the test build made (its integration tests need it): `cargo run -p` would
+# build the library again with other features, SDKs included.
+"${CARGO_TARGET_DIR:-target}/debug/simulate" --seconds "${SIMULATE_SECONDS:-60}"
 say "end to end under cargo lambda watch"
 "$VENV/bin/python" scripts/e2e_lambda.py
 say "the inspector page in headless Chromium"
