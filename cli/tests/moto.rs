@@ -11,7 +11,7 @@ use cf_webhooks::aws::dynamodb::DynamoStore;
 use cf_webhooks::aws::sqs::SqsDeadLetters;
 use cf_webhooks::aws::Budget;
 use cf_webhooks::consumer::{
-    Claim, Context, Done, Handler, HandlerError, IdempotencyStore, Owner, Runner, StoreErrorKind, Version,
+    Claim, Claimant, Context, Done, Handler, HandlerError, IdempotencyStore, Owner, Runner, StoreErrorKind, Version,
 };
 use cf_webhooks::events::{EventGroup, Route, TaskEvent};
 use cf_webhooks::stack::QueueType;
@@ -86,6 +86,11 @@ async fn a_delivery_is_processed_once_through_sqs_and_dynamodb() {
     assert_eq!(depth(&client, queues.sources.get(Route::Group(EventGroup::Task))).await.unwrap(), 0);
 }
 
+/// The attempt `owner` writing to `key`, for an event of 1970 (remembered from now).
+fn who(key: &str, owner: u128) -> Claimant<'_> {
+    Claimant { key, owner: Owner(owner), event_ms: 0 }
+}
+
 #[tokio::test]
 async fn consumers_racing_on_one_payload_id_apply_it_once() {
     let ddb = dynamodb().await;
@@ -95,33 +100,32 @@ async fn consumers_racing_on_one_payload_id_apply_it_once() {
 
     let claims = futures_util::future::join_all((0..16).map(|n| {
         let store = store.clone();
-        async move { (n, store.claim("task#p-race", Owner(n as u128)).await.unwrap()) }
+        async move { (n, store.claim(who("task#p-race", n as u128)).await.unwrap()) }
     }))
     .await;
     let winners: Vec<usize> = claims.iter().filter(|(_, c)| *c == Claim::fresh()).map(|(n, _)| *n).collect();
     assert_eq!(winners.len(), 1, "{claims:?}");
     assert!(claims.iter().all(|(_, c)| matches!(c, Claim::Acquired { .. } | Claim::InProgress { .. })));
-    let winner = Owner(winners[0] as u128);
-    let loser = Owner(((winners[0] + 1) % 16) as u128);
+    let winner = winners[0] as u128;
+    let loser = ((winners[0] + 1) % 16) as u128;
     assert_eq!(
-        store.complete("task#p-race", loser, None).await.unwrap_err().kind,
+        store.complete(who("task#p-race", loser), None).await.unwrap_err().kind,
         StoreErrorKind::Lost,
         "only the attempt that claimed completes"
     );
 
-    store.complete("task#p-race", winner, None).await.unwrap();
-    store.complete("task#p-race", winner, None).await.expect("a completion made again (its answer lost) holds");
-    assert_eq!(store.release("task#p-race", winner, &Done::new(), None).await.unwrap_err().kind, StoreErrorKind::Lost);
+    store.complete(who("task#p-race", winner), None).await.unwrap();
+    store.complete(who("task#p-race", winner), None).await.expect("a completion made again (its answer lost) holds");
     assert_eq!(
-        store.claim("task#p-race", Owner(100)).await.unwrap(),
-        Claim::Completed,
-        "a completion is never released"
+        store.release(who("task#p-race", winner), &Done::new(), None).await.unwrap_err().kind,
+        StoreErrorKind::Lost
     );
+    assert_eq!(store.claim(who("task#p-race", 100)).await.unwrap(), Claim::Completed, "a completion is never released");
 
-    assert_eq!(store.claim("task#p-crashed", Owner(101)).await.unwrap(), Claim::fresh());
+    assert_eq!(store.claim(who("task#p-crashed", 101)).await.unwrap(), Claim::fresh());
     // The refused claim tells how long the one in progress still holds, from the item
     // it found: no second read.
-    match store.claim("task#p-crashed", Owner(102)).await.unwrap() {
+    match store.claim(who("task#p-crashed", 102)).await.unwrap() {
         Claim::InProgress { lease_left: Some(left) } => {
             assert!(left > Duration::ZERO && left <= Duration::from_secs(2), "{left:?}")
         }
@@ -129,20 +133,20 @@ async fn consumers_racing_on_one_payload_id_apply_it_once() {
     }
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert_eq!(
-        store.claim("task#p-crashed", Owner(102)).await.unwrap(),
+        store.claim(who("task#p-crashed", 102)).await.unwrap(),
         Claim::fresh(),
         "an abandoned claim expires with its lease"
     );
     assert_eq!(
-        store.release("task#p-crashed", Owner(101), &Done::new(), None).await.unwrap_err().kind,
+        store.release(who("task#p-crashed", 101), &Done::new(), None).await.unwrap_err().kind,
         StoreErrorKind::Lost,
         "the attempt that outlived its lease cannot release what another holds now"
     );
 
-    assert_eq!(store.claim("task#p-failed", Owner(103)).await.unwrap(), Claim::fresh());
-    store.release("task#p-failed", Owner(103), &Done::new(), None).await.unwrap();
+    assert_eq!(store.claim(who("task#p-failed", 103)).await.unwrap(), Claim::fresh());
+    store.release(who("task#p-failed", 103), &Done::new(), None).await.unwrap();
     assert_eq!(
-        store.claim("task#p-failed", Owner(104)).await.unwrap(),
+        store.claim(who("task#p-failed", 104)).await.unwrap(),
         Claim::fresh(),
         "a failed attempt releases its claim"
     );
@@ -151,20 +155,20 @@ async fn consumers_racing_on_one_payload_id_apply_it_once() {
     // next attempt, and a crash after that claim keeps them too.
     let handler: Done = ["handler".to_owned()].into();
     let both: Done = ["handler".to_owned(), "http".to_owned()].into();
-    assert_eq!(store.claim("task#p-partial", Owner(103)).await.unwrap(), Claim::fresh());
-    store.record("task#p-partial", Owner(103), &handler, None).await.unwrap();
+    assert_eq!(store.claim(who("task#p-partial", 103)).await.unwrap(), Claim::fresh());
+    store.record(who("task#p-partial", 103), &handler, None).await.unwrap();
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(store.claim("task#p-partial", Owner(104)).await.unwrap(), Claim::Acquired { done: handler.clone() });
-    store.release("task#p-partial", Owner(104), &both, None).await.unwrap();
-    assert_eq!(store.claim("task#p-partial", Owner(105)).await.unwrap(), Claim::Acquired { done: both.clone() });
+    assert_eq!(store.claim(who("task#p-partial", 104)).await.unwrap(), Claim::Acquired { done: handler.clone() });
+    store.release(who("task#p-partial", 104), &both, None).await.unwrap();
+    assert_eq!(store.claim(who("task#p-partial", 105)).await.unwrap(), Claim::Acquired { done: both.clone() });
     assert!(matches!(
-        store.claim("task#p-partial", Owner(106)).await.unwrap(),
+        store.claim(who("task#p-partial", 106)).await.unwrap(),
         Claim::InProgress { lease_left: Some(_) }
     ));
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(store.claim("task#p-partial", Owner(106)).await.unwrap(), Claim::Acquired { done: both });
-    store.complete("task#p-partial", Owner(106), None).await.unwrap();
-    assert_eq!(store.claim("task#p-partial", Owner(107)).await.unwrap(), Claim::Completed);
+    assert_eq!(store.claim(who("task#p-partial", 106)).await.unwrap(), Claim::Acquired { done: both });
+    store.complete(who("task#p-partial", 106), None).await.unwrap();
+    assert_eq!(store.claim(who("task#p-partial", 107)).await.unwrap(), Claim::Completed);
 }
 
 /// Counts the operations a client sends.
@@ -195,13 +199,13 @@ async fn a_refused_claim_reads_what_it_found_in_the_same_call() {
     let store = DynamoStore::new(counted, &table, Duration::from_secs(60), common::LONG_MEMORY);
     let count = || calls.0.load(std::sync::atomic::Ordering::SeqCst);
 
-    assert_eq!(store.claim("task#p-1", Owner(103)).await.unwrap(), Claim::fresh());
+    assert_eq!(store.claim(who("task#p-1", 103)).await.unwrap(), Claim::fresh());
     let before = count();
-    assert!(matches!(store.claim("task#p-1", Owner(104)).await.unwrap(), Claim::InProgress { lease_left: Some(_) }));
+    assert!(matches!(store.claim(who("task#p-1", 104)).await.unwrap(), Claim::InProgress { lease_left: Some(_) }));
     assert_eq!(count() - before, 1, "an in-progress claim is told by the refused write itself");
-    store.complete("task#p-1", Owner(103), None).await.unwrap();
+    store.complete(who("task#p-1", 103), None).await.unwrap();
     let before = count();
-    assert_eq!(store.claim("task#p-1", Owner(104)).await.unwrap(), Claim::Completed);
+    assert_eq!(store.claim(who("task#p-1", 104)).await.unwrap(), Claim::Completed);
     assert_eq!(count() - before, 1, "so is a completed one: no GetItem after the refusal");
 }
 
@@ -351,27 +355,27 @@ async fn the_applied_version_moves_forward_only_and_is_written_with_the_completi
     let subject = "task\u{2192}t-1\u{2192}progress";
     assert_eq!(store.applied_version(subject).await.unwrap(), None);
     let at = |at| Some(Version { subject, at });
-    assert_eq!(store.claim("task#p-new", Owner(103)).await.unwrap(), Claim::fresh());
-    store.complete("task#p-new", Owner(103), at(20)).await.unwrap();
+    assert_eq!(store.claim(who("task#p-new", 103)).await.unwrap(), Claim::fresh());
+    store.complete(who("task#p-new", 103), at(20)).await.unwrap();
     assert_eq!(store.applied_version(subject).await.unwrap(), Some(20));
-    assert_eq!(store.claim("task#p-new", Owner(104)).await.unwrap(), Claim::Completed);
+    assert_eq!(store.claim(who("task#p-new", 104)).await.unwrap(), Claim::Completed);
 
     // An older event completed later (the guard was off, or raced): its completion is
     // written, the version does not move back.
-    assert_eq!(store.claim("task#p-old", Owner(103)).await.unwrap(), Claim::fresh());
-    store.complete("task#p-old", Owner(103), at(10)).await.unwrap();
+    assert_eq!(store.claim(who("task#p-old", 103)).await.unwrap(), Claim::fresh());
+    store.complete(who("task#p-old", 103), at(10)).await.unwrap();
     assert_eq!(store.applied_version(subject).await.unwrap(), Some(20));
-    assert_eq!(store.claim("task#p-old", Owner(104)).await.unwrap(), Claim::Completed);
+    assert_eq!(store.claim(who("task#p-old", 104)).await.unwrap(), Claim::Completed);
     // Recording the handler's step raises it, and so does a release (the handler applied
     // the event, a destination failed): neither waits for the completion.
-    assert_eq!(store.claim("task#p-newer", Owner(103)).await.unwrap(), Claim::fresh());
-    store.record("task#p-newer", Owner(103), &["handler".to_owned()].into(), at(30)).await.unwrap();
+    assert_eq!(store.claim(who("task#p-newer", 103)).await.unwrap(), Claim::fresh());
+    store.record(who("task#p-newer", 103), &["handler".to_owned()].into(), at(30)).await.unwrap();
     assert_eq!(store.applied_version(subject).await.unwrap(), Some(30));
-    assert_eq!(store.claim("task#p-newest", Owner(103)).await.unwrap(), Claim::fresh());
-    store.release("task#p-newest", Owner(103), &["handler".to_owned()].into(), at(40)).await.unwrap();
+    assert_eq!(store.claim(who("task#p-newest", 103)).await.unwrap(), Claim::fresh());
+    store.release(who("task#p-newest", 103), &["handler".to_owned()].into(), at(40)).await.unwrap();
     assert_eq!(store.applied_version(subject).await.unwrap(), Some(40));
     // A write by an attempt that does not hold the claim writes no version either.
-    assert_eq!(store.complete("task#p-none", Owner(103), at(50)).await.unwrap_err().kind, StoreErrorKind::Lost);
+    assert_eq!(store.complete(who("task#p-none", 103), at(50)).await.unwrap_err().kind, StoreErrorKind::Lost);
     assert_eq!(store.applied_version(subject).await.unwrap(), Some(40));
 
     // The version is kept for good (a replay of any archived span must find it); the
@@ -651,7 +655,7 @@ async fn a_record_whose_claim_a_crashed_consumer_holds_waits_for_the_lease_inste
     let (client, source, dlq, store) =
         task_queue_and_store("crashed", 3, Duration::from_secs(6), common::LONG_MEMORY).await;
     // The consumer that claimed it died (SIGKILL, out of memory): its claim holds 6 s.
-    assert_eq!(store.claim("task#p-crashed", Owner(101)).await.unwrap(), Claim::fresh());
+    assert_eq!(store.claim(who("task#p-crashed", 101)).await.unwrap(), Claim::fresh());
     let body = common::progress_event("t-crashed", "p-crashed", cf_webhooks::ack::now_ms());
     client.send_message().queue_url(&source).message_body(&body).send().await.unwrap();
 

@@ -23,7 +23,7 @@ use aws_sdk_dynamodb::Client;
 
 use super::describe;
 use crate::clock::Clock;
-use crate::consumer::idempotency::{Claim, Done, Entry, IdempotencyStore, Owner, StoreError, Version};
+use crate::consumer::idempotency::{Claim, Claimant, Done, Entry, IdempotencyStore, Owner, StoreError, Version};
 
 /// The table's partition key (a string): `<group>#<PayloadId>`.
 pub const PARTITION_KEY: &str = "pk";
@@ -200,18 +200,24 @@ enum Write {
 }
 
 impl DynamoStore {
+    /// When an item written now for `who` is forgotten (the TTL, epoch seconds): `memory`
+    /// from now or from the event's time, whichever is later.
+    fn forgotten(&self, who: Claimant<'_>, memory: Duration) -> u128 {
+        let from = self.clock.now().max(Duration::from_millis(u64::try_from(who.event_ms).unwrap_or(0)));
+        (from + memory).as_secs().into()
+    }
+
     /// The update of the claim's item for `write`, conditioned on `owner` holding it.
-    fn claim_update(&self, key: &str, owner: Owner, write: &Write, done: &Done) -> Result<Update, StoreError> {
-        let now = self.clock.now();
-        let expires = n((now + self.ttl).as_secs().into());
+    fn claim_update(&self, who: Claimant<'_>, write: &Write, done: &Done) -> Result<Update, StoreError> {
+        let expires = n(self.forgotten(who, self.ttl));
         let update = Update::builder()
             .table_name(&self.table)
-            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
+            .key(PARTITION_KEY, AttributeValue::S(who.key.to_owned()))
             .condition_expression("#state = :in_progress AND #owner = :owner")
             .expression_attribute_names("#state", STATE)
             .expression_attribute_names("#owner", OWNER)
             .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
-            .expression_attribute_values(":owner", AttributeValue::S(owner.to_string()));
+            .expression_attribute_values(":owner", AttributeValue::S(who.owner.to_string()));
         let steps = |update: aws_sdk_dynamodb::types::builders::UpdateBuilder, set: &str| {
             if done.is_empty() {
                 update.update_expression(format!("{set} REMOVE #done"))
@@ -263,16 +269,15 @@ impl DynamoStore {
     /// already (a retried write whose first answer was lost) succeeds.
     async fn write(
         &self,
-        key: &str,
-        owner: Owner,
+        who: Claimant<'_>,
         write: Write,
         done: &Done,
         version: Option<Version<'_>>,
     ) -> Result<(), StoreError> {
         if let (Write::Release, true, None) = (&write, done.is_empty(), version) {
-            return self.delete(key, owner).await;
+            return self.delete(who).await;
         }
-        let update = self.claim_update(key, owner, &write, done)?;
+        let update = self.claim_update(who, &write, done)?;
         let Some(version) = version else {
             let sent = self
                 .client
@@ -290,7 +295,7 @@ impl DynamoStore {
                 Ok(_) => Ok(()),
                 Err(e) => match e.as_service_error() {
                     Some(UpdateItemError::ConditionalCheckFailedException(found)) => {
-                        self.refused(key, owner, &write, found.item()).await
+                        self.refused(who, &write, found.item()).await
                     }
                     _ => Err(unavailable(&e)),
                 },
@@ -308,8 +313,8 @@ impl DynamoStore {
             Err(e) => match cancellation(&e).as_deref() {
                 // An equal or newer version is recorded already, which is not to move
                 // back: the claim's write on its own.
-                Some(["None", "ConditionalCheckFailed"]) => Box::pin(self.write(key, owner, write, done, None)).await,
-                Some([claim, _]) if *claim == "ConditionalCheckFailed" => self.refused(key, owner, &write, None).await,
+                Some(["None", "ConditionalCheckFailed"]) => Box::pin(self.write(who, write, done, None)).await,
+                Some([claim, _]) if *claim == "ConditionalCheckFailed" => self.refused(who, &write, None).await,
                 Some(codes) if codes.contains(&"TransactionConflict") => Err(StoreError::conflict(describe(&e))),
                 _ => Err(unavailable(&e)),
             },
@@ -320,8 +325,7 @@ impl DynamoStore {
     /// this owner was made already.
     async fn refused(
         &self,
-        key: &str,
-        owner: Owner,
+        who: Claimant<'_>,
         write: &Write,
         found: Option<&HashMap<String, AttributeValue>>,
     ) -> Result<(), StoreError> {
@@ -329,36 +333,37 @@ impl DynamoStore {
         let item = match found {
             Some(item) => Some(item),
             None => {
-                read = self.read(key).await?;
+                read = self.read(who.key).await?;
                 read.as_ref()
             }
         };
-        let completed_by_owner = item
-            .is_some_and(|i| text(i, STATE) == Some(COMPLETED) && text(i, OWNER) == Some(owner.to_string().as_str()));
+        let completed_by_owner = item.is_some_and(|i| {
+            text(i, STATE) == Some(COMPLETED) && text(i, OWNER) == Some(who.owner.to_string().as_str())
+        });
         match write {
             Write::Complete if completed_by_owner => Ok(()),
-            _ => Err(StoreError::lost(format!("{key} is not claimed by this attempt"))),
+            _ => Err(StoreError::lost(format!("{} is not claimed by this attempt", who.key))),
         }
     }
 
     /// Deletes `owner`'s claim of `key` (a release with nothing done).
-    async fn delete(&self, key: &str, owner: Owner) -> Result<(), StoreError> {
+    async fn delete(&self, who: Claimant<'_>) -> Result<(), StoreError> {
         let deleted = self
             .client
             .delete_item()
             .table_name(&self.table)
-            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
+            .key(PARTITION_KEY, AttributeValue::S(who.key.to_owned()))
             .condition_expression("#state = :in_progress AND #owner = :owner")
             .expression_attribute_names("#state", STATE)
             .expression_attribute_names("#owner", OWNER)
             .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
-            .expression_attribute_values(":owner", AttributeValue::S(owner.to_string()))
+            .expression_attribute_values(":owner", AttributeValue::S(who.owner.to_string()))
             .send()
             .await;
         match deleted {
             Ok(_) => Ok(()),
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
-                Err(StoreError::lost(format!("{key} is not claimed by this attempt")))
+                Err(StoreError::lost(format!("{} is not claimed by this attempt", who.key)))
             }
             Err(e) => Err(unavailable(&e)),
         }
@@ -375,14 +380,14 @@ impl IdempotencyStore for DynamoStore {
         Some(self.ttl)
     }
 
-    async fn claim(&self, key: &str, owner: Owner) -> Result<Claim, StoreError> {
+    async fn claim(&self, who: Claimant<'_>) -> Result<Claim, StoreError> {
         let now = self.clock.now();
         let lease_until = (now + self.lease).as_millis();
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
-            .key(PARTITION_KEY, AttributeValue::S(key.to_owned()))
+            .key(PARTITION_KEY, AttributeValue::S(who.key.to_owned()))
             // The steps of a released claim stay on the item, so the TTL is the one of a
             // completion: what was done is remembered as long as a completion would be.
             .update_expression("SET #state = :in_progress, #lease = :lease, #ttl = :ttl, #owner = :owner")
@@ -396,10 +401,10 @@ impl IdempotencyStore for DynamoStore {
             .expression_attribute_names("#owner", OWNER)
             .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
             .expression_attribute_values(":lease", n(lease_until))
-            .expression_attribute_values(":ttl", n((now + self.ttl.max(self.lease)).as_secs().into()))
+            .expression_attribute_values(":ttl", n(self.forgotten(who, self.ttl.max(self.lease))))
             .expression_attribute_values(":now_ms", n(now.as_millis()))
             .expression_attribute_values(":now_s", n(now.as_secs().into()))
-            .expression_attribute_values(":owner", AttributeValue::S(owner.to_string()))
+            .expression_attribute_values(":owner", AttributeValue::S(who.owner.to_string()))
             // Granted, the old item tells which steps are done; refused, what it found, so
             // no second call has to read it.
             .return_values(ReturnValue::AllOld)
@@ -415,7 +420,7 @@ impl IdempotencyStore for DynamoStore {
                     Some(item) => Ok(state_of(item, now.as_millis())),
                     // An endpoint that does not return the item (an older emulator): read it.
                     None => Ok(self
-                        .read(key)
+                        .read(who.key)
                         .await?
                         .as_ref()
                         .map_or(Claim::InProgress { lease_left: None }, |item| state_of(item, now.as_millis()))),
@@ -433,27 +438,15 @@ impl IdempotencyStore for DynamoStore {
         Ok(item.get(VERSION).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()))
     }
 
-    async fn record(
-        &self,
-        key: &str,
-        owner: Owner,
-        done: &Done,
-        version: Option<Version<'_>>,
-    ) -> Result<(), StoreError> {
-        self.write(key, owner, Write::Record, done, version).await
+    async fn record(&self, who: Claimant<'_>, done: &Done, version: Option<Version<'_>>) -> Result<(), StoreError> {
+        self.write(who, Write::Record, done, version).await
     }
 
-    async fn complete(&self, key: &str, owner: Owner, version: Option<Version<'_>>) -> Result<(), StoreError> {
-        self.write(key, owner, Write::Complete, &Done::new(), version).await
+    async fn complete(&self, who: Claimant<'_>, version: Option<Version<'_>>) -> Result<(), StoreError> {
+        self.write(who, Write::Complete, &Done::new(), version).await
     }
 
-    async fn release(
-        &self,
-        key: &str,
-        owner: Owner,
-        done: &Done,
-        version: Option<Version<'_>>,
-    ) -> Result<(), StoreError> {
-        self.write(key, owner, Write::Release, done, version).await
+    async fn release(&self, who: Claimant<'_>, done: &Done, version: Option<Version<'_>>) -> Result<(), StoreError> {
+        self.write(who, Write::Release, done, version).await
     }
 }

@@ -90,6 +90,20 @@ impl std::fmt::Display for Owner {
     }
 }
 
+/// Who writes to a claim: its key, the attempt that claimed it, and the event's time, from
+/// which (or from now, whichever is later) the item is remembered for the memory: an
+/// event stamped ahead of the clock (within the allowed skew) keeps its record as long as
+/// the expiry rule, which counts from the event's time, accepts the event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claimant<'a> {
+    /// `<group>#<PayloadId>` (and a replay's run).
+    pub key: &'a str,
+    /// The attempt.
+    pub owner: Owner,
+    /// The event's `EventDatetimeUtc` (ms since the epoch).
+    pub event_ms: i64,
+}
+
 /// The facet version a write raises (never lowers): `<group>→<entity>→<facet>` and the
 /// event's `EventDatetimeUtc`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -115,33 +129,21 @@ pub trait IdempotencyStore: Send + Sync {
 
     /// Claims `key` for the attempt `owner`: granted when absent, forgotten, released, or
     /// held by a claim past its lease.
-    async fn claim(&self, key: &str, owner: Owner) -> Result<Claim, StoreError>;
+    async fn claim(&self, who: Claimant<'_>) -> Result<Claim, StoreError>;
 
     /// The version (`EventDatetimeUtc`) last applied to a facet of an entity, if any.
     async fn applied_version(&self, subject: &str) -> Result<Option<i64>, StoreError>;
 
     /// Records the steps `done` while `owner` keeps the claim, and raises `version`.
-    async fn record(
-        &self,
-        key: &str,
-        owner: Owner,
-        done: &Done,
-        version: Option<Version<'_>>,
-    ) -> Result<(), StoreError>;
+    async fn record(&self, who: Claimant<'_>, done: &Done, version: Option<Version<'_>>) -> Result<(), StoreError>;
 
     /// Marks `key` completed if `owner` holds it (or completed it: a retried write), and
     /// raises `version`.
-    async fn complete(&self, key: &str, owner: Owner, version: Option<Version<'_>>) -> Result<(), StoreError>;
+    async fn complete(&self, who: Claimant<'_>, version: Option<Version<'_>>) -> Result<(), StoreError>;
 
     /// Gives up `owner`'s claim, keeping the steps `done` for the next attempt, and raises
     /// `version`.
-    async fn release(
-        &self,
-        key: &str,
-        owner: Owner,
-        done: &Done,
-        version: Option<Version<'_>>,
-    ) -> Result<(), StoreError>;
+    async fn release(&self, who: Claimant<'_>, done: &Done, version: Option<Version<'_>>) -> Result<(), StoreError>;
 }
 
 #[async_trait::async_trait]
@@ -152,32 +154,20 @@ impl<S: IdempotencyStore + ?Sized> IdempotencyStore for std::sync::Arc<S> {
     fn memory(&self) -> Option<Duration> {
         (**self).memory()
     }
-    async fn claim(&self, key: &str, owner: Owner) -> Result<Claim, StoreError> {
-        (**self).claim(key, owner).await
+    async fn claim(&self, who: Claimant<'_>) -> Result<Claim, StoreError> {
+        (**self).claim(who).await
     }
     async fn applied_version(&self, subject: &str) -> Result<Option<i64>, StoreError> {
         (**self).applied_version(subject).await
     }
-    async fn record(
-        &self,
-        key: &str,
-        owner: Owner,
-        done: &Done,
-        version: Option<Version<'_>>,
-    ) -> Result<(), StoreError> {
-        (**self).record(key, owner, done, version).await
+    async fn record(&self, who: Claimant<'_>, done: &Done, version: Option<Version<'_>>) -> Result<(), StoreError> {
+        (**self).record(who, done, version).await
     }
-    async fn complete(&self, key: &str, owner: Owner, version: Option<Version<'_>>) -> Result<(), StoreError> {
-        (**self).complete(key, owner, version).await
+    async fn complete(&self, who: Claimant<'_>, version: Option<Version<'_>>) -> Result<(), StoreError> {
+        (**self).complete(who, version).await
     }
-    async fn release(
-        &self,
-        key: &str,
-        owner: Owner,
-        done: &Done,
-        version: Option<Version<'_>>,
-    ) -> Result<(), StoreError> {
-        (**self).release(key, owner, done, version).await
+    async fn release(&self, who: Claimant<'_>, done: &Done, version: Option<Version<'_>>) -> Result<(), StoreError> {
+        (**self).release(who, done, version).await
     }
 }
 
@@ -287,26 +277,36 @@ impl MemoryStore {
         }
     }
 
-    /// Applies `write` to `owner`'s claim of `key`, or answers `Lost`.
+    /// When an item written now for `who` is forgotten: the memory, from now or from the
+    /// event's time, whichever is later.
+    fn forgotten(&self, who: Claimant<'_>, now: i64, memory: Duration) -> i64 {
+        now.max(who.event_ms).saturating_add(ms(memory))
+    }
+
+    /// Applies `write` (given when the item is forgotten) to `who`'s claim, or answers
+    /// `Lost`.
     fn owned(
         &self,
-        key: &str,
-        owner: Owner,
+        who: Claimant<'_>,
         version: Option<Version<'_>>,
         write: impl FnOnce(&mut Entry, i64),
     ) -> Result<(), StoreError> {
-        let now = self.clock.now_ms();
+        let expires = self.forgotten(who, self.clock.now_ms(), self.ttl);
         let mut entries = self.entries();
-        match entries.get_mut(key) {
-            Some(entry) if matches!(&*entry, Entry::InProgress { owner: o, .. } if *o == owner) => {
+        match entries.get_mut(who.key) {
+            Some(entry) if matches!(&*entry, Entry::InProgress { owner: o, .. } if *o == who.owner) => {
                 // The version and the item in one step, as DynamoDB's transaction.
                 self.raise(version);
-                write(entry, now);
+                write(entry, expires);
                 Ok(())
             }
-            _ => Err(StoreError::lost(format!("{key} is not claimed by {owner}"))),
+            _ => Err(lost(who)),
         }
     }
+}
+
+fn lost(who: Claimant<'_>) -> StoreError {
+    StoreError::lost(format!("{} is not claimed by {}", who.key, who.owner))
 }
 
 #[async_trait::async_trait]
@@ -319,13 +319,13 @@ impl IdempotencyStore for MemoryStore {
         Some(self.ttl)
     }
 
-    async fn claim(&self, key: &str, owner: Owner) -> Result<Claim, StoreError> {
+    async fn claim(&self, who: Claimant<'_>) -> Result<Claim, StoreError> {
         let now = self.clock.now_ms();
         let mut entries = self.entries();
         if entries.len() >= 4096 && entries.len().is_power_of_two() {
             entries.retain(|_, entry| entry.expires() > now);
         }
-        let done = match entries.get(key).filter(|entry| entry.expires() > now) {
+        let done = match entries.get(who.key).filter(|entry| entry.expires() > now) {
             Some(Entry::Completed { .. }) => return Ok(Claim::Completed),
             Some(Entry::InProgress { lease_until, .. }) if *lease_until > now => {
                 return Ok(Claim::InProgress {
@@ -336,11 +336,10 @@ impl IdempotencyStore for MemoryStore {
             Some(Entry::InProgress { done, .. } | Entry::Released { done, .. }) => done.clone(),
             None => Done::new(),
         };
-        let expires = now.saturating_add(ms(self.ttl.max(self.lease)));
-        entries.insert(
-            key.to_owned(),
-            Entry::InProgress { owner, lease_until: now.saturating_add(ms(self.lease)), done: done.clone(), expires },
-        );
+        let expires = self.forgotten(who, now, self.ttl.max(self.lease));
+        let lease_until = now.saturating_add(ms(self.lease));
+        let claimed = Entry::InProgress { owner: who.owner, lease_until, done: done.clone(), expires };
+        entries.insert(who.key.to_owned(), claimed);
         Ok(Claim::Acquired { done })
     }
 
@@ -348,58 +347,45 @@ impl IdempotencyStore for MemoryStore {
         Ok(self.version(subject))
     }
 
-    async fn record(
-        &self,
-        key: &str,
-        owner: Owner,
-        done: &Done,
-        version: Option<Version<'_>>,
-    ) -> Result<(), StoreError> {
-        self.owned(key, owner, version, |entry, _| {
-            if let Entry::InProgress { done: recorded, .. } = entry {
+    async fn record(&self, who: Claimant<'_>, done: &Done, version: Option<Version<'_>>) -> Result<(), StoreError> {
+        self.owned(who, version, |entry, expires| {
+            if let Entry::InProgress { done: recorded, expires: until, .. } = entry {
                 recorded.clone_from(done);
+                *until = (*until).max(expires);
             }
         })
     }
 
-    async fn complete(&self, key: &str, owner: Owner, version: Option<Version<'_>>) -> Result<(), StoreError> {
-        let now = self.clock.now_ms();
+    async fn complete(&self, who: Claimant<'_>, version: Option<Version<'_>>) -> Result<(), StoreError> {
+        let expires = self.forgotten(who, self.clock.now_ms(), self.ttl);
         let mut entries = self.entries();
-        let lost = || StoreError::lost(format!("{key} is not claimed by {owner}"));
-        match entries.get_mut(key) {
+        match entries.get_mut(who.key) {
             // A completion whose answer was lost, made again: already so.
-            Some(Entry::Completed { owner: o, .. }) if *o == owner => {}
+            Some(Entry::Completed { owner, .. }) if *owner == who.owner => {}
             Some(entry) => match entry {
-                Entry::InProgress { owner: holder, .. } if *holder == owner => {
-                    *entry = Entry::Completed { owner, expires: now.saturating_add(ms(self.ttl)) };
+                Entry::InProgress { owner, .. } if *owner == who.owner => {
+                    *entry = Entry::Completed { owner: who.owner, expires };
                 }
-                _ => return Err(lost()),
+                _ => return Err(lost(who)),
             },
-            None => return Err(lost()),
+            None => return Err(lost(who)),
         }
         // The version and the item in one step, as DynamoDB's transaction.
         self.raise(version);
         Ok(())
     }
 
-    async fn release(
-        &self,
-        key: &str,
-        owner: Owner,
-        done: &Done,
-        version: Option<Version<'_>>,
-    ) -> Result<(), StoreError> {
-        let ttl = ms(self.ttl);
+    async fn release(&self, who: Claimant<'_>, done: &Done, version: Option<Version<'_>>) -> Result<(), StoreError> {
         let mut gone = false;
-        self.owned(key, owner, version, |entry, now| {
+        self.owned(who, version, |entry, expires| {
             if done.is_empty() {
                 gone = true;
             } else {
-                *entry = Entry::Released { done: done.clone(), expires: now.saturating_add(ttl) };
+                *entry = Entry::Released { done: done.clone(), expires };
             }
         })?;
         if gone {
-            self.entries().remove(key);
+            self.entries().remove(who.key);
         }
         Ok(())
     }
@@ -411,6 +397,10 @@ mod tests {
 
     const NONE: Option<Version<'static>> = None;
 
+    fn who(key: &str, owner: u128) -> Claimant<'_> {
+        Claimant { key, owner: Owner(owner), event_ms: 0 }
+    }
+
     fn store() -> MemoryStore {
         MemoryStore::with_clock(Duration::from_secs(60), Duration::from_secs(3600), Clock::starting_at(0))
     }
@@ -419,39 +409,39 @@ mod tests {
     async fn claim_complete_release_and_expiry() {
         let none = Done::new();
         let store = store();
-        assert_eq!(store.claim("a", Owner(1)).await, Ok(Claim::fresh()));
-        assert!(matches!(store.claim("a", Owner(2)).await, Ok(Claim::InProgress { lease_left: Some(_) })));
-        store.release("a", Owner(1), &none, NONE).await.unwrap();
-        assert_eq!(store.claim("a", Owner(2)).await, Ok(Claim::fresh()));
-        store.complete("a", Owner(2), NONE).await.unwrap();
-        assert_eq!(store.claim("a", Owner(3)).await, Ok(Claim::Completed));
-        assert_eq!(store.release("a", Owner(2), &none, NONE).await.unwrap_err().kind, StoreErrorKind::Lost);
-        assert_eq!(store.claim("a", Owner(3)).await, Ok(Claim::Completed), "release never undoes a completion");
+        assert_eq!(store.claim(who("a", 1)).await, Ok(Claim::fresh()));
+        assert!(matches!(store.claim(who("a", 2)).await, Ok(Claim::InProgress { lease_left: Some(_) })));
+        store.release(who("a", 1), &none, NONE).await.unwrap();
+        assert_eq!(store.claim(who("a", 2)).await, Ok(Claim::fresh()));
+        store.complete(who("a", 2), NONE).await.unwrap();
+        assert_eq!(store.claim(who("a", 3)).await, Ok(Claim::Completed));
+        assert_eq!(store.release(who("a", 2), &none, NONE).await.unwrap_err().kind, StoreErrorKind::Lost);
+        assert_eq!(store.claim(who("a", 3)).await, Ok(Claim::Completed), "release never undoes a completion");
 
-        assert_eq!(store.claim("b", Owner(1)).await, Ok(Claim::fresh()));
+        assert_eq!(store.claim(who("b", 1)).await, Ok(Claim::fresh()));
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert_eq!(store.claim("b", Owner(2)).await, Ok(Claim::fresh()), "an abandoned claim expires");
+        assert_eq!(store.claim(who("b", 2)).await, Ok(Claim::fresh()), "an abandoned claim expires");
         tokio::time::advance(Duration::from_secs(3600)).await;
-        assert_eq!(store.claim("a", Owner(4)).await, Ok(Claim::fresh()), "completions expire after the TTL");
+        assert_eq!(store.claim(who("a", 4)).await, Ok(Claim::fresh()), "completions expire after the TTL");
     }
 
     #[tokio::test(start_paused = true)]
     async fn only_the_owner_writes_and_a_repeated_completion_is_the_same() {
         let store = store();
-        assert_eq!(store.claim("a", Owner(5)).await, Ok(Claim::fresh()));
+        assert_eq!(store.claim(who("a", 5)).await, Ok(Claim::fresh()));
         tokio::time::advance(Duration::from_secs(61)).await;
-        assert_eq!(store.claim("a", Owner(6)).await, Ok(Claim::fresh()), "taken over after the lease");
+        assert_eq!(store.claim(who("a", 6)).await, Ok(Claim::fresh()), "taken over after the lease");
         let handler: Done = ["handler".to_owned()].into();
         for refused in [
-            store.record("a", Owner(5), &handler, NONE).await,
-            store.complete("a", Owner(5), NONE).await,
-            store.release("a", Owner(5), &handler, NONE).await,
+            store.record(who("a", 5), &handler, NONE).await,
+            store.complete(who("a", 5), NONE).await,
+            store.release(who("a", 5), &handler, NONE).await,
         ] {
             assert_eq!(refused.unwrap_err().kind, StoreErrorKind::Lost, "the first attempt lost its claim");
         }
-        store.complete("a", Owner(6), NONE).await.unwrap();
-        store.complete("a", Owner(6), NONE).await.unwrap();
-        assert_eq!(store.claim("a", Owner(7)).await, Ok(Claim::Completed));
+        store.complete(who("a", 6), NONE).await.unwrap();
+        store.complete(who("a", 6), NONE).await.unwrap();
+        assert_eq!(store.claim(who("a", 7)).await, Ok(Claim::Completed));
     }
 
     #[tokio::test]
@@ -459,17 +449,17 @@ mod tests {
         let store = store();
         let v = |at| Some(Version { subject: "s", at });
         assert_eq!(store.applied_version("s").await, Ok(None));
-        store.claim("a", Owner(8)).await.unwrap();
-        store.record("a", Owner(8), &Done::new(), v(20)).await.unwrap();
+        store.claim(who("a", 8)).await.unwrap();
+        store.record(who("a", 8), &Done::new(), v(20)).await.unwrap();
         assert_eq!(store.applied_version("s").await, Ok(Some(20)));
-        store.claim("b", Owner(8)).await.unwrap();
-        store.complete("b", Owner(8), v(10)).await.unwrap();
+        store.claim(who("b", 8)).await.unwrap();
+        store.complete(who("b", 8), v(10)).await.unwrap();
         assert_eq!(store.applied_version("s").await, Ok(Some(20)), "an older completion never moves it back");
-        assert_eq!(store.claim("b", Owner(9)).await, Ok(Claim::Completed), "the completion is written all the same");
-        store.claim("c", Owner(8)).await.unwrap();
-        store.release("c", Owner(8), &Done::new(), v(30)).await.unwrap();
+        assert_eq!(store.claim(who("b", 9)).await, Ok(Claim::Completed), "the completion is written all the same");
+        store.claim(who("c", 8)).await.unwrap();
+        store.release(who("c", 8), &Done::new(), v(30)).await.unwrap();
         assert_eq!(store.applied_version("s").await, Ok(Some(30)), "a release records it too");
-        assert_eq!(store.complete("d", Owner(8), v(40)).await.unwrap_err().kind, StoreErrorKind::Lost);
+        assert_eq!(store.complete(who("d", 8), v(40)).await.unwrap_err().kind, StoreErrorKind::Lost);
         assert_eq!(store.applied_version("s").await, Ok(Some(30)), "a refused write writes no version");
     }
 
@@ -477,17 +467,33 @@ mod tests {
     async fn recorded_and_released_steps_are_found_by_the_next_claim() {
         let store = store();
         let handler: Done = ["handler".to_owned()].into();
-        assert_eq!(store.claim("a", Owner(1)).await, Ok(Claim::fresh()));
-        store.release("a", Owner(1), &handler, NONE).await.unwrap();
-        assert_eq!(store.claim("a", Owner(2)).await, Ok(Claim::Acquired { done: handler.clone() }));
-        assert!(matches!(store.claim("a", Owner(3)).await, Ok(Claim::InProgress { lease_left: Some(_) })));
+        assert_eq!(store.claim(who("a", 1)).await, Ok(Claim::fresh()));
+        store.release(who("a", 1), &handler, NONE).await.unwrap();
+        assert_eq!(store.claim(who("a", 2)).await, Ok(Claim::Acquired { done: handler.clone() }));
+        assert!(matches!(store.claim(who("a", 3)).await, Ok(Claim::InProgress { lease_left: Some(_) })));
         let both: Done = ["handler".to_owned(), "http".to_owned()].into();
-        store.record("a", Owner(2), &both, NONE).await.unwrap();
+        store.record(who("a", 2), &both, NONE).await.unwrap();
         tokio::time::advance(Duration::from_secs(61)).await;
         assert_eq!(
-            store.claim("a", Owner(3)).await,
+            store.claim(who("a", 3)).await,
             Ok(Claim::Acquired { done: both }),
             "a crashed attempt leaves the steps it recorded"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_event_stamped_ahead_is_remembered_from_its_own_time() {
+        // Five minutes ahead of the store's clock, within the skew ingest allows: the
+        // expiry rule accepts it until its own time plus the memory, so its record must
+        // last as long, not only from its completion.
+        let store = store();
+        let ahead = Claimant { key: "f", owner: Owner(1), event_ms: 300_000 };
+        assert_eq!(store.claim(ahead).await, Ok(Claim::fresh()));
+        store.complete(ahead, NONE).await.unwrap();
+        tokio::time::advance(Duration::from_secs(3600 + 60)).await;
+        let again = Claimant { owner: Owner(2), ..ahead };
+        assert_eq!(store.claim(again).await, Ok(Claim::Completed), "past completion + memory, before event + memory");
+        tokio::time::advance(Duration::from_secs(300)).await;
+        assert_eq!(store.claim(again).await, Ok(Claim::fresh()), "forgotten once the rule refuses it too");
     }
 }

@@ -19,7 +19,9 @@ use crate::destination::{Delivery, Destination, Verdict};
 use crate::events::ordering::Entity;
 use crate::events::{routing, EventGroup, GroupEvent};
 use crate::message::attr;
-pub use idempotency::{Claim, Done, IdempotencyStore, MemoryStore, Owner, StoreError, StoreErrorKind, Version};
+pub use idempotency::{
+    Claim, Claimant, Done, IdempotencyStore, MemoryStore, Owner, StoreError, StoreErrorKind, Version,
+};
 pub use lifecycle::{Effect, Facts, Input, Lifecycle};
 pub use record::Record;
 
@@ -410,6 +412,11 @@ struct ClaimOf<E> {
 }
 
 impl<E: GroupEvent> ClaimOf<E> {
+    /// Who writes to the claim.
+    fn who(&self) -> Claimant<'_> {
+        Claimant { key: &self.key, owner: self.owner, event_ms: self.event.envelope().event_datetime_utc }
+    }
+
     /// The facet's version a write raises, when it is to.
     fn version(&self, write: bool) -> Option<Version<'_>> {
         let subject = self.subject.as_deref().filter(|_| write)?;
@@ -722,9 +729,7 @@ impl<H: Handler> Runner<H> {
                     return;
                 }
                 (Effect::Claim, Some(c)) => Input::Claimed(
-                    within(deadlines.work, self.store.claim(&c.key, c.owner))
-                        .await
-                        .unwrap_or_else(|| late("the claim")),
+                    within(deadlines.work, self.store.claim(c.who())).await.unwrap_or_else(|| late("the claim")),
                 ),
                 (Effect::ReadVersion, Some(c)) => {
                     let subject = c.subject.as_deref().unwrap_or_default();
@@ -736,17 +741,17 @@ impl<H: Handler> Runner<H> {
                 }
                 (Effect::Handle, Some(c)) => Input::Handled(self.handle(attempt.record, c, deadlines.work).await),
                 (&Effect::Record { version }, Some(c)) => Input::Written(
-                    within(deadlines.settle, self.store.record(&c.key, c.owner, life.done(), c.version(version)))
+                    within(deadlines.settle, self.store.record(c.who(), life.done(), c.version(version)))
                         .await
                         .unwrap_or_else(|| late("recording the handler's step")),
                 ),
                 (&Effect::Complete { version }, Some(c)) => Input::Written(
-                    within(deadlines.settle, self.store.complete(&c.key, c.owner, c.version(version)))
+                    within(deadlines.settle, self.store.complete(c.who(), c.version(version)))
                         .await
                         .unwrap_or_else(|| late("the completion")),
                 ),
                 (&Effect::Release { version }, Some(c)) => Input::Written(
-                    within(deadlines.settle, self.store.release(&c.key, c.owner, life.done(), c.version(version)))
+                    within(deadlines.settle, self.store.release(c.who(), life.done(), c.version(version)))
                         .await
                         .unwrap_or_else(|| late("the release")),
                 ),

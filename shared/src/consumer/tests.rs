@@ -84,8 +84,8 @@ fn outcomes(report: &BatchReport) -> Vec<(&str, &str)> {
 #[tokio::test]
 async fn a_mixed_batch_with_a_dead_letter_queue() {
     let store = store();
-    store.claim("task#p-dup", Owner(7)).await.unwrap();
-    store.complete("task#p-dup", Owner(7), None).await.unwrap();
+    store.claim(Claimant { key: "task#p-dup", owner: Owner(7), event_ms: 0 }).await.unwrap();
+    store.complete(Claimant { key: "task#p-dup", owner: Owner(7), event_ms: 0 }, None).await.unwrap();
     let dead_letters = CollectingDlq::default();
     let runner = Runner::new(Scripted::default(), store, dead_letters.clone());
 
@@ -116,8 +116,8 @@ async fn a_mixed_batch_with_a_dead_letter_queue() {
 #[tokio::test]
 async fn a_mixed_batch_without_a_dead_letter_queue_retries_permanent_failures() {
     let store = store();
-    store.claim("task#p-dup", Owner(7)).await.unwrap();
-    store.complete("task#p-dup", Owner(7), None).await.unwrap();
+    store.claim(Claimant { key: "task#p-dup", owner: Owner(7), event_ms: 0 }).await.unwrap();
+    store.complete(Claimant { key: "task#p-dup", owner: Owner(7), event_ms: 0 }, None).await.unwrap();
     let runner = Runner::new(Scripted::default(), store, NoDeadLetters);
 
     let report = runner.run(&mixed_batch()).await;
@@ -550,27 +550,27 @@ impl IdempotencyStore for Flaky {
     fn memory(&self) -> Option<Duration> {
         self.inner.memory()
     }
-    async fn claim(&self, key: &str, owner: Owner) -> Result<Claim, StoreError> {
-        self.inner.claim(key, owner).await
+    async fn claim(&self, who: Claimant<'_>) -> Result<Claim, StoreError> {
+        self.inner.claim(who).await
     }
     async fn applied_version(&self, subject: &str) -> Result<Option<i64>, StoreError> {
         self.inner.applied_version(subject).await
     }
-    async fn record(&self, key: &str, owner: Owner, done: &Done, v: Option<Version<'_>>) -> Result<(), StoreError> {
-        self.inner.record(key, owner, done, v).await
+    async fn record(&self, who: Claimant<'_>, done: &Done, v: Option<Version<'_>>) -> Result<(), StoreError> {
+        self.inner.record(who, done, v).await
     }
-    async fn complete(&self, key: &str, owner: Owner, v: Option<Version<'_>>) -> Result<(), StoreError> {
+    async fn complete(&self, who: Claimant<'_>, v: Option<Version<'_>>) -> Result<(), StoreError> {
         if self.conflicts.load(Ordering::SeqCst) > 0 {
             self.conflicts.fetch_sub(1, Ordering::SeqCst);
             return Err(StoreError::conflict("TransactionConflict"));
         }
-        self.inner.complete(key, owner, v).await
+        self.inner.complete(who, v).await
     }
-    async fn release(&self, key: &str, owner: Owner, done: &Done, v: Option<Version<'_>>) -> Result<(), StoreError> {
+    async fn release(&self, who: Claimant<'_>, done: &Done, v: Option<Version<'_>>) -> Result<(), StoreError> {
         if self.releases_fail {
             return Err(StoreError::unavailable("DynamoDB unreachable"));
         }
-        self.inner.release(key, owner, done, v).await
+        self.inner.release(who, done, v).await
     }
 }
 
@@ -602,6 +602,10 @@ async fn a_conflicting_transaction_is_tried_again_and_the_version_written() {
     let report = runner.run(&[task_at("m-1", "p-1", "StatusChanged", 1_000)]).await;
     assert_eq!(outcomes(&report), [("m-1", "processed")]);
     assert_eq!(store.conflicts.load(Ordering::SeqCst), 0, "two conflicts, then the write went through");
-    assert_eq!(store.inner.claim("task#p-1", Owner(9)).await, Ok(Claim::Completed), "completed, not left in progress");
+    assert_eq!(
+        store.inner.claim(Claimant { key: "task#p-1", owner: Owner(9), event_ms: 0 }).await,
+        Ok(Claim::Completed),
+        "completed, not left in progress"
+    );
     assert_eq!(store.inner.applied_version("task\u{2192}t-1\u{2192}StatusChanged").await, Ok(Some(1_000)));
 }

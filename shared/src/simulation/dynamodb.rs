@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use crate::aws::dynamodb::DynamoStore;
 use crate::clock::Clock;
-use crate::consumer::idempotency::{Claim, Done, Entry, IdempotencyStore, Owner, StoreError, Version};
+use crate::consumer::idempotency::{Claim, Claimant, Done, Entry, IdempotencyStore, StoreError, Version};
 
 use super::SimStore;
 
@@ -58,9 +58,9 @@ impl IdempotencyStore for Blocking {
         self.store.memory()
     }
 
-    async fn claim(&self, key: &str, owner: Owner) -> Result<Claim, StoreError> {
-        let key = key.to_owned();
-        self.call(|s| async move { s.claim(&key, owner).await })
+    async fn claim(&self, who: Claimant<'_>) -> Result<Claim, StoreError> {
+        let (key, owner, event_ms) = (who.key.to_owned(), who.owner, who.event_ms);
+        self.call(move |s| async move { s.claim(Claimant { key: &key, owner, event_ms }).await })
     }
 
     async fn applied_version(&self, subject: &str) -> Result<Option<i64>, StoreError> {
@@ -68,19 +68,19 @@ impl IdempotencyStore for Blocking {
         self.call(|s| async move { s.applied_version(&subject).await })
     }
 
-    async fn record(&self, key: &str, owner: Owner, done: &Done, v: Option<Version<'_>>) -> Result<(), StoreError> {
-        let (key, done, v) = (key.to_owned(), done.clone(), owned(v));
-        self.call(|s| async move { s.record(&key, owner, &done, version(&v)).await })
+    async fn record(&self, who: Claimant<'_>, done: &Done, v: Option<Version<'_>>) -> Result<(), StoreError> {
+        let (key, owner, event_ms, done, v) = (who.key.to_owned(), who.owner, who.event_ms, done.clone(), owned(v));
+        self.call(move |s| async move { s.record(Claimant { key: &key, owner, event_ms }, &done, version(&v)).await })
     }
 
-    async fn complete(&self, key: &str, owner: Owner, v: Option<Version<'_>>) -> Result<(), StoreError> {
-        let (key, v) = (key.to_owned(), owned(v));
-        self.call(|s| async move { s.complete(&key, owner, version(&v)).await })
+    async fn complete(&self, who: Claimant<'_>, v: Option<Version<'_>>) -> Result<(), StoreError> {
+        let (key, owner, event_ms, v) = (who.key.to_owned(), who.owner, who.event_ms, owned(v));
+        self.call(move |s| async move { s.complete(Claimant { key: &key, owner, event_ms }, version(&v)).await })
     }
 
-    async fn release(&self, key: &str, owner: Owner, done: &Done, v: Option<Version<'_>>) -> Result<(), StoreError> {
-        let (key, done, v) = (key.to_owned(), done.clone(), owned(v));
-        self.call(|s| async move { s.release(&key, owner, &done, version(&v)).await })
+    async fn release(&self, who: Claimant<'_>, done: &Done, v: Option<Version<'_>>) -> Result<(), StoreError> {
+        let (key, owner, event_ms, done, v) = (who.key.to_owned(), who.owner, who.event_ms, done.clone(), owned(v));
+        self.call(move |s| async move { s.release(Claimant { key: &key, owner, event_ms }, &done, version(&v)).await })
     }
 }
 

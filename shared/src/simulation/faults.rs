@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::consumer::idempotency::{Claim, Done, IdempotencyStore, Owner, StoreError, Version};
+use crate::consumer::idempotency::{Claim, Claimant, Done, IdempotencyStore, StoreError, Version};
 use crate::consumer::{Context, DeadLetterError, DeadLetterSink, Handler, HandlerError, Record};
 use crate::destination::{Delivery, Destination, Verdict};
 use crate::events::ordering::Entity;
@@ -60,7 +60,9 @@ faults! {
     SqsDuplicate => "sqs-duplicate": "a standard queue delivers a message in flight again",
     SenderDuplicate => "sender-duplicate": "Creative Force sends an event twice",
     IngestDown => "ingest-down": "ingest answers 503; Creative Force retries 5 to 10 minutes later, 3 times",
-    Redrive => "redrive": "the dead-letter queue is moved back days later",
+    Redrive => "redrive": "the dead-letter queue is moved back days later, or just past the memory",
+    LateCopy => "late-copy": "a copy of an applied event sits in the dead-letter queue when it is redriven",
+    FutureStamp => "future-stamp": "Creative Force stamps an event up to 5 minutes ahead (within the skew ingest allows)",
     Replay => "replay": "a replay run sends applied events again (one of them twice)",
 }
 
@@ -241,7 +243,7 @@ impl IdempotencyStore for FaultyStore {
         self.inner.memory()
     }
 
-    async fn claim(&self, key: &str, owner: Owner) -> Result<Claim, StoreError> {
+    async fn claim(&self, who: Claimant<'_>) -> Result<Claim, StoreError> {
         let fault = self.chaos.draw(&[
             Fault::StoreError,
             Fault::StoreLostAnswer,
@@ -251,11 +253,11 @@ impl IdempotencyStore for FaultyStore {
         ]);
         self.before(fault).await?;
         let now = self.inner.clock().now_ms();
-        self.chaos.ledger().taking_over(key, self.inner.entry(key), now);
-        let claimed = self.inner.claim(key, owner).await;
+        self.chaos.ledger().taking_over(who.key, self.inner.entry(who.key), now);
+        let claimed = self.inner.claim(who).await;
         if let Ok(Claim::Acquired { .. }) = claimed {
             let invocation = self.chaos.current();
-            self.chaos.ledger().owns(owner, invocation);
+            self.chaos.ledger().owns(who.owner, invocation);
         }
         self.after(fault, claimed).await
     }
@@ -266,28 +268,16 @@ impl IdempotencyStore for FaultyStore {
         self.inner.applied_version(subject).await
     }
 
-    async fn record(
-        &self,
-        key: &str,
-        owner: Owner,
-        done: &Done,
-        version: Option<Version<'_>>,
-    ) -> Result<(), StoreError> {
-        self.write(version.is_some(), self.inner.record(key, owner, done, version)).await
+    async fn record(&self, who: Claimant<'_>, done: &Done, version: Option<Version<'_>>) -> Result<(), StoreError> {
+        self.write(version.is_some(), self.inner.record(who, done, version)).await
     }
 
-    async fn complete(&self, key: &str, owner: Owner, version: Option<Version<'_>>) -> Result<(), StoreError> {
-        self.write(version.is_some(), self.inner.complete(key, owner, version)).await
+    async fn complete(&self, who: Claimant<'_>, version: Option<Version<'_>>) -> Result<(), StoreError> {
+        self.write(version.is_some(), self.inner.complete(who, version)).await
     }
 
-    async fn release(
-        &self,
-        key: &str,
-        owner: Owner,
-        done: &Done,
-        version: Option<Version<'_>>,
-    ) -> Result<(), StoreError> {
-        self.write(version.is_some(), self.inner.release(key, owner, done, version)).await
+    async fn release(&self, who: Claimant<'_>, done: &Done, version: Option<Version<'_>>) -> Result<(), StoreError> {
+        self.write(version.is_some(), self.inner.release(who, done, version)).await
     }
 }
 

@@ -127,6 +127,8 @@ struct World {
     ledger: Arc<Mutex<Ledger>>,
     rng: Arc<Mutex<Rng>>,
     runs: Arc<Mutex<BTreeMap<String, Option<String>>>>,
+    /// Each accepted event's body and entity.
+    bodies: Mutex<BTreeMap<Key, (String, String)>>,
     arrived: tokio::sync::Notify,
     stop: std::sync::atomic::AtomicBool,
     sender_done: std::sync::atomic::AtomicBool,
@@ -224,6 +226,7 @@ async fn simulate(config: Config, store: StoreFactory) -> Result<Summary, Violat
         ledger: ledger.clone(),
         rng: Arc::new(Mutex::new(Rng::new(rng.next_u64()))),
         runs: Arc::default(),
+        bodies: Mutex::default(),
         arrived: tokio::sync::Notify::new(),
         stop: false.into(),
         sender_done: false.into(),
@@ -236,10 +239,15 @@ async fn simulate(config: Config, store: StoreFactory) -> Result<Summary, Violat
     let entities = rng.between(1, 3);
     let mut schedule: Vec<(i64, usize, u32)> = Vec::new();
     let mut events = Vec::new();
+    let mut future_stamped = 0;
     for i in 0..config.events {
         let entity = format!("t-{}", rng.between(1, entities));
         let action = *rng.pick(&["Started", "Completed", "Assigned"]);
-        let version = EPOCH_MS - 60_000 + i as i64 * 1_000;
+        let mut version = EPOCH_MS - 60_000 + i as i64 * 1_000;
+        if config.faults.has(Fault::FutureStamp) && rng.chance(config.rate * 4) {
+            version += rng.between(60_000, 300_000) as i64;
+            future_stamped += 1;
+        }
         let payload = format!("p-{i}");
         let body = format!(
             r#"{{"PayloadId":"{payload}","EventGroupName":"task","Action":"{action}","EventDatetimeUtc":{version},"TaskId":"{entity}"}}"#
@@ -249,6 +257,9 @@ async fn simulate(config: Config, store: StoreFactory) -> Result<Summary, Violat
         schedule.push((rng.between(0, 600_000) as i64, i, 0));
     }
 
+    if future_stamped > 0 {
+        ledger.lock().unwrap_or_else(|p| p.into_inner()).injected.insert(Fault::FutureStamp.name(), future_stamped);
+    }
     let mut actors: Vec<std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>> = Vec::new();
     actors.push(Box::pin(sender(world.clone(), events, schedule)));
     for index in 0..consumers {
@@ -324,6 +335,7 @@ async fn sender(
         }
         let key = key_of(payload, None);
         world.ledger().accepted.entry(key.clone()).or_insert(Sent { subject: subject.clone(), version: *version });
+        world.bodies.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), (body.clone(), entity.clone()));
         world.send(body.clone(), key, entity.clone());
         if attempt < 3 && world.chance(Fault::SenderDuplicate) {
             let later = world.rng().between(0, 900_000) as i64;
@@ -410,9 +422,40 @@ async fn consumer(
 /// redrive days later, then a replay run, then stops the consumers.
 async fn driver(world: Arc<World>) {
     quiet(&world).await;
-    if world.has(Fault::Redrive) && !world.queue().dead.is_empty() && world.chance(Fault::Redrive) {
-        let days = world.rng().between(0, 3);
-        tokio::time::sleep(Duration::from_secs(days * 24 * 3600 + 3600)).await;
+    let late_copy = world.has(Fault::LateCopy) && world.chance(Fault::LateCopy);
+    if late_copy {
+        // An applied event's copy reached the dead-letter queue (a duplicate that waited,
+        // a dead letter sent twice): it is redriven with the rest.
+        let applied: Vec<Key> = world.ledger().accepted.keys().filter(|k| k.1.is_none()).cloned().collect();
+        let bodies = world.bodies.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut queue = world.queue();
+        for key in applied.iter().take(3) {
+            if let Some((body, entity)) = bodies.get(key) {
+                let copy = sqs::Message {
+                    id: format!("copy-{}", key.0),
+                    body: body.clone(),
+                    payload: key.clone(),
+                    group: queue.fifo.then(|| entity.clone()),
+                    receives: 0,
+                    visible_at: 0,
+                    receipt: 0,
+                    last_failure: None,
+                };
+                queue.dead.push((copy, "a copy".into()));
+            }
+        }
+    }
+    let redrive = world.has(Fault::Redrive) && world.chance(Fault::Redrive);
+    if (late_copy || redrive) && !world.queue().dead.is_empty() {
+        // Days later, or just past the memory: where an event stamped ahead of the clock
+        // is still accepted by the expiry rule.
+        let now = world.now();
+        let at = if world.rng().chance(50) {
+            EPOCH_MS + MEMORY.as_millis() as i64 + world.rng().between(0, 300_000) as i64
+        } else {
+            now + (world.rng().between(0, 3) * 24 * 3600 + 3600) as i64 * 1000
+        };
+        tokio::time::sleep(Duration::from_millis(u64::try_from(at - now).unwrap_or(0))).await;
         let now = world.now();
         world.queue().redrive(now);
         world.arrived.notify_waiters();
