@@ -32,6 +32,10 @@ const INGEST_FUNCTION: &str = "${AWS::StackName}-ingest";
 /// attempt that made it).
 const CONSUMER_TIMEOUTS: [u32; 5] = [30, 60, 120, 300, 900];
 const DEFAULT_CONSUMER_TIMEOUT: u32 = 60;
+/// The largest replay window and clock skew the template accepts (s): the idempotency
+/// memory's lower bound is their sum.
+const MAX_WINDOW_SECS: u64 = 86_400;
+const MAX_SKEW_SECS: u64 = 3_600;
 const LOG_RETENTION_DAYS: [u32; 18] = [1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 3653];
 
 // A mapping keeps the order written: CloudFormation reads any order, people read `Type`
@@ -304,15 +308,28 @@ fn parameters() -> Value {
             "Type" => "Number",
             "Default" => config::DEFAULT_MAX_EVENT_AGE.as_secs(),
             "MinValue" => 0,
-            "MaxValue" => 518400,
+            "MaxValue" => MAX_WINDOW_SECS,
             "Description" => "Replay window: older authentic events are quarantined, never applied (an hour is twice \
-                the span of Creative Force's retries). Must stay below IdempotencyTtlSeconds.",
+                the span of Creative Force's retries). At most a day, so that IdempotencyTtlSeconds always outlasts \
+                it plus MaxClockSkewSeconds.",
+        },
+        "MaxClockSkewSeconds" => map! {
+            "Type" => "Number",
+            "Default" => config::DEFAULT_MAX_CLOCK_SKEW.as_secs(),
+            "MinValue" => 0,
+            "MaxValue" => MAX_SKEW_SECS,
+            "Description" => "How far ahead of the functions' clocks an event may be stamped before ingest \
+                quarantines it.",
         },
         "IdempotencyTtlSeconds" => map! {
             "Type" => "Number",
             "Default" => config::DEFAULT_IDEMPOTENCY_TTL.as_secs(),
-            "MinValue" => 3600,
-            "Description" => "How long a processed PayloadId is remembered.",
+            // CloudFormation has no arithmetic: bounds make every allowed memory outlast every
+            // allowed window plus skew.
+            "MinValue" => MAX_WINDOW_SECS + MAX_SKEW_SECS + 1,
+            "Description" => "How long a processed PayloadId is remembered: longer than the largest \
+                MaxEventAgeSeconds plus MaxClockSkewSeconds allowed, so a replayed delivery is always either \
+                quarantined or recognised.",
         },
         "IngestReservedConcurrency" => map! {
             "Type" => "Number",
@@ -755,6 +772,7 @@ fn ingest_resources(resources: &mut Mapping) {
         (var::SECRET_REFRESH_SECS, r#ref("SecretRefreshSeconds")),
         (var::SECRET_OVERLAP_SECS, r#ref("SecretOverlapSeconds")),
         (var::MAX_EVENT_AGE_SECS, r#ref("MaxEventAgeSeconds")),
+        (var::MAX_CLOCK_SKEW_SECS, r#ref("MaxClockSkewSeconds")),
         (var::REQUIRED_HEADER_NAME, r#ref("RequiredHeaderName")),
         (var::REQUIRED_HEADER_VALUE_ARN, r#if("HasRequiredHeader", r#ref("RequiredHeaderSecret"), "".into())),
         (var::FILTER_WORKSPACES, r#ref("FilterWorkspaces")),
@@ -941,6 +959,7 @@ fn consumer_settings() -> Vec<(&'static str, Value)> {
         (var::IDEMPOTENCY_LEASE_SECS, timeout_derived("Lease")),
         (var::CONSUMER_TIMEOUT_SECS, r#ref("ConsumerTimeout")),
         (var::MAX_EVENT_AGE_SECS, r#ref("MaxEventAgeSeconds")),
+        (var::MAX_CLOCK_SKEW_SECS, r#ref("MaxClockSkewSeconds")),
         (var::STACK, r#ref("AWS::StackName")),
         (var::ORDERING, r#ref("Ordering")),
         // Empty entries are skipped: "eventbridge,,archive".

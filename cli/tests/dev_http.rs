@@ -188,7 +188,7 @@ async fn the_whole_pipeline_processes_every_group_once_and_drains() {
         DevOptions::default(),
         sink,
         Backend::Memory,
-        memory_store(Duration::from_secs(900)),
+        memory_store(Duration::from_secs(900), cf_webhooks::config::DEFAULT_IDEMPOTENCY_TTL),
     )
     .unwrap();
     let client = reqwest::Client::new();
@@ -226,7 +226,7 @@ async fn fifo_in_memory_applies_one_entitys_shuffled_events_in_order_and_skips_t
     let (sink, lines) = collecting_sink();
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let options = DevOptions { queue_type: cf_webhooks::stack::QueueType::Fifo, ..DevOptions::default() };
-    let store = memory_store(Duration::from_secs(60));
+    let store = memory_store(Duration::from_secs(60), cf_webhooks::config::DEFAULT_IDEMPOTENCY_TTL);
     let dev = Dev::start(listener, testkit::config(), options, sink, Backend::Memory, store).unwrap();
     assert!(dev.memory.as_ref().unwrap().is_fifo());
     common::send_shuffled(&format!("http://{}/", dev.addr), "t-order").await;
@@ -241,7 +241,7 @@ async fn start_dev(
 ) -> (Dev, std::sync::Arc<std::sync::Mutex<Vec<serde_json::Value>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (sink, lines) = collecting_sink();
-    let store = memory_store(Duration::from_secs(60));
+    let store = memory_store(Duration::from_secs(60), cf_webhooks::config::DEFAULT_IDEMPOTENCY_TTL);
     (Dev::start(listener, config, options, sink, Backend::Memory, store).unwrap(), lines)
 }
 

@@ -54,3 +54,58 @@ async fn a_users_events_spelled_user_id_are_one_fifo_group_and_the_older_is_stal
     let (status, _) = tokio::task::block_in_place(|| dev.terminate());
     assert!(status.success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_stamped_ahead_is_still_recognised_when_a_copy_comes_back_past_the_memory() {
+    // An event stamped 18 s ahead (inside a 20 s skew), a memory of 31 s (more than the
+    // 10 s window plus the skew). Its record used to be forgotten 31 s after its
+    // completion while the expiry rule, counting from the event's time, still accepted
+    // it until 49 s: a copy redriven in between was applied again.
+    let moto = common::moto();
+    let id = std::process::id();
+    let (prefix, table) = (format!("edges-ahead-{id}"), format!("edges-ahead-{id}"));
+    let args = [
+        "--sqs-endpoint",
+        &moto,
+        "--queue-prefix",
+        &prefix,
+        "--dynamodb-endpoint",
+        &moto,
+        "--table",
+        &table,
+        "--max-event-age",
+        "10s",
+        "--max-clock-skew",
+        "20s",
+        "--idempotency-ttl",
+        "31s",
+    ];
+    let dev = tokio::task::block_in_place(|| common::DevProcess::start_with(None, &args));
+    let sent = std::time::Instant::now();
+    let body = format!(
+        r#"{{"PayloadId":"p-ahead-{id}","EventGroupName":"task","Action":"Started","EventDatetimeUtc":{},"TaskId":"t-ahead"}}"#,
+        cf_webhooks::ack::now_ms() + 18_000
+    );
+    let client = reqwest::Client::new();
+    send(&client, &dev.url, body.clone()).await;
+    let first = tokio::task::block_in_place(|| lines(&dev, 1));
+    assert_eq!(first[0]["outcome"], "processed", "{first:?}");
+
+    // A copy of it in the dead-letter queue (a duplicate that was dead-lettered), redriven
+    // after the completion's 31 s but before the event's own time plus 31 s.
+    let sqs = cfwh::aws::sqs_client(Some(&moto), cf_webhooks::aws::Budget::consumer()).await;
+    let dlq = sqs.get_queue_url().queue_name(format!("{prefix}-task-dlq")).send().await.unwrap();
+    sqs.send_message().queue_url(dlq.queue_url().unwrap()).message_body(&body).send().await.unwrap();
+    tokio::time::sleep(Duration::from_secs(36).saturating_sub(sent.elapsed())).await;
+    let output = std::process::Command::new(common::CFWH)
+        .args(["redrive", "--group", "task", "--sqs-endpoint", &moto, "--queue-prefix", &prefix])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let again = tokio::task::block_in_place(|| lines(&dev, 1));
+    assert!(sent.elapsed() < Duration::from_secs(49), "the redrive came too late to show the case");
+    assert_eq!(again.len(), 1, "{again:?}");
+    assert_eq!(again[0]["outcome"], "duplicate", "{again:?}");
+    let (status, _) = tokio::task::block_in_place(|| dev.terminate());
+    assert!(status.success());
+}

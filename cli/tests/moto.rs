@@ -247,7 +247,11 @@ fn spawn_task_consumer(
     let consumer = tokio::spawn(consume_sqs(
         client.clone(),
         queues.sources.get(route).to_owned(),
-        Box::new(Runner::new(Failing, memory_store(Duration::from_secs(900)), dead_letters)),
+        Box::new(Runner::new(
+            Failing,
+            memory_store(Duration::from_secs(900), cf_webhooks::config::DEFAULT_IDEMPOTENCY_TTL),
+            dead_letters,
+        )),
         DevOptions::default(),
         lines,
         stopped,
@@ -467,7 +471,11 @@ async fn in_a_fifo_batch_one_entitys_failure_holds_back_its_later_records_in_ord
     let applied = Arc::new(std::sync::Mutex::new(Vec::new()));
     let handler = Recording { applied: applied.clone(), fail_once: "b-1" };
     let dead_letters = SqsDeadLetters::new(client.clone(), queues.dead_letters[&route].clone());
-    let runner = Runner::new(handler, memory_store(Duration::from_secs(60)), dead_letters);
+    let runner = Runner::new(
+        handler,
+        memory_store(Duration::from_secs(60), cf_webhooks::config::DEFAULT_IDEMPOTENCY_TTL),
+        dead_letters,
+    );
     let payload = |r: &cf_webhooks::consumer::RecordReport| r.payload_id.clone().unwrap();
 
     let batch = receive(&client, &url, 10, Duration::from_secs(1)).await.unwrap();

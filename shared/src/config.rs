@@ -679,17 +679,8 @@ impl ConsumerConfig {
         }
         let ttl = seconds(&get, var::IDEMPOTENCY_TTL_SECS)?.unwrap_or(DEFAULT_IDEMPOTENCY_TTL);
         let window = seconds(&get, var::MAX_EVENT_AGE_SECS)?.unwrap_or(DEFAULT_MAX_EVENT_AGE);
-        if !window.is_zero() && ttl <= window + DEFAULT_MAX_CLOCK_SKEW {
-            return Err(ConfigError::new(
-                var::IDEMPOTENCY_TTL_SECS,
-                format!(
-                    "{}s must be longer than the replay window CF_MAX_EVENT_AGE_SECS ({}s) plus clock skew, \
-                     or a replayed delivery could be applied twice",
-                    ttl.as_secs(),
-                    window.as_secs()
-                ),
-            ));
-        }
+        let skew = seconds(&get, var::MAX_CLOCK_SKEW_SECS)?.unwrap_or(DEFAULT_MAX_CLOCK_SKEW);
+        check_memory(ttl, window, skew)?;
         let queue_url = get(var::QUEUE_URL).map(|u| u.trim().to_owned());
         let ordering = match get(var::ORDERING) {
             None => crate::consumer::Order::default(),
@@ -699,6 +690,25 @@ impl ConsumerConfig {
         };
         Ok(Self { route, idempotency_table, dlq_url, lease, timeout, ttl, queue_url, destinations, ordering })
     }
+}
+
+/// The idempotency memory must outlast the replay window plus the clock skew: an
+/// authentic delivery replayed at any time is then either refused by ingest or
+/// recognised by the store. A window of zero (off) removes the bound.
+pub fn check_memory(memory: Duration, window: Duration, skew: Duration) -> Result<(), ConfigError> {
+    if window.is_zero() || memory > window + skew {
+        return Ok(());
+    }
+    Err(ConfigError::new(
+        var::IDEMPOTENCY_TTL_SECS,
+        format!(
+            "{}s must be longer than the replay window CF_MAX_EVENT_AGE_SECS ({}s) plus the clock skew \
+             CF_MAX_CLOCK_SKEW_SECS ({}s), or a replayed delivery could be applied twice",
+            memory.as_secs(),
+            window.as_secs(),
+            skew.as_secs()
+        ),
+    ))
 }
 
 /// Whether a destination's group list (`all`, the default; `none`; or groups) holds

@@ -50,6 +50,18 @@ pub struct Args {
     /// Twice the handler timeout, as deployed.
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     claim_lease: Duration,
+    /// How long a processed `PayloadId` is remembered (the idempotency memory)
+    /// [default: CF_IDEMPOTENCY_TTL_SECS, else 7 days]; longer than the window plus the skew.
+    #[arg(long, value_parser = humantime::parse_duration)]
+    idempotency_ttl: Option<Duration>,
+    /// The replay window: older authentic events are quarantined; 0 turns it off
+    /// [default: CF_MAX_EVENT_AGE_SECS, else 1 hour].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    max_event_age: Option<Duration>,
+    /// How far ahead of this clock an event may be stamped [default: CF_MAX_CLOCK_SKEW_SECS,
+    /// else 5 minutes].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    max_clock_skew: Option<Duration>,
     /// Failure injection for soak tests: this percentage of payloads fails, chosen by a
     /// hash of the `PayloadId`: the even buckets on the first attempt only, the odd ones on
     /// every attempt (5: 3% and 2%).
@@ -231,11 +243,28 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
             var::WEBHOOK_SECRET
         ));
     }
-    let config = IngestConfig::from_lookup(|name| match std::env::var(name).ok() {
-        None if name == var::WEBHOOK_SECRET => Some(DEV_SECRET.to_owned()),
-        value => value,
-    })
-    .map_err(|e| e.to_string())?;
+    // The flags win over the variables; the memory, the window and the skew are checked
+    // together, as a deployed consumer checks them (the template's bounds, deployed).
+    let flag = |value: Option<Duration>| value.map(|d| d.as_secs().to_string());
+    let lookup = |name: &str| match name {
+        var::MAX_EVENT_AGE_SECS => flag(args.max_event_age).or_else(|| std::env::var(name).ok()),
+        var::MAX_CLOCK_SKEW_SECS => flag(args.max_clock_skew).or_else(|| std::env::var(name).ok()),
+        var::IDEMPOTENCY_TTL_SECS => flag(args.idempotency_ttl).or_else(|| std::env::var(name).ok()),
+        var::WEBHOOK_SECRET => std::env::var(name).ok().or_else(|| Some(DEV_SECRET.to_owned())),
+        _ => std::env::var(name).ok(),
+    };
+    let config = IngestConfig::from_lookup(lookup).map_err(|e| e.to_string())?;
+    let memory = match lookup(var::IDEMPOTENCY_TTL_SECS) {
+        None => DEFAULT_IDEMPOTENCY_TTL,
+        Some(secs) => Duration::from_secs(
+            secs.trim()
+                .parse()
+                .map_err(|_| format!("{}: not a number of seconds: {secs:?}", var::IDEMPOTENCY_TTL_SECS))?,
+        ),
+    };
+    let (window, skew) = config.replay_window.map_or((Duration::ZERO, Duration::ZERO), |w| (w.max_age, w.max_future));
+    cf_webhooks::config::check_memory(memory, window, skew)
+        .map_err(|e| format!("--idempotency-ttl ({}): {}", humantime::format_duration(memory), e.problem))?;
     if config.required_header_store.is_some() {
         return Err(format!(
             "{}: cfwh dev reads no secret store; give the value in {}",
@@ -302,7 +331,7 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
         }
     };
     let store: Arc<dyn IdempotencyStore> = match &args.dynamodb_endpoint {
-        None => memory_store(args.claim_lease),
+        None => memory_store(args.claim_lease, memory),
         Some(endpoint) => {
             let sdk = crate::aws::local_sdk_config(Budget::consumer()).await;
             let client = aws_sdk_dynamodb::Client::from_conf(
@@ -311,7 +340,7 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
             let table = args.table.clone().unwrap_or_else(|| stack::idempotency_table(&args.queue_prefix));
             DynamoStore::create_table_if_missing(&client, &table).await.map_err(|e| e.to_string())?;
             eprintln!("cfwh dev: idempotency in table {table} on {endpoint}");
-            Arc::new(DynamoStore::new(client, &table, args.claim_lease, DEFAULT_IDEMPOTENCY_TTL))
+            Arc::new(DynamoStore::new(client, &table, args.claim_lease, memory))
         }
     };
     // One write per batch: stdout is line-buffered and each call ends in a newline.

@@ -100,9 +100,9 @@ pub enum Backend {
     },
 }
 
-/// An in-memory idempotency store with the deployed defaults, its claims lasting `lease`.
-pub fn memory_store(lease: Duration) -> Arc<dyn IdempotencyStore> {
-    Arc::new(MemoryStore::new(lease, cf_webhooks::config::DEFAULT_IDEMPOTENCY_TTL))
+/// An in-memory idempotency store whose claims last `lease` and completions `memory`.
+pub fn memory_store(lease: Duration, memory: Duration) -> Arc<dyn IdempotencyStore> {
+    Arc::new(MemoryStore::new(lease, memory))
 }
 
 /// A shipped handler with injected failures, chosen by a hash of the `PayloadId` so that a
