@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use cf_webhooks::ack::{replay, valid_run_id};
+use cf_webhooks::ack::{now_ms, replay, valid_run_id};
 use cf_webhooks::archive::{meta, meta_path, meta_value};
 use cf_webhooks::aws::{describe, Budget};
 use cf_webhooks::config::{var, IngestConfig, DEFAULT_ARCHIVE_PREFIX};
@@ -295,7 +295,7 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
                     400..=499 => Err(Ok(format!("refused by cfwh dev: HTTP {}", answer.status()))),
                     _ => Err(Err(format!("cfwh dev answered HTTP {}", answer.status()))),
                 }),
-            (target, Some(config)) => match replay(signature.as_bytes(), &body, received_at, &run, config) {
+            (target, Some(config)) => match replay(signature.as_bytes(), &body, received_at, &run, now_ms(), config) {
                 Err(answer) => Err(Ok(answer.reason().unwrap_or("refused").to_owned())),
                 Ok(message) if message.route != Route::Group(args.group) => {
                     Err(Ok(format!("an event of {}, not {}", message.route, args.group)))

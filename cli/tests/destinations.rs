@@ -51,6 +51,7 @@ fn record(id: &str, body: &str) -> Record {
         reason: None,
         signature: Some(testkit::signature(testkit::SECRET, body.as_bytes())),
         replay_run: None,
+        replayed_at_ms: None,
     };
     let pairs = attributes.pairs(&Body::Raw(Bytes::copy_from_slice(body.as_bytes())));
     Record::new(id, body, 1, pairs.into_iter().map(|(n, v)| (n.to_owned(), v)))

@@ -340,6 +340,7 @@ pub fn decide(delivery: Delivery<'_>, config: &IngestConfig) -> Decision {
             reason: None,
             signature: Some(signature.to_hex()),
             replay_run: None,
+            replayed_at_ms: None,
         },
         fifo_group_id: Some(routing.entity_id.map_or_else(|| payload_id.clone(), |id| fifo_group(&id))),
         dedup_id: Some(payload_id.clone()),
@@ -513,12 +514,14 @@ pub fn valid_run_id(run: &str) -> bool {
 /// was archived with and the current secrets, routed, and marked with the run, exactly
 /// as the ack path would (its filters included), but without the replay window, which
 /// exists to refuse captured deliveries, not the studio's own replays, and without the
-/// custom header, which the archive does not keep. Refused, the answer says why.
+/// custom header, which the archive does not keep. The message says when the run sent it
+/// (`replayed_at_ms`). Refused, the answer says why.
 pub fn replay(
     signature: &[u8],
     body: &Bytes,
     received_at_ms: i64,
     run: &str,
+    replayed_at_ms: i64,
     config: &IngestConfig,
 ) -> Result<Message, Answer> {
     let mut headers = HeaderMap::new();
@@ -533,6 +536,7 @@ pub fn replay(
     match decide(delivery, &config) {
         Decision::Publish { mut message, then: Answer::Accepted { payload_id, .. } } => {
             message.attributes.replay_run = Some(run.to_owned());
+            message.attributes.replayed_at_ms = Some(replayed_at_ms);
             message.dedup_id = Some(crate::message::fifo_deduplication_id(&format!("{payload_id}:{run}")));
             Ok(message)
         }

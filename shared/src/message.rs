@@ -31,6 +31,10 @@ pub mod attr {
     pub const SIGNATURE: &str = "cf-signature";
     /// The ID of the replay run that sent the message again (`cfwh replay`).
     pub const REPLAY_RUN: &str = "cf-replay-run";
+    /// When the replay run sent it (ms since the Unix epoch): the memory rule counts a
+    /// replayed record from it, so a second delivery of one run is recognised, or refused
+    /// once the store may have forgotten it.
+    pub const REPLAYED_AT: &str = "cf-replayed-at";
 }
 
 /// The longest attribute value ingest writes from request data (`X-CF-Event`, reasons).
@@ -169,6 +173,8 @@ pub struct Attributes {
     pub signature: Option<String>,
     /// The replay run that sent it again, if any.
     pub replay_run: Option<String>,
+    /// When that run sent it (ms since the Unix epoch).
+    pub replayed_at_ms: Option<i64>,
 }
 
 impl Attributes {
@@ -193,6 +199,9 @@ impl Attributes {
             }
         }
         pairs.push((attr::RECEIVED_AT, self.received_at_ms.to_string()));
+        if let Some(at) = self.replayed_at_ms {
+            pairs.push((attr::REPLAYED_AT, at.to_string()));
+        }
         if let Some(encoding) = body.encoding() {
             pairs.push((attr::BODY_ENCODING, encoding.to_owned()));
         }

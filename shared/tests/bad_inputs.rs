@@ -331,8 +331,8 @@ fn a_replay_is_verified_routed_and_marked_with_its_run() {
     config.required_header = Some(RequiredHeader::new(HeaderName::from_static("x-studio"), b"token"));
     let signature = testkit::signature(SECRET, &body);
 
-    let message =
-        replay(signature.as_bytes(), &body, now_ms(), "run-9", &config).expect("a year-old event still replays");
+    let message = replay(signature.as_bytes(), &body, now_ms(), "run-9", now_ms(), &config)
+        .expect("a year-old event still replays");
     assert_eq!(message.route, Route::Group(cf_webhooks::events::EventGroup::Task));
     assert_eq!(message.attributes.replay_run.as_deref(), Some("run-9"));
     assert_eq!(message.dedup_id.as_deref(), Some("p-r:run-9"), "a FIFO queue keeps one per run");
@@ -343,16 +343,18 @@ fn a_replay_is_verified_routed_and_marked_with_its_run() {
         r#"{{"PayloadId":"{long_id}","EventGroupName":"task","Action":"Completed","EventDatetimeUtc":1}}"#
     ));
     let run = "r".repeat(cf_webhooks::ack::MAX_RUN_ID);
-    let message = replay(testkit::signature(SECRET, &long).as_bytes(), &long, now_ms(), &run, &config).unwrap();
+    let message =
+        replay(testkit::signature(SECRET, &long).as_bytes(), &long, now_ms(), &run, now_ms(), &config).unwrap();
     let dedup = message.dedup_id.unwrap();
     assert!(dedup.len() <= 128 && dedup.starts_with("sha256:"), "{dedup}");
 
     let forged = testkit::signature("not-the-secret", &body);
-    let refused = replay(forged.as_bytes(), &body, now_ms(), "run-9", &config).unwrap_err();
+    let refused = replay(forged.as_bytes(), &body, now_ms(), "run-9", now_ms(), &config).unwrap_err();
     assert!(matches!(refused, Answer::Rejected(_)), "{refused:?}");
-    assert!(replay(b"", &body, now_ms(), "run-9", &config).is_err(), "no signature, no replay");
+    assert!(replay(b"", &body, now_ms(), "run-9", now_ms(), &config).is_err(), "no signature, no replay");
     let garbage = Bytes::from_static(b"{not json");
-    let quarantined = replay(testkit::signature(SECRET, &garbage).as_bytes(), &garbage, now_ms(), "r", &config);
+    let quarantined =
+        replay(testkit::signature(SECRET, &garbage).as_bytes(), &garbage, now_ms(), "r", now_ms(), &config);
     assert!(matches!(quarantined, Err(Answer::Quarantined(_))), "only routable events replay");
     assert!(valid_run_id("20261129T121500Z-3fa2") && !valid_run_id("a b") && !valid_run_id("../x"));
 }

@@ -269,7 +269,7 @@ async fn replay_endpoint<P: Publisher>(request: Request, config: &IngestConfig, 
         Ok(collected) => collected.to_bytes(),
         Err(_) => return respond(&Answer::Rejected(Rejection::BodyTooLarge { limit: config.max_body_bytes })),
     };
-    match cf_webhooks::ack::replay(signature.as_bytes(), &body, received_at, &run, config) {
+    match cf_webhooks::ack::replay(signature.as_bytes(), &body, received_at, &run, now_ms(), config) {
         Err(answer) => respond(&answer),
         Ok(message) => match publisher.publish(message).await {
             Ok(()) => plain(202, format!("replayed in run {run}\n")),

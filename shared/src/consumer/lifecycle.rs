@@ -50,8 +50,13 @@ pub struct Facts<'a> {
     pub now_ms: i64,
     /// How long the store remembers a completion, when it forgets.
     pub memory: Option<Duration>,
-    /// A replay run brought it: applied once more, deliberately, so exempt from expiry.
+    /// A replay run brought it: applied once more, deliberately, so exempt from the
+    /// rule on the event's time.
     pub replay: bool,
+    /// When that run sent it (ms since the epoch): a replayed record is held to the same
+    /// rule on this time instead, so a second delivery of the run is recognised while
+    /// its record is remembered and refused once it may be forgotten.
+    pub replayed_at_ms: Option<i64>,
     /// Per-entity order applies: the facet's version is read before the handler and
     /// written with its result.
     pub guarded: bool,
@@ -154,17 +159,29 @@ impl<'a> Lifecycle<'a> {
         let mut life = Self::new(facts, State::Claiming);
         // Never twice, for as long as a message can live: an event older than the store
         // remembers may have been applied and forgotten. Its signed time says so, not the
-        // message's age, which a redrive resets.
-        if let (false, Some(memory)) = (life.facts.replay, life.facts.memory) {
+        // message's age, which a redrive resets; a replayed record's, the time its run
+        // sent it.
+        let counted_from = match (life.facts.replay, life.facts.replayed_at_ms) {
+            (false, _) => Some(life.facts.event_time_ms),
+            (true, at) => at,
+        };
+        if let (Some(from), Some(memory)) = (counted_from, life.facts.memory) {
             let oldest = life.facts.now_ms.saturating_sub(i64::try_from(memory.as_millis()).unwrap_or(i64::MAX));
-            if life.facts.event_time_ms < oldest {
-                let reason = format!(
-                    "expired: the event's EventDatetimeUtc ({}) is older than the idempotency memory ({} s), so \
-                     whether it was applied cannot be told; replay it from the archive (cfwh replay) to apply it \
-                     deliberately",
-                    life.facts.event_time_ms,
-                    memory.as_secs()
-                );
+            if from < oldest {
+                let reason = if life.facts.replay {
+                    format!(
+                        "expired: this replay run sent the event at {from}, longer ago than the idempotency memory \
+                         ({} s), so whether the run applied it already cannot be told; replay it in a new run",
+                        memory.as_secs()
+                    )
+                } else {
+                    format!(
+                        "expired: the event's EventDatetimeUtc ({from}) is older than the idempotency memory ({} s), \
+                         so whether it was applied cannot be told; replay it from the archive (cfwh replay) to apply \
+                         it deliberately",
+                        memory.as_secs()
+                    )
+                };
                 let effect = life.dead_letter(reason, true);
                 return (life, effect);
             }

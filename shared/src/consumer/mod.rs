@@ -409,12 +409,14 @@ struct ClaimOf<E> {
     owner: Owner,
     /// `<group>→<entity>→<facet>`, when per-entity order applies.
     subject: Option<String>,
+    /// The time its record is remembered from: the event's, or its replay's.
+    remembered_from: i64,
 }
 
 impl<E: GroupEvent> ClaimOf<E> {
     /// Who writes to the claim.
     fn who(&self) -> Claimant<'_> {
-        Claimant { key: &self.key, owner: self.owner, event_ms: self.event.envelope().event_datetime_utc }
+        Claimant { key: &self.key, owner: self.owner, event_ms: self.remembered_from }
     }
 
     /// The facet's version a write raises, when it is to.
@@ -664,6 +666,7 @@ impl<H: Handler> Runner<H> {
             now_ms: self.store.clock().now_ms(),
             memory: self.store.memory(),
             replay,
+            replayed_at_ms: None,
             guarded: false,
             destinations: &self.names,
             dead_letters: self.dead_letters.available(),
@@ -697,14 +700,22 @@ impl<H: Handler> Runner<H> {
                 .map(|s| format!("{}{SUBJECT_SEPARATOR}{}{SUBJECT_SEPARATOR}{}", H::Event::GROUP, s.entity, s.facet)),
             Order::All => None,
         };
+        let replayed_at_ms = attempt
+            .replay_run
+            .as_ref()
+            .and_then(|_| attempt.record.attribute(attr::REPLAYED_AT)?.trim().parse::<i64>().ok());
         let facts = Facts {
             event_time_ms: envelope.event_datetime_utc,
+            replayed_at_ms,
             guarded: subject.is_some(),
             ..self.facts(attempt.replay_run.is_some())
         };
         let (life, effect) = Lifecycle::start(facts);
         (attempt.life, attempt.effect) = (Some(life), effect);
-        attempt.claim = Some(Box::new(ClaimOf { event, bytes, key, owner: self.owners.next(), subject }));
+        // A replayed record is remembered from when its run sent it, if later.
+        let remembered_from = envelope.event_datetime_utc.max(replayed_at_ms.unwrap_or(i64::MIN));
+        attempt.claim =
+            Some(Box::new(ClaimOf { event, bytes, key, owner: self.owners.next(), subject, remembered_from }));
     }
 
     /// Executes the record's effects until it waits for a destination or ends.

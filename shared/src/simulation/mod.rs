@@ -422,46 +422,9 @@ async fn consumer(
 /// redrive days later, then a replay run, then stops the consumers.
 async fn driver(world: Arc<World>) {
     quiet(&world).await;
-    let late_copy = world.has(Fault::LateCopy) && world.chance(Fault::LateCopy);
-    if late_copy {
-        // An applied event's copy reached the dead-letter queue (a duplicate that waited,
-        // a dead letter sent twice): it is redriven with the rest.
-        let applied: Vec<Key> = world.ledger().accepted.keys().filter(|k| k.1.is_none()).cloned().collect();
-        let bodies = world.bodies.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let mut queue = world.queue();
-        for key in applied.iter().take(3) {
-            if let Some((body, entity)) = bodies.get(key) {
-                let copy = sqs::Message {
-                    id: format!("copy-{}", key.0),
-                    body: body.clone(),
-                    payload: key.clone(),
-                    group: queue.fifo.then(|| entity.clone()),
-                    receives: 0,
-                    visible_at: 0,
-                    receipt: 0,
-                    last_failure: None,
-                };
-                queue.dead.push((copy, "a copy".into()));
-            }
-        }
-    }
-    let redrive = world.has(Fault::Redrive) && world.chance(Fault::Redrive);
-    if (late_copy || redrive) && !world.queue().dead.is_empty() {
-        // Days later, or just past the memory: where an event stamped ahead of the clock
-        // is still accepted by the expiry rule.
-        let now = world.now();
-        let at = if world.rng().chance(50) {
-            EPOCH_MS + MEMORY.as_millis() as i64 + world.rng().between(0, 300_000) as i64
-        } else {
-            now + (world.rng().between(0, 3) * 24 * 3600 + 3600) as i64 * 1000
-        };
-        tokio::time::sleep(Duration::from_millis(u64::try_from(at - now).unwrap_or(0))).await;
-        let now = world.now();
-        world.queue().redrive(now);
-        world.arrived.notify_waiters();
-        quiet(&world).await;
-    }
+    let mut replayed_at = None;
     if world.has(Fault::Replay) && world.chance(Fault::Replay) {
+        replayed_at = Some(world.now());
         let applied: Vec<(Key, Sent)> = world.ledger().accepted.iter().map(|(k, s)| (k.clone(), s.clone())).collect();
         for (n, (key, sent)) in applied.iter().enumerate().filter(|(n, _)| n % 2 == 0) {
             let (entity, facet) = sent.subject.split_once('/').unwrap_or_default();
@@ -472,6 +435,8 @@ async fn driver(world: Arc<World>) {
             );
             let replayed = (key.0.clone(), Some("run-1".to_owned()));
             world.ledger().accepted.insert(replayed.clone(), sent.clone());
+            let kept = (body.clone(), entity.to_owned());
+            world.bodies.lock().unwrap_or_else(|p| p.into_inner()).insert(replayed.clone(), kept);
             world.send(body.clone(), replayed.clone(), entity.to_owned());
             if n == 0 {
                 // The same run delivers one event twice: applied once.
@@ -479,6 +444,56 @@ async fn driver(world: Arc<World>) {
                 world.send(body, replayed, entity.to_owned());
             }
         }
+        quiet(&world).await;
+    }
+    let late_copy = world.has(Fault::LateCopy) && world.chance(Fault::LateCopy);
+    if late_copy {
+        // Copies of applied events (and of a replay run's deliveries) reached the
+        // dead-letter queue (a duplicate that waited, a dead letter sent twice): they are
+        // redriven with the rest.
+        let accepted: Vec<Key> = world.ledger().accepted.keys().cloned().collect();
+        let bodies = world.bodies.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let mut queue = world.queue();
+        let copies =
+            accepted.iter().filter(|k| k.1.is_none()).take(3).chain(accepted.iter().filter(|k| k.1.is_some()).take(2));
+        for key in copies {
+            if let Some((body, entity)) = bodies.get(key) {
+                let id = format!("copy-{}-{}", key.0, key.1.as_deref().unwrap_or(""));
+                world.runs.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), key.1.clone());
+                let copy = sqs::Message {
+                    id,
+                    body: body.clone(),
+                    payload: key.clone(),
+                    group: queue.fifo.then(|| entity.clone()),
+                    receives: 0,
+                    visible_at: 0,
+                    receipt: 0,
+                    last_failure: None,
+                    replayed_at: key.1.as_ref().and(replayed_at),
+                };
+                queue.dead.push((copy, "a copy".into()));
+            }
+        }
+    }
+    let redrive = world.has(Fault::Redrive) && world.chance(Fault::Redrive);
+    if (late_copy || redrive) && !world.queue().dead.is_empty() {
+        // Days later, or just past the memory from the events' times (where an event
+        // stamped ahead of the clock is still accepted by the expiry rule) or from the
+        // replay run's (where a run's second delivery must not be applied again).
+        let now = world.now();
+        let memory = MEMORY.as_millis() as i64;
+        let just_past = world.rng().between(0, 300_000) as i64;
+        let pick = world.rng().between(0, 2);
+        let days = world.rng().between(0, 3);
+        let at = match (pick, replayed_at) {
+            (0, _) => EPOCH_MS + memory + just_past,
+            (1, Some(replayed)) => replayed + memory + just_past,
+            _ => now + (days * 24 * 3600 + 3600) as i64 * 1000,
+        };
+        tokio::time::sleep(Duration::from_millis(u64::try_from(at - now).unwrap_or(0))).await;
+        let now = world.now();
+        world.queue().redrive(now);
+        world.arrived.notify_waiters();
         quiet(&world).await;
     }
     world.stop.store(true, std::sync::atomic::Ordering::SeqCst);

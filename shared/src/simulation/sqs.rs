@@ -27,6 +27,8 @@ pub struct Message {
     pub receipt: u64,
     /// Last failure seen, for the dead-letter queue's reason.
     pub last_failure: Option<String>,
+    /// When a replay run sent it.
+    pub replayed_at: Option<i64>,
 }
 
 impl Message {
@@ -35,6 +37,9 @@ impl Message {
         let mut attributes = vec![(attr::PAYLOAD_ID.to_owned(), self.payload.0.clone())];
         if let Some(run) = &self.payload.1 {
             attributes.push((attr::REPLAY_RUN.to_owned(), run.clone()));
+        }
+        if let Some(at) = self.replayed_at {
+            attributes.push((attr::REPLAYED_AT.to_owned(), at.to_string()));
         }
         let mut record = Record::new(self.id.clone(), self.body.clone(), self.receives, attributes);
         record.receipt_handle = Some(self.receipt.to_string());
@@ -108,6 +113,7 @@ impl Queue {
         self.next_id += 1;
         let id = format!("m-{}", self.next_id);
         let group = group.filter(|_| self.fifo);
+        let replayed_at = payload.1.is_some().then_some(now);
         self.messages.push(Message {
             id,
             body,
@@ -117,6 +123,7 @@ impl Queue {
             visible_at: now,
             receipt: 0,
             last_failure: None,
+            replayed_at,
         });
         true
     }
@@ -219,6 +226,7 @@ impl Queue {
             visible_at: 0,
             receipt: 0,
             last_failure: None,
+            replayed_at: record.attribute(attr::REPLAYED_AT).and_then(|at| at.parse().ok()),
         };
         self.dead.push((message, reason.to_owned()));
     }

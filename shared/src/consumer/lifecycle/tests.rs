@@ -11,6 +11,7 @@ fn facts(destinations: &'static [&'static str]) -> Facts<'static> {
         now_ms: 10_000,
         memory: Some(Duration::from_secs(3600)),
         replay: false,
+        replayed_at_ms: None,
         guarded: true,
         destinations,
         dead_letters: true,
@@ -235,5 +236,18 @@ fn an_unreadable_record_is_dead_lettered_unclaimed_or_retried_without_a_queue() 
     let effect = life.on(Input::DeadLettered(Err("SQS down".into())));
     assert!(
         matches!(effect, Effect::End(Outcome::Failed { permanent: true, ref reason, .. }) if reason.contains("SQS down"))
+    );
+}
+
+#[test]
+fn a_replayed_record_is_held_to_the_memory_from_the_time_its_run_sent_it() {
+    let old = Facts { event_time_ms: 10_000 - 3_600_001, replay: true, ..facts(&[]) };
+    let recent_run = Facts { replayed_at_ms: Some(9_000), ..old.clone() };
+    assert_eq!(Lifecycle::start(recent_run).1, Effect::Claim, "an old event, replayed now: applied once more");
+    let stale_run = Facts { replayed_at_ms: Some(10_000 - 3_600_001), ..old };
+    let (_, effect) = Lifecycle::start(stale_run);
+    assert!(
+        matches!(effect, Effect::DeadLetter(ref reason) if reason.contains("this replay run sent the event")),
+        "a delivery of a run older than the memory: its claim may be forgotten, so never applied again: {effect:?}"
     );
 }
