@@ -11,6 +11,7 @@ pub mod dynamodb;
 mod faults;
 mod ledger;
 pub mod rng;
+mod runs;
 mod sqs;
 
 use std::collections::BTreeMap;
@@ -27,6 +28,7 @@ pub use faults::{Fault, Faults};
 pub use ledger::Violation;
 use ledger::{Key, Ledger, Sent};
 use rng::Rng;
+pub use runs::{shrink, Totals};
 use sqs::{Answer, Queue};
 
 /// The consumer function's timeout in the model.
@@ -524,82 +526,5 @@ async fn quiet(world: &World) {
             world.stop.store(true, std::sync::atomic::Ordering::SeqCst);
             return;
         }
-    }
-}
-
-/// A smaller configuration that fails the same way: fewer events, then fewer kinds of
-/// fault, while it still fails.
-pub fn shrink(mut config: Config, violation: &Violation) -> (Config, Violation) {
-    let mut last = violation.clone();
-    let fails = |c: Config| run(c).err().filter(|v| v.invariant == violation.invariant);
-    while config.events > 1 {
-        let smaller = Config { events: config.events / 2, ..config };
-        match fails(smaller) {
-            Some(v) => (config, last) = (smaller, v),
-            None => break,
-        }
-    }
-    for events in (1..config.events).rev() {
-        let smaller = Config { events, ..config };
-        if let Some(v) = fails(smaller) {
-            (config, last) = (smaller, v);
-        }
-    }
-    for fault in config.faults.kinds() {
-        let fewer = Config { faults: config.faults.without(fault), ..config };
-        if let Some(v) = fails(fewer) {
-            (config, last) = (fewer, v);
-        }
-    }
-    (config, last)
-}
-
-/// Seeds run and what they did, over many runs.
-#[derive(Debug, Clone, Default)]
-pub struct Totals {
-    /// Seeds run.
-    pub seeds: u64,
-    /// Seeds over FIFO queues.
-    pub fifo: u64,
-    /// Batches.
-    pub batches: u64,
-    /// Faults injected, by kind.
-    pub injected: BTreeMap<&'static str, u64>,
-    /// Handler applications.
-    pub applications: u64,
-    /// Applications no write recorded (the one window).
-    pub window: u64,
-    /// Older-after-newer over standard queues.
-    pub standard_reorders: u64,
-    /// Deliveries repeated.
-    pub repeated_deliveries: u64,
-    /// Outcomes.
-    pub outcomes: BTreeMap<&'static str, u64>,
-    /// Simulated time.
-    pub simulated: Duration,
-}
-
-impl Totals {
-    /// Adds a run.
-    pub fn add(&mut self, summary: &Summary) {
-        self.seeds += 1;
-        self.fifo += u64::from(summary.fifo);
-        self.batches += summary.batches;
-        for (kind, n) in &summary.injected {
-            *self.injected.entry(kind).or_default() += n;
-        }
-        self.applications += summary.applications as u64;
-        self.window += summary.window;
-        self.standard_reorders += summary.standard_reorders;
-        self.repeated_deliveries += summary.repeated_deliveries;
-        for (word, n) in &summary.outcomes {
-            *self.outcomes.entry(word).or_default() += *n as u64;
-        }
-        self.simulated += summary.simulated;
-    }
-
-    /// Faults injected in all.
-    pub fn faults(&self) -> u64 {
-        self.injected.values().sum()
     }
 }
