@@ -225,6 +225,8 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
         Some(run) => run.clone(),
         None => new_run_id(),
     };
+    // One time for the whole run: every delivery of it is held to the memory from there.
+    let replayed_at = now_ms();
     let until = args.until.unwrap_or_else(cf_webhooks::ack::now_ms);
     if until <= args.since {
         return Err("--until must be after --since".into());
@@ -295,7 +297,8 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
                     400..=499 => Err(Ok(format!("refused by cfwh dev: HTTP {}", answer.status()))),
                     _ => Err(Err(format!("cfwh dev answered HTTP {}", answer.status()))),
                 }),
-            (target, Some(config)) => match replay(signature.as_bytes(), &body, received_at, &run, now_ms(), config) {
+            (target, Some(config)) => match replay(signature.as_bytes(), &body, received_at, &run, replayed_at, config)
+            {
                 Err(answer) => Err(Ok(answer.reason().unwrap_or("refused").to_owned())),
                 Ok(message) if message.route != Route::Group(args.group) => {
                     Err(Ok(format!("an event of {}, not {}", message.route, args.group)))
