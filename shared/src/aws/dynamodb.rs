@@ -199,6 +199,22 @@ enum Write {
     Release,
 }
 
+/// The condition of every write after a claim: the claim is in progress and `who`'s.
+const HELD_BY_OWNER: &str = "#state = :in_progress AND #owner = :owner";
+
+/// The names [`HELD_BY_OWNER`] uses.
+fn held_names() -> HashMap<String, String> {
+    HashMap::from([("#state".to_owned(), STATE.to_owned()), ("#owner".to_owned(), OWNER.to_owned())])
+}
+
+/// The values [`HELD_BY_OWNER`] compares with.
+fn held_values(who: Claimant<'_>) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        (":in_progress".to_owned(), AttributeValue::S(IN_PROGRESS.into())),
+        (":owner".to_owned(), AttributeValue::S(who.owner.to_string())),
+    ])
+}
+
 impl DynamoStore {
     /// When an item written now for `who` is forgotten (the TTL, epoch seconds): `memory`
     /// from now or from the event's time, whichever is later.
@@ -213,11 +229,9 @@ impl DynamoStore {
         let update = Update::builder()
             .table_name(&self.table)
             .key(PARTITION_KEY, AttributeValue::S(who.key.to_owned()))
-            .condition_expression("#state = :in_progress AND #owner = :owner")
-            .expression_attribute_names("#state", STATE)
-            .expression_attribute_names("#owner", OWNER)
-            .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
-            .expression_attribute_values(":owner", AttributeValue::S(who.owner.to_string()));
+            .condition_expression(HELD_BY_OWNER)
+            .set_expression_attribute_names(Some(held_names()))
+            .set_expression_attribute_values(Some(held_values(who)));
         let steps = |update: aws_sdk_dynamodb::types::builders::UpdateBuilder, set: &str| {
             if done.is_empty() {
                 update.update_expression(format!("{set} REMOVE #done"))
@@ -353,11 +367,9 @@ impl DynamoStore {
             .delete_item()
             .table_name(&self.table)
             .key(PARTITION_KEY, AttributeValue::S(who.key.to_owned()))
-            .condition_expression("#state = :in_progress AND #owner = :owner")
-            .expression_attribute_names("#state", STATE)
-            .expression_attribute_names("#owner", OWNER)
-            .expression_attribute_values(":in_progress", AttributeValue::S(IN_PROGRESS.into()))
-            .expression_attribute_values(":owner", AttributeValue::S(who.owner.to_string()))
+            .condition_expression(HELD_BY_OWNER)
+            .set_expression_attribute_names(Some(held_names()))
+            .set_expression_attribute_values(Some(held_values(who)))
             .send()
             .await;
         match deleted {
