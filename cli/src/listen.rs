@@ -157,14 +157,18 @@ impl Listener {
             let outlets = Outlets::build(&config.destinations, Some(sdk)).await.map_err(|e| format!("{group}: {e}"))?;
             let store = DynamoStore::new(dynamodb.clone(), &config.idempotency_table, config.lease, config.ttl);
             let dead_letters = SqsDeadLetters::new(sqs.clone(), &config.dlq_url);
-            let runner = cf_webhooks_consumers::runner(group, store, dead_letters, outlets, config.ordering);
-            let options = DevOptions {
-                handler_timeout,
-                max_receives: max_receives(&sqs, &queue).await,
-                retry_delay: Duration::ZERO,
-                ..DevOptions::default()
-            };
-            consumers.spawn(consume_sqs(sqs.clone(), queue, runner, options, lines.clone(), stopped.clone()));
+            // The queue's own redrive policy, which a waiting copy plans its waits within.
+            let max_receives = max_receives(&sqs, &queue).await;
+            let runner = cf_webhooks_consumers::runner(
+                group,
+                store,
+                dead_letters,
+                outlets,
+                cf_webhooks_consumers::Policy { order: config.ordering, max_receives },
+            );
+            let options =
+                DevOptions { handler_timeout, max_receives, retry_delay: Duration::ZERO, ..DevOptions::default() };
+            consumers.spawn(consume_sqs(sqs.clone(), queue, runner.into(), options, lines.clone(), stopped.clone()));
         }
         Ok(Self { stop, consumers, groups })
     }

@@ -340,9 +340,10 @@ fn parameters() -> Value {
         "MaxReceiveCount" => map! {
             "Type" => "Number",
             "Default" => stack::DEFAULT_MAX_RECEIVES,
-            "MinValue" => 1,
+            "MinValue" => 2,
             "MaxValue" => 1000,
-            "Description" => "Deliveries of a failing record before it moves to its dead-letter queue.",
+            "Description" => "Deliveries of a failing record before it moves to its dead-letter queue: at least 2, \
+                so that a copy delivered while the first is in progress can wait for it.",
         },
         "ConsumerTimeout" => map! {
             "Type" => "String",
@@ -958,6 +959,7 @@ fn consumer_settings() -> Vec<(&'static str, Value)> {
         (var::IDEMPOTENCY_TTL_SECS, r#ref("IdempotencyTtlSeconds")),
         (var::IDEMPOTENCY_LEASE_SECS, timeout_derived("Lease")),
         (var::CONSUMER_TIMEOUT_SECS, r#ref("ConsumerTimeout")),
+        (var::MAX_RECEIVE_COUNT, r#ref("MaxReceiveCount")),
         (var::MAX_EVENT_AGE_SECS, r#ref("MaxEventAgeSeconds")),
         (var::MAX_CLOCK_SKEW_SECS, r#ref("MaxClockSkewSeconds")),
         (var::STACK, r#ref("AWS::StackName")),
@@ -1405,13 +1407,14 @@ fn dashboard() -> Value {
             12,
         ),
         widget(
-            "Records: processed, duplicates, failed, dead-lettered, stale",
+            "Records: processed, duplicates, failed, dead-lettered, stale, waiting",
             vec![
                 ours(name::PROCESSED, "Sum", "processed"),
                 ours(name::DUPLICATES, "Sum", "duplicates"),
                 ours(name::FAILED, "Sum", "failed"),
                 ours(name::DEAD_LETTERED, "Sum", "dead-lettered"),
                 ours(name::STALE, "Sum", "stale (a newer event was applied)"),
+                ours(name::WAITING, "Sum", "waiting (a copy of a record in progress)"),
             ],
             0,
             12,

@@ -584,8 +584,8 @@ async fn a_retry_after_delays_the_message_on_its_queue() {
     event.records = vec![message];
     let consumer = consumer_with(forward(&forward_url)).await;
     // The receiver's 429 carries no Retry-After: the queue's own timing applies.
-    let visibility = Visibility::of(sqs.clone(), url.clone()).await.expect("the queue's visibility timeout");
-    assert_eq!(visibility.queue_timeout, Duration::ZERO);
+    let visibility = Visibility::of(sqs.clone(), url.clone(), true).await;
+    assert_eq!(visibility.queue_timeout, Some(Duration::ZERO), "the queue's visibility timeout");
     let host = Host { metrics: None, visibility: Some(visibility.clone()), xray: None };
     let response = handle_batch(&*consumer, event.clone(), None, &host).await;
     assert_eq!(response.batch_item_failures.len(), 1);
@@ -614,8 +614,8 @@ async fn a_retry_after_delays_the_message_on_its_queue() {
     let mut event = SqsEvent::default();
     event.records = vec![message];
     let queue_default = Visibility {
-        queue_timeout: Duration::from_secs(30),
-        ..Visibility::of(sqs.clone(), short.clone()).await.unwrap()
+        queue_timeout: Some(Duration::from_secs(30)),
+        ..Visibility::of(sqs.clone(), short.clone(), true).await
     };
     let host = Host { metrics: None, visibility: Some(queue_default), xray: None };
     handle_batch(&*consumer_with(forward(&soon_url)).await, event, None, &host).await;

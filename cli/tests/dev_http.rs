@@ -150,7 +150,7 @@ async fn a_failing_record_is_retried_then_dead_lettered_and_a_permanent_one_at_o
     let options = DevOptions { retry_delay: Duration::from_millis(20), max_receives: 3, ..DevOptions::default() };
     let consumer = tokio::spawn(consume(
         queues.clone(),
-        Box::new(Runner::new(Picky, store, queues.clone())),
+        Arc::new(Runner::new(Picky, store, queues.clone())),
         options,
         sink,
         stopped,

@@ -109,3 +109,99 @@ async fn an_event_stamped_ahead_is_still_recognised_when_a_copy_comes_back_past_
     let (status, _) = tokio::task::block_in_place(|| dev.terminate());
     assert!(status.success());
 }
+
+/// A studio's endpoint that takes `seconds` to answer 200.
+async fn slow_receiver(seconds: u64) -> String {
+    let app = axum::Router::new().route(
+        "/hooks",
+        axum::routing::post(move || async move {
+            tokio::time::sleep(Duration::from_secs(seconds)).await;
+            "ok"
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    url
+}
+
+/// `cfwh dev` with two batches of a group side by side (as Lambda runs them), forwarding
+/// to `url`, and one task event sent twice, 0.5 s apart: the copy finds the first's claim.
+async fn a_copy_waiting_on_a_forward(url: &str, payload_id: &str) -> (common::DevProcess, std::time::Instant) {
+    let args = ["--concurrency", "2", "--forward-url", url, "--forward-secret", "forward-secret-for-tests"];
+    let dev = tokio::task::block_in_place(|| common::DevProcess::start_with(None, &args));
+    let body = format!(
+        r#"{{"PayloadId":"{payload_id}","EventGroupName":"task","Action":"Started","EventDatetimeUtc":{},"TaskId":"t-slow"}}"#,
+        cf_webhooks::ack::now_ms()
+    );
+    let client = reqwest::Client::new();
+    let sent = std::time::Instant::now();
+    send(&client, &dev.url, body.clone()).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    send(&client, &dev.url, body).await;
+    (dev, sent)
+}
+
+/// Record lines as they come, each with when it came, until `until` holds or 60 s pass.
+fn timed_lines(
+    dev: &common::DevProcess,
+    until: impl Fn(&[(std::time::Instant, serde_json::Value)]) -> bool,
+) -> Vec<(std::time::Instant, serde_json::Value)> {
+    let start = std::time::Instant::now();
+    let mut lines = Vec::new();
+    while !until(&lines) && start.elapsed() < Duration::from_secs(60) {
+        if let Ok(line) = dev.lines.recv_timeout(Duration::from_millis(200)) {
+            lines.push((std::time::Instant::now(), serde_json::from_str(&line).unwrap()));
+        }
+    }
+    lines
+}
+
+fn interrupt(dev: common::DevProcess) -> (std::process::ExitStatus, Duration) {
+    let mut dev = dev;
+    let asked = std::time::Instant::now();
+    std::process::Command::new("kill").args(["-INT", &dev.child.id().to_string()]).status().unwrap();
+    let status = dev.child.wait().unwrap();
+    (status, asked.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_delivered_while_the_first_is_forwarded_is_a_duplicate_soon_after_and_ctrl_c_exits_at_once() {
+    // The copy used to wait out the whole claim lease (2 minutes in cfwh dev), reported
+    // `failed` meanwhile, and Ctrl-C waited for it too.
+    let url = slow_receiver(4).await;
+    let (dev, _) = a_copy_waiting_on_a_forward(&url, &format!("p-slow-{}", std::process::id())).await;
+    let lines = tokio::task::block_in_place(|| {
+        timed_lines(&dev, |lines| lines.iter().any(|(_, l)| l["outcome"] == "duplicate"))
+    });
+    let at = |outcome: &str| lines.iter().find(|(_, l)| l["outcome"] == outcome).map(|(at, _)| *at);
+    let words: Vec<&str> = lines.iter().map(|(_, l)| l["outcome"].as_str().unwrap()).collect();
+    assert_eq!(words, ["waiting", "processed", "duplicate"], "{lines:?}");
+    let (processed, duplicate) = (at("processed").unwrap(), at("duplicate").unwrap());
+    assert!(duplicate - processed <= Duration::from_secs(15), "answered {:?} after", duplicate - processed);
+    let waiting = &lines[0].1;
+    assert!(waiting["reason"].as_str().unwrap().contains("looking again in"), "{waiting}");
+
+    let (status, took) = tokio::task::block_in_place(|| interrupt(dev));
+    assert!(status.success(), "{status:?}");
+    assert!(took <= Duration::from_secs(15), "Ctrl-C took {took:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_while_a_copy_waits_settles_the_first_answers_the_copy_and_exits_without_waiting_the_lease() {
+    let url = slow_receiver(4).await;
+    let (dev, _) = a_copy_waiting_on_a_forward(&url, &format!("p-slow-stop-{}", std::process::id())).await;
+    let waiting =
+        tokio::task::block_in_place(|| timed_lines(&dev, |lines| lines.iter().any(|(_, l)| l["outcome"] == "waiting")));
+    assert_eq!(waiting.len(), 1, "{waiting:?}");
+    let mut dev = dev;
+    let asked = std::time::Instant::now();
+    std::process::Command::new("kill").args(["-INT", &dev.child.id().to_string()]).status().unwrap();
+    let status = tokio::task::block_in_place(|| dev.child.wait().unwrap());
+    let took = asked.elapsed();
+    let rest: Vec<serde_json::Value> = dev.lines.try_iter().map(|l| serde_json::from_str(&l).unwrap()).collect();
+    let words: Vec<&str> = rest.iter().map(|l| l["outcome"].as_str().unwrap()).collect();
+    assert_eq!(words, ["processed", "duplicate"], "the drain settles the first, then answers the copy at once");
+    assert!(status.success(), "{status:?}");
+    assert!(took <= Duration::from_secs(15), "Ctrl-C took {took:?}: it waited for the claim's lease");
+}

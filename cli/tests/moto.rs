@@ -247,7 +247,7 @@ fn spawn_task_consumer(
     let consumer = tokio::spawn(consume_sqs(
         client.clone(),
         queues.sources.get(route).to_owned(),
-        Box::new(Runner::new(
+        Arc::new(Runner::new(
             Failing,
             memory_store(Duration::from_secs(900), cf_webhooks::config::DEFAULT_IDEMPOTENCY_TTL),
             dead_letters,
@@ -633,7 +633,7 @@ async fn a_dead_letter_redriven_after_the_idempotency_memory_is_expired_not_appl
         let (sink, lines) = collecting_sink();
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let dead_letters = SqsDeadLetters::new(client.clone(), dlq.clone());
-        let runner = Box::new(Runner::new(Applies, store.clone(), dead_letters));
+        let runner = Arc::new(Runner::new(Applies, store.clone(), dead_letters));
         let consumer =
             tokio::spawn(consume_sqs(client.clone(), source.clone(), runner, DevOptions::default(), sink, stopped));
         wait_for("a line", Duration::from_secs(20), async || !lines.lock().unwrap().is_empty()).await;
@@ -660,6 +660,7 @@ async fn a_dead_letter_redriven_after_the_idempotency_memory_is_expired_not_appl
 async fn a_record_whose_claim_a_crashed_consumer_holds_waits_for_the_lease_instead_of_being_dead_lettered() {
     // Three deliveries, one second apart: a record that counted each "in progress" as a
     // failure would be dead-lettered within three seconds, long before the lease ends.
+    // With three receives, the copy's one planned wait covers the lease (and a second).
     let (client, source, dlq, store) =
         task_queue_and_store("crashed", 3, Duration::from_secs(6), common::LONG_MEMORY).await;
     // The consumer that claimed it died (SIGKILL, out of memory): its claim holds 6 s.
@@ -670,7 +671,7 @@ async fn a_record_whose_claim_a_crashed_consumer_holds_waits_for_the_lease_inste
     let (sink, lines) = collecting_sink();
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let dead_letters = SqsDeadLetters::new(client.clone(), dlq.clone());
-    let runner = Box::new(Runner::new(Applies, store, dead_letters));
+    let runner = Arc::new(Runner::new(Applies, store, dead_letters).with_max_receives(3));
     let options = DevOptions { retry_delay: Duration::from_secs(1), max_receives: 3, ..DevOptions::default() };
     let consumer = tokio::spawn(consume_sqs(client.clone(), source.clone(), runner, options, sink, stopped));
     let processed = || lines.lock().unwrap().iter().any(|l| l["outcome"] == "processed");
@@ -680,7 +681,7 @@ async fn a_record_whose_claim_a_crashed_consumer_holds_waits_for_the_lease_inste
 
     let outcomes: Vec<String> =
         lines.lock().unwrap().iter().map(|l| l["outcome"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(outcomes, ["failed", "processed"], "one wait for the lease, then applied");
+    assert_eq!(outcomes, ["waiting", "processed"], "one wait for the lease, then applied");
     let waited = lines.lock().unwrap()[0]["reason"].as_str().unwrap().to_owned();
     assert!(waited.contains("its claim ends in"), "{waited}");
     assert_eq!(depth(&client, &dlq).await.unwrap(), 0, "never dead-lettered");

@@ -96,6 +96,9 @@ pub mod var {
     pub const IDEMPOTENCY_TTL_SECS: &str = "CF_IDEMPOTENCY_TTL_SECS";
     /// The queue a consumer reads (for a `Retry-After` to move a message's visibility).
     pub const QUEUE_URL: &str = "CF_QUEUE_URL";
+    /// The redrive policy's `maxReceiveCount` of the queue a consumer reads (consumers):
+    /// a copy waiting on another's claim plans its waits within it.
+    pub const MAX_RECEIVE_COUNT: &str = "CF_MAX_RECEIVE_COUNT";
     /// `latest` (the default: an event older than the one applied last to its entity's
     /// facet is skipped as stale) or `all` (every event is applied).
     pub const ORDERING: &str = "CF_ORDERING";
@@ -407,6 +410,8 @@ pub struct ConsumerConfig {
     pub destinations: Destinations,
     /// Per-entity order.
     pub ordering: crate::consumer::Order,
+    /// The redrive policy's `maxReceiveCount` of its queue (`CF_MAX_RECEIVE_COUNT`).
+    pub max_receives: u32,
 }
 
 /// The destinations a consumer delivers to (`CF_DESTINATIONS`); none by default.
@@ -688,7 +693,28 @@ impl ConsumerConfig {
                 ConfigError::new(var::ORDERING, format!("expected latest or all, got {:?}", text.trim()))
             })?,
         };
-        Ok(Self { route, idempotency_table, dlq_url, lease, timeout, ttl, queue_url, destinations, ordering })
+        let max_receives = match number(&get, var::MAX_RECEIVE_COUNT)? {
+            None => crate::stack::DEFAULT_MAX_RECEIVES,
+            Some(n @ 1..=1000) => u32::try_from(n).unwrap_or(1000),
+            Some(n) => {
+                return Err(ConfigError::new(
+                    var::MAX_RECEIVE_COUNT,
+                    format!("expected 1 to 1000 (SQS's bounds for maxReceiveCount), got {n}"),
+                ))
+            }
+        };
+        Ok(Self {
+            route,
+            idempotency_table,
+            dlq_url,
+            lease,
+            timeout,
+            ttl,
+            queue_url,
+            destinations,
+            ordering,
+            max_receives,
+        })
     }
 }
 

@@ -35,6 +35,9 @@ pub mod name {
     pub const DUPLICATES: &str = "Duplicates";
     /// Failed attempts, to be retried (consumers).
     pub const FAILED: &str = "Failed";
+    /// Attempts that found their record claimed by another attempt, and wait for it
+    /// (consumers): copies delivered while the first is in progress.
+    pub const WAITING: &str = "Waiting";
     /// Records moved to a dead-letter queue (consumers).
     pub const DEAD_LETTERED: &str = "DeadLettered";
     /// Records not applied because a newer event of their entity's facet was (consumers).
@@ -44,8 +47,8 @@ pub mod name {
     /// Every metric, ingest's first. A 503 is counted by Lambda's own `Url5xxCount` and the
     /// answer time by `UrlRequestLatency` (both free), so neither is a series of ours; the
     /// enqueue time travels as the field `enqueue_ms`.
-    pub const ALL: [&str; 9] =
-        [ACCEPTED, REJECTED, QUARANTINED, IGNORED, PROCESSED, DUPLICATES, FAILED, DEAD_LETTERED, STALE];
+    pub const ALL: [&str; 10] =
+        [ACCEPTED, REJECTED, QUARANTINED, IGNORED, PROCESSED, DUPLICATES, FAILED, DEAD_LETTERED, STALE, WAITING];
     /// The metrics of each destination a stack enables, under the dimensions `Stack` and
     /// `Destination` (`eventbridge`, `http`, `archive`): `Failed` there counts the
     /// records a destination failed. Only enabled destinations make series.
@@ -139,7 +142,7 @@ impl Emf {
     }
 
     /// The line of one consumer batch: how many records were `Processed`, `Duplicates`,
-    /// `Failed`, `DeadLettered` and `Stale` (only the outcomes that occurred); `None` for
+    /// `Failed`, `DeadLettered`, `Stale` and `Waiting` (only the outcomes that occurred); `None` for
     /// an empty batch.
     pub fn batch(&self, group: EventGroup, report: &BatchReport) -> Option<String> {
         let mut counts = [
@@ -148,6 +151,7 @@ impl Emf {
             (name::FAILED, 0.0),
             (name::DEAD_LETTERED, 0.0),
             (name::STALE, 0.0),
+            (name::WAITING, 0.0),
         ];
         for record in &report.records {
             let slot = match record.outcome {
@@ -157,6 +161,7 @@ impl Emf {
                 // An expired record is in the dead-letter queue, with its reason.
                 Outcome::DeadLettered { .. } | Outcome::Expired { .. } => 3,
                 Outcome::Stale { .. } => 4,
+                Outcome::Waiting { .. } => 5,
             };
             counts[slot].1 += 1.0;
         }

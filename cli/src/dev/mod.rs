@@ -38,6 +38,11 @@ pub struct Args {
     /// Deliveries before a failing record is dead-lettered.
     #[arg(long, default_value_t = stack::DEFAULT_MAX_RECEIVES, value_parser = clap::value_parser!(u32).range(1..))]
     max_receives: u32,
+    /// Batches of one group run side by side, up to this many, as Lambda runs several
+    /// invocations on one queue: a copy delivered while the first is in progress then
+    /// waits on its claim, as deployed.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    concurrency: u16,
     /// How long a consumer waits for its batch to fill once a first record is there
     /// (in-memory queues; like Lambda's batching window).
     #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]
@@ -302,6 +307,7 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
         batch_size: args.batch_size.into(),
         retry_delay: args.retry_delay,
         max_receives: args.max_receives,
+        concurrency: args.concurrency.into(),
         handler_timeout: args.handler_timeout,
         batch_window: args.batch_window,
         chaos_percent: args.chaos_percent,

@@ -41,6 +41,9 @@ pub struct DevOptions {
     pub retry_delay: Duration,
     /// Deliveries before a record is dead-lettered (the redrive policy's `maxReceiveCount`).
     pub max_receives: u32,
+    /// Batches of one group run side by side, as Lambda runs several invocations on one
+    /// queue (`--concurrency`).
+    pub concurrency: usize,
     /// Messages an in-memory queue holds before ingest answers 503.
     pub queue_capacity: usize,
     /// How long a handler may run before its record fails (the consumer's timeout).
@@ -70,6 +73,7 @@ impl Default for DevOptions {
             batch_size: 10,
             retry_delay: Duration::from_secs(1),
             max_receives: cf_webhooks::stack::DEFAULT_MAX_RECEIVES,
+            concurrency: 1,
             queue_capacity: 100_000,
             handler_timeout: Duration::from_secs(60),
             batch_window: Duration::from_millis(1),
@@ -150,20 +154,22 @@ struct WithChaos {
     dead_letters: Arc<dyn DeadLetterSink>,
     outlets: Outlets,
     ordering: cf_webhooks::consumer::Order,
+    max_receives: u32,
 }
 
 impl WithHandler for WithChaos {
-    type Output = Box<dyn Consume>;
-    fn with<H: Handler + 'static>(self, handler: H) -> Box<dyn Consume> {
-        let mut runner =
-            Runner::new(Chaos::new(handler, self.percent), self.store, self.dead_letters).with_ordering(self.ordering);
+    type Output = Arc<dyn Consume>;
+    fn with<H: Handler + 'static>(self, handler: H) -> Arc<dyn Consume> {
+        let mut runner = Runner::new(Chaos::new(handler, self.percent), self.store, self.dead_letters)
+            .with_ordering(self.ordering)
+            .with_max_receives(self.max_receives);
         for destination in self.outlets.destinations {
             runner = runner.with_destination(destination);
         }
         if let Some(archive) = self.outlets.archive {
             runner = runner.with_archive(archive);
         }
-        Box::new(runner)
+        Arc::new(runner)
     }
 }
 
@@ -335,9 +341,13 @@ fn dead_lettered_line(mut line: RecordReport, out: &mut String, options: &DevOpt
     push_line(out, &line, options);
 }
 
-fn retry_after(outcome: &Outcome) -> Option<Duration> {
+/// How long a record is hidden when it asked for other than the retry delay: a copy
+/// waiting on another's claim exactly its wait (shorter or longer), a `Retry-After` only
+/// when longer, as the Lambda does.
+fn hide_for(outcome: &Outcome, retry_delay: Duration) -> Option<Duration> {
     match outcome {
-        Outcome::Failed { retry_after, .. } => *retry_after,
+        Outcome::Waiting { retry_after, .. } => Some(*retry_after),
+        Outcome::Failed { retry_after: Some(after), .. } if *after > retry_delay => Some(*after),
         _ => None,
     }
 }
@@ -355,7 +365,7 @@ fn push_line(out: &mut String, line: &RecordReport, options: &DevOptions) {
 /// after `max_receives`. Stops once `stop` is set and the queue is empty.
 pub async fn consume(
     queues: Arc<MemoryQueues>,
-    runner: Box<dyn Consume>,
+    runner: Arc<dyn Consume>,
     options: DevOptions,
     lines: LineSink,
     mut stop: watch::Receiver<bool>,
@@ -372,7 +382,7 @@ pub async fn consume(
             batch.extend(queues.receive(route, options.batch_size - batch.len(), Duration::ZERO).await);
         }
         if batch.is_empty() {
-            if *stop.borrow() && queues.pending(route) == 0 {
+            if *stop.borrow() && queues.idle(route) {
                 return;
             }
             continue;
@@ -387,9 +397,14 @@ pub async fn consume(
                 continue;
             }
             let reason = line.reason.clone().unwrap_or_default();
-            // Longer when the record asked (a claim still held, a Retry-After).
-            let delay = retry_after(&line.outcome).map_or(options.retry_delay, |after| after.max(options.retry_delay));
-            if queues.release(route, received, delay, &reason) == Released::DeadLettered {
+            // As the record asked: a claim still held, a Retry-After.
+            let delay = hide_for(&line.outcome, options.retry_delay).unwrap_or(options.retry_delay);
+            let released = if matches!(line.outcome, Outcome::Waiting { .. }) {
+                queues.release_waiting(route, received, delay, &reason)
+            } else {
+                queues.release(route, received, delay, &reason)
+            };
+            if released == Released::DeadLettered {
                 dead_lettered_line(line, &mut out, &options);
             }
         }
@@ -404,7 +419,7 @@ pub async fn consume(
 pub async fn consume_sqs(
     client: aws_sdk_sqs::Client,
     url: String,
-    runner: Box<dyn Consume>,
+    runner: Arc<dyn Consume>,
     options: DevOptions,
     lines: LineSink,
     mut stop: watch::Receiver<bool>,
@@ -438,13 +453,13 @@ pub async fn consume_sqs(
                 done.extend(message.receipt_handle().map(str::to_owned));
                 continue;
             }
-            // Hidden longer when the record asked (a claim still held, a Retry-After), as
-            // the Lambda does; otherwise the queue's visibility timeout applies.
-            if let (Some(after), Some(receipt)) = (retry_after(&line.outcome), message.receipt_handle()) {
-                if after > options.retry_delay {
-                    if let Err(e) = crate::aws::set_visibility(&client, &url, receipt, after).await {
-                        tracing::warn!(queue = %url, error = %e, "the record returns at the queue's visibility timeout");
-                    }
+            // Hidden as the record asked (a claim still held, a Retry-After), as the Lambda
+            // does; otherwise the queue's visibility timeout applies.
+            if let (Some(after), Some(receipt)) =
+                (hide_for(&line.outcome, options.retry_delay), message.receipt_handle())
+            {
+                if let Err(e) = crate::aws::set_visibility(&client, &url, receipt, after).await {
+                    tracing::warn!(queue = %url, error = %e, "the record returns at the queue's visibility timeout");
                 }
             }
             if line.attempt >= options.max_receives {
@@ -490,8 +505,14 @@ impl Dev {
         let config = Arc::new(config);
         let runner = |group, dead_letters: Arc<dyn DeadLetterSink>| {
             let (store, outlets) = (store.clone(), options.outlets.clone());
-            let chaos =
-                WithChaos { percent: options.chaos_percent, store, dead_letters, outlets, ordering: options.ordering };
+            let chaos = WithChaos {
+                percent: options.chaos_percent,
+                store,
+                dead_letters,
+                outlets,
+                ordering: options.ordering,
+                max_receives: options.max_receives,
+            };
             with_handler(group, chaos)
         };
         let (router, memory, sqs) = match backend {
@@ -503,7 +524,10 @@ impl Dev {
                 });
                 for group in EventGroup::ALL {
                     let runner = runner(group, queues.clone());
-                    consumers.spawn(consume(queues.clone(), runner, options.clone(), lines.clone(), stopped.clone()));
+                    for _ in 0..options.concurrency.max(1) {
+                        let (queues, runner, options) = (queues.clone(), runner.clone(), options.clone());
+                        consumers.spawn(consume(queues, runner, options, lines.clone(), stopped.clone()));
+                    }
                 }
                 if let Some(archive) = options.outlets.archive.clone() {
                     consumers.spawn(archive_unrouted_memory(queues.clone(), archive, options.clone(), stopped.clone()));
@@ -517,14 +541,17 @@ impl Dev {
                         SqsDeadLetters::new(consumer_client.clone(), queues.dead_letters[&route].clone());
                     let runner = runner(group, Arc::new(dead_letters));
                     let url = queues.sources.get(route).to_owned();
-                    consumers.spawn(consume_sqs(
-                        consumer_client.clone(),
-                        url,
-                        runner,
-                        options.clone(),
-                        lines.clone(),
-                        stopped.clone(),
-                    ));
+                    for _ in 0..options.concurrency.max(1) {
+                        let (client, url, runner) = (consumer_client.clone(), url.clone(), runner.clone());
+                        consumers.spawn(consume_sqs(
+                            client,
+                            url,
+                            runner,
+                            options.clone(),
+                            lines.clone(),
+                            stopped.clone(),
+                        ));
+                    }
                 }
                 let publisher = Arc::new(SqsQueues::new(client.clone(), queues.sources.clone()));
                 (ingest_router_with(config, publisher, options.inspector.clone()), None, Some((client, queues)))
@@ -556,7 +583,14 @@ impl Dev {
         };
         if let Some(queues) = &self.memory {
             queues.close();
-            queues.drained().await;
+            let left = queues.drained().await;
+            if left > 0 {
+                tracing::warn!(
+                    left,
+                    "copies still waiting on claims held by another process are dropped: that process's own \
+                     messages carry their events"
+                );
+            }
         }
         if self.sqs.is_some() {
             // SQS keeps what is queued: draining is a courtesy, so an SQS that cannot be

@@ -23,35 +23,46 @@ use crate::Outlets;
 pub const DEADLINE_MARGIN: Duration = Duration::from_millis(500);
 
 /// What a consumer function does with a batch beyond the runner: metrics, and moving a
-/// message's visibility when a destination asked to be retried later.
+/// message's visibility when its record asked to be delivered again at another time.
 #[derive(Debug, Default)]
 pub struct Host {
     /// One EMF line per batch (and per destination reached), when on.
     pub metrics: Option<Emf>,
-    /// The queue read, to honour a `Retry-After` with `ChangeMessageVisibility`.
+    /// The queue read, to hide a record for the time it asked with
+    /// `ChangeMessageVisibility`.
     pub visibility: Option<Visibility>,
     /// With active tracing: the X-Ray daemon each record's segment goes to, and the
     /// function's name, the segments' name.
     pub xray: Option<(Daemon, String)>,
 }
 
-/// The queue a consumer reads, and its own visibility timeout: a `Retry-After` (capped at
-/// 15 minutes) may only lengthen the wait, never shorten it, or a busy endpoint answering
-/// `Retry-After: 1` would use up a message's receives in seconds.
+/// The queue a consumer reads, and its own visibility timeout when a destination may
+/// answer `Retry-After`.
+///
+/// - A copy waiting on another's claim is hidden for exactly its wait, shorter or longer
+///   than the queue's timeout: short waits answer it soon after the holder settles.
+/// - A `Retry-After` (capped at 15 minutes) may only lengthen the wait, never shorten it,
+///   or a busy endpoint answering `Retry-After: 1` would use up a message's receives in
+///   seconds.
 #[derive(Debug, Clone)]
 pub struct Visibility {
     /// The client.
     pub client: aws_sdk_sqs::Client,
     /// The queue's URL.
     pub queue_url: String,
-    /// Its visibility timeout.
-    pub queue_timeout: Duration,
+    /// Its visibility timeout, read at start-up when a destination may ask for more.
+    pub queue_timeout: Option<Duration>,
 }
 
 impl Visibility {
-    /// Reads the queue's visibility timeout; `None` (with a warning) when it cannot.
-    pub async fn of(client: aws_sdk_sqs::Client, queue_url: String) -> Option<Self> {
+    /// The queue at `queue_url`; with `retry_after`, its visibility timeout is read too
+    /// (`None` for it, with a warning, when it cannot be: `Retry-After` is then not
+    /// honoured).
+    pub async fn of(client: aws_sdk_sqs::Client, queue_url: String, retry_after: bool) -> Self {
         use aws_sdk_sqs::types::QueueAttributeName;
+        if !retry_after {
+            return Self { client, queue_url, queue_timeout: None };
+        }
         let read = client
             .get_queue_attributes()
             .queue_url(&queue_url)
@@ -68,7 +79,18 @@ impl Visibility {
                 None
             }
         };
-        Some(Self { client, queue_url, queue_timeout: Duration::from_secs(seconds?) })
+        Self { client, queue_url, queue_timeout: seconds.map(Duration::from_secs) }
+    }
+
+    /// How long to hide a record that ended so, when not the queue's own timeout.
+    pub fn hide_for(&self, outcome: &Outcome) -> Option<Duration> {
+        match outcome {
+            Outcome::Waiting { retry_after, .. } => Some(*retry_after),
+            Outcome::Failed { retry_after: Some(after), .. } => {
+                self.queue_timeout.filter(|t| after > t).map(|_| *after)
+            }
+            _ => None,
+        }
     }
 }
 
@@ -93,13 +115,13 @@ pub async fn handle_batch(
             println!("{line}");
         }
     }
-    if let Some(Visibility { client, queue_url, queue_timeout }) = &host.visibility {
-        let later = report.records.iter().zip(&records).filter_map(|(r, record)| match r.outcome {
-            Outcome::Failed { retry_after: Some(after), .. } if after > *queue_timeout => {
-                Some((record.receipt_handle.as_deref()?, after))
-            }
-            _ => None,
-        });
+    if let Some(visibility) = &host.visibility {
+        let Visibility { client, queue_url, .. } = visibility;
+        let later = report
+            .records
+            .iter()
+            .zip(&records)
+            .filter_map(|(r, record)| Some((record.receipt_handle.as_deref()?, visibility.hide_for(&r.outcome)?)));
         let moves = later.map(|(handle, after)| async move {
             let seconds = i32::try_from(after.as_secs()).unwrap_or(i32::MAX);
             let moved = client
@@ -111,7 +133,7 @@ pub async fn handle_batch(
                 .await;
             if let Err(e) = moved {
                 // The queue's own visibility timeout applies instead.
-                tracing::warn!(error = %cf_webhooks::aws::describe(&e), "could not honour Retry-After");
+                tracing::warn!(error = %cf_webhooks::aws::describe(&e), seconds, "could not change the record's visibility");
             }
         });
         futures_util::future::join_all(moves).await;
@@ -210,11 +232,18 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.idempotency_table, config.lease, config.ttl);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let dead_letters = SqsDeadLetters::new(sqs.clone(), &config.dlq_url);
-    let runner = crate::runner(group, store, dead_letters, outlets, config.ordering);
+    let runner = crate::runner(
+        group,
+        store,
+        dead_letters,
+        outlets,
+        crate::Policy { order: config.ordering, max_receives: config.max_receives },
+    );
     // Only the HTTP forward answers with Retry-After: without it, no call at cold start.
-    let visibility = match (config.queue_url, config.destinations.http.is_some()) {
-        (Some(url), true) => Visibility::of(sqs, url).await,
-        _ => None,
+    let retry_after = config.destinations.http.is_some();
+    let visibility = match config.queue_url {
+        Some(url) => Some(Visibility::of(sqs, url, retry_after).await),
+        None => None,
     };
     let name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
     let host = Host { metrics, visibility, xray: Daemon::from_env().map(|daemon| (daemon, name)) };

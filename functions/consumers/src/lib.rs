@@ -125,12 +125,15 @@ struct Plain<S, D> {
     dead_letters: D,
     outlets: Outlets,
     order: Order,
+    max_receives: u32,
 }
 
 impl<S: IdempotencyStore + 'static, D: DeadLetterSink + 'static> WithHandler for Plain<S, D> {
     type Output = Box<dyn Consume>;
     fn with<H: Handler + 'static>(self, handler: H) -> Box<dyn Consume> {
-        let mut runner = Runner::new(handler, self.store, self.dead_letters).with_ordering(self.order);
+        let mut runner = Runner::new(handler, self.store, self.dead_letters)
+            .with_ordering(self.order)
+            .with_max_receives(self.max_receives);
         for destination in self.outlets.destinations {
             runner = runner.with_destination(destination);
         }
@@ -142,15 +145,33 @@ impl<S: IdempotencyStore + 'static, D: DeadLetterSink + 'static> WithHandler for
 }
 
 /// The runner of `group`'s shipped handler over `store` and `dead_letters`, delivering
-/// to `outlets` too, in `order`.
+/// to `outlets` too, as `policy` says.
 pub fn runner(
     group: EventGroup,
     store: impl IdempotencyStore + 'static,
     dead_letters: impl DeadLetterSink + 'static,
     outlets: Outlets,
-    order: Order,
+    policy: impl Into<Policy>,
 ) -> Box<dyn Consume> {
-    with_handler(group, Plain { store, dead_letters, outlets, order })
+    let Policy { order, max_receives } = policy.into();
+    with_handler(group, Plain { store, dead_letters, outlets, order, max_receives })
+}
+
+/// How a runner orders and waits: per-entity order, and the redrive policy of the queue
+/// it reads (a copy waiting on another's claim plans its waits within it).
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Per-entity order.
+    pub order: Order,
+    /// The queue's `maxReceiveCount`.
+    pub max_receives: u32,
+}
+
+impl From<Order> for Policy {
+    /// `order`, over a queue with the template's default `maxReceiveCount`.
+    fn from(order: Order) -> Self {
+        Self { order, max_receives: cf_webhooks::stack::DEFAULT_MAX_RECEIVES }
+    }
 }
 
 /// A runner with in-memory idempotency and no dead-letter queue: permanent failures are

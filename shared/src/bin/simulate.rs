@@ -126,8 +126,8 @@ fn many(seconds: u64, start: u64) -> i32 {
     println!(
         "simulation: 0 invariants broken; {} handler applications, {} of them in the one window (killed after the \
          handler returned, before any write recorded it), {} older-after-newer over standard queues, {} deliveries \
-         repeated",
-        totals.applications, totals.window, totals.standard_reorders, totals.repeated_deliveries
+         repeated, {} waiting copies answered after their holder settled",
+        totals.applications, totals.window, totals.standard_reorders, totals.repeated_deliveries, totals.answered_waits
     );
     0
 }

@@ -8,7 +8,7 @@
 //! received ─▶ expired ─▶ dead-lettered
 //!    │
 //!    ▼
-//! claiming ─▶ duplicate | waiting (claim held elsewhere) | failed (store)
+//! claiming ─▶ duplicate | waiting (claim held elsewhere: back off, see [`claim_wait`]) | failed (store)
 //!    │
 //!    ▼
 //! reading version ─▶ stale (complete)
@@ -65,6 +65,42 @@ pub struct Facts<'a> {
     /// A dead-letter queue is at hand; without one a permanent failure is retried until
     /// the queue's redrive policy moves it.
     pub dead_letters: bool,
+    /// Receives the message has before the redrive policy moves it (`maxReceiveCount`
+    /// less the receives so far): what a copy waiting on another's claim plans its waits
+    /// with.
+    pub receives_left: u32,
+}
+
+/// How much longer each wait of a copy waiting on another's claim is than the last.
+pub const WAIT_RATIO: u64 = 4;
+/// The shortest wait: SQS hides a message for whole seconds.
+pub const WAIT_FLOOR: Duration = Duration::from_secs(1);
+/// The longest: SQS hides a message for 12 hours at most.
+pub const WAIT_CEILING: Duration = Duration::from_secs(12 * 3600);
+/// The most waits a plan spreads a lease over: beyond, the first wait is the floor anyway.
+const MAX_PLANNED_WAITS: u32 = 6;
+
+/// How long a copy that found the record claimed by another attempt hides before its next
+/// receive. Its waits grow [`WAIT_RATIO`]-fold, from a first one of about a second, and
+/// add up to the holder's `lease_left` one receive before the redrive policy's last (of
+/// `receives_left`), so that:
+///
+/// - a holder that settles is answered soon: within about `WAIT_RATIO - 1` times what
+///   the copy had waited by then, plus its first wait;
+/// - a holder that died is outwaited (its lease ends) with one receive to spare, for a
+///   claim another copy took over meanwhile: a copy is never dead-lettered for waiting.
+///
+/// Each wait is planned afresh from what is left, so a lease read late or receives spent
+/// early shorten the plan rather than break it.
+pub fn claim_wait(lease_left: Duration, receives_left: u32) -> Duration {
+    let waits = receives_left.saturating_sub(1).clamp(1, MAX_PLANNED_WAITS);
+    // 1 + r + … + r^(waits-1): the plan's length in first waits.
+    let series: u64 = (0..waits).map(|i| WAIT_RATIO.pow(i)).sum();
+    let first = u64::try_from(lease_left.as_millis()).unwrap_or(u64::MAX).div_ceil(series);
+    // The last wait ends past the lease, not at it: the clocks of two hosts differ.
+    let margin = if waits == 1 { 1_000 } else { 0 };
+    let seconds = (first + margin).div_ceil(1_000);
+    Duration::from_secs(seconds).clamp(WAIT_FLOOR, WAIT_CEILING)
 }
 
 /// What the runner is to do next for the record.
@@ -279,16 +315,19 @@ impl<'a> Lifecycle<'a> {
             }
             Ok(Claim::Completed) => self.end(Outcome::Duplicate),
             Ok(Claim::InProgress { lease_left }) => {
-                // Another attempt holds it (or held it, and died): wait for its lease to
-                // end rather than spend this message's deliveries in seconds.
+                // Another attempt holds it (or held it, and died): back off until it
+                // settles or its lease ends, without spending this message's receives.
+                let left = lease_left.unwrap_or_default();
+                let retry_after = claim_wait(left, self.facts.receives_left);
                 let reason = match lease_left {
-                    Some(left) => {
-                        format!("being processed by another consumer; its claim ends in {} s", left.as_secs())
-                    }
-                    None => "being processed by another consumer".to_owned(),
+                    Some(left) => format!(
+                        "being processed by another attempt (its claim ends in {} s); looking again in {} s",
+                        left.as_secs(),
+                        retry_after.as_secs()
+                    ),
+                    None => format!("being processed by another attempt; looking again in {} s", retry_after.as_secs()),
                 };
-                let retry_after = lease_left.map(|left| left + Duration::from_secs(1));
-                self.end(Outcome::Failed { reason, permanent: false, retry_after })
+                self.end(Outcome::Waiting { reason, retry_after })
             }
             Err(e) => self.end(Outcome::failed(e.to_string())),
         }

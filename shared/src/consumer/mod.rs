@@ -176,6 +176,16 @@ pub enum Outcome {
         /// When to deliver it again, when a destination said (HTTP `Retry-After`).
         retry_after: Option<Duration>,
     },
+    /// Not applied yet: another attempt holds the record's claim. The record is delivered
+    /// again after `retry_after` (shorter or longer than the queue's visibility timeout,
+    /// see [`claim_wait`](lifecycle::claim_wait)), and is then a duplicate, or applied
+    /// when the holder gave up.
+    Waiting {
+        /// Why, with the holder's lease and the wait.
+        reason: String,
+        /// When to deliver it again.
+        retry_after: Duration,
+    },
     /// Not applied, and moved to the dead-letter queue.
     DeadLettered {
         /// Why.
@@ -191,6 +201,16 @@ pub enum Outcome {
 }
 
 impl Outcome {
+    /// When the record asked to be delivered again (a claim held elsewhere, a
+    /// `Retry-After`), if it did.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Failed { retry_after, .. } => *retry_after,
+            Self::Waiting { retry_after, .. } => Some(*retry_after),
+            _ => None,
+        }
+    }
+
     /// A retryable failure.
     pub fn failed(reason: impl Into<String>) -> Self {
         Self::Failed { reason: reason.into(), permanent: false, retry_after: None }
@@ -203,6 +223,7 @@ impl Outcome {
             Self::Duplicate => "duplicate",
             Self::Stale { .. } => "stale",
             Self::Failed { .. } => "failed",
+            Self::Waiting { .. } => "waiting",
             Self::DeadLettered { .. } => "dead-lettered",
             Self::Expired { .. } => "expired",
         }
@@ -211,7 +232,10 @@ impl Outcome {
     /// The failure reason, if any.
     pub fn reason(&self) -> Option<&str> {
         match self {
-            Self::Failed { reason, .. } | Self::DeadLettered { reason } | Self::Expired { reason } => Some(reason),
+            Self::Failed { reason, .. }
+            | Self::Waiting { reason, .. }
+            | Self::DeadLettered { reason }
+            | Self::Expired { reason } => Some(reason),
             _ => None,
         }
     }
@@ -270,7 +294,7 @@ fn outcome_word<S: serde::Serializer>(outcome: &Outcome, s: S) -> Result<S::Ok, 
 impl RecordReport {
     /// True when the queue must deliver the record again.
     pub fn retry(&self) -> bool {
-        matches!(self.outcome, Outcome::Failed { .. })
+        matches!(self.outcome, Outcome::Failed { .. } | Outcome::Waiting { .. })
     }
 
     /// One JSON line.
@@ -344,6 +368,7 @@ pub struct Runner<H> {
     archive: Option<Archive>,
     ordering: Order,
     owners: Owners,
+    max_receives: u32,
 }
 
 /// The owner tokens of this runner's attempts: a random prefix per runner and a counter,
@@ -474,6 +499,7 @@ impl<H: Handler> Runner<H> {
             archive: None,
             ordering: Order::default(),
             owners: Owners::new(prefix),
+            max_receives: crate::stack::DEFAULT_MAX_RECEIVES,
         }
     }
 
@@ -488,6 +514,13 @@ impl<H: Handler> Runner<H> {
     /// ([`Order::Latest`]), or applies every event ([`Order::All`]).
     pub fn with_ordering(mut self, ordering: Order) -> Self {
         self.ordering = ordering;
+        self
+    }
+
+    /// The redrive policy's `maxReceiveCount` of the queue it reads: a copy waiting on
+    /// another's claim plans its waits within it ([`claim_wait`](lifecycle::claim_wait)).
+    pub fn with_max_receives(mut self, max_receives: u32) -> Self {
+        self.max_receives = max_receives;
         self
     }
 
@@ -660,7 +693,7 @@ impl<H: Handler> Runner<H> {
     }
 
     /// What the lifecycle of a record starts from.
-    fn facts(&self, replay: bool) -> Facts<'_> {
+    fn facts(&self, record: &Record, replay: bool) -> Facts<'_> {
         Facts {
             event_time_ms: 0,
             now_ms: self.store.clock().now_ms(),
@@ -670,12 +703,13 @@ impl<H: Handler> Runner<H> {
             guarded: false,
             destinations: &self.names,
             dead_letters: self.dead_letters.available(),
+            receives_left: self.max_receives.saturating_sub(record.receive_count),
         }
     }
 
     /// A record no handler can take: to the dead-letter queue with `why`.
     fn refuse<'r>(&'r self, attempt: &mut Attempt<'r, H::Event>, why: String) {
-        let (life, effect) = Lifecycle::refuse(self.facts(attempt.replay_run.is_some()), why);
+        let (life, effect) = Lifecycle::refuse(self.facts(attempt.record, attempt.replay_run.is_some()), why);
         (attempt.life, attempt.effect) = (Some(life), effect);
     }
 
@@ -708,7 +742,7 @@ impl<H: Handler> Runner<H> {
             event_time_ms: envelope.event_datetime_utc,
             replayed_at_ms,
             guarded: subject.is_some(),
-            ..self.facts(attempt.replay_run.is_some())
+            ..self.facts(attempt.record, attempt.replay_run.is_some())
         };
         let (life, effect) = Lifecycle::start(facts);
         (attempt.life, attempt.effect) = (Some(life), effect);
@@ -911,6 +945,15 @@ fn log(report: &RecordReport) {
                 "record failed; will be retried"
             )
         }
+        Outcome::Waiting { reason, .. } => tracing::info!(
+            payload_id,
+            event_group,
+            action,
+            outcome = "waiting",
+            reason,
+            attempt = report.attempt,
+            "record claimed by another attempt; waiting for it"
+        ),
         Outcome::DeadLettered { reason } => {
             tracing::error!(
                 payload_id,

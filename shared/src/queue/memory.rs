@@ -30,6 +30,10 @@ pub struct Received {
     sequence: u64,
     /// Its message group, in a FIFO queue.
     group: Option<String>,
+    /// Released to wait on a claim another attempt holds (not a failure).
+    waiting: bool,
+    /// Woken early by a drain, once: a drain does not wait for claims' leases.
+    woken: bool,
 }
 
 impl Received {
@@ -154,6 +158,16 @@ impl State {
         taken
     }
 
+    /// When nothing is ready or in flight and every delayed message is a copy waiting
+    /// on a claim: whether a drain woke all of them already. `None` otherwise.
+    fn waiting_only(&self) -> Option<bool> {
+        let only = self.in_flight == 0
+            && self.ready.is_empty()
+            && !self.delayed.is_empty()
+            && self.delayed.iter().all(|(_, m)| m.waiting);
+        only.then(|| self.delayed.iter().all(|(_, m)| m.woken))
+    }
+
     fn next_due(&self) -> Option<Instant> {
         self.delayed.iter().map(|(at, _)| *at).min()
     }
@@ -259,6 +273,16 @@ impl MemoryQueues {
     /// Gives a received message back: delivered again after `delay`, or a dead letter once
     /// it was received as often as allowed.
     pub fn release(&self, route: Route, received: Received, delay: Duration, reason: &str) -> Released {
+        self.give_back(route, Received { waiting: false, ..received }, delay, reason)
+    }
+
+    /// Gives back a message whose record waits on a claim another attempt holds: as
+    /// [`release`](Self::release), but a drain wakes it rather than wait out its delay.
+    pub fn release_waiting(&self, route: Route, received: Received, delay: Duration, reason: &str) -> Released {
+        self.give_back(route, Received { waiting: true, ..received }, delay, reason)
+    }
+
+    fn give_back(&self, route: Route, received: Received, delay: Duration, reason: &str) -> Released {
         let mut state = self.lock(route);
         state.in_flight = state.in_flight.saturating_sub(1);
         let released = if received.receive_count >= self.max_receives {
@@ -299,16 +323,45 @@ impl MemoryQueues {
         self.closed.store(true, Ordering::SeqCst);
     }
 
-    /// Waits until no route has a pending message.
-    pub async fn drained(&self) {
+    /// Waits until no route has a pending message but copies waiting on claims held
+    /// elsewhere, and answers how many of those are left. A drain does not wait for a
+    /// claim's lease: once a route has nothing ready or in flight but waiting copies (every
+    /// holder in this process has settled), they are woken at once, one time; those that
+    /// wait again wait on a holder elsewhere, whose own message carries the event.
+    pub async fn drained(&self) -> usize {
         loop {
             let settled = self.settled.notified();
-            if Route::ALL.iter().filter(|r| **r != Route::Unrouted).all(|r| self.pending(*r) == 0) {
-                return;
+            let mut left = 0;
+            let mut done = true;
+            for route in Route::ALL.into_iter().filter(|r| *r != Route::Unrouted) {
+                let mut state = self.lock(route);
+                match state.waiting_only() {
+                    None => done &= state.pending() == 0,
+                    Some(true) => left += state.delayed.len(),
+                    Some(false) => {
+                        let now = Instant::now();
+                        for (due, received) in &mut state.delayed {
+                            (*due, received.woken) = (now, true);
+                        }
+                        drop(state);
+                        self.queue(route).arrived.notify_waiters();
+                        done = false;
+                    }
+                }
+            }
+            if done {
+                return left;
             }
             // Woken by any delete or release; the timeout covers a retry delay expiring.
             let _ = tokio::time::timeout(Duration::from_millis(100), settled).await;
         }
+    }
+
+    /// True when a consumer of `route` may stop: nothing pending there but copies a drain
+    /// woke once and that wait again.
+    pub fn idle(&self, route: Route) -> bool {
+        let state = self.lock(route);
+        state.pending() == 0 || state.waiting_only() == Some(true)
     }
 }
 
@@ -345,7 +398,15 @@ impl Publisher for MemoryQueues {
             }
             let sequence = state.next_sequence;
             state.next_sequence += 1;
-            let received = Received { id: format!("mem-{id}"), message, receive_count: 0, sequence, group };
+            let received = Received {
+                id: format!("mem-{id}"),
+                message,
+                receive_count: 0,
+                sequence,
+                group,
+                waiting: false,
+                woken: false,
+            };
             state.ready.push_back(received);
         }
         self.queue(route).arrived.notify_one();

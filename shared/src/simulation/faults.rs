@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::consumer::idempotency::{Claim, Claimant, Done, IdempotencyStore, StoreError, Version};
+use crate::consumer::idempotency::{Claim, Claimant, Done, Entry, IdempotencyStore, Owner, StoreError, Version};
 use crate::consumer::{Context, DeadLetterError, DeadLetterSink, Handler, HandlerError, Record};
 use crate::destination::{Delivery, Destination, Verdict};
 use crate::events::ordering::Entity;
@@ -220,15 +220,21 @@ impl FaultyStore {
         }
     }
 
+    /// A write; `settling` names the owner whose claim it ends (a completion, a release).
     async fn write<F: std::future::Future<Output = Result<(), StoreError>>>(
         &self,
         version: bool,
+        settling: Option<Owner>,
         call: F,
     ) -> Result<(), StoreError> {
         let kinds: Vec<Fault> = WRITE_FAULTS.iter().copied().filter(|f| version || *f != Fault::Conflict).collect();
         let fault = self.chaos.draw(&kinds);
         self.before(fault).await?;
         let result = call.await;
+        if let (Some(owner), Ok(())) = (settling, &result) {
+            let now = self.inner.clock().now_ms();
+            self.chaos.ledger().settles(owner, now);
+        }
         self.after(fault, result).await
     }
 }
@@ -253,11 +259,16 @@ impl IdempotencyStore for FaultyStore {
         ]);
         self.before(fault).await?;
         let now = self.inner.clock().now_ms();
-        self.chaos.ledger().taking_over(who.key, self.inner.entry(who.key), now);
+        let before = self.inner.entry(who.key);
+        self.chaos.ledger().taking_over(who.key, before.clone(), now);
         let claimed = self.inner.claim(who).await;
-        if let Ok(Claim::Acquired { .. }) = claimed {
-            let invocation = self.chaos.current();
-            self.chaos.ledger().owns(who.owner, invocation);
+        let invocation = self.chaos.current();
+        match (&claimed, before) {
+            (Ok(Claim::Acquired { .. }), _) => self.chaos.ledger().owns(who.owner, invocation),
+            (Ok(Claim::InProgress { .. }), Some(Entry::InProgress { owner, lease_until, .. })) => {
+                self.chaos.ledger().held_by(who.key, invocation, owner, lease_until, now);
+            }
+            _ => {}
         }
         self.after(fault, claimed).await
     }
@@ -269,15 +280,15 @@ impl IdempotencyStore for FaultyStore {
     }
 
     async fn record(&self, who: Claimant<'_>, done: &Done, version: Option<Version<'_>>) -> Result<(), StoreError> {
-        self.write(version.is_some(), self.inner.record(who, done, version)).await
+        self.write(version.is_some(), None, self.inner.record(who, done, version)).await
     }
 
     async fn complete(&self, who: Claimant<'_>, version: Option<Version<'_>>) -> Result<(), StoreError> {
-        self.write(version.is_some(), self.inner.complete(who, version)).await
+        self.write(version.is_some(), Some(who.owner), self.inner.complete(who, version)).await
     }
 
     async fn release(&self, who: Claimant<'_>, done: &Done, version: Option<Version<'_>>) -> Result<(), StoreError> {
-        self.write(version.is_some(), self.inner.release(who, done, version)).await
+        self.write(version.is_some(), Some(who.owner), self.inner.release(who, done, version)).await
     }
 }
 

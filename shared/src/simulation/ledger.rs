@@ -1,6 +1,7 @@
 //! What happened in a simulated run, and the invariants checked against it after every
-//! step: never twice, order per facet, destinations, nothing vanishes, and a live holder
-//! never loses its claim.
+//! step: never twice, order per facet, destinations, nothing vanishes, a waiting copy is
+//! answered soon and never dead-lettered for waiting, and a live holder never loses its
+//! claim.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -17,7 +18,7 @@ pub type Key = (String, Option<String>);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Violation {
     /// Which invariant: `never-twice`, `order`, `destinations`, `nothing-vanishes`,
-    /// `live-holder`, `stuck`.
+    /// `waiting`, `live-holder`, `stuck`.
     pub invariant: &'static str,
     /// What was seen.
     pub detail: String,
@@ -45,6 +46,25 @@ pub struct Sent {
     pub version: i64,
 }
 
+/// A copy waiting on another attempt's claim (invariant 5).
+#[derive(Debug, Clone)]
+struct Wait {
+    /// The attempt it waits on, and the end of that attempt's lease.
+    holder: Owner,
+    lease_until: i64,
+    /// When its first wait on this holder began, and how long that wait was.
+    since: i64,
+    first_ms: i64,
+    /// The receive at which it first found this holder.
+    first_receive: u32,
+    /// The receive its last wait answered, and when that wait ends.
+    answered_receive: u32,
+    hidden_until: i64,
+    /// Received other than at the end of its waits (a duplicate delivery, a consumer
+    /// killed, another failure): its plan no longer holds.
+    disturbed: bool,
+}
+
 /// The run's record and its counters.
 #[derive(Debug, Default)]
 pub struct Ledger {
@@ -57,6 +77,17 @@ pub struct Ledger {
     pub accepted: BTreeMap<Key, Sent>,
     alive: BTreeSet<u64>,
     owners: BTreeMap<Owner, u64>,
+    /// The holder each (claim key, invocation) last found in its way, the end of its
+    /// lease, and when.
+    holders_seen: BTreeMap<(String, u64), (Owner, i64, i64)>,
+    /// When each holder settled (completed or released its claim).
+    settled: BTreeMap<Owner, i64>,
+    /// The copies waiting, by message ID.
+    waits: BTreeMap<String, Wait>,
+    /// Each message's last receive.
+    last_receive: BTreeMap<String, u32>,
+    /// Waiting copies received again after their holder settled or its lease ended.
+    pub answered_waits: u64,
     versions_seen: BTreeMap<String, i64>,
     /// The first broken invariant.
     pub violation: Option<Violation>,
@@ -109,6 +140,123 @@ impl Ledger {
                     let detail = format!("{key}: invocation {invocation} still runs, but its claim's lease ended");
                     self.fail("live-holder", detail);
                 }
+            }
+        }
+    }
+
+    /// An attempt of `invocation` found `key` claimed by `holder` until `lease_until`, at
+    /// `now`.
+    pub fn held_by(&mut self, key: &str, invocation: u64, holder: Owner, lease_until: i64, now: i64) {
+        self.holders_seen.insert((key.to_owned(), invocation), (holder, lease_until, now));
+    }
+
+    /// `owner` completed or released its claim.
+    pub fn settles(&mut self, owner: Owner, now: i64) {
+        self.settled.entry(owner).or_insert(now);
+    }
+
+    /// Message `id` (of claim key `key`) was answered `waiting`, at its receive `receive`
+    /// of `max_receives`, hidden for `hide_ms` from `now` (invariant 5, part one: a first
+    /// wait spreads the holder's lease over the receives left, one kept, in waits growing
+    /// `WAIT_RATIO`-fold, so that it is short).
+    pub fn waits(
+        &mut self,
+        id: &str,
+        key: &str,
+        invocation: u64,
+        (receive, max_receives): (u32, u32),
+        hide_ms: i64,
+        now: i64,
+    ) {
+        let Some(&(holder, lease_until, seen_at)) = self.holders_seen.get(&(key.to_owned(), invocation)) else {
+            return self.fail("waiting", format!("{id} waits on a claim the store never showed it"));
+        };
+        let hidden_until = now + hide_ms;
+        // Received again while this receive ran (a duplicate delivery): SQS ignores this
+        // answer, and the plan does not hold.
+        let disturbed = self.last_receive.get(id).is_some_and(|last| *last != receive);
+        if std::env::var_os("SIM_DEBUG").is_some() {
+            eprintln!("{now}: {id} receive {receive} waits {hide_ms} ms on {holder:?} (lease until {lease_until})");
+        }
+        match self.waits.get_mut(id) {
+            Some(wait) if wait.holder == holder && !wait.disturbed => {
+                (wait.answered_receive, wait.hidden_until, wait.disturbed) = (receive, hidden_until, disturbed);
+            }
+            _ => {
+                let allowed = first_wait_allowed(lease_until - seen_at, max_receives.saturating_sub(receive));
+                if hide_ms > allowed {
+                    let detail = format!(
+                        "{id} first waits {hide_ms} ms on a claim with {} ms of lease left and {} receives left \
+                         (allowed {allowed} ms)",
+                        lease_until - seen_at,
+                        max_receives.saturating_sub(receive)
+                    );
+                    return self.fail("waiting", detail);
+                }
+                let wait = Wait {
+                    holder,
+                    lease_until,
+                    since: now,
+                    first_ms: hide_ms,
+                    first_receive: receive,
+                    answered_receive: receive,
+                    hidden_until,
+                    disturbed,
+                };
+                self.waits.insert(id.to_owned(), wait);
+            }
+        }
+    }
+
+    /// Message `id` is received for the `receive`th time at `now` (invariant 5, part
+    /// one): once its holder settled or its lease ended, a waiting copy is received again
+    /// within the wait it was in, which is at most `WAIT_RATIO` times what it had waited
+    /// by then and a second, or its first wait.
+    pub fn received(&mut self, id: &str, receive: u32, now: i64) {
+        self.last_receive.insert(id.to_owned(), receive);
+        let Some(wait) = self.waits.get_mut(id) else { return };
+        if std::env::var_os("SIM_DEBUG").is_some() {
+            eprintln!("{now}: {id} received ({receive}) while waiting: {wait:?}");
+        }
+        if receive != wait.answered_receive + 1 || now < wait.hidden_until {
+            wait.disturbed = true;
+        }
+        if wait.disturbed {
+            self.waits.remove(id);
+            return;
+        }
+        let settled = self.settled.get(&wait.holder).copied().unwrap_or(i64::MAX).min(wait.lease_until);
+        if settled > now {
+            return;
+        }
+        let ratio = crate::consumer::lifecycle::WAIT_RATIO as i64;
+        let bound = wait.first_ms.max(ratio * (settled - wait.since).max(0) + 1_000);
+        let late = wait.hidden_until - settled.max(wait.since);
+        if late > bound {
+            let detail = format!(
+                "{id} waited {} ms after its holder settled (allowed {bound} ms: it had waited {} ms, its first wait                  {} ms)",
+                late,
+                settled - wait.since,
+                wait.first_ms
+            );
+            return self.fail("waiting", detail);
+        }
+        self.answered_waits += 1;
+        self.waits.remove(id);
+    }
+
+    /// The redrive policy moved message `id` after `max_receives` receives (invariant 5,
+    /// part two): never a copy that found its holder with a receive left and waited on it
+    /// undisturbed.
+    pub fn moved(&mut self, id: &str, max_receives: u32) {
+        if let Some(wait) = self.waits.remove(id) {
+            if !wait.disturbed && wait.first_receive < max_receives {
+                let detail = format!(
+                    "{id} was dead-lettered for waiting: it found the claim at receive {} of {max_receives}, and the \
+                     holder's lease ended at {}",
+                    wait.first_receive, wait.lease_until
+                );
+                self.fail("waiting", detail);
             }
         }
     }
@@ -268,6 +416,18 @@ impl Ledger {
         }
         counts
     }
+}
+
+/// The longest first wait on a claim with `lease_left_ms` to run and `receives_left`:
+/// the lease spread over all the receives left but one (at least one), in waits each
+/// `WAIT_RATIO` times the last, rounded up to the second, and a second past the lease
+/// when only one wait is left.
+fn first_wait_allowed(lease_left_ms: i64, receives_left: u32) -> i64 {
+    let ratio = crate::consumer::lifecycle::WAIT_RATIO as i64;
+    let waits = receives_left.saturating_sub(1).clamp(1, 6);
+    let spread: i64 = (0..waits).map(|i| ratio.pow(i)).sum();
+    let margin = if waits == 1 { 1_000 } else { 0 };
+    (lease_left_ms.max(0) / spread + margin + 1_000).max(1_000)
 }
 
 /// A shared ledger.

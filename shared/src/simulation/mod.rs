@@ -115,6 +115,8 @@ pub struct Summary {
     pub standard_reorders: u64,
     /// Deliveries a destination got again.
     pub repeated_deliveries: u64,
+    /// Copies that waited on another's claim and were received again once it settled.
+    pub answered_waits: u64,
     /// Outcomes reported, by word (counted once per event and word).
     pub outcomes: BTreeMap<&'static str, usize>,
     /// Simulated time.
@@ -279,6 +281,7 @@ async fn simulate(config: Config, store: StoreFactory) -> Result<Summary, Violat
             SimDeadLetters { queue: world.queue.clone(), chaos: chaos.clone() },
         )
         .with_ordering(config.ordering)
+        .with_max_receives(max_receives)
         .with_owner_prefix(index as u64);
         for name in &destinations {
             runner =
@@ -307,6 +310,7 @@ async fn simulate(config: Config, store: StoreFactory) -> Result<Summary, Violat
         window: ledger.window,
         standard_reorders: ledger.standard_reorders,
         repeated_deliveries: ledger.repeated_deliveries,
+        answered_waits: ledger.answered_waits,
         outcomes: ledger.outcome_counts(),
         simulated: Duration::from_millis(u64::try_from(world.now() - EPOCH_MS).unwrap_or(0)),
     })
@@ -363,8 +367,19 @@ async fn consumer(
         let duplicate = world.has(Fault::SqsDuplicate) && !world.queue().fifo && world.chance(Fault::SqsDuplicate);
         let records = {
             let mut rng = world.rng().clone();
-            let records = world.queue().receive(now, batch, &mut rng, duplicate);
+            let mut queue = world.queue();
+            let records = queue.receive(now, batch, &mut rng, duplicate);
+            let moved = std::mem::take(&mut queue.moved);
+            let max_receives = queue.max_receives;
+            drop(queue);
             *world.rng() = rng;
+            let mut ledger = world.ledger();
+            for id in moved {
+                ledger.moved(&id, max_receives);
+            }
+            for record in &records {
+                ledger.received(&record.message_id, record.receive_count, now);
+            }
             records
         };
         if records.is_empty() {
@@ -394,9 +409,18 @@ async fn consumer(
             for (record, line) in records.iter().zip(&report.records) {
                 let key =
                     key_of(record.attribute(attr::PAYLOAD_ID).unwrap_or_default(), record.attribute(attr::REPLAY_RUN));
+                if let Outcome::Waiting { retry_after, .. } = &line.outcome {
+                    let hide = retry_after.as_millis() as i64;
+                    let receives = (record.receive_count, queue.max_receives);
+                    ledger.waits(&record.message_id, &claim_key(&key), invocation, receives, hide, now);
+                }
                 ledger.outcome(key, line.outcome.word());
                 let receipt = record.receipt_handle.clone().unwrap_or_default();
                 let answer = match &line.outcome {
+                    // As the Lambda glue: a copy waiting on a claim hides for its wait.
+                    Outcome::Waiting { retry_after, reason } => {
+                        Answer::Retry { hide_ms: Some(retry_after.as_millis() as i64), reason: reason.clone() }
+                    }
                     Outcome::Failed { retry_after, reason, .. } => Answer::Retry {
                         // As the Lambda glue: a longer wait only, never a shorter one.
                         hide_ms: retry_after.map(|a| a.as_millis() as i64).filter(|a| *a > queue.visibility_ms),

@@ -52,6 +52,8 @@ pub struct Totals {
     pub standard_reorders: u64,
     /// Deliveries repeated.
     pub repeated_deliveries: u64,
+    /// Waiting copies answered after their holder settled.
+    pub answered_waits: u64,
     /// Outcomes.
     pub outcomes: BTreeMap<&'static str, u64>,
     /// Simulated time.
@@ -71,6 +73,7 @@ impl Totals {
         self.window += summary.window;
         self.standard_reorders += summary.standard_reorders;
         self.repeated_deliveries += summary.repeated_deliveries;
+        self.answered_waits += summary.answered_waits;
         for (word, n) in &summary.outcomes {
             *self.outcomes.entry(word).or_default() += *n as u64;
         }

@@ -61,6 +61,8 @@ pub struct Queue {
     pub messages: Vec<Message>,
     /// The dead-letter queue: messages and why they are there.
     pub dead: Vec<(Message, String)>,
+    /// Messages the redrive policy moved since the consumers last looked.
+    pub moved: Vec<String>,
     /// Deduplication IDs of a FIFO queue and when they were sent (five minutes).
     dedup: Vec<(String, i64)>,
     next_id: u64,
@@ -93,6 +95,7 @@ impl Queue {
             max_receives,
             messages: Vec::new(),
             dead: Vec::new(),
+            moved: Vec::new(),
             dedup: Vec::new(),
             next_id: 0,
             next_receipt: 0,
@@ -182,6 +185,7 @@ impl Queue {
         moved.sort_unstable();
         for i in moved.into_iter().rev() {
             let m = self.messages.remove(i);
+            self.moved.push(m.id.clone());
             let reason = format!(
                 "moved by the redrive policy after {} receives; last: {}",
                 self.max_receives,

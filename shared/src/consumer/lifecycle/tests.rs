@@ -15,6 +15,7 @@ fn facts(destinations: &'static [&'static str]) -> Facts<'static> {
         guarded: true,
         destinations,
         dead_letters: true,
+        receives_left: 4,
     }
 }
 
@@ -104,12 +105,64 @@ fn an_older_event_than_the_facet_applied_is_stale_and_completed_without_handler_
 }
 
 #[test]
-fn a_completed_claim_is_a_duplicate_and_one_held_elsewhere_waits_for_its_lease() {
+fn a_completed_claim_is_a_duplicate_and_one_held_elsewhere_waits_a_first_short_wait() {
     let (_, effects) = run(facts(BOTH), vec![Input::Claimed(Ok(Claim::Completed))]);
     assert_eq!(end(&effects), &Outcome::Duplicate);
-    let held = Input::Claimed(Ok(Claim::InProgress { lease_left: Some(Duration::from_secs(30)) }));
+    // 60 s of lease over 3 waits (4 receives left, one kept): 60 / (1 + 4 + 16) → 3 s.
+    let held = Input::Claimed(Ok(Claim::InProgress { lease_left: Some(Duration::from_secs(60)) }));
     let (_, effects) = run(facts(BOTH), vec![held]);
-    assert!(matches!(end(&effects), Outcome::Failed { retry_after: Some(d), .. } if *d == Duration::from_secs(31)));
+    assert!(
+        matches!(end(&effects), Outcome::Waiting { retry_after, .. } if *retry_after == Duration::from_secs(3)),
+        "{effects:?}"
+    );
+    // Gone or released meanwhile: looked at again after the shortest wait.
+    let (_, effects) = run(facts(BOTH), vec![Input::Claimed(Ok(Claim::InProgress { lease_left: None }))]);
+    assert!(matches!(end(&effects), Outcome::Waiting { retry_after, .. } if *retry_after == WAIT_FLOOR));
+}
+
+/// Receive by receive, as SQS would deliver a copy whose holder died: the receive at which
+/// the holder's lease has ended, and the waits on the way.
+fn outwait(lease: Duration, max_receives: u32) -> (u32, Vec<Duration>) {
+    let (mut left, mut waits) = (lease.as_millis() as i64, Vec::new());
+    for receive in 1..=max_receives {
+        if left <= 0 {
+            return (receive, waits);
+        }
+        let wait = claim_wait(Duration::from_millis(left as u64), max_receives - receive);
+        left -= wait.as_millis() as i64;
+        waits.push(wait);
+    }
+    (max_receives + 1, waits)
+}
+
+#[test]
+fn a_waiting_copy_outwaits_a_dead_holder_with_a_receive_to_spare() {
+    for lease in [1, 2, 59, 60, 61, 120, 900, 1_800, 43_200].map(Duration::from_secs) {
+        for max_receives in 2..=12 {
+            let (claimed_at, waits) = outwait(lease, max_receives);
+            assert!(claimed_at <= max_receives, "lease {lease:?}, {max_receives} receives: dead-lettered for waiting");
+            if max_receives >= 3 {
+                assert!(claimed_at < max_receives, "lease {lease:?}, {max_receives} receives: no receive to spare");
+            }
+            assert!(waits.iter().all(|w| *w >= WAIT_FLOOR && *w <= WAIT_CEILING && w.subsec_millis() == 0));
+            // Each wait at most WAIT_RATIO times the last (and a second of rounding): the
+            // holder that settles is answered within about three times what was waited.
+            for pair in waits.windows(2) {
+                assert!(pair[1] <= pair[0] * WAIT_RATIO as u32 + WAIT_FLOOR, "{lease:?} {max_receives}: {waits:?}");
+            }
+        }
+    }
+    // The default receives and a 60 s lease: 3 s, then 12 s, then the rest.
+    let (_, waits) = outwait(Duration::from_secs(60), 5);
+    assert_eq!(waits[..2], [Duration::from_secs(3), Duration::from_secs(12)]);
+}
+
+#[test]
+fn a_copy_at_its_last_receive_waits_past_the_lease_and_a_wait_never_exceeds_what_sqs_allows() {
+    assert_eq!(claim_wait(Duration::from_secs(30), 0), Duration::from_secs(31));
+    assert_eq!(claim_wait(Duration::from_secs(30), 1), Duration::from_secs(31));
+    assert_eq!(claim_wait(Duration::ZERO, 5), WAIT_FLOOR);
+    assert_eq!(claim_wait(Duration::from_secs(100_000), 1), WAIT_CEILING);
 }
 
 #[test]
