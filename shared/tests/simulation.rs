@@ -38,6 +38,24 @@ fn every_kind_of_fault_is_injected_across_seeds() {
 }
 
 #[test]
+fn the_runs_send_both_groups_and_their_copies_wait_on_claims_and_are_checked() {
+    // The user group (UserId and UserID) beside the task group, and copies that found
+    // another's claim: answered after it settled, each checked against invariant 5.
+    let (mut user, mut task, mut waiting, mut answered) = (0, 0, 0, 0);
+    for seed in 0..300 {
+        let summary = run(Config::new(seed)).unwrap();
+        match summary.group {
+            Some(cf_webhooks::events::EventGroup::User) => user += 1,
+            _ => task += 1,
+        }
+        waiting += summary.outcomes.get("waiting").copied().unwrap_or(0);
+        answered += summary.answered_waits;
+    }
+    assert!(user > 50 && task > 50, "user {user}, task {task}");
+    assert!(waiting > 0 && answered > 0, "waiting {waiting}, answered {answered}");
+}
+
+#[test]
 fn without_the_order_guard_over_fifo_queues_the_order_invariant_breaks_and_shrinks() {
     // Applying every event (`CF_ORDERING=all`) lets a late older event be applied after a
     // newer one: the checker must see it.

@@ -113,10 +113,13 @@ fn many(seconds: u64, start: u64) -> i32 {
     let injected: Vec<String> = totals.injected.iter().map(|(kind, n)| format!("{kind} {n}")).collect();
     let outcomes: Vec<String> = totals.outcomes.iter().map(|(word, n)| format!("{word} {n}")).collect();
     println!(
-        "simulation: {} seeds ({} over FIFO queues, {} standard) from seed {start} in {:.0} s, {} batches, {:.1} simulated days",
+        "simulation: {} seeds ({} over FIFO queues, {} standard; {} of user events spelling UserId and UserID, {} of \
+         task events) from seed {start} in {:.0} s, {} batches, {:.1} simulated days",
         totals.seeds,
         totals.fifo,
         totals.seeds - totals.fifo,
+        totals.user,
+        totals.seeds - totals.user,
         began.elapsed().as_secs_f64(),
         totals.batches,
         totals.simulated.as_secs_f64() / 86_400.0

@@ -9,7 +9,7 @@ use crate::consumer::idempotency::{Claim, Claimant, Done, Entry, IdempotencyStor
 use crate::consumer::{Context, DeadLetterError, DeadLetterSink, Handler, HandlerError, Record};
 use crate::destination::{Delivery, Destination, Verdict};
 use crate::events::ordering::Entity;
-use crate::events::{EventGroup, TaskEvent};
+use crate::events::{EventGroup, GroupEvent};
 use crate::message::attr;
 
 use super::ledger::{Key, Shared};
@@ -299,17 +299,19 @@ pub fn key_of(record_payload: &str, run: Option<&str>) -> Key {
 
 /// The studio's handler, as the simulation sees it: it notes every application in the
 /// ledger (where invariants 1 and 2 are checked) and fails as the faults say.
-pub struct SimHandler {
+pub struct SimHandler<E> {
     /// Its chaos.
     pub chaos: Chaos,
     /// The replay run of each message ID (the handler is not told).
     pub runs: Arc<Mutex<std::collections::BTreeMap<String, Option<String>>>>,
+    /// The group's typed event.
+    pub event: std::marker::PhantomData<fn() -> E>,
 }
 
-impl Handler for SimHandler {
-    type Event = TaskEvent;
+impl<E: GroupEvent + Entity> Handler for SimHandler<E> {
+    type Event = E;
 
-    async fn handle(&self, event: &TaskEvent, ctx: &Context<'_>) -> Result<(), HandlerError> {
+    async fn handle(&self, event: &E, ctx: &Context<'_>) -> Result<(), HandlerError> {
         let fault = self.chaos.draw(&[
             Fault::HandlerRetry,
             Fault::HandlerPermanent,
@@ -319,7 +321,9 @@ impl Handler for SimHandler {
         ]);
         match fault {
             Some(Fault::HandlerRetry) => return Err(HandlerError::retry("injected: downstream is down")),
-            Some(Fault::HandlerPermanent) => return Err(HandlerError::permanent("injected: no such task downstream")),
+            Some(Fault::HandlerPermanent) => {
+                return Err(HandlerError::permanent("injected: no such entity downstream"))
+            }
             Some(Fault::HandlerPanic) => panic!("injected: handler panic"),
             Some(Fault::HandlerHang) => tokio::time::sleep(Duration::from_secs(3600)).await,
             _ => {}
@@ -327,10 +331,11 @@ impl Handler for SimHandler {
         let run = self.runs.lock().unwrap_or_else(|p| p.into_inner()).get(ctx.message_id).cloned().flatten();
         let subject = event.subject().map(|s| format!("{}/{}", s.entity, s.facet)).unwrap_or_default();
         let invocation = self.chaos.current();
+        let envelope = event.envelope();
         self.chaos.ledger().apply(
-            key_of(&event.envelope.payload_id, run.as_deref()),
+            key_of(&envelope.payload_id, run.as_deref()),
             subject,
-            event.envelope.event_datetime_utc,
+            envelope.event_datetime_utc,
             invocation,
         );
         if fault == Some(Fault::KillAfterHandler) {
@@ -344,6 +349,8 @@ impl Handler for SimHandler {
 pub struct SimDestination {
     /// `eventbridge` or `http`.
     pub name: &'static str,
+    /// The group of the records it gets.
+    pub group: EventGroup,
     /// Its chaos.
     pub chaos: Chaos,
     /// The store, to tell a repeated delivery whose step was recorded.
@@ -376,7 +383,7 @@ impl Destination for SimDestination {
             kill |= fault == Some(Fault::KillAfterDelivery);
             if verdict == Verdict::Delivered {
                 let key = key_of(event.payload_id, event.replay_run);
-                let claim = claim_key(&key);
+                let claim = claim_key(self.group, &key);
                 self.chaos.ledger().deliver(self.name, key, self.store.as_ref(), &claim);
             }
             verdicts.push(verdict);
@@ -388,12 +395,12 @@ impl Destination for SimDestination {
     }
 }
 
-/// The claim key of `key` in the task group, as the runner writes it.
-pub fn claim_key(key: &Key) -> String {
+/// The claim key of `key` in `group`, as the runner writes it.
+pub fn claim_key(group: EventGroup, key: &Key) -> String {
     let sep = crate::consumer::CLAIM_SEPARATOR;
     match &key.1 {
-        None => format!("{}{sep}{}", EventGroup::Task, key.0),
-        Some(run) => format!("{}{sep}{}{sep}{run}", EventGroup::Task, key.0),
+        None => format!("{group}{sep}{}", key.0),
+        Some(run) => format!("{group}{sep}{}{sep}{run}", key.0),
     }
 }
 

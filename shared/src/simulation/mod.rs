@@ -10,6 +10,7 @@
 pub mod dynamodb;
 mod faults;
 mod ledger;
+mod model;
 pub mod rng;
 mod runs;
 mod sqs;
@@ -21,12 +22,15 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::consumer::idempotency::Entry;
 use crate::consumer::{Consume, IdempotencyStore, MemoryStore, Order, Outcome, Runner};
+use crate::events::ordering::Entity;
+use crate::events::{EventGroup, GroupEvent, TaskEvent, UserEvent};
 use crate::message::attr;
 
 use faults::{claim_key, key_of, Chaos, FaultyStore, SimDeadLetters, SimDestination, SimHandler};
 pub use faults::{Fault, Faults};
 pub use ledger::Violation;
 use ledger::{Key, Ledger, Sent};
+use model::{message_group, Model};
 use rng::Rng;
 pub use runs::{shrink, Totals};
 use sqs::{Answer, Queue};
@@ -103,6 +107,8 @@ impl Config {
 pub struct Summary {
     /// FIFO or standard queues.
     pub fifo: bool,
+    /// The group sent (task, or user with both spellings of its ID); `None` before a run.
+    pub group: Option<EventGroup>,
     /// Batches run.
     pub batches: u64,
     /// Faults injected, by kind.
@@ -138,6 +144,8 @@ struct World {
     sender_done: std::sync::atomic::AtomicBool,
     invocations: std::sync::atomic::AtomicU64,
     config: Config,
+    /// The group the run sends.
+    model: Model,
 }
 
 impl World {
@@ -163,9 +171,11 @@ impl World {
         self.ledger().inject(fault.name());
         true
     }
-    /// Sends a message, noting its run, and wakes the consumers.
-    fn send(&self, body: String, key: Key, group: String) {
+    /// Sends a message in the message group ingest would give it, noting its run, and
+    /// wakes the consumers.
+    fn send(&self, body: String, key: Key) {
         let now = self.now();
+        let group = message_group(&body, &key.0);
         let mut queue = self.queue();
         if queue.send(now, body, key.clone(), Some(group)) {
             let id = queue.messages.last().map(|m| m.id.clone()).unwrap_or_default();
@@ -217,6 +227,7 @@ async fn simulate(config: Config, store: StoreFactory) -> Result<Summary, Violat
         1 => vec!["http"],
         _ => vec!["eventbridge", "http"],
     };
+    let model = Model::pick(&mut rng);
     let clock = Clock::starting_at(EPOCH_MS);
     let store = store(clock, config.lease, MEMORY);
     let visibility = (TIMEOUT * 6).as_millis() as i64;
@@ -236,28 +247,27 @@ async fn simulate(config: Config, store: StoreFactory) -> Result<Summary, Violat
         sender_done: false.into(),
         invocations: 0.into(),
         config,
+        model,
     });
 
-    // What Creative Force sends: events of a few tasks, each moving a facet, sent at
+    // What Creative Force sends: events of a few entities, each moving a facet, sent at
     // random times in the first ten minutes, so often out of order.
     let entities = rng.between(1, 3);
     let mut schedule: Vec<(i64, usize, u32)> = Vec::new();
     let mut events = Vec::new();
     let mut future_stamped = 0;
     for i in 0..config.events {
-        let entity = format!("t-{}", rng.between(1, entities));
-        let action = *rng.pick(&["Started", "Completed", "Assigned"]);
+        let entity = model.entity(rng.between(1, entities));
+        let action = *rng.pick(model.actions());
         let mut version = EPOCH_MS - 60_000 + i as i64 * 1_000;
         if config.faults.has(Fault::FutureStamp) && rng.chance(config.rate * 4) {
             version += rng.between(60_000, 300_000) as i64;
             future_stamped += 1;
         }
         let payload = format!("p-{i}");
-        let body = format!(
-            r#"{{"PayloadId":"{payload}","EventGroupName":"task","Action":"{action}","EventDatetimeUtc":{version},"TaskId":"{entity}"}}"#
-        );
-        let facet = crate::events::ordering::facet(crate::events::EventGroup::Task, action);
-        events.push((body, payload, entity.clone(), format!("{entity}/{facet}"), version));
+        let body = model.body(&payload, action, version, &entity, &mut rng);
+        let subject = format!("{entity}/{}", model.facet(action));
+        events.push((body, payload, entity, subject, version));
         schedule.push((rng.between(0, 600_000) as i64, i, 0));
     }
 
@@ -275,19 +285,11 @@ async fn simulate(config: Config, store: StoreFactory) -> Result<Summary, Violat
             rate: config.rate,
             invocation: slot.clone(),
         };
-        let mut runner = Runner::new(
-            SimHandler { chaos: chaos.clone(), runs: world.runs.clone() },
-            FaultyStore { inner: store.clone(), chaos: chaos.clone() },
-            SimDeadLetters { queue: world.queue.clone(), chaos: chaos.clone() },
-        )
-        .with_ordering(config.ordering)
-        .with_max_receives(max_receives)
-        .with_owner_prefix(index as u64);
-        for name in &destinations {
-            runner =
-                runner.with_destination(Arc::new(SimDestination { name, chaos: chaos.clone(), store: store.clone() }));
-        }
-        actors.push(Box::pin(consumer(world.clone(), Box::new(runner), slot, batch)));
+        let runner: Box<dyn Consume> = match model.group {
+            EventGroup::User => runner::<UserEvent>(&world, chaos, &destinations, max_receives, index),
+            _ => runner::<TaskEvent>(&world, chaos, &destinations, max_receives, index),
+        };
+        actors.push(Box::pin(consumer(world.clone(), runner, slot, batch)));
     }
     actors.push(Box::pin(driver(world.clone())));
     futures_util::future::join_all(actors).await;
@@ -304,6 +306,7 @@ async fn simulate(config: Config, store: StoreFactory) -> Result<Summary, Violat
     }
     Ok(Summary {
         fifo,
+        group: Some(model.group),
         batches: ledger.batches,
         injected: ledger.injected.clone(),
         applications: ledger.applications(),
@@ -314,6 +317,31 @@ async fn simulate(config: Config, store: StoreFactory) -> Result<Summary, Violat
         outcomes: ledger.outcome_counts(),
         simulated: Duration::from_millis(u64::try_from(world.now() - EPOCH_MS).unwrap_or(0)),
     })
+}
+
+/// One consumer's runner over `E`, the run's group, with faults everywhere.
+fn runner<E: GroupEvent + Entity>(
+    world: &World,
+    chaos: Chaos,
+    destinations: &[&'static str],
+    max_receives: u32,
+    index: usize,
+) -> Box<dyn Consume> {
+    let store = world.store.clone();
+    let handler = SimHandler::<E> { chaos: chaos.clone(), runs: world.runs.clone(), event: std::marker::PhantomData };
+    let mut runner = Runner::new(
+        handler,
+        FaultyStore { inner: store.clone(), chaos: chaos.clone() },
+        SimDeadLetters { queue: world.queue.clone(), chaos: chaos.clone() },
+    )
+    .with_ordering(world.config.ordering)
+    .with_max_receives(max_receives)
+    .with_owner_prefix(index as u64);
+    for name in destinations {
+        let destination = SimDestination { name, group: E::GROUP, chaos: chaos.clone(), store: store.clone() };
+        runner = runner.with_destination(Arc::new(destination));
+    }
+    Box::new(runner)
 }
 
 /// Creative Force: each event at its time; a 503 (`ingest-down`) is retried 5 to 10
@@ -342,7 +370,7 @@ async fn sender(
         let key = key_of(payload, None);
         world.ledger().accepted.entry(key.clone()).or_insert(Sent { subject: subject.clone(), version: *version });
         world.bodies.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), (body.clone(), entity.clone()));
-        world.send(body.clone(), key, entity.clone());
+        world.send(body.clone(), key);
         if attempt < 3 && world.chance(Fault::SenderDuplicate) {
             let later = world.rng().between(0, 900_000) as i64;
             schedule.push((at + later, i, 3));
@@ -402,7 +430,8 @@ async fn consumer(
             _ = tokio::time::sleep_until(hard) => None,
         };
         let now = world.now();
-        world.ledger().end(invocation, world.store.as_ref(), claim_key);
+        let group = world.model.group;
+        world.ledger().end(invocation, world.store.as_ref(), |key| claim_key(group, key));
         if let Some(report) = report {
             let mut queue = world.queue();
             let mut ledger = world.ledger();
@@ -412,7 +441,8 @@ async fn consumer(
                 if let Outcome::Waiting { retry_after, .. } = &line.outcome {
                     let hide = retry_after.as_millis() as i64;
                     let receives = (record.receive_count, queue.max_receives);
-                    ledger.waits(&record.message_id, &claim_key(&key), invocation, receives, hide, now);
+                    let claim = claim_key(world.model.group, &key);
+                    ledger.waits(&record.message_id, &claim, invocation, receives, hide, now);
                 }
                 ledger.outcome(key, line.outcome.word());
                 let receipt = record.receipt_handle.clone().unwrap_or_default();
@@ -454,21 +484,18 @@ async fn driver(world: Arc<World>) {
         let applied: Vec<(Key, Sent)> = world.ledger().accepted.iter().map(|(k, s)| (k.clone(), s.clone())).collect();
         for (n, (key, sent)) in applied.iter().enumerate().filter(|(n, _)| n % 2 == 0) {
             let (entity, facet) = sent.subject.split_once('/').unwrap_or_default();
-            let action = if facet == "assignee" { "Assigned" } else { "Started" };
-            let body = format!(
-                r#"{{"PayloadId":"{}","EventGroupName":"task","Action":"{action}","EventDatetimeUtc":{},"TaskId":"{entity}"}}"#,
-                key.0, sent.version
-            );
+            let action = world.model.action_of(facet);
+            let body = world.model.body(&key.0, action, sent.version, entity, &mut world.rng());
             let replayed = (key.0.clone(), Some("run-1".to_owned()));
             world.ledger().accepted.insert(replayed.clone(), sent.clone());
             let kept = (body.clone(), entity.to_owned());
             world.bodies.lock().unwrap_or_else(|p| p.into_inner()).insert(replayed.clone(), kept);
-            world.send(body.clone(), replayed.clone(), entity.to_owned());
+            world.send(body.clone(), replayed.clone());
             if n == 0 {
                 // The same run delivers one event twice (the run's time on both): applied
                 // once.
                 tokio::time::sleep(Duration::from_secs(400)).await;
-                world.send(body, replayed, entity.to_owned());
+                world.send(body, replayed);
                 if let Some(last) = world.queue().messages.last_mut() {
                     last.replayed_at = replayed_at;
                 }
@@ -487,14 +514,14 @@ async fn driver(world: Arc<World>) {
         let copies =
             accepted.iter().filter(|k| k.1.is_none()).take(3).chain(accepted.iter().filter(|k| k.1.is_some()).take(2));
         for key in copies {
-            if let Some((body, entity)) = bodies.get(key) {
+            if let Some((body, _)) = bodies.get(key) {
                 let id = format!("copy-{}-{}", key.0, key.1.as_deref().unwrap_or(""));
                 world.runs.lock().unwrap_or_else(|p| p.into_inner()).insert(id.clone(), key.1.clone());
                 let copy = sqs::Message {
                     id,
                     body: body.clone(),
                     payload: key.clone(),
-                    group: queue.fifo.then(|| entity.clone()),
+                    group: queue.fifo.then(|| message_group(body, &key.0)),
                     receives: 0,
                     visible_at: 0,
                     receipt: 0,

@@ -40,6 +40,8 @@ pub struct Totals {
     pub seeds: u64,
     /// Seeds over FIFO queues.
     pub fifo: u64,
+    /// Seeds sending user events (`UserId` and `UserID`), the others task events.
+    pub user: u64,
     /// Batches.
     pub batches: u64,
     /// Faults injected, by kind.
@@ -65,6 +67,7 @@ impl Totals {
     pub fn add(&mut self, summary: &Summary) {
         self.seeds += 1;
         self.fifo += u64::from(summary.fifo);
+        self.user += u64::from(summary.group == Some(crate::events::EventGroup::User));
         self.batches += summary.batches;
         for (kind, n) in &summary.injected {
             *self.injected.entry(kind).or_default() += n;
