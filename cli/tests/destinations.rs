@@ -623,6 +623,63 @@ async fn a_retry_after_delays_the_message_on_its_queue() {
     assert_eq!(back.len(), 1, "left as it was (visibility 0 in this test), not set to 1 s");
 }
 
+#[tokio::test]
+async fn a_copy_waiting_on_a_claim_is_hidden_for_its_short_wait_below_the_queues_visibility_timeout() {
+    // Deployed, the queue's visibility timeout is six times the function's: a copy left
+    // to it came back minutes after the first had settled. It is hidden for its own wait.
+    use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+    use cf_webhooks::consumer::idempotency::{Claimant, IdempotencyStore, Owner};
+    use cf_webhooks_consumers::lambda::{handle_batch, Host, Visibility};
+    let sqs = aws_sdk_sqs::Client::new(&sdk().await);
+    let url = sqs
+        .create_queue()
+        .queue_name(unique("waiting"))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout, "30")
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    let payload_id = unique("p-waiting");
+    let body = task_body(&payload_id);
+    sqs.send_message().queue_url(&url).message_body(&body).send().await.unwrap();
+    let got = sqs.receive_message().queue_url(&url).send().await.unwrap().messages.unwrap().remove(0);
+
+    // The first delivery's attempt holds the claim for 3 s more.
+    let store = Arc::new(MemoryStore::new(Duration::from_secs(3), common::LONG_MEMORY));
+    let key = format!("task{}{payload_id}", cf_webhooks::consumer::CLAIM_SEPARATOR);
+    let holder = Claimant { key: &key, owner: Owner(7), event_ms: 0 };
+    store.claim(holder).await.unwrap();
+    let consumer = runner(EventGroup::Task, store.clone(), Dlq::default(), Outlets::default(), Order::Latest);
+    let mut message = SqsMessage::default();
+    message.message_id = got.message_id.clone();
+    message.receipt_handle = got.receipt_handle.clone();
+    message.body = Some(body);
+    message.attributes.insert("ApproximateReceiveCount".into(), "1".into());
+    let mut event = SqsEvent::default();
+    event.records = vec![message];
+    let host =
+        Host { metrics: None, visibility: Some(Visibility::of(sqs.clone(), url.clone(), false).await), xray: None };
+    let waited = std::time::Instant::now();
+    let response = handle_batch(&*consumer, event.clone(), None, &host).await;
+    assert_eq!(response.batch_item_failures.len(), 1, "retried, not deleted");
+
+    // 3 s of lease over the receives left: a first wait of a second, not the queue's 30 s.
+    store.complete(holder, None).await.unwrap();
+    let back = loop {
+        let got = sqs.receive_message().queue_url(&url).wait_time_seconds(1).send().await.unwrap();
+        if let Some(message) = got.messages.unwrap_or_default().pop() {
+            break message;
+        }
+        assert!(waited.elapsed() < Duration::from_secs(10), "still hidden: the queue's own timeout applied");
+    };
+    assert!(waited.elapsed() >= Duration::from_millis(900), "hidden for its wait: {:?}", waited.elapsed());
+    event.records[0].receipt_handle = back.receipt_handle.clone();
+    event.records[0].attributes.insert("ApproximateReceiveCount".into(), "2".into());
+    let response = handle_batch(&*consumer, event, None, &host).await;
+    assert!(response.batch_item_failures.is_empty(), "the holder completed: a duplicate, done");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cfwh_dev_over_sqs_delivers_to_eventbridge_and_s3_at_their_endpoints() {
     let (bus, sqs, target) = bus_with_rule("Task completed").await;
