@@ -288,6 +288,7 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
                 .header("x-cf-signature", &signature)
                 .header("x-cf-replay", &run)
                 .header("x-cf-received-at", received_at.to_string())
+                .header("x-cf-replayed-at", replayed_at.to_string())
                 .body(body.clone())
                 .send()
                 .await

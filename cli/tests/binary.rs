@@ -359,6 +359,27 @@ fn a_local_archive_replays_into_a_running_dev_through_its_replay_endpoint() {
     replay("local-1");
     assert_eq!(dev.lines_within(Duration::from_secs(5))[0]["outcome"], "duplicate", "once per run");
 
+    // A delivery of a run is held to the memory from the run's time, which `cfwh replay`
+    // sends with each: one of a run older than the memory (7 days here) is refused as
+    // expired, never applied again.
+    let body = std::fs::read(&kept).unwrap();
+    let signed = cf_webhooks::testkit::signature(cf_webhooks::DEV_SECRET, &body);
+    let week_ago = cf_webhooks::ack::now_ms() - 8 * 24 * 3600 * 1000;
+    let post_replayed_at = |at: String| {
+        reqwest::blocking::Client::new()
+            .post(format!("{}/_cfwh/replay", dev.url))
+            .header("x-cf-replay", "old-run")
+            .header("x-cf-replayed-at", at)
+            .header("x-cf-signature", &signed)
+            .body(body.clone())
+            .send()
+            .unwrap()
+    };
+    assert_eq!(post_replayed_at("yesterday".into()).status().as_u16(), 400, "a time, or nothing");
+    assert_eq!(post_replayed_at(week_ago.to_string()).status().as_u16(), 202);
+    let lines = dev.lines_within(Duration::from_secs(5));
+    assert_eq!((lines[0]["outcome"].as_str(), lines[0]["replay_run"].as_str()), (Some("expired"), Some("old-run")));
+
     // No signature, no way in.
     let client = reqwest::blocking::Client::new();
     let unsigned = client

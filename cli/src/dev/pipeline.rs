@@ -243,7 +243,8 @@ pub fn ingest_router_with<P: Publisher + 'static>(
 
 /// Takes an archived event back in, for a replay run: from this machine only, with the
 /// signature it was archived with (verified against the current secrets, as ingest
-/// would), marked with the run (`X-CF-Replay`). Never an unsigned way in.
+/// would), marked with the run (`X-CF-Replay`) and the run's time (`X-CF-Replayed-At`).
+/// Never an unsigned way in.
 async fn replay_endpoint<P: Publisher>(request: Request, config: &IngestConfig, publisher: &P) -> Response {
     use axum::extract::ConnectInfo;
     let plain = |status: u16, text: String| {
@@ -263,19 +264,28 @@ async fn replay_endpoint<P: Publisher>(request: Request, config: &IngestConfig, 
     if request.method() != axum::http::Method::POST {
         return plain(405, "POST an archived body\n".into());
     }
-    let (run, received_at, signature) = {
+    let (run, received_at, replayed_at, signature) = {
         let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
-        (header("x-cf-replay"), header("x-cf-received-at"), header("x-cf-signature").unwrap_or_default())
+        let signature = header("x-cf-signature").unwrap_or_default();
+        (header("x-cf-replay"), header("x-cf-received-at"), header("x-cf-replayed-at"), signature)
     };
     let Some(run) = run.filter(|r| cf_webhooks::ack::valid_run_id(r)) else {
         return plain(400, "X-CF-Replay must name the run: 1 to 64 letters, digits, - or _\n".into());
     };
     let received_at = received_at.and_then(|r| r.parse().ok()).unwrap_or_else(now_ms);
+    // The run's one time (`cfwh replay` sends it with every delivery of the run), never
+    // later than now: every delivery of a run is held to the memory from there.
+    let now = now_ms();
+    let replayed_at = match replayed_at.map(|at| at.trim().parse::<i64>()) {
+        None => now,
+        Some(Ok(at)) => at.min(now),
+        Some(Err(_)) => return plain(400, "X-CF-Replayed-At must be the run's time, ms since the epoch\n".into()),
+    };
     let body = match Limited::new(request.into_body(), config.max_body_bytes).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(_) => return respond(&Answer::Rejected(Rejection::BodyTooLarge { limit: config.max_body_bytes })),
     };
-    match cf_webhooks::ack::replay(signature.as_bytes(), &body, received_at, &run, now_ms(), config) {
+    match cf_webhooks::ack::replay(signature.as_bytes(), &body, received_at, &run, replayed_at, config) {
         Err(answer) => respond(&answer),
         Ok(message) => match publisher.publish(message).await {
             Ok(()) => plain(202, format!("replayed in run {run}\n")),
