@@ -900,6 +900,12 @@ mod tests {
         assert_eq!(lease("60", "120").unwrap().timeout, Some(Duration::from_secs(60)));
         let missing = ConsumerConfig::from_lookup(|_| None).unwrap_err();
         assert_eq!(missing.var, "CF_EVENT_GROUP");
+        assert_eq!(vars(&[]).unwrap().max_receives, crate::stack::DEFAULT_MAX_RECEIVES);
+        assert_eq!(vars(&[("CF_MAX_RECEIVE_COUNT", " 12 ")]).unwrap().max_receives, 12);
+        for wrong in ["0", "1001", "five", "-1"] {
+            let refused = vars(&[("CF_MAX_RECEIVE_COUNT", wrong)]).unwrap_err();
+            assert_eq!(refused.var, "CF_MAX_RECEIVE_COUNT", "{wrong}");
+        }
     }
 
     #[test]
