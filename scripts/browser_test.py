@@ -152,6 +152,9 @@ def main():
         headers = page.js("document.getElementById('headers').innerText")
         if sign(DEV_SECRET, body) in headers or "masked" not in headers:
             raise SystemExit(f"browser: the signature is not masked in the detail:\n{headers}")
+        # The detail is drawn again when its record line arrives: a click meanwhile can
+        # press one button and release on its replacement. Click once it is complete.
+        page.wait("!!document.querySelector('#detail pre.lines')", "the record line in the detail")
         page.click("#resend")
         page.wait(f"[...document.querySelectorAll('#rows tr')].some(tr => Number(tr.dataset.id) > {first['id']}"
                   f" && tr.querySelector('.payload').textContent === {json.dumps(payload_id)}"
@@ -163,6 +166,7 @@ def main():
         page.click(f"#rows tr[data-id='{again['id']}']")
         page.wait(f"(document.querySelector('#detail h2') || {{}}).textContent?.startsWith('#{again['id']} ')",
                   "the detail of the re-sent delivery")
+        page.wait("!!document.querySelector('#detail pre.lines')", "the re-sent delivery's record line in the detail")
         page.click("#resend-fresh")
         fresh = page.wait(
             f"(() => {{ const r = [...document.querySelectorAll('#rows tr')].find(tr => Number(tr.dataset.id) > {first['id']} + 1"
