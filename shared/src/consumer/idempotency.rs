@@ -215,7 +215,9 @@ impl Entry {
 /// the steps of released claims after `ttl`. Versions are kept for good, as DynamoDB's are.
 #[derive(Debug)]
 pub struct MemoryStore {
-    entries: Mutex<HashMap<String, Entry>>,
+    /// Boxed: a map of many claims rehashes and sweeps buckets of a key and a pointer
+    /// rather than of a whole item (BENCHMARKS.md, *The record lifecycle*).
+    entries: Mutex<HashMap<String, Box<Entry>>>,
     versions: Mutex<HashMap<String, i64>>,
     lease: Duration,
     ttl: Duration,
@@ -238,7 +240,7 @@ impl MemoryStore {
         Self { entries: Mutex::new(HashMap::new()), versions: Mutex::new(HashMap::new()), lease, ttl, clock }
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Box<Entry>>> {
         self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
@@ -259,7 +261,7 @@ impl MemoryStore {
     /// The item at `key`, unless forgotten (for the simulation's checks).
     pub fn entry(&self, key: &str) -> Option<Entry> {
         let now = self.clock.now_ms();
-        self.entries().get(key).filter(|e| e.expires() > now).cloned()
+        self.entries().get(key).filter(|e| e.expires() > now).map(|e| (**e).clone())
     }
 
     /// The facet's recorded version (for the simulation's checks).
@@ -293,7 +295,7 @@ impl MemoryStore {
     ) -> Result<(), StoreError> {
         let expires = self.forgotten(who, self.clock.now_ms(), self.ttl);
         let mut entries = self.entries();
-        match entries.get_mut(who.key) {
+        match entries.get_mut(who.key).map(|e| &mut **e) {
             Some(entry) if matches!(&*entry, Entry::InProgress { owner: o, .. } if *o == who.owner) => {
                 // The version and the item in one step, as DynamoDB's transaction.
                 self.raise(version);
@@ -325,7 +327,7 @@ impl IdempotencyStore for MemoryStore {
         if entries.len() >= 4096 && entries.len().is_power_of_two() {
             entries.retain(|_, entry| entry.expires() > now);
         }
-        let done = match entries.get(who.key).filter(|entry| entry.expires() > now) {
+        let done = match entries.get(who.key).map(|e| &**e).filter(|entry| entry.expires() > now) {
             Some(Entry::Completed { .. }) => return Ok(Claim::Completed),
             Some(Entry::InProgress { lease_until, .. }) if *lease_until > now => {
                 return Ok(Claim::InProgress {
@@ -339,7 +341,7 @@ impl IdempotencyStore for MemoryStore {
         let expires = self.forgotten(who, now, self.ttl.max(self.lease));
         let lease_until = now.saturating_add(ms(self.lease));
         let claimed = Entry::InProgress { owner: who.owner, lease_until, done: done.clone(), expires };
-        entries.insert(who.key.to_owned(), claimed);
+        entries.insert(who.key.to_owned(), Box::new(claimed));
         Ok(Claim::Acquired { done })
     }
 
@@ -359,7 +361,7 @@ impl IdempotencyStore for MemoryStore {
     async fn complete(&self, who: Claimant<'_>, version: Option<Version<'_>>) -> Result<(), StoreError> {
         let expires = self.forgotten(who, self.clock.now_ms(), self.ttl);
         let mut entries = self.entries();
-        match entries.get_mut(who.key) {
+        match entries.get_mut(who.key).map(|e| &mut **e) {
             // A completion whose answer was lost, made again: already so.
             Some(Entry::Completed { owner, .. }) if *owner == who.owner => {}
             Some(entry) => match entry {

@@ -422,13 +422,22 @@ struct Attempt<'r, E> {
     /// Set once the event is read (or refused).
     life: Option<Lifecycle<'r>>,
     effect: Effect,
-    /// Boxed: a typed event is large, and attempts move through `join_all`.
-    claim: Option<Box<ClaimOf<E>>>,
+    claim: Option<ClaimOf<'r, E>>,
 }
 
-/// What the steps of a readable record need.
-struct ClaimOf<E> {
-    event: E,
+/// A record's body and typed event, read for the whole batch before any await.
+struct Read<E> {
+    /// Taken by the record's attempt.
+    bytes: Option<Result<Vec<u8>, String>>,
+    /// `None` when the body could not be read.
+    event: Option<Result<E, String>>,
+}
+
+/// What the steps of a readable record need. The typed event is the batch's: large, it
+/// is decoded into one allocation for the whole batch, never moved through the records'
+/// futures.
+struct ClaimOf<'r, E> {
+    event: &'r E,
     bytes: Vec<u8>,
     key: String,
     owner: Owner,
@@ -438,7 +447,7 @@ struct ClaimOf<E> {
     remembered_from: i64,
 }
 
-impl<E: GroupEvent> ClaimOf<E> {
+impl<E: GroupEvent> ClaimOf<'_, E> {
     /// Who writes to the claim.
     fn who(&self) -> Claimant<'_> {
         Claimant { key: &self.key, owner: self.owner, event_ms: self.remembered_from }
@@ -618,8 +627,20 @@ impl<H: Handler> Runner<H> {
     /// each destination once for all that wait for it, each record settling as soon as
     /// nothing is left for it.
     async fn run_together(&self, records: &[Record], deadlines: Deadlines) -> BatchReport {
-        let mut attempts =
-            futures_util::future::join_all(records.iter().map(|record| self.begin(record, deadlines))).await;
+        // Each body, and its typed event, read before any await: the events of the batch
+        // in one allocation.
+        let mut read: Vec<Read<H::Event>> = records
+            .iter()
+            .map(|record| {
+                let bytes = decode_body(record);
+                let event = bytes.as_ref().ok().map(|bytes| H::Event::decode(bytes).map_err(|e| e.to_string()));
+                Read { bytes: Some(bytes), event }
+            })
+            .collect();
+        let mut attempts = futures_util::future::join_all(
+            records.iter().zip(read.iter_mut()).map(|(record, read)| self.begin(record, read, deadlines)),
+        )
+        .await;
         for destination in &self.destinations {
             self.deliver(destination.as_ref(), &mut attempts, deadlines).await;
         }
@@ -628,8 +649,14 @@ impl<H: Handler> Runner<H> {
 
     /// Reads a record (decode, archive, typed event), starts its lifecycle and runs it
     /// up to its first destination or its end.
-    async fn begin<'r>(&'r self, record: &'r Record, deadlines: Deadlines) -> Attempt<'r, H::Event> {
-        let decoded = decode_body(record);
+    async fn begin<'r>(
+        &'r self,
+        record: &'r Record,
+        read: &'r mut Read<H::Event>,
+        deadlines: Deadlines,
+    ) -> Attempt<'r, H::Event> {
+        let decoded = read.bytes.take().unwrap_or_else(|| Err("read twice".to_owned()));
+        let event = read.event.as_ref();
         // Ingest put the envelope's facts in the message attributes: no second parse of
         // the body for them, unless a message arrives without (sent by other means).
         let (payload_id, action) = match (record.attribute(attr::PAYLOAD_ID), record.attribute(attr::ACTION), &decoded)
@@ -669,7 +696,11 @@ impl<H: Handler> Runner<H> {
                         }
                     }
                 }
-                self.read(&mut attempt, bytes);
+                match event {
+                    Some(Ok(event)) => self.read(&mut attempt, bytes, event),
+                    Some(Err(e)) => self.refuse(&mut attempt, e.clone()),
+                    None => self.refuse(&mut attempt, "the body was not read".to_owned()),
+                }
             }
         }
         self.drive(&mut attempt, deadlines).await;
@@ -715,11 +746,7 @@ impl<H: Handler> Runner<H> {
 
     /// Decodes the typed event and starts the record's lifecycle (no await here: the
     /// event, a large value, never lives in a batch's futures but in its box).
-    fn read<'r>(&'r self, attempt: &mut Attempt<'r, H::Event>, bytes: Vec<u8>) {
-        let event = match H::Event::decode(&bytes) {
-            Ok(event) => event,
-            Err(e) => return self.refuse(attempt, e.to_string()),
-        };
+    fn read<'r>(&'r self, attempt: &mut Attempt<'r, H::Event>, bytes: Vec<u8>, event: &'r H::Event) {
         let envelope = event.envelope();
         // The key comes from the body, never from an attribute: it is what was signed. A
         // replay run is applied once more, once.
@@ -748,8 +775,7 @@ impl<H: Handler> Runner<H> {
         (attempt.life, attempt.effect) = (Some(life), effect);
         // A replayed record is remembered from when its run sent it, if later.
         let remembered_from = envelope.event_datetime_utc.max(replayed_at_ms.unwrap_or(i64::MIN));
-        attempt.claim =
-            Some(Box::new(ClaimOf { event, bytes, key, owner: self.owners.next(), subject, remembered_from }));
+        attempt.claim = Some(ClaimOf { event, bytes, key, owner: self.owners.next(), subject, remembered_from });
     }
 
     /// Executes the record's effects until it waits for a destination or ends.
@@ -809,12 +835,12 @@ impl<H: Handler> Runner<H> {
     async fn handle(
         &self,
         record: &Record,
-        claim: &ClaimOf<H::Event>,
+        claim: &ClaimOf<'_, H::Event>,
         deadline: Option<tokio::time::Instant>,
     ) -> Verdict {
         let raw = std::str::from_utf8(&claim.bytes).unwrap_or_default();
         let ctx = Context { raw, message_id: &record.message_id, receive_count: record.receive_count };
-        let work = AssertUnwindSafe(self.handler.handle(&claim.event, &ctx)).catch_unwind();
+        let work = AssertUnwindSafe(self.handler.handle(claim.event, &ctx)).catch_unwind();
         match within(deadline, work).await {
             None => Verdict::retry("the handler ran past its time and was stopped"),
             Some(Ok(Ok(()))) => Verdict::Delivered,
