@@ -750,15 +750,15 @@ impl<H: Handler> Runner<H> {
         let envelope = event.envelope();
         // The key comes from the body, never from an attribute: it is what was signed. A
         // replay run is applied once more, once.
-        let key = match &attempt.replay_run {
-            None => format!("{}{CLAIM_SEPARATOR}{}", H::Event::GROUP, envelope.payload_id),
-            Some(run) => format!("{}{CLAIM_SEPARATOR}{}{CLAIM_SEPARATOR}{run}", H::Event::GROUP, envelope.payload_id),
-        };
+        let group = H::Event::GROUP.as_str();
+        let run = attempt.replay_run.as_deref();
+        let key = joined(
+            CLAIM_SEPARATOR,
+            &[group, &envelope.payload_id, run.unwrap_or_default()][..2 + usize::from(run.is_some())],
+        );
         // Per-entity order: the facet of the entity this event moves.
         let subject = match self.ordering {
-            Order::Latest => event
-                .subject()
-                .map(|s| format!("{}{SUBJECT_SEPARATOR}{}{SUBJECT_SEPARATOR}{}", H::Event::GROUP, s.entity, s.facet)),
+            Order::Latest => event.subject().map(|s| joined(SUBJECT_SEPARATOR, &[group, &s.entity, &s.facet])),
             Order::All => None,
         };
         let replayed_at_ms = attempt
@@ -927,6 +927,19 @@ impl<H: Handler> Runner<H> {
         log(&report);
         report
     }
+}
+
+/// `parts` joined by `separator`, in one allocation of the right size.
+fn joined(separator: char, parts: &[&str]) -> String {
+    let length = parts.iter().map(|p| p.len()).sum::<usize>() + separator.len_utf8() * parts.len();
+    let mut text = String::with_capacity(length);
+    for (i, part) in parts.iter().enumerate() {
+        if i > 0 {
+            text.push(separator);
+        }
+        text.push_str(part);
+    }
+    text
 }
 
 fn decode_body(record: &Record) -> Result<Vec<u8>, String> {
