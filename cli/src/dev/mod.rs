@@ -4,8 +4,11 @@
 //! Queues are in memory (the default) or on an SQS API (`--sqs-endpoint`); idempotency is
 //! in memory or in DynamoDB (`--dynamodb-endpoint`): both picked once, here.
 
+mod chaos;
+mod consume;
 pub mod inspector;
 mod pipeline;
+mod routes;
 pub mod server;
 
 use std::net::SocketAddr;
@@ -21,7 +24,10 @@ use cf_webhooks::consumer::IdempotencyStore;
 use cf_webhooks::stack;
 use cf_webhooks::DEV_SECRET;
 use cf_webhooks_consumers::Outlets;
+pub use chaos::{chaos_bucket, Chaos};
+pub use consume::{archive_unrouted_memory, consume, consume_sqs};
 pub use pipeline::*;
+pub use routes::{ingest_router, ingest_router_with, REPLAY_PATH};
 
 /// `cfwh dev`.
 #[derive(Debug, clap::Args)]

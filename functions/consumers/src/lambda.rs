@@ -82,15 +82,10 @@ impl Visibility {
         Self { client, queue_url, queue_timeout: seconds.map(Duration::from_secs) }
     }
 
-    /// How long to hide a record that ended so, when not the queue's own timeout.
+    /// How long to hide a record that ended so, when not the queue's own timeout
+    /// ([`Outcome::hide_for`]); a `Retry-After` is honoured only when that timeout is known.
     pub fn hide_for(&self, outcome: &Outcome) -> Option<Duration> {
-        match outcome {
-            Outcome::Waiting { retry_after, .. } => Some(*retry_after),
-            Outcome::Failed { retry_after: Some(after), .. } => {
-                self.queue_timeout.filter(|t| after > t).map(|_| *after)
-            }
-            _ => None,
-        }
+        outcome.hide_for(self.queue_timeout.unwrap_or(Duration::MAX))
     }
 }
 

@@ -7,7 +7,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use super::*;
+use crate::archive::{Archive, Stored};
+use crate::destination::{Delivery, Destination, Verdict};
 use crate::events::TaskEvent;
+use crate::message::attr;
 
 /// Behaves according to the task's `StepName`: `ok`, `retry`, `permanent` or `panic`.
 #[derive(Default)]

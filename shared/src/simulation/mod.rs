@@ -446,17 +446,16 @@ async fn consumer(
                 }
                 ledger.outcome(key, line.outcome.word());
                 let receipt = record.receipt_handle.clone().unwrap_or_default();
-                let answer = match &line.outcome {
-                    // As the Lambda glue: a copy waiting on a claim hides for its wait.
-                    Outcome::Waiting { retry_after, reason } => {
-                        Answer::Retry { hide_ms: Some(retry_after.as_millis() as i64), reason: reason.clone() }
-                    }
-                    Outcome::Failed { retry_after, reason, .. } => Answer::Retry {
-                        // As the Lambda glue: a longer wait only, never a shorter one.
-                        hide_ms: retry_after.map(|a| a.as_millis() as i64).filter(|a| *a > queue.visibility_ms),
-                        reason: reason.clone(),
+                let answer = match line.retry() {
+                    // As the Lambda glue: one rule for how long a record is hidden.
+                    true => Answer::Retry {
+                        hide_ms: line
+                            .outcome
+                            .hide_for(Duration::from_millis(queue.visibility_ms as u64))
+                            .map(|a| a.as_millis() as i64),
+                        reason: line.reason.clone().unwrap_or_default(),
                     },
-                    _ => Answer::Delete,
+                    false => Answer::Delete,
                 };
                 queue.answer(now, &record.message_id, &receipt, answer);
             }

@@ -1,0 +1,28 @@
+//! The `unrouted` queue's consumer: it only archives what ingest quarantined.
+
+use crate::archive::{Archive, Stored};
+
+use super::Record;
+
+/// Archives the records of the `unrouted` queue: authentic deliveries ingest could not
+/// route, keyed by when they were received and their SHA-256 (so a delivery captured
+/// and sent again lands on the same key), their reason kept as metadata. Answers, per
+/// record, the message ID and what the archive did.
+pub async fn archive_unrouted(archive: &Archive, records: &[Record]) -> Vec<(String, Result<Stored, String>)> {
+    futures_util::future::join_all(records.iter().map(|record| async move {
+        let stored = match record.body_bytes() {
+            Err(why) => Err(why),
+            // By its SHA-256: a captured delivery replayed into quarantine any number of
+            // times, on any day, is kept once.
+            Ok(bytes) => {
+                archive.unrouted(&bytes, &record.reception()).await.map(|(_, stored)| stored).map_err(|e| e.to_string())
+            }
+        };
+        match &stored {
+            Ok(_) => tracing::debug!(message_id = %record.message_id, "quarantined delivery archived"),
+            Err(e) => tracing::warn!(message_id = %record.message_id, error = %e, "quarantined delivery not archived; retried"),
+        }
+        (record.message_id.clone(), stored)
+    }))
+    .await
+}
