@@ -33,6 +33,7 @@ pub mod simulation;
 pub mod stack;
 #[cfg(feature = "testkit")]
 pub mod testkit;
+mod text;
 pub mod xray;
 
 /// The secret `cfwh dev` and `make send` use when none is configured. Never deploy it.

@@ -55,7 +55,7 @@ pub fn attribute_text(text: &str) -> String {
     } else {
         text.chars().map(|c| if valid(c) { c } else { '\u{FFFD}' }).collect::<String>().into()
     };
-    crate::events::routing::truncate(&text, MAX_ATTRIBUTE_TEXT)
+    crate::text::truncate(&text, MAX_ATTRIBUTE_TEXT)
 }
 
 /// The longest FIFO message group ID SQS takes.

@@ -247,7 +247,8 @@ pub fn parse(body: &[u8]) -> Result<Routing<'_>, Unroutable> {
         ));
     }
     let group_name = required_text(raw.event_group_name, "EventGroupName")?;
-    let group = EventGroup::parse(&group_name).map_err(|_| Unroutable::UnknownGroup(truncate(&group_name, 64)))?;
+    let group =
+        EventGroup::parse(&group_name).map_err(|_| Unroutable::UnknownGroup(crate::text::truncate(&group_name, 64)))?;
     let action = required_text(raw.action, "Action")?;
     if action.trim().is_empty() || action.len() > MAX_ACTION_LEN {
         return Err(Unroutable::InvalidField("Action", format!("must be 1 to {MAX_ACTION_LEN} bytes of text")));
@@ -349,18 +350,6 @@ fn optional_text(value: Option<Scalar<'_>>) -> Option<Cow<'_, str>> {
         Scalar::Float(f) => whole(f).map(|i| Cow::Owned(i.to_string())),
         _ => None,
     }
-}
-
-/// At most `max` bytes of `s`, cut at a character boundary.
-pub(crate) fn truncate(s: &str, max: usize) -> String {
-    if s.len() <= max {
-        return s.to_owned();
-    }
-    let mut end = max;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 #[cfg(test)]
