@@ -67,24 +67,7 @@ validate: ## check template.yaml: up to date, sam validate --lint, cfn-lint (off
 	  AWS_DEFAULT_REGION=$(REGION) SAM_CLI_TELEMETRY=0 sam validate --lint -t template.yaml
 
 deploy: build validate ## deploy STACK with SAM: guided the first time (writes samconfig.toml), then as saved (QUEUE_TYPE=fifo|standard to choose)
-	@$(TOOLS); if [ -f samconfig.toml ] && [ -z "$(QUEUE_TYPE)" ] && ! grep -q QueueType samconfig.toml; then \
-	  echo "make deploy: this stack was deployed before the QueueType parameter, whose default (fifo) replaces its queues."; \
-	  echo "  make deploy QUEUE_TYPE=standard   keeps the queues as they are"; \
-	  echo "  make deploy QUEUE_TYPE=fifo       moves to FIFO queues: README, \"Moving to FIFO queues\", first"; \
-	  exit 2; \
-	elif [ -f samconfig.toml ] && [ -n "$(QUEUE_TYPE)" ]; then \
-	  sed -i -E '/^parameter_overrides/s/ ?QueueType=(\\"[a-z]*\\"|[a-z]*)//' samconfig.toml; \
-	  if grep -q '^parameter_overrides = "' samconfig.toml; then \
-	    sed -i 's/^parameter_overrides = "/parameter_overrides = "QueueType=$(QUEUE_TYPE) /' samconfig.toml; \
-	    SAM_CLI_TELEMETRY=0 sam deploy; \
-	  else \
-	    SAM_CLI_TELEMETRY=0 sam deploy --parameter-overrides QueueType=$(QUEUE_TYPE) --save-params; \
-	  fi; \
-	elif [ -f samconfig.toml ]; then \
-	  SAM_CLI_TELEMETRY=0 sam deploy; \
-	else \
-	  SAM_CLI_TELEMETRY=0 sam deploy --guided --stack-name $(STACK) --region $(REGION) --capabilities CAPABILITY_IAM --resolve-s3 $(if $(QUEUE_TYPE),--parameter-overrides QueueType=$(QUEUE_TYPE)); \
-	fi
+	@$(TOOLS); scripts/deploy.sh $(STACK) $(REGION) $(QUEUE_TYPE)
 
 logs: ## tail the logs of every function of STACK (sam logs)
 	@$(TOOLS); SAM_CLI_TELEMETRY=0 sam logs --stack-name $(STACK) --region $(REGION) --tail
