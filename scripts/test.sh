@@ -57,6 +57,9 @@ unset AWS_PROFILE AWS_SESSION_TOKEN
 say "rustfmt"
 cargo fmt --all --check
 
+say "links of README.md and docs/ (relative files and #anchors)"
+python3 scripts/links.py
+
 say "clippy"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 

@@ -77,7 +77,8 @@ impl Outcome {
         Self::Failed { reason: reason.into(), permanent: false, retry_after: None }
     }
 
-    /// `processed`, `duplicate`, `stale`, `failed` or `dead-lettered`.
+    /// The word logs, metrics and `cfwh dev` use: `processed`, `duplicate`, `stale`, `failed`,
+    /// `waiting`, `dead-lettered` or `expired`.
     pub fn word(&self) -> &'static str {
         match self {
             Self::Processed => "processed",
@@ -127,7 +128,7 @@ pub struct RecordReport {
     pub event_group: EventGroup,
     /// `Action`, when the body had one.
     pub action: Option<String>,
-    /// `processed`, `duplicate`, `failed` or `dead-lettered`.
+    /// How it ended ([`Outcome::word`]).
     #[serde(rename = "outcome", serialize_with = "outcome_word")]
     pub outcome: Outcome,
     /// Why it failed.
