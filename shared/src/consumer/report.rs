@@ -35,7 +35,7 @@ pub enum Outcome {
     },
     /// Not applied yet: another attempt holds the record's claim. The record is delivered
     /// again after `retry_after` (shorter or longer than the queue's visibility timeout,
-    /// see [`claim_wait`](lifecycle::claim_wait)), and is then a duplicate, or applied
+    /// see [`claim_wait`](super::lifecycle::claim_wait)), and is then a duplicate, or applied
     /// when the holder gave up.
     Waiting {
         /// Why, with the holder's lease and the wait.

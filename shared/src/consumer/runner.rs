@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures_util::FutureExt as _;
 
 use crate::archive::{Archive, Stored, ARCHIVE};
-use crate::destination::{Delivery, Destination, Verdict};
+use crate::destination::{Destination, Outgoing, Verdict};
 use crate::events::ordering::Entity;
 use crate::events::{routing, EventGroup, GroupEvent};
 use crate::message::attr;
@@ -103,7 +103,7 @@ impl<H: Handler> Runner<H> {
     }
 
     /// The redrive policy's `maxReceiveCount` of the queue it reads: a copy waiting on
-    /// another's claim plans its waits within it ([`claim_wait`](lifecycle::claim_wait)).
+    /// another's claim plans its waits within it ([`claim_wait`](super::lifecycle::claim_wait)).
     pub fn with_max_receives(mut self, max_receives: u32) -> Self {
         self.max_receives = max_receives;
         self
@@ -437,12 +437,12 @@ impl<H: Handler> Runner<H> {
         let name = destination.name();
         let waits = |a: &Attempt<'_, H::Event>| matches!(a.effect, Effect::Deliver(n) if n == name);
         let verdicts = {
-            let deliveries: Vec<Delivery<'_>> = attempts
+            let deliveries: Vec<Outgoing<'_>> = attempts
                 .iter()
                 .filter(|a| waits(a))
                 .filter_map(|a| {
                     let c = a.claim.as_ref()?;
-                    Some(Delivery {
+                    Some(Outgoing {
                         group: H::Event::GROUP,
                         body: &c.bytes,
                         payload_id: &c.event.envelope().payload_id,

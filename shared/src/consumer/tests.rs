@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use super::*;
 use crate::archive::{Archive, Stored};
-use crate::destination::{Delivery, Destination, Verdict};
+use crate::destination::{Destination, Outgoing, Verdict};
 use crate::events::TaskEvent;
 use crate::message::attr;
 
@@ -244,8 +244,8 @@ impl Destination for ScriptedDestination {
     fn name(&self) -> &'static str {
         self.name
     }
-    async fn deliver(&self, events: &[Delivery<'_>]) -> Vec<Verdict> {
-        let mut key = |e: &Delivery<'_>| match e.replay_run {
+    async fn deliver(&self, events: &[Outgoing<'_>]) -> Vec<Verdict> {
+        let mut key = |e: &Outgoing<'_>| match e.replay_run {
             Some(run) => format!("{}:{run}", e.payload_id),
             None => e.payload_id.to_owned(),
         };

@@ -93,7 +93,7 @@ impl EventBridge {
         Self { client, bus: bus.into(), source: source.into() }
     }
 
-    async fn put(&self, events: &[super::Delivery<'_>], call: &[usize], verdicts: &mut [super::Verdict]) {
+    async fn put(&self, events: &[super::Outgoing<'_>], call: &[usize], verdicts: &mut [super::Verdict]) {
         use super::Verdict;
         use aws_sdk_eventbridge::types::PutEventsRequestEntry;
         let entries = call
@@ -149,7 +149,7 @@ impl super::Destination for EventBridge {
         "eventbridge"
     }
 
-    async fn deliver(&self, events: &[super::Delivery<'_>]) -> Vec<super::Verdict> {
+    async fn deliver(&self, events: &[super::Outgoing<'_>]) -> Vec<super::Verdict> {
         let sizes: Vec<usize> = events
             .iter()
             .map(|e| {

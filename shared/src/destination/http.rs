@@ -181,7 +181,7 @@ impl HttpForward {
         Ok(Self { client, url, secret, timeout })
     }
 
-    async fn forward(&self, event: &super::Delivery<'_>) -> Verdict {
+    async fn forward(&self, event: &super::Outgoing<'_>) -> Verdict {
         let event_name = crate::events::detail_type(event.group, event.action);
         let own = headers(event.body, &event_name, event.payload_id, event.replay_run, &self.secret.secret);
         let body = bytes::Bytes::copy_from_slice(event.body);
@@ -248,7 +248,7 @@ impl super::Destination for HttpForward {
         "http"
     }
 
-    async fn deliver(&self, events: &[super::Delivery<'_>]) -> Vec<Verdict> {
+    async fn deliver(&self, events: &[super::Outgoing<'_>]) -> Vec<Verdict> {
         futures_util::future::join_all(events.iter().map(|e| self.forward(e))).await
     }
 }

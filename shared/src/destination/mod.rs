@@ -16,9 +16,10 @@ use crate::events::EventGroup;
 /// The step name of the studio's own handler, beside the destinations' names.
 pub const HANDLER: &str = "handler";
 
-/// One event handed to destinations.
+/// One event going out to the destinations (a delivery is what Creative Force sends to
+/// ingest, `ack::Delivery`).
 #[derive(Debug, Clone, Copy)]
-pub struct Delivery<'a> {
+pub struct Outgoing<'a> {
     /// Its group.
     pub group: EventGroup,
     /// The exact bytes Creative Force signed.
@@ -69,7 +70,7 @@ pub trait Destination: Send + Sync {
 
     /// Delivers `events`, answering one verdict per event, in order. Never fails as a
     /// whole: an unreachable destination answers `Retry` for each event.
-    async fn deliver(&self, events: &[Delivery<'_>]) -> Vec<Verdict>;
+    async fn deliver(&self, events: &[Outgoing<'_>]) -> Vec<Verdict>;
 }
 
 #[async_trait::async_trait]
@@ -77,7 +78,7 @@ impl<D: Destination + ?Sized> Destination for std::sync::Arc<D> {
     fn name(&self) -> &'static str {
         (**self).name()
     }
-    async fn deliver(&self, events: &[Delivery<'_>]) -> Vec<Verdict> {
+    async fn deliver(&self, events: &[Outgoing<'_>]) -> Vec<Verdict> {
         (**self).deliver(events).await
     }
 }

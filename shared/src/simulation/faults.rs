@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::consumer::idempotency::{Claim, Claimant, Done, Entry, IdempotencyStore, Owner, StoreError, Version};
 use crate::consumer::{Context, DeadLetterError, DeadLetterSink, Handler, HandlerError, Record};
-use crate::destination::{Delivery, Destination, Verdict};
+use crate::destination::{Destination, Outgoing, Verdict};
 use crate::events::ordering::Entity;
 use crate::events::{EventGroup, GroupEvent};
 use crate::message::attr;
@@ -363,7 +363,7 @@ impl Destination for SimDestination {
         self.name
     }
 
-    async fn deliver(&self, events: &[Delivery<'_>]) -> Vec<Verdict> {
+    async fn deliver(&self, events: &[Outgoing<'_>]) -> Vec<Verdict> {
         if self.chaos.draw(&[Fault::DestinationTimeout]).is_some() {
             tokio::time::sleep(Duration::from_secs(3600)).await;
         }
