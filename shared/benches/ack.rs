@@ -7,12 +7,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cf_webhooks::ack::{decide, Decision, Delivery};
-use cf_webhooks::consumer::{Context, Handler, HandlerError, MemoryStore, NoDeadLetters, Record, Runner};
+use cf_webhooks::consumer::{Context, Handler, HandlerError, MemoryStore, NoDeadLetters, Runner};
 use cf_webhooks::events::{
     routing, EventGroup, GroupEvent, JobEvent, ProductEvent, SampleEvent, SessionEvent, TaskEvent, UserEvent,
     WorkUnitEvent,
 };
-use cf_webhooks::message::attr;
 use cf_webhooks::testkit::{self, sample, SECRET};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use hmac::{Hmac, Mac};
@@ -141,25 +140,8 @@ fn runner(c: &mut Criterion) {
         let runner = Runner::new(Noop, MemoryStore::new(Duration::from_secs(60), memory), NoDeadLetters);
         let mut n = 0u64;
         b.iter_batched(
-            || {
-                (0..10)
-                    .map(|_| {
-                        n += 1;
-                        // As ingest queues it: the envelope's facts in the attributes.
-                        let payload_id = format!("p-{n}");
-                        Record {
-                            message_id: format!("m{n}"),
-                            body: body.replace("c02f0f73-1706-4973-9a4d-38007d6685e9", &payload_id),
-                            receive_count: 1,
-                            attributes: vec![
-                                (attr::PAYLOAD_ID.to_owned(), payload_id),
-                                (attr::ACTION.to_owned(), "completed".to_owned()),
-                            ],
-                            ..Record::default()
-                        }
-                    })
-                    .collect::<Vec<_>>()
-            },
+            // As ingest queues them: the envelope's facts in the attributes.
+            || testkit::queued_task_records(&mut n, 10),
             |records| black_box(rt.block_on(runner.run(&records))),
             BatchSize::SmallInput,
         )

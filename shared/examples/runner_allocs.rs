@@ -3,9 +3,8 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use cf_webhooks::consumer::{Context, Handler, HandlerError, MemoryStore, NoDeadLetters, Record, Runner};
-use cf_webhooks::events::{EventGroup, TaskEvent};
-use cf_webhooks::message::attr;
+use cf_webhooks::consumer::{Context, Handler, HandlerError, MemoryStore, NoDeadLetters, Runner};
+use cf_webhooks::events::TaskEvent;
 
 struct Counting;
 static COUNT: AtomicU64 = AtomicU64::new(0);
@@ -39,27 +38,11 @@ impl Handler for Noop {
 
 fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-    let body = cf_webhooks::testkit::sample(EventGroup::Task);
     let memory = Duration::from_secs(100 * 365 * 24 * 3600);
     let runner = Runner::new(Noop, MemoryStore::new(Duration::from_secs(60), memory), NoDeadLetters);
     let (mut count, mut bytes, mut n) = (0, 0, 0u64);
     for _ in 0..2000 {
-        let records: Vec<Record> = (0..10)
-            .map(|_| {
-                n += 1;
-                let payload_id = format!("p-{n}");
-                Record {
-                    message_id: format!("m{n}"),
-                    body: body.replace("c02f0f73-1706-4973-9a4d-38007d6685e9", &payload_id),
-                    receive_count: 1,
-                    attributes: vec![
-                        (attr::PAYLOAD_ID.to_owned(), payload_id),
-                        (attr::ACTION.to_owned(), "completed".to_owned()),
-                    ],
-                    ..Record::default()
-                }
-            })
-            .collect();
+        let records = cf_webhooks::testkit::queued_task_records(&mut n, 10);
         let (c0, b0) = (COUNT.load(Relaxed), BYTES.load(Relaxed));
         let report = rt.block_on(runner.run(&records));
         count += COUNT.load(Relaxed) - c0;

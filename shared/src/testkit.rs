@@ -448,6 +448,29 @@ contract_cases! {
     group_session_is_routed => Case::signed(sample(EventGroup::Session)).accepted_in(EventGroup::Session);
 }
 
+/// `count` records of the task sample as ingest queues them (its `PayloadId` and action in
+/// the attributes), each with the next `PayloadId` after `*last`: what the runner's
+/// benchmark and its allocation count feed it.
+pub fn queued_task_records(last: &mut u64, count: usize) -> Vec<crate::consumer::Record> {
+    let body = sample(EventGroup::Task);
+    (0..count)
+        .map(|_| {
+            *last += 1;
+            let payload_id = format!("p-{last}");
+            crate::consumer::Record {
+                message_id: format!("m{last}"),
+                body: body.replace("c02f0f73-1706-4973-9a4d-38007d6685e9", &payload_id),
+                receive_count: 1,
+                attributes: vec![
+                    (attr::PAYLOAD_ID.to_owned(), payload_id),
+                    (attr::ACTION.to_owned(), "completed".to_owned()),
+                ],
+                ..crate::consumer::Record::default()
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
