@@ -10,10 +10,12 @@
 //! they were received is in the object's metadata.
 
 use std::path::{Path, PathBuf};
+use std::fmt;
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC};
 use sha2::{Digest, Sha256};
 
+use crate::error::{ErrorKind, ServiceError};
 use crate::events::{EventGroup, Route};
 
 /// The archive's step name in reports.
@@ -49,7 +51,27 @@ pub enum Stored {
 /// The archive could not be written; the record is retried.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("archive: {0}")]
-pub struct ArchiveError(pub String);
+pub struct ArchiveError(pub ServiceError);
+
+impl ArchiveError {
+    /// What kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.0.kind
+    }
+
+    /// A file system error, with the kind its `io::ErrorKind` names.
+    pub fn io(e: &std::io::Error, context: impl fmt::Display) -> Self {
+        use std::io::ErrorKind as Io;
+        let kind = match e.kind() {
+            Io::PermissionDenied | Io::InvalidInput | Io::ReadOnlyFilesystem | Io::NotADirectory => {
+                ErrorKind::Permanent
+            }
+            Io::AlreadyExists => ErrorKind::Conditional,
+            _ => ErrorKind::Transient,
+        };
+        Self(ServiceError::new(kind, format!("{context}: {e}")))
+    }
+}
 
 /// Where archived objects go: S3 when deployed, a folder in `cfwh dev`.
 #[async_trait::async_trait]
@@ -211,8 +233,8 @@ impl ArchiveStore for DirStore {
         let (key, body, metadata) = (key.to_owned(), body.to_vec(), metadata.to_vec());
         tokio::task::spawn_blocking(move || this.put(&key, &body, &metadata))
             .await
-            .map_err(|e| ArchiveError(e.to_string()))?
-            .map_err(|e| ArchiveError(format!("{}: {e}", self.root.display())))
+            .map_err(|e| ArchiveError(ServiceError::new(ErrorKind::Unknown, e.to_string())))?
+            .map_err(|e| ArchiveError::io(&e, self.root.display()))
     }
 }
 

@@ -20,6 +20,7 @@ pub mod clock;
 pub mod config;
 pub mod consumer;
 pub mod destination;
+pub mod error;
 pub mod events;
 pub mod filter;
 pub mod logging;

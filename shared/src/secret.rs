@@ -9,6 +9,8 @@ use subtle::ConstantTimeEq;
 use tokio::time::Instant;
 use zeroize::Zeroizing;
 
+use crate::error::ServiceError;
+
 /// How the configured secret text becomes the HMAC key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SecretEncoding {
@@ -216,7 +218,7 @@ impl fmt::Debug for SecretSet {
 #[async_trait::async_trait]
 pub trait SecretFetcher: Send + Sync {
     /// The secrets stored now; the error says why not (never with a secret in it).
-    async fn fetch(&self) -> Result<SecretSet, String>;
+    async fn fetch(&self) -> Result<SecretSet, ServiceError>;
 }
 
 /// How a keyring follows its secret store.
@@ -339,13 +341,13 @@ impl Keyring {
     }
 
     /// Reads the store now; an error (or no store to read) leaves the keyring as it was.
-    pub async fn refresh_now(&self) -> Result<(), String> {
+    pub async fn refresh_now(&self) -> Result<(), ServiceError> {
         let _one_at_a_time = self.refreshing.lock().await;
         self.refresh_holding_the_lock().await
     }
 
-    async fn refresh_holding_the_lock(&self) -> Result<(), String> {
-        let Some(fetcher) = self.source.get() else { return Err("no secret store to read".into()) };
+    async fn refresh_holding_the_lock(&self) -> Result<(), ServiceError> {
+        let Some(fetcher) = self.source.get() else { return Err(ServiceError::permanent("no secret store to read")) };
         let result = fetcher.fetch().await;
         match result {
             Ok(secrets) => {
@@ -431,9 +433,9 @@ mod tests {
 
     #[async_trait::async_trait]
     impl SecretFetcher for Store {
-        async fn fetch(&self) -> Result<SecretSet, String> {
-            let stored = self.0.lock().unwrap().clone()?;
-            SecretSet::parse_stored(&stored, SecretEncoding::Utf8).map_err(|e| e.to_string())
+        async fn fetch(&self) -> Result<SecretSet, ServiceError> {
+            let stored = self.0.lock().unwrap().clone().map_err(ServiceError::transient)?;
+            SecretSet::parse_stored(&stored, SecretEncoding::Utf8).map_err(|e| ServiceError::permanent(e.to_string()))
         }
     }
 

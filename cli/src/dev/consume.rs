@@ -39,7 +39,7 @@ pub async fn archive_unrouted_memory(
             match result {
                 Ok(_) => queues.delete(route, &received),
                 Err(e) => {
-                    queues.release(route, received, options.retry_delay, &e);
+                    queues.release(route, received, options.retry_delay, &e.to_string());
                 }
             }
         }

@@ -87,12 +87,12 @@ impl Outlets {
                     let client = aws_sdk_secretsmanager::Client::new(need_sdk(var::FORWARD_SECRET_ARN)?);
                     cf_webhooks::aws::secrets_manager::read_text(&client, arn)
                         .await
-                        .map_err(|e| ConfigError::new(var::FORWARD_SECRET_ARN, e))?
+                        .map_err(|e| ConfigError::new(var::FORWARD_SECRET_ARN, e.to_string()))?
                 }
             };
-            let secret = ForwardSecret::parse(&text).map_err(|e| ConfigError::new(var::FORWARD_SECRET, e))?;
+            let secret = ForwardSecret::parse(&text).map_err(|e| ConfigError::new(var::FORWARD_SECRET, e.0))?;
             let forward = HttpForward::new(http.url.clone(), secret, http.timeout)
-                .map_err(|e| ConfigError::new(var::FORWARD_URL, e))?;
+                .map_err(|e| ConfigError::new(var::FORWARD_URL, e.0))?;
             outlets.destinations.push(std::sync::Arc::new(forward));
         }
         if let Some(archive) = &settings.archive {

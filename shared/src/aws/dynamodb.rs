@@ -23,7 +23,8 @@ use aws_sdk_dynamodb::Client;
 
 use super::describe;
 use crate::clock::Clock;
-use crate::consumer::idempotency::{Claim, Claimant, Done, Entry, IdempotencyStore, Owner, StoreError, Version};
+use crate::consumer::idempotency::{Claim, Claimant, Done, Entry, IdempotencyStore, Owner, StoreError, StoreErrorKind, Version};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 /// The table's partition key (a string): `<group>#<PayloadId>`.
 pub const PARTITION_KEY: &str = "pk";
@@ -67,7 +68,7 @@ impl DynamoStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| unavailable(&e))?;
+            .map_err(|e| failed(&e))?;
         Ok(found.item)
     }
 
@@ -107,7 +108,7 @@ impl DynamoStore {
         if client.describe_table().table_name(table).send().await.is_ok() {
             return Ok(());
         }
-        let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError::unavailable(e.to_string());
+        let build = unbuildable;
         client
             .create_table()
             .table_name(table)
@@ -128,7 +129,7 @@ impl DynamoStore {
             )
             .send()
             .await
-            .map_err(|e| unavailable(&e))?;
+            .map_err(|e| failed(&e))?;
         client
             .update_time_to_live()
             .table_name(table)
@@ -141,7 +142,7 @@ impl DynamoStore {
             )
             .send()
             .await
-            .map_err(|e| unavailable(&e))?;
+            .map_err(|e| failed(&e))?;
         Ok(())
     }
 }
@@ -185,8 +186,17 @@ fn cancellation(error: &SdkError<TransactWriteItemsError>) -> Option<Vec<&str>> 
     }
 }
 
-fn unavailable<E: std::error::Error + 'static>(e: &E) -> StoreError {
-    StoreError::unavailable(describe(e))
+/// A failed call, with the kind its code or status names.
+fn failed<E>(e: &SdkError<E, HttpResponse>) -> StoreError
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + 'static,
+{
+    super::service_error(e).into()
+}
+
+/// A request this code built wrong: no retry helps.
+fn unbuildable(e: aws_sdk_dynamodb::error::BuildError) -> StoreError {
+    StoreError::new(StoreErrorKind::Permanent, e.to_string())
 }
 
 /// How a write to the claim's item ends.
@@ -258,7 +268,7 @@ impl DynamoStore {
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":ttl", expires)
             .build()
-            .map_err(|e| StoreError::unavailable(e.to_string()))
+            .map_err(unbuildable)
     }
 
     /// The update that raises a facet's version, never lowering it.
@@ -275,7 +285,7 @@ impl DynamoStore {
             .expression_attribute_values(":version", AttributeValue::N(version.at.to_string()))
             .expression_attribute_values(":now_s", n(self.clock.now().as_secs().into()))
             .build()
-            .map_err(|e| StoreError::unavailable(e.to_string()))
+            .map_err(unbuildable)
     }
 
     /// `write` to `owner`'s claim of `key`, and the facet's `version` in the same
@@ -311,7 +321,7 @@ impl DynamoStore {
                     Some(UpdateItemError::ConditionalCheckFailedException(found)) => {
                         self.refused(who, &write, found.item()).await
                     }
-                    _ => Err(unavailable(&e)),
+                    _ => Err(failed(&e)),
                 },
             };
         };
@@ -330,7 +340,7 @@ impl DynamoStore {
                 Some(["None", "ConditionalCheckFailed"]) => Box::pin(self.write(who, write, done, None)).await,
                 Some([claim, _]) if *claim == "ConditionalCheckFailed" => self.refused(who, &write, None).await,
                 Some(codes) if codes.contains(&"TransactionConflict") => Err(StoreError::conflict(describe(&e))),
-                _ => Err(unavailable(&e)),
+                _ => Err(failed(&e)),
             },
         }
     }
@@ -377,7 +387,7 @@ impl DynamoStore {
             Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => {
                 Err(StoreError::lost(format!("{} is not claimed by this attempt", who.key)))
             }
-            Err(e) => Err(unavailable(&e)),
+            Err(e) => Err(failed(&e)),
         }
     }
 }
@@ -437,7 +447,7 @@ impl IdempotencyStore for DynamoStore {
                         .as_ref()
                         .map_or(Claim::InProgress { lease_left: None }, |item| state_of(item, now.as_millis()))),
                 },
-                _ => Err(unavailable(&e)),
+                _ => Err(failed(&e)),
             },
         }
     }

@@ -22,19 +22,21 @@ use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use crate::error::Invalid;
+
 type Pool = Client<Timed<hyper_rustls::HttpsConnector<TcpConnector>>, SdkBody>;
 /// A pool's settings: connect and read timeouts.
 type PoolKey = (Option<Duration>, Option<Duration>);
 
 /// A TLS configuration trusting `roots` (PEM), or the platform's store when `None`.
-pub fn tls_config(roots: Option<&str>) -> Result<rustls::ClientConfig, String> {
+pub fn tls_config(roots: Option<&str>) -> Result<rustls::ClientConfig, Invalid> {
     use rustls_pki_types::pem::PemObject as _;
     let mut store = rustls::RootCertStore::empty();
     match roots {
         Some(pem) => {
             for cert in rustls_pki_types::CertificateDer::pem_slice_iter(pem.as_bytes()) {
-                let cert = cert.map_err(|e| format!("root certificate: {e}"))?;
-                store.add(cert).map_err(|e| format!("root certificate: {e}"))?;
+                let cert = cert.map_err(|e| Invalid(format!("root certificate: {e}")))?;
+                store.add(cert).map_err(|e| Invalid(format!("root certificate: {e}")))?;
             }
         }
         None => {
@@ -44,13 +46,13 @@ pub fn tls_config(roots: Option<&str>) -> Result<rustls::ClientConfig, String> {
                 let _ = store.add(cert);
             }
             if store.is_empty() {
-                return Err(format!("no usable root certificate on this machine ({} errors)", found.errors.len()));
+                return Err(Invalid(format!("no usable root certificate on this machine ({} errors)", found.errors.len())));
             }
         }
     }
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
-        .map_err(|e| e.to_string())
+        .map_err(|e| Invalid(e.to_string()))
         .map(|builder| builder.with_root_certificates(store).with_no_client_auth())
 }
 

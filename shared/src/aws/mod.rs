@@ -25,6 +25,10 @@ use aws_types::region::Region;
 use aws_types::SdkConfig;
 
 use crate::config::{var, ConfigError};
+use crate::error::{ErrorKind, ServiceError};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::result::SdkError;
+use aws_smithy_types::error::metadata::ProvideErrorMetadata;
 
 /// How long AWS calls may take, all retries included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +163,28 @@ fn https_client(roots: TlsRoots) -> SharedHttpClient {
 }
 
 pub use crate::logging::describe;
+
+/// The kind of an AWS SDK error: what its code names, else what its HTTP status says; a
+/// call that never got an answer (timed out, unreachable, cut off) is `Transient`.
+pub fn kind_of<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> ErrorKind {
+    match error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => ErrorKind::Transient,
+        SdkError::ConstructionFailure(_) => ErrorKind::Permanent,
+        SdkError::ServiceError(service) => match service.err().code().map(ErrorKind::of_aws_code) {
+            Some(kind) if kind != ErrorKind::Unknown => kind,
+            _ => ErrorKind::of_status(service.raw().status().as_u16()),
+        },
+        _ => ErrorKind::Unknown,
+    }
+}
+
+/// An AWS SDK error as a [`ServiceError`]: its kind and its whole chain of causes.
+pub fn service_error<E>(error: &SdkError<E, HttpResponse>) -> ServiceError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    ServiceError::new(kind_of(error), describe(error))
+}
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,6 @@ use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 
-use super::describe;
 use crate::archive::{ArchiveError, ArchiveStore, Stored};
 
 /// An S3 client for `sdk`, addressing buckets by path when an endpoint is set: a local
@@ -58,7 +57,7 @@ impl ArchiveStore for S3Store {
             {
                 Ok(Stored::Present)
             }
-            Err(e) => Err(ArchiveError(format!("s3://{}/{key}: {}", self.bucket, describe(&e)))),
+            Err(e) => Err(ArchiveError(super::service_error(&e).context(format_args!("s3://{}/{key}", self.bucket)))),
         }
     }
 }

@@ -128,7 +128,7 @@ impl DeadLetterSink for SqsDeadLetters {
                 .message_group_id(record.message_group.as_deref().unwrap_or(group.as_str()))
                 .message_deduplication_id(hex::encode(Sha256::digest(&record.message_id)));
         }
-        request.send().await.map_err(|e| DeadLetterError(describe(&e)))?;
+        request.send().await.map_err(|e| DeadLetterError(super::service_error(&e)))?;
         Ok(())
     }
 }

@@ -128,7 +128,7 @@ impl Destinations {
                     let secret = match (get(var::FORWARD_SECRET), get(var::FORWARD_SECRET_ARN)) {
                         (Some(text), None) => {
                             crate::destination::http::ForwardSecret::parse(&text)
-                                .map_err(|e| ConfigError::new(var::FORWARD_SECRET, e))?;
+                                .map_err(|e| ConfigError::new(var::FORWARD_SECRET, e.0))?;
                             ForwardSecretSource::Text(text)
                         }
                         (None, Some(arn)) => ForwardSecretSource::Arn(arn.trim().to_owned()),

@@ -3,10 +3,11 @@
 
 use std::future::Future;
 
-use crate::events::GroupEvent;
+use crate::events::{DecodeError, GroupEvent};
 
 use super::idempotency::{Claimant, Owner, StoreError, Version};
 use super::lifecycle::{Effect, Lifecycle};
+use super::record::Unreadable;
 use super::{Record, Step, SETTLE_MARGIN};
 
 /// The owner tokens of this runner's attempts: a random prefix per runner and a counter,
@@ -45,9 +46,9 @@ pub(super) struct Attempt<'r, E> {
 /// A record's body and typed event, read for the whole batch before any await.
 pub(super) struct Read<E> {
     /// Taken by the record's attempt.
-    pub(super) bytes: Option<Result<Vec<u8>, String>>,
+    pub(super) bytes: Option<Result<Vec<u8>, Unreadable>>,
     /// `None` when the body could not be read.
-    pub(super) event: Option<Result<E, String>>,
+    pub(super) event: Option<Result<E, DecodeError>>,
 }
 
 /// What the steps of a readable record need. The typed event is the batch's: large, it

@@ -6,6 +6,7 @@ use std::future::Future;
 
 use crate::events::ordering::Entity;
 use crate::events::{EventGroup, GroupEvent};
+use crate::error::{ErrorKind, ServiceError};
 
 use super::Record;
 
@@ -79,10 +80,22 @@ pub trait Handler: Send + Sync {
     fn handle(&self, event: &Self::Event, ctx: &Context<'_>) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
-/// A dead-letter queue refused a record.
+/// A dead-letter queue refused a record, or could not be reached.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("dead-letter queue: {0}")]
-pub struct DeadLetterError(pub String);
+pub struct DeadLetterError(pub ServiceError);
+
+impl DeadLetterError {
+    /// What kind of failure.
+    pub fn kind(&self) -> ErrorKind {
+        self.0.kind
+    }
+
+    /// Unreachable, timed out or an answer lost.
+    pub fn transient(message: impl Into<String>) -> Self {
+        Self(ServiceError::transient(message))
+    }
+}
 
 /// Where permanently failed records go at once.
 #[async_trait::async_trait]
@@ -118,6 +131,6 @@ impl DeadLetterSink for NoDeadLetters {
         false
     }
     async fn dead_letter(&self, _: EventGroup, _: &Record, _: &str) -> Result<(), DeadLetterError> {
-        Err(DeadLetterError("no dead-letter queue".into()))
+        Err(DeadLetterError(ServiceError::permanent("no dead-letter queue")))
     }
 }

@@ -9,6 +9,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::clock::Clock;
+use crate::error::{ErrorKind, ServiceError};
 
 /// The steps of a record an earlier attempt finished: `handler` and destination names.
 pub type Done = BTreeSet<String>;
@@ -41,14 +42,40 @@ impl Claim {
 /// Why the store did not do what was asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreErrorKind {
-    /// Unreachable, throttled, or an answer lost: the write may or may not have been made.
+    /// The store asked to slow down: the write was not made; worth trying again.
+    Throttled,
+    /// Unreachable, timed out, or an answer lost: the write may or may not have been made.
     Unavailable,
+    /// Refused for a reason that does not change by itself (access denied, a table that
+    /// does not exist): trying the same write again cannot help.
+    Permanent,
+    /// An answer the code does not know how to read.
+    Unknown,
     /// A transaction cancelled by another one on the same items (DynamoDB's
     /// `TransactionConflict`): nothing was written; worth trying again at once.
     Conflict,
-    /// The claim is not this attempt's any more (completed, released, or taken over after
-    /// its lease): nothing was written.
+    /// The condition on the claim failed: it is not this attempt's any more (completed,
+    /// released, or taken over after its lease). Nothing was written.
     Lost,
+}
+
+impl StoreErrorKind {
+    /// Whether the same write, made again, can succeed.
+    pub fn retryable(self) -> bool {
+        !matches!(self, Self::Permanent | Self::Lost)
+    }
+}
+
+impl From<ErrorKind> for StoreErrorKind {
+    fn from(kind: ErrorKind) -> Self {
+        match kind {
+            ErrorKind::Throttled => Self::Throttled,
+            ErrorKind::Transient => Self::Unavailable,
+            ErrorKind::Permanent => Self::Permanent,
+            ErrorKind::Conditional => Self::Lost,
+            ErrorKind::Unknown => Self::Unknown,
+        }
+    }
 }
 
 /// The store could not answer, or refused a write.
@@ -62,19 +89,30 @@ pub struct StoreError {
 }
 
 impl StoreError {
+    /// A failure of `kind`.
+    pub fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into() }
+    }
+
     /// The store could not be asked, or its answer was lost.
     pub fn unavailable(message: impl Into<String>) -> Self {
-        Self { kind: StoreErrorKind::Unavailable, message: message.into() }
+        Self::new(StoreErrorKind::Unavailable, message)
     }
 
     /// A conflicting transaction cancelled the write.
     pub fn conflict(message: impl Into<String>) -> Self {
-        Self { kind: StoreErrorKind::Conflict, message: message.into() }
+        Self::new(StoreErrorKind::Conflict, message)
     }
 
     /// The claim is not the caller's.
     pub fn lost(message: impl Into<String>) -> Self {
-        Self { kind: StoreErrorKind::Lost, message: message.into() }
+        Self::new(StoreErrorKind::Lost, message)
+    }
+}
+
+impl From<ServiceError> for StoreError {
+    fn from(e: ServiceError) -> Self {
+        Self::new(e.kind.into(), e.message)
     }
 }
 

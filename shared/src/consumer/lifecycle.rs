@@ -35,6 +35,7 @@ use std::time::Duration;
 
 use super::idempotency::{Claim, Done, StoreError, StoreErrorKind};
 use super::{Outcome, Step};
+use super::DeadLetterError;
 use crate::destination::{Verdict, HANDLER};
 
 /// Attempts of one store write before the record gives up on it. Every write is
@@ -152,7 +153,7 @@ pub enum Input {
     /// A destination's verdict.
     Delivered(Verdict),
     /// How the dead-letter queue took the record.
-    DeadLettered(Result<(), String>),
+    DeadLettered(Result<(), DeadLetterError>),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -382,7 +383,7 @@ impl<'a> Lifecycle<'a> {
                 self.deliver_next()
             }
             Err(e) if e.kind == StoreErrorKind::Lost => self.end(lost(e)),
-            Err(_) if self.retry_write() => {
+            Err(e) if e.kind.retryable() && self.retry_write() => {
                 self.state = State::Recording;
                 Effect::Record { version: self.version_pending }
             }
@@ -425,7 +426,7 @@ impl<'a> Lifecycle<'a> {
                 self.end(outcome)
             }
             Err(e) if e.kind == StoreErrorKind::Lost => self.end(lost(e)),
-            Err(_) if self.retry_write() => {
+            Err(e) if e.kind.retryable() && self.retry_write() => {
                 let version = matches!(outcome, Outcome::Processed) && self.version_pending;
                 self.state = State::Completing(outcome);
                 Effect::Complete { version }
@@ -451,7 +452,7 @@ impl<'a> Lifecycle<'a> {
             Ok(()) => self.unrecorded = false,
             // Not ours any more (completed or taken over): nothing to release.
             Err(e) if e.kind == StoreErrorKind::Lost => {}
-            Err(_) if self.retry_write() => {
+            Err(e) if e.kind.retryable() && self.retry_write() => {
                 self.state = State::Releasing(then);
                 return Effect::Release { version: self.version_pending };
             }

@@ -17,7 +17,7 @@ pub use idempotency::{
     Claim, Claimant, Done, IdempotencyStore, MemoryStore, Owner, StoreError, StoreErrorKind, Version,
 };
 pub use lifecycle::{Effect, Facts, Input, Lifecycle};
-pub use record::Record;
+pub use record::{Record, Unreadable};
 pub use report::{BatchReport, Outcome, RecordReport, Step};
 pub use runner::{Runner, SETTLE_MARGIN};
 pub use unrouted::archive_unrouted;

@@ -60,14 +60,14 @@ impl Record {
     }
 
     /// The bytes Creative Force sent: the body, decoded when it travels as base64.
-    pub fn body_bytes(&self) -> Result<Vec<u8>, String> {
+    pub fn body_bytes(&self) -> Result<Vec<u8>, Unreadable> {
         use base64::Engine as _;
         match self.body_encoding() {
             None | Some("") => Ok(self.body.as_bytes().to_vec()),
             Some("base64") => base64::engine::general_purpose::STANDARD
                 .decode(&self.body)
-                .map_err(|e| format!("body marked base64 is not: {e}")),
-            Some(other) => Err(format!("unknown body encoding {other:?}")),
+                .map_err(|e| Unreadable(format!("body marked base64 is not: {e}"))),
+            Some(other) => Err(Unreadable(format!("unknown body encoding {other:?}"))),
         }
     }
 
@@ -137,3 +137,9 @@ impl From<&aws_sdk_sqs::types::Message> for Record {
         record
     }
 }
+
+/// A message whose body is not what ingest sends (marked base64 and not base64, an
+/// encoding this version does not know): it will never be readable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreadable(pub String);

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures_util::FutureExt as _;
 
-use crate::archive::{Archive, Stored, ARCHIVE};
+use crate::archive::{Archive, ArchiveError, Stored, ARCHIVE};
 use crate::destination::{Destination, Outgoing, Verdict};
 use crate::events::ordering::Entity;
 use crate::events::{routing, EventGroup, GroupEvent};
@@ -19,7 +19,7 @@ use super::attempt::{late, within, Attempt, ClaimOf, Deadlines, Owners, Read};
 use super::lifecycle::{Effect, Facts, Input, Lifecycle};
 use super::report::log;
 use super::{
-    BatchReport, Consume, Context, DeadLetterSink, Handler, HandlerError, IdempotencyStore, Order, Outcome, Record,
+    BatchReport, Consume, Context, DeadLetterError, DeadLetterSink, Unreadable, Handler, HandlerError, IdempotencyStore, Order, Outcome, Record,
     RecordReport, Step, CLAIM_SEPARATOR, SUBJECT_SEPARATOR,
 };
 
@@ -208,8 +208,8 @@ impl<H: Handler> Runner<H> {
         let mut read: Vec<Read<H::Event>> = records
             .iter()
             .map(|record| {
-                let bytes = decode_body(record);
-                let event = bytes.as_ref().ok().map(|bytes| H::Event::decode(bytes).map_err(|e| e.to_string()));
+                let bytes = record.body_bytes();
+                let event = bytes.as_ref().ok().map(|bytes| H::Event::decode(bytes));
                 Read { bytes: Some(bytes), event }
             })
             .collect();
@@ -231,7 +231,7 @@ impl<H: Handler> Runner<H> {
         read: &'r mut Read<H::Event>,
         deadlines: Deadlines,
     ) -> Attempt<'r, H::Event> {
-        let decoded = read.bytes.take().unwrap_or_else(|| Err("read twice".to_owned()));
+        let decoded = read.bytes.take().unwrap_or_else(|| Err(Unreadable("read twice".to_owned())));
         let event = read.event.as_ref();
         // Ingest put the envelope's facts in the message attributes: no second parse of
         // the body for them, unless a message arrives without (sent by other means).
@@ -256,7 +256,7 @@ impl<H: Handler> Runner<H> {
             claim: None,
         };
         match decoded {
-            Err(why) => self.refuse(&mut attempt, why),
+            Err(why) => self.refuse(&mut attempt, why.0),
             Ok(bytes) => {
                 // Archived before the typed decode and the claim: a duplicate finds it
                 // there already, and an event the typed model cannot read (a field
@@ -267,14 +267,14 @@ impl<H: Handler> Runner<H> {
                         Ok(step) => attempt.archived = step,
                         Err(e) => {
                             attempt.archived = Some(Step::Failed);
-                            attempt.effect = Effect::End(Outcome::failed(e));
+                            attempt.effect = Effect::End(Outcome::failed(e.to_string()));
                             return attempt;
                         }
                     }
                 }
                 match event {
                     Some(Ok(event)) => self.read(&mut attempt, bytes, event),
-                    Some(Err(e)) => self.refuse(&mut attempt, e.clone()),
+                    Some(Err(e)) => self.refuse(&mut attempt, e.to_string()),
                     None => self.refuse(&mut attempt, "the body was not read".to_owned()),
                 }
             }
@@ -286,7 +286,7 @@ impl<H: Handler> Runner<H> {
     /// Archives a record by the envelope ingest routed it by; `None` when the body is
     /// not one of this group's events (it came by other means than ingest: the typed
     /// decode dead-letters it, with the body).
-    async fn archive(archive: &Archive, record: &Record, bytes: &[u8]) -> Result<Option<Step>, String> {
+    async fn archive(archive: &Archive, record: &Record, bytes: &[u8]) -> Result<Option<Step>, ArchiveError> {
         let Ok(found) =
             routing::parse(bytes).map_err(drop).and_then(|f| (f.group == H::Event::GROUP).then_some(f).ok_or(()))
         else {
@@ -295,7 +295,7 @@ impl<H: Handler> Runner<H> {
         match archive.event(H::Event::GROUP, &found.payload_id, found.event_time_ms, bytes, &record.reception()).await {
             Ok(Stored::Written) => Ok(Some(Step::Archived)),
             Ok(Stored::Present) => Ok(Some(Step::Present)),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(e),
         }
     }
 
@@ -367,8 +367,8 @@ impl<H: Handler> Runner<H> {
                     )
                     .await;
                     Input::DeadLettered(match sent {
-                        Some(result) => result.map_err(|e| e.to_string()),
-                        None => Err("it ran past the batch's time".to_owned()),
+                        Some(result) => result,
+                        None => Err(DeadLetterError::transient("it ran past the batch's time")),
                     })
                 }
                 (_, None) => {
@@ -516,10 +516,6 @@ fn joined(separator: char, parts: &[&str]) -> String {
         text.push_str(part);
     }
     text
-}
-
-fn decode_body(record: &Record) -> Result<Vec<u8>, String> {
-    record.body_bytes()
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> &str {

@@ -1,6 +1,7 @@
 //! The `unrouted` queue's consumer: it only archives what ingest quarantined.
 
-use crate::archive::{Archive, Stored};
+use crate::archive::{Archive, ArchiveError, Stored};
+use crate::error::ServiceError;
 
 use super::Record;
 
@@ -8,14 +9,15 @@ use super::Record;
 /// route, keyed by when they were received and their SHA-256 (so a delivery captured
 /// and sent again lands on the same key), their reason kept as metadata. Answers, per
 /// record, the message ID and what the archive did.
-pub async fn archive_unrouted(archive: &Archive, records: &[Record]) -> Vec<(String, Result<Stored, String>)> {
+pub async fn archive_unrouted(archive: &Archive, records: &[Record]) -> Vec<(String, Result<Stored, ArchiveError>)> {
     futures_util::future::join_all(records.iter().map(|record| async move {
         let stored = match record.body_bytes() {
-            Err(why) => Err(why),
+            // Never readable: the archive cannot take it, and no retry changes that.
+            Err(why) => Err(ArchiveError(ServiceError::permanent(format!("the message: {why}")))),
             // By its SHA-256: a captured delivery replayed into quarantine any number of
             // times, on any day, is kept once.
             Ok(bytes) => {
-                archive.unrouted(&bytes, &record.reception()).await.map(|(_, stored)| stored).map_err(|e| e.to_string())
+                archive.unrouted(&bytes, &record.reception()).await.map(|(_, stored)| stored)
             }
         };
         match &stored {

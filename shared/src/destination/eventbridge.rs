@@ -57,16 +57,12 @@ pub fn plan_calls(sizes: &[usize]) -> (Vec<Vec<usize>>, Vec<usize>) {
 /// True when a failed entry's error code is worth a retry (throttling, EventBridge's own
 /// failures); anything else (a malformed entry, a bus that does not exist, access denied)
 /// will fail again and goes to the dead-letter queue.
+///
+/// An entry's code this version does not know is not retried: a failed entry's code
+/// is about the entry, and an unknown one most likely names what is wrong with it.
 pub fn retryable(error_code: &str) -> bool {
-    matches!(
-        error_code,
-        "ThrottlingException"
-            | "InternalException"
-            | "InternalFailure"
-            | "ServiceUnavailable"
-            | "ServiceUnavailableException"
-            | "ConcurrentModificationException"
-    )
+    use crate::error::ErrorKind;
+    matches!(ErrorKind::of_aws_code(error_code), ErrorKind::Throttled | ErrorKind::Transient)
 }
 
 /// Puts events on a bus: one entry per event, `Source` (default `creativeforce`),

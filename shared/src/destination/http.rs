@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use super::Verdict;
+use crate::error::Invalid;
 use crate::secret::Secret;
 use crate::signature::sign;
 
@@ -85,11 +86,11 @@ const OWN_HEADERS: [&str; 6] =
 
 impl ForwardSecret {
     /// Parses the secret's text; the errors never quote it.
-    pub fn parse(text: &str) -> Result<Self, String> {
+    pub fn parse(text: &str) -> Result<Self, Invalid> {
         use crate::secret::SecretEncoding;
         let text = text.trim();
         if !text.starts_with('{') {
-            let secret = Secret::from_text(text, SecretEncoding::Utf8).map_err(|e| e.to_string())?;
+            let secret = Secret::from_text(text, SecretEncoding::Utf8).map_err(|e| Invalid(e.to_string()))?;
             return Ok(Self { secret, headers: Vec::new() });
         }
         #[derive(serde::Deserialize)]
@@ -100,18 +101,21 @@ impl ForwardSecret {
             headers: std::collections::BTreeMap<String, String>,
         }
         let form: Form = serde_json::from_str(text).map_err(|e| {
-            format!("expected the key as text, or {{\"secret\": …, \"headers\": {{…}}}} ({})", e.classify_name())
+            Invalid(format!(
+                "expected the key as text, or {{\"secret\": …, \"headers\": {{…}}}} ({})",
+                e.classify_name()
+            ))
         })?;
-        let secret = Secret::from_text(&form.secret, SecretEncoding::Utf8).map_err(|e| e.to_string())?;
+        let secret = Secret::from_text(&form.secret, SecretEncoding::Utf8).map_err(|e| Invalid(e.to_string()))?;
         let mut headers = Vec::with_capacity(form.headers.len());
         for (name, value) in form.headers {
             let header =
-                http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| format!("{name:?} is not a header name"))?;
+                http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| Invalid(format!("{name:?} is not a header name")))?;
             if OWN_HEADERS.contains(&header.as_str()) {
-                return Err(format!("the header {name} is set by the forward itself"));
+                return Err(Invalid(format!("the header {name} is set by the forward itself")));
             }
             let mut value = http::HeaderValue::from_str(&value)
-                .map_err(|_| format!("the value of {name} is not a header value"))?;
+                .map_err(|_| Invalid(format!("the value of {name} is not a header value")))?;
             value.set_sensitive(true);
             headers.push((header, value));
         }
@@ -166,10 +170,10 @@ pub fn redacted_url(url: &http::Uri) -> String {
 impl HttpForward {
     /// A forward to `url` (http or https; https trusts the system's roots), signing with
     /// `secret`, each request bounded by `timeout`.
-    pub fn new(url: http::Uri, secret: ForwardSecret, timeout: Duration) -> Result<Self, String> {
+    pub fn new(url: http::Uri, secret: ForwardSecret, timeout: Duration) -> Result<Self, Invalid> {
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
-            .map_err(|e| format!("no root certificates: {e}"))?
+            .map_err(|e| Invalid(format!("no root certificates: {e}")))?
             .https_or_http()
             .enable_http1()
             .build();
@@ -289,9 +293,9 @@ mod tests {
         assert_eq!(json.headers[0].0.as_str(), "authorization");
         let shown = format!("{json:?}");
         assert!(!shown.contains("tok-123") && !shown.contains("\"k\""), "{shown}");
-        let err = ForwardSecret::parse(r#"{"secret":"k","headers":{"X-CF-Signature":"forged"}}"#).unwrap_err();
+        let err = ForwardSecret::parse(r#"{"secret":"k","headers":{"X-CF-Signature":"forged"}}"#).unwrap_err().0;
         assert!(err.contains("set by the forward itself"), "{err}");
-        let err = ForwardSecret::parse(r#"{"secret":"tok-456","extra":1}"#).unwrap_err();
+        let err = ForwardSecret::parse(r#"{"secret":"tok-456","extra":1}"#).unwrap_err().0;
         assert!(!err.contains("tok-456"), "{err}");
         assert!(ForwardSecret::parse(r#"{"secret":"k","headers":{"Bad Name":"v"}}"#).is_err());
     }

@@ -417,7 +417,7 @@ impl DeadLetterSink for SimDeadLetters {
     async fn dead_letter(&self, _: EventGroup, record: &Record, reason: &str) -> Result<(), DeadLetterError> {
         let fault = self.chaos.draw(&[Fault::DeadLetterError, Fault::KillBeforeWrite, Fault::KillAfterWrite]);
         match fault {
-            Some(Fault::DeadLetterError) => return Err(DeadLetterError("injected: SQS refused".into())),
+            Some(Fault::DeadLetterError) => return Err(DeadLetterError::transient("injected: SQS refused")),
             Some(Fault::KillBeforeWrite) => self.chaos.kill().await,
             _ => {}
         }

@@ -286,7 +286,7 @@ fn a_store_that_cannot_be_read_fails_the_record_and_releases_its_claim() {
 fn an_unreadable_record_is_dead_lettered_unclaimed_or_retried_without_a_queue() {
     let (mut life, effect) = Lifecycle::refuse(facts(&[]), "cannot decode".into());
     assert_eq!(effect, Effect::DeadLetter("cannot decode".into()));
-    let effect = life.on(Input::DeadLettered(Err("SQS down".into())));
+    let effect = life.on(Input::DeadLettered(Err(DeadLetterError::transient("SQS down"))));
     assert!(
         matches!(effect, Effect::End(Outcome::Failed { permanent: true, ref reason, .. }) if reason.contains("SQS down"))
     );
