@@ -9,8 +9,8 @@
 //! same bytes sent again (a captured delivery replayed on any day) are kept once; when
 //! they were received is in the object's metadata.
 
-use std::path::{Path, PathBuf};
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, CONTROLS, NON_ALPHANUMERIC};
 use sha2::{Digest, Sha256};

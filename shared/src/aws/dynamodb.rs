@@ -23,7 +23,9 @@ use aws_sdk_dynamodb::Client;
 
 use super::describe;
 use crate::clock::Clock;
-use crate::consumer::idempotency::{Claim, Claimant, Done, Entry, IdempotencyStore, Owner, StoreError, StoreErrorKind, Version};
+use crate::consumer::idempotency::{
+    Claim, Claimant, Done, Entry, IdempotencyStore, Owner, StoreError, StoreErrorKind, Version,
+};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 /// The table's partition key (a string): `<group>#<PayloadId>`.

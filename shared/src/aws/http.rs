@@ -46,7 +46,10 @@ pub fn tls_config(roots: Option<&str>) -> Result<rustls::ClientConfig, Invalid> 
                 let _ = store.add(cert);
             }
             if store.is_empty() {
-                return Err(Invalid(format!("no usable root certificate on this machine ({} errors)", found.errors.len())));
+                return Err(Invalid(format!(
+                    "no usable root certificate on this machine ({} errors)",
+                    found.errors.len()
+                )));
             }
         }
     }

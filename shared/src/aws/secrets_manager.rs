@@ -3,8 +3,8 @@
 
 use aws_sdk_secretsmanager::Client;
 
-use crate::error::ServiceError;
 use crate::config::{RequiredHeader, RequiredHeaderStore, SecretStore};
+use crate::error::ServiceError;
 use crate::secret::{SecretFetcher, SecretSet};
 
 /// Reads one secret of Secrets Manager.
@@ -38,9 +38,10 @@ pub async fn read_text(client: &Client, arn: &str) -> Result<String, ServiceErro
         .send()
         .await
         .map_err(|e| super::service_error(&e).context(format_args!("reading {arn}")))?;
-    output.secret_string().map(str::to_owned).ok_or_else(|| {
-        ServiceError::permanent(format!("{arn} has no string value (binary secrets are not supported)"))
-    })
+    output
+        .secret_string()
+        .map(str::to_owned)
+        .ok_or_else(|| ServiceError::permanent(format!("{arn} has no string value (binary secrets are not supported)")))
 }
 
 /// The required header, its value read from `store.arn` (surrounding whitespace removed,

@@ -4,9 +4,9 @@
 use std::fmt;
 use std::future::Future;
 
+use crate::error::{ErrorKind, ServiceError};
 use crate::events::ordering::Entity;
 use crate::events::{EventGroup, GroupEvent};
-use crate::error::{ErrorKind, ServiceError};
 
 use super::Record;
 

@@ -34,8 +34,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::idempotency::{Claim, Done, StoreError, StoreErrorKind};
-use super::{Outcome, Step};
 use super::DeadLetterError;
+use super::{Outcome, Step};
 use crate::destination::{Verdict, HANDLER};
 
 /// Attempts of one store write before the record gives up on it. Every write is

@@ -19,8 +19,8 @@ use super::attempt::{late, within, Attempt, ClaimOf, Deadlines, Owners, Read};
 use super::lifecycle::{Effect, Facts, Input, Lifecycle};
 use super::report::log;
 use super::{
-    BatchReport, Consume, Context, DeadLetterError, DeadLetterSink, Unreadable, Handler, HandlerError, IdempotencyStore, Order, Outcome, Record,
-    RecordReport, Step, CLAIM_SEPARATOR, SUBJECT_SEPARATOR,
+    BatchReport, Consume, Context, DeadLetterError, DeadLetterSink, Handler, HandlerError, IdempotencyStore, Order,
+    Outcome, Record, RecordReport, Step, Unreadable, CLAIM_SEPARATOR, SUBJECT_SEPARATOR,
 };
 
 /// How long before a batch's deadline handlers and destinations are stopped, so that

@@ -109,8 +109,8 @@ impl ForwardSecret {
         let secret = Secret::from_text(&form.secret, SecretEncoding::Utf8).map_err(|e| Invalid(e.to_string()))?;
         let mut headers = Vec::with_capacity(form.headers.len());
         for (name, value) in form.headers {
-            let header =
-                http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| Invalid(format!("{name:?} is not a header name")))?;
+            let header = http::HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| Invalid(format!("{name:?} is not a header name")))?;
             if OWN_HEADERS.contains(&header.as_str()) {
                 return Err(Invalid(format!("the header {name} is set by the forward itself")));
             }

@@ -265,6 +265,33 @@ fn a_completion_never_recorded_leaves_the_handler_unrecorded() {
 }
 
 #[test]
+fn a_write_the_store_refuses_for_good_is_not_made_again() {
+    // Access denied, a table that does not exist: the kind says no retry helps, so the
+    // attempt goes on at once (delivering what the handler applied) and its claim's lease
+    // ends on its own.
+    let (_, effects) = run(
+        facts(&[HTTP]),
+        vec![
+            acquired(&[]),
+            Input::Version(Ok(None)),
+            Input::Handled(Verdict::Delivered),
+            failed(StoreErrorKind::Permanent),
+            Input::Delivered(Verdict::Delivered),
+            failed(StoreErrorKind::Permanent),
+        ],
+    );
+    assert_eq!(effects[4], Effect::Deliver(HTTP), "not written again: the next step at once");
+    assert_eq!(effects[5], Effect::Complete { version: true });
+    assert_eq!(end(&effects), &Outcome::Processed);
+    for kind in
+        [StoreErrorKind::Throttled, StoreErrorKind::Unavailable, StoreErrorKind::Unknown, StoreErrorKind::Conflict]
+    {
+        assert!(kind.retryable(), "{kind:?}");
+    }
+    assert!(!StoreErrorKind::Permanent.retryable() && !StoreErrorKind::Lost.retryable());
+}
+
+#[test]
 fn an_attempt_that_lost_its_claim_stops_and_is_retried() {
     let (_, effects) = run(
         facts(&[HTTP]),
