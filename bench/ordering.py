@@ -9,7 +9,7 @@ all` (no guard), `--ordering latest` (the guard, the default), and `--ordering l
 For each: answers per second (the ack path), and the end-to-end rate (records done,
 applied or stale, per second from the first delivery until the last is done). Writes
 target/bench/ordering.json; `bench/report.py` puts it into BENCHMARKS.md. The cost of the
-extra DynamoDB read and transaction per event is priced in the README (*Cost per
+extra DynamoDB read and transaction per event is priced in docs/operations.md (*Cost per
 million events*): a local run has no DynamoDB bill.
 """
 

@@ -140,7 +140,7 @@ def main():
             "matches the first secret", "matches the second secret", "wrong in the first byte", "wrong in the last byte"]]
         if all(t for _, t in timing):
             lines += ["", "Signature verification with two secrets, 1 KiB body: an early exit over the secrets would",
-                      "show as a faster match on the first one (RELIABILITY.md, *Security checks*).", "",
+                      "show as a faster match on the first one ([RELIABILITY.md, Security checks](RELIABILITY.md#security-checks)).", "",
                       "| signature | verify |", "|---|---|"]
             lines += [f"| {name} | {fmt_ns(t)} |" for name, t in timing]
             lines.append("")
@@ -169,7 +169,7 @@ def main():
     order = run_result("ordering")
     if order is not None:
         a, g, f, st = order["all"], order["latest"], order["latest-fifo"], order["settings"]
-        per_million = 2.00  # README, Cost per million events: +3 write units, +1 read unit
+        per_million = 2.00  # docs/operations.md, Cost per million events: +3 write units, +1 read unit
         lines += ["## Per-entity order: the guard and FIFO queues", "",
                   "`bench/ordering.py`: the same pool of signed events about "
                   f"{st['entities']:,} entities, versions rising with the pool's",
@@ -195,7 +195,7 @@ def main():
                   "Deployed, the guard's cost is DynamoDB's, not CPU's: per guarded event one more read",
                   "(the facet's version) and the completion written in a transaction of two items instead of",
                   f"one `PutItem`: +3 write units and +1 read unit, **+${per_million:.2f} per million events** on",
-                  "demand (README, *Cost per million events*), and about one more round trip (~10 ms) of",
+                  "demand ([Cost per million events](docs/operations.md#cost-per-million-events)), and about one more round trip (~10 ms) of",
                   "consumer time per record, which the consumer's batch runs concurrently. FIFO queues cost",
                   "$0.10 more per million SQS requests than standard ones: +$0.12 per million events.", ""]
 

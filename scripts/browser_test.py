@@ -10,7 +10,7 @@ which `make test` installs) driven over the DevTools protocol.
 4. That row is clicked, then "Send with a new PayloadId": a third row, another PayloadId,
    `processed`.
 
---screenshot FILE writes a PNG of the page at the end (the README's picture).
+--screenshot FILE writes a PNG of the page at the end (the picture of docs/local-development.md).
 Needs `chromium` on PATH (or CFWH_CHROMIUM) and the websocket-client package (.venv).
 """
 

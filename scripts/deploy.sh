@@ -9,7 +9,7 @@ export SAM_CLI_TELEMETRY=0
 if [ -f samconfig.toml ] && [ -z "$queue_type" ] && ! grep -q QueueType samconfig.toml; then
   echo "make deploy: this stack was deployed before the QueueType parameter, whose default (fifo) replaces its queues."
   echo "  make deploy QUEUE_TYPE=standard   keeps the queues as they are"
-  echo "  make deploy QUEUE_TYPE=fifo       moves to FIFO queues: README, \"Moving to FIFO queues\", first"
+  echo "  make deploy QUEUE_TYPE=fifo       moves to FIFO queues: docs/guarantees.md, \"Moving to FIFO queues\", first"
   exit 2
 elif [ -f samconfig.toml ] && [ -n "$queue_type" ]; then
   # The saved QueueType, if any, is replaced by the one chosen.

@@ -10,7 +10,7 @@ import time
 
 
 # The field naming each group's entity in Creative Force's bodies, and one action of one
-# facet of it (README, "Order per entity"): the drivers give events entities with these.
+# facet of it (docs/guarantees.md, "Order per entity"): the drivers give events entities with these.
 ENTITY = {"product": ("ProductId", "StatusChanged"), "sample": ("SampleId", "CheckedIn"),
           "user": ("UserId", "UserLoggedIn"), "task": ("TaskId", "Started"),
           "work-unit": ("WorkUnitId", "WorkUnitStatusChanged"), "job": ("JobId", "StatusChanged"),

@@ -183,7 +183,10 @@ impl Listener {
 
 /// Runs until Ctrl-C or SIGTERM, then finishes the batches in hand.
 pub async fn run(args: Args) -> Result<ExitCode, String> {
-    let _flush_logs_on_exit = cf_webhooks::logging::init_pretty();
+    // The stack's outputs are its settings (read by `Listener::start`); the flags and the
+    // log level are this process's own.
+    let log = cf_webhooks::logging::LogFilter::from_lookup(|name| std::env::var(name).ok());
+    let _flush_logs_on_exit = cf_webhooks::logging::init_pretty(&log);
     let sdk = crate::aws::sdk_config(None, Budget::consumer()).await;
     let lines: LineSink = Arc::new(|batch: String| {
         use std::io::Write as _;

@@ -31,8 +31,8 @@ pub struct Args {
     #[arg(long, value_parser = ["fifo", "standard"])]
     queue_type: Option<String>,
     /// Move this queue (a name or URL) into the group's queue instead of its dead-letter
-    /// queue: a queue left behind by a change of QueueType (see the README, "Moving to
-    /// FIFO queues"), moved one message at a time.
+    /// queue: a queue left behind by a change of QueueType (see docs/guarantees.md,
+    /// "Moving to FIFO queues"), moved one message at a time.
     #[arg(long, value_name = "QUEUE")]
     from: Option<String>,
 }

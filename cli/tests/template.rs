@@ -1,5 +1,5 @@
 //! The committed files that repeat the code's definitions agree with it: template.yaml
-//! (groups, variables, queues, metric names) and the README's table of event names.
+//! (groups, variables, queues, metric names) and the tables of docs/ that list them for people.
 
 #[test]
 fn the_committed_template_is_what_cfwh_template_writes() {
@@ -14,35 +14,38 @@ fn the_iam_checks_of_make_validate_pass() {
 }
 
 #[test]
-fn the_readme_lists_every_event_name() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+fn the_docs_list_every_event_name() {
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/without-rust.md")).unwrap();
     for group in cf_webhooks::events::EventGroup::ALL {
         let row = format!("| `{group}` | ");
-        let line = readme.lines().find(|l| l.starts_with(&row)).unwrap_or_else(|| panic!("no README row for {group}"));
+        let line = page
+            .lines()
+            .find(|l| l.starts_with(&row))
+            .unwrap_or_else(|| panic!("docs/without-rust.md: no row for {group}"));
         let listed: Vec<&str> =
             line[row.len()..].trim_end_matches(" |").split(", ").map(|n| n.trim_matches('`')).collect();
-        assert_eq!(listed, cf_webhooks::events::detail_types(group), "README's names of {group}");
+        assert_eq!(listed, cf_webhooks::events::detail_types(group), "docs/without-rust.md's names of {group}");
     }
 }
 
 #[test]
-fn the_readme_documents_every_template_parameter() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+fn the_docs_document_every_template_parameter() {
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/deploying.md")).unwrap();
     let template = cfwh::template::template();
     let parameters = template["Parameters"].as_mapping().unwrap();
-    let rows: Vec<&str> = readme.lines().filter(|l| l.starts_with("| `")).collect();
+    let rows: Vec<&str> = page.lines().filter(|l| l.starts_with("| `")).collect();
     for name in parameters.keys().map(|k| k.as_str().unwrap()) {
         let quoted = format!("`{name}`");
         assert!(
             rows.iter().any(|row| row.split('|').nth(1).is_some_and(|cell| cell.contains(&quoted))),
-            "README: no row for {name}"
+            "docs/deploying.md: no row for {name}"
         );
     }
 }
 
 #[test]
-fn the_readme_lists_every_shared_facet() {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md")).unwrap();
+fn the_docs_list_every_shared_facet() {
+    let page = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/guarantees.md")).unwrap();
     let mut missing = Vec::new();
     for group in cf_webhooks::events::EventGroup::ALL {
         let facets: Vec<String> = cf_webhooks::events::ordering::shared_facets(group)
@@ -51,14 +54,14 @@ fn the_readme_lists_every_shared_facet() {
             .collect();
         let expected = facets.join("; ");
         let row = format!("| {group} | ");
-        match readme.lines().find(|l| l.starts_with(&row)) {
+        match page.lines().find(|l| l.starts_with(&row)) {
             Some(line) => {
                 let cell = line.trim_end_matches(" |").rsplit(" | ").next().unwrap_or_default();
                 if cell != expected {
-                    missing.push(format!("{group}: README has {cell:?}, the code {expected:?}"));
+                    missing.push(format!("{group}: docs/guarantees.md has {cell:?}, the code {expected:?}"));
                 }
             }
-            None => missing.push(format!("no README row `| {group} | <entity> | {expected} |`")),
+            None => missing.push(format!("docs/guarantees.md: no row `| {group} | <entity> | {expected} |`")),
         }
     }
     assert!(missing.is_empty(), "{}", missing.join("\n"));

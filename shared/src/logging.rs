@@ -6,15 +6,29 @@ use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::util::SubscriberInitExt as _;
 use tracing_subscriber::Layer as _;
 
-/// `RUST_LOG` first (`info`, or `warn,cf_webhooks=debug`), then Lambda's own log-level
-/// setting, then `info`. Targets and levels only: no regular expressions to compile at
-/// a cold start.
-fn filter() -> Targets {
-    let level = std::env::var("RUST_LOG")
-        .ok()
-        .or_else(|| std::env::var("AWS_LAMBDA_LOG_LEVEL").ok().map(|l| l.to_ascii_lowercase()))
-        .unwrap_or_else(|| "info".into());
-    asked(&level)
+/// What to log: `RUST_LOG` first (`info`, or `warn,cf_webhooks=debug`), then Lambda's
+/// own log-level setting (`AWS_LAMBDA_LOG_LEVEL`), then `info`. Targets and levels only:
+/// no regular expressions to compile at a cold start. Part of each entry point's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogFilter(String);
+
+impl Default for LogFilter {
+    fn default() -> Self {
+        Self("info".into())
+    }
+}
+
+impl LogFilter {
+    /// Reads `RUST_LOG`, then `AWS_LAMBDA_LOG_LEVEL`, through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        lookup("RUST_LOG")
+            .or_else(|| lookup("AWS_LAMBDA_LOG_LEVEL").map(|l| l.to_ascii_lowercase()))
+            .map_or_else(Self::default, Self)
+    }
+
+    fn targets(&self) -> Targets {
+        asked(&self.0)
+    }
 }
 
 fn asked(level: &str) -> Targets {
@@ -58,7 +72,7 @@ pub fn writes(asked_for: &str, target: &str, level: tracing::Level) -> bool {
 /// JSON lines on stdout, one per event with its fields at the top level
 /// (`{"timestamp":…,"level":"INFO","message":…,"payload_id":…}`), the form Lambda's JSON
 /// log format filters by level and CloudWatch Logs Insights queries.
-pub fn init_json() {
+pub fn init_json(filter: &LogFilter) {
     let format = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
@@ -66,7 +80,7 @@ pub fn init_json() {
         .with_span_list(false)
         .with_target(false)
         .with_ansi(false);
-    let _ = tracing_subscriber::registry().with(format.with_filter(filter().and(capped()))).try_init();
+    let _ = tracing_subscriber::registry().with(format.with_filter(filter.targets().and(capped()))).try_init();
 }
 
 /// Human-readable lines on stderr, written by a background thread so that a slow
@@ -74,13 +88,13 @@ pub fn init_json() {
 ///
 /// The Lambda functions log synchronously instead ([`init_json`]): Lambda freezes the
 /// process as soon as an invocation returns, and a line still queued could be lost.
-pub fn init_pretty() -> tracing_appender::non_blocking::WorkerGuard {
+pub fn init_pretty(filter: &LogFilter) -> tracing_appender::non_blocking::WorkerGuard {
     let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
     let format = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(writer);
-    let _ = tracing_subscriber::registry().with(format.with_filter(filter().and(capped()))).try_init();
+    let _ = tracing_subscriber::registry().with(format.with_filter(filter.targets().and(capped()))).try_init();
     guard
 }
 

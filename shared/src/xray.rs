@@ -144,11 +144,6 @@ pub struct Daemon {
 }
 
 impl Daemon {
-    /// The daemon named by `AWS_XRAY_DAEMON_ADDRESS` (its UDP address), when set.
-    pub fn from_env() -> Option<Self> {
-        Self::at(&std::env::var(DAEMON_ADDRESS).ok()?)
-    }
-
     /// The daemon at `address`: `host:port`, or `udp:host:port tcp:host:port`.
     pub fn at(address: &str) -> Option<Self> {
         let udp = address.split_whitespace().find_map(|part| part.strip_prefix("udp:")).unwrap_or(address.trim());

@@ -58,15 +58,9 @@ pub(super) struct WithChaos {
 impl WithHandler for WithChaos {
     type Output = Arc<dyn Consume>;
     fn with<H: Handler + 'static>(self, handler: H) -> Arc<dyn Consume> {
-        let mut runner = Runner::new(Chaos::new(handler, self.percent), self.store, self.dead_letters)
+        let runner = Runner::new(Chaos::new(handler, self.percent), self.store, self.dead_letters)
             .with_ordering(self.ordering)
             .with_max_receives(self.max_receives);
-        for destination in self.outlets.destinations {
-            runner = runner.with_destination(destination);
-        }
-        if let Some(archive) = self.outlets.archive {
-            runner = runner.with_archive(archive);
-        }
-        Arc::new(runner)
+        Arc::new(self.outlets.equip(runner))
     }
 }

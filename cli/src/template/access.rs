@@ -5,7 +5,7 @@ use super::*;
 
 /// The one role, besides the functions, that queue policies and the secrets' resource
 /// policies let through: operators assume it for `cfwh redrive`, `cfwh replay`, `cfwh
-/// listen` and to read or rotate the secrets (README, "The operator role").
+/// listen` and to read or rotate the secrets (docs/deploying.md, "The operator role").
 pub(super) const OPERATOR_ROLE: &str = "OperatorRole";
 
 pub(super) fn role_arn(logical: &str) -> Value {

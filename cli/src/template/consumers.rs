@@ -59,7 +59,7 @@ pub(super) fn route_resources(resources: &mut Mapping, route: Route) {
     // Both queues of a route: encrypted, SQS's largest messages, their own retention;
     // FIFO with high throughput (deduplication and limits per message group, the entity)
     // when QueueType says so. A change of QueueType replaces them: the old ones are kept,
-    // with what they hold, for `cfwh redrive --from` (README, "Moving to FIFO queues").
+    // with what they hold, for `cfwh redrive --from` (docs/guarantees.md, "Moving to FIFO queues").
     let sqs_queue = |dead_letter: bool, retention: u32, extra: Mapping| {
         let mut properties = map! {
             "QueueName" => queue_name(route, dead_letter),

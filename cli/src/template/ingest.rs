@@ -113,7 +113,7 @@ pub(super) fn ingest_resources(resources: &mut Mapping) {
         logical: "IngestRejections".to_owned(),
         description: "Ingest refused more deliveries than RejectionsAlarmPerMinute a minute for five minutes: a \
             flood of forged or junk requests (each costs an invocation), or a secret that no longer matches \
-            Creative Force's. Break Rejected down by Reason in Logs Insights; see the README, Floods."
+            Creative Force's. Break Rejected down by Reason in Logs Insights; see docs/operations.md, Floods."
             .to_owned(),
         namespace: metrics::NAMESPACE,
         metric: name::REJECTED,

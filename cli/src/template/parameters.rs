@@ -144,7 +144,7 @@ pub(super) fn parameters() -> Value {
             "AllowedValues" => stack::QueueType::ALL.map(stack::QueueType::as_str).to_vec(),
             "Description" => "fifo: the entity is the message group, so one entity's events are applied one after \
                 another in the order received; standard: any order and concurrency, the Ordering guard alone keeps \
-                a late event from overwriting a newer one. Changing it replaces the queues: see the README first.",
+                a late event from overwriting a newer one. Changing it replaces the queues: see docs/guarantees.md, Moving to FIFO queues, first.",
         },
         "Ordering" => map! {
             "Type" => "String",

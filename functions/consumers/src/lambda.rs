@@ -4,17 +4,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use cf_webhooks::archive::Archive;
-use cf_webhooks::aws::dynamodb::DynamoStore;
-use cf_webhooks::aws::sqs::SqsDeadLetters;
-use cf_webhooks::aws::{lambda_sdk_config, Budget};
-use cf_webhooks::config::ConsumerConfig;
 use cf_webhooks::consumer::{archive_unrouted, Consume, Outcome, Record};
 use cf_webhooks::events::Route;
 use cf_webhooks::metrics::Emf;
 use cf_webhooks::xray::{Daemon, Segment, TraceHeader};
-use lambda_runtime::{service_fn, LambdaEvent};
-
-use crate::Outlets;
 
 /// How long before the function's own timeout the batch's answer is due, so that it (and
 /// the records already done) is not lost with the invocation. The runner stops handlers
@@ -199,53 +192,4 @@ pub async fn archive_batch(archive: &Archive, event: SqsEvent, metrics: Option<&
         }
     }
     failures(results.iter().filter(|(_, r)| r.is_err()).map(|(id, _)| id.as_str()))
-}
-
-/// The `main` of the consumer bootstrap: reads the configuration (the route among it),
-/// builds the DynamoDB store, the dead-letter sink, the destinations and the route's
-/// runner once, then serves batches.
-pub async fn run() -> Result<(), lambda_runtime::Error> {
-    cf_webhooks::logging::init_json();
-    let (config, metrics, sdk) = ConsumerConfig::from_env()
-        .and_then(|config| Ok((config, Emf::from_env()?, lambda_sdk_config(Budget::consumer())?)))
-        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
-    let outlets = Outlets::build(&config.destinations, Some(&sdk))
-        .await
-        .inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?;
-    let group = match config.route {
-        Route::Group(group) => group,
-        Route::Unrouted => {
-            let archive = outlets.archive.expect("validated: the unrouted consumer archives");
-            let (archive, metrics) = (&archive, metrics.as_ref());
-            return lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-                Ok::<_, std::convert::Infallible>(archive_batch(archive, event.payload, metrics).await)
-            }))
-            .await;
-        }
-    };
-    let store =
-        DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.idempotency_table, config.lease, config.ttl);
-    let sqs = aws_sdk_sqs::Client::new(&sdk);
-    let dead_letters = SqsDeadLetters::new(sqs.clone(), &config.dlq_url);
-    let runner = crate::runner(
-        group,
-        store,
-        dead_letters,
-        outlets,
-        crate::Policy { order: config.ordering, max_receives: config.max_receives },
-    );
-    // Only the HTTP forward answers with Retry-After: without it, no call at cold start.
-    let retry_after = config.destinations.http.is_some();
-    let visibility = match config.queue_url {
-        Some(url) => Some(Visibility::of(sqs, url, retry_after).await),
-        None => None,
-    };
-    let name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default();
-    let host = Host { metrics, visibility, xray: Daemon::from_env().map(|daemon| (daemon, name)) };
-    let (runner, host) = (&*runner, &host);
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        let deadline = event.context.deadline;
-        Ok::<_, std::convert::Infallible>(handle_batch(runner, event.payload, Some(deadline), host).await)
-    }))
-    .await
 }

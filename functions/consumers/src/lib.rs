@@ -9,6 +9,7 @@
 
 pub mod handlers;
 pub mod lambda;
+pub mod start;
 
 use cf_webhooks::archive::Archive;
 use cf_webhooks::config::{
@@ -103,6 +104,17 @@ impl Outlets {
         Ok(outlets)
     }
 
+    /// `runner`, delivering to these destinations and writing to this archive too.
+    pub fn equip<H: Handler>(self, mut runner: Runner<H>) -> Runner<H> {
+        for destination in self.destinations {
+            runner = runner.with_destination(destination);
+        }
+        match self.archive {
+            Some(archive) => runner.with_archive(archive),
+            None => runner,
+        }
+    }
+
     /// These and `other`'s.
     pub fn and(mut self, other: Outlets) -> Self {
         self.destinations.extend(other.destinations);
@@ -131,16 +143,10 @@ struct Plain<S, D> {
 impl<S: IdempotencyStore + 'static, D: DeadLetterSink + 'static> WithHandler for Plain<S, D> {
     type Output = Box<dyn Consume>;
     fn with<H: Handler + 'static>(self, handler: H) -> Box<dyn Consume> {
-        let mut runner = Runner::new(handler, self.store, self.dead_letters)
+        let runner = Runner::new(handler, self.store, self.dead_letters)
             .with_ordering(self.order)
             .with_max_receives(self.max_receives);
-        for destination in self.outlets.destinations {
-            runner = runner.with_destination(destination);
-        }
-        if let Some(archive) = self.outlets.archive {
-            runner = runner.with_archive(archive);
-        }
-        Box::new(runner)
+        Box::new(self.outlets.equip(runner))
     }
 }
 
@@ -176,7 +182,7 @@ impl From<Order> for Policy {
 
 /// A runner with in-memory idempotency and no dead-letter queue: permanent failures are
 /// retried until the queue's redrive policy moves them. For tests and local experiments;
-/// the Lambda uses DynamoDB and SQS (see [`lambda::run`]).
+/// the Lambda uses DynamoDB and SQS (see [`start::start`]).
 pub fn local_runner<H: Handler>(handler: H) -> Runner<H> {
     Runner::new(handler, MemoryStore::new(DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL), NoDeadLetters)
 }

@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
-    cf_webhooks_consumers::lambda::run().await
+    cf_webhooks_consumers::start::run().await
 }

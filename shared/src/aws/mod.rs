@@ -52,48 +52,76 @@ impl Budget {
     }
 }
 
-/// The SDK configuration of a function inside Lambda, read from the variables Lambda
-/// sets: `AWS_REGION`, and the execution role's `AWS_ACCESS_KEY_ID`,
-/// `AWS_SECRET_ACCESS_KEY` and `AWS_SESSION_TOKEN` (valid for the life of the execution
-/// environment), plus `AWS_ENDPOINT_URL` when given (a local or test endpoint) and
-/// `CF_AWS_TLS_ROOTS` ([`TlsRoots`]). The time budget is applied: connect and
-/// per-attempt timeouts, bounded retries.
+/// The AWS settings of a function inside Lambda, read from the variables Lambda sets:
+/// `AWS_REGION`, and the execution role's `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`
+/// and `AWS_SESSION_TOKEN` (valid for the life of the execution environment), plus
+/// `AWS_ENDPOINT_URL` when given (a local or test endpoint) and `CF_AWS_TLS_ROOTS`
+/// ([`TlsRoots`]). Data only: [`LambdaAws::sdk_config`] builds the SDK's configuration.
 ///
 /// The functions do not load `aws-config`'s provider chain (profiles, SSO, web identity,
 /// IMDS, ECS): inside Lambda the credentials are in the environment, and the chain
 /// would only make every bootstrap larger and its cold start longer. `cfwh` uses
 /// [`loader`], which has it.
-pub fn lambda_sdk_config(budget: Budget) -> Result<SdkConfig, ConfigError> {
-    lambda_sdk_config_from(budget, |name| std::env::var(name).ok())
+#[derive(Clone, PartialEq, Eq)]
+pub struct LambdaAws {
+    region: String,
+    access_key_id: String,
+    secret_access_key: String,
+    session_token: Option<String>,
+    endpoint: Option<String>,
+    roots: TlsRoots,
 }
 
-/// [`lambda_sdk_config`] over any source of variables.
-pub fn lambda_sdk_config_from(
-    budget: Budget,
-    lookup: impl Fn(&str) -> Option<String>,
-) -> Result<SdkConfig, ConfigError> {
-    let get = |name: &'static str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
-    let required = |name: &'static str| get(name).ok_or_else(|| ConfigError::new(name, "is not set (Lambda sets it)"));
-    let roots = get(var::AWS_TLS_ROOTS).map_or(Ok(TlsRoots::Amazon), |r| TlsRoots::parse(&r))?;
-    let credentials = Credentials::new(
-        required("AWS_ACCESS_KEY_ID")?,
-        required("AWS_SECRET_ACCESS_KEY")?,
-        get("AWS_SESSION_TOKEN"),
-        None,
-        "lambda-environment",
-    );
-    let mut config = SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(required("AWS_REGION")?))
-        .credentials_provider(SharedCredentialsProvider::new(credentials))
-        .http_client(https_client(roots))
-        .sleep_impl(TokioSleep::new())
-        .timeout_config(timeouts(budget))
-        .retry_config(retries(budget));
-    if let Some(endpoint) = get("AWS_ENDPOINT_URL") {
-        config = config.endpoint_url(endpoint);
+impl std::fmt::Debug for LambdaAws {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LambdaAws")
+            .field("region", &self.region)
+            .field("credentials", &"<redacted>")
+            .field("endpoint", &self.endpoint)
+            .field("roots", &self.roots)
+            .finish()
     }
-    Ok(config.build())
+}
+
+impl LambdaAws {
+    /// Reads the variables through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &'static str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let required =
+            |name: &'static str| get(name).ok_or_else(|| ConfigError::new(name, "is not set (Lambda sets it)"));
+        Ok(Self {
+            roots: get(var::AWS_TLS_ROOTS).map_or(Ok(TlsRoots::Amazon), |r| TlsRoots::parse(&r))?,
+            access_key_id: required("AWS_ACCESS_KEY_ID")?,
+            secret_access_key: required("AWS_SECRET_ACCESS_KEY")?,
+            session_token: get("AWS_SESSION_TOKEN"),
+            region: required("AWS_REGION")?,
+            endpoint: get("AWS_ENDPOINT_URL"),
+        })
+    }
+
+    /// The SDK configuration with the time `budget` applied: connect and per-attempt
+    /// timeouts, bounded retries.
+    pub fn sdk_config(&self, budget: Budget) -> SdkConfig {
+        let credentials = Credentials::new(
+            &self.access_key_id,
+            &self.secret_access_key,
+            self.session_token.clone(),
+            None,
+            "lambda-environment",
+        );
+        let mut config = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .region(Region::new(self.region.clone()))
+            .credentials_provider(SharedCredentialsProvider::new(credentials))
+            .http_client(https_client(self.roots))
+            .sleep_impl(TokioSleep::new())
+            .timeout_config(timeouts(budget))
+            .retry_config(retries(budget));
+        if let Some(endpoint) = &self.endpoint {
+            config = config.endpoint_url(endpoint);
+        }
+        config.build()
+    }
 }
 
 /// The loader of `aws-config` (the whole provider chain: profiles, SSO, …) with the
@@ -210,20 +238,19 @@ mod tests {
             move |name: &str| pairs.iter().find(|(n, _)| *n == name).map(|(_, v)| v.to_string())
         };
         let lambda = &[("AWS_REGION", "eu-west-1"), ("AWS_ACCESS_KEY_ID", "k"), ("AWS_SECRET_ACCESS_KEY", "s")];
-        let config = lambda_sdk_config_from(Budget::consumer(), env(lambda)).unwrap();
+        let aws = LambdaAws::from_lookup(env(lambda)).unwrap();
+        assert!(!format!("{aws:?}").contains("\"s\""), "the secret key is never shown");
+        let config = aws.sdk_config(Budget::consumer());
         assert_eq!(config.region().map(|r| r.as_ref()), Some("eu-west-1"));
         assert_eq!(config.endpoint_url(), None);
-        let err = lambda_sdk_config_from(Budget::consumer(), env(&[("AWS_REGION", "eu-west-1")])).unwrap_err();
+        let err = LambdaAws::from_lookup(env(&[("AWS_REGION", "eu-west-1")])).unwrap_err();
         assert_eq!(err.var, "AWS_ACCESS_KEY_ID");
-        let err = lambda_sdk_config_from(
-            Budget::consumer(),
-            env(&[
-                ("AWS_REGION", "r"),
-                ("AWS_ACCESS_KEY_ID", "k"),
-                ("AWS_SECRET_ACCESS_KEY", "s"),
-                ("CF_AWS_TLS_ROOTS", "x"),
-            ]),
-        )
+        let err = LambdaAws::from_lookup(env(&[
+            ("AWS_REGION", "r"),
+            ("AWS_ACCESS_KEY_ID", "k"),
+            ("AWS_SECRET_ACCESS_KEY", "s"),
+            ("CF_AWS_TLS_ROOTS", "x"),
+        ]))
         .unwrap_err();
         assert_eq!(err.var, "CF_AWS_TLS_ROOTS");
     }

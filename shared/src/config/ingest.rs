@@ -49,7 +49,7 @@ impl fmt::Debug for RequiredHeader {
 
 /// A required header whose value is kept in Secrets Manager: ingest reads it once at
 /// start-up (`aws::secrets_manager::read_required_header`); a changed value takes effect
-/// as instances are recycled (README, "Revoking a leaked secret at once").
+/// as instances are recycled (docs/operations.md, "Revoking a leaked secret at once").
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequiredHeaderStore {
     /// Header name.

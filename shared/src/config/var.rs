@@ -1,6 +1,6 @@
 //! The environment variables of every function and of `cfwh dev`: the one place their
 //! names are written in code. The template and the test drivers take them from here
-//! (`cfwh template`, `cfwh groups --json`); the README's table names them for people.
+//! (`cfwh template`, `cfwh groups --json`); docs/configuration.md names them for people.
 
 use crate::events::Route;
 
