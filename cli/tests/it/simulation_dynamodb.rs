@@ -2,7 +2,7 @@
 //! conditional expressions (owner, lease, expiry, the version's transaction) under
 //! every fault, not only the memory store's code.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 

@@ -2,12 +2,13 @@
 //! SQS and DynamoDB), and an HTTP receiver of our own on a local port. Each event
 //! arrives once; a failing destination is retried alone.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::common::{dynamodb_at, moto};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -23,7 +24,6 @@ use cf_webhooks::secret::{SecretEncoding, SecretSet};
 use cf_webhooks::signature::Signature;
 use cf_webhooks::testkit;
 use cf_webhooks_consumers::{runner, Outlets};
-use common::{dynamodb_at, moto};
 
 const FORWARD_SECRET: &str = "forward-secret-for-tests";
 

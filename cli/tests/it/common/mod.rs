@@ -1,4 +1,4 @@
-//! Helpers shared by the cfwh test binaries.
+//! Helpers shared by the cfwh integration tests.
 
 #![allow(dead_code)]
 

@@ -1,7 +1,7 @@
 //! The edges of never-twice and order, end to end through `cfwh dev`: each case fails
 //! without its fix.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,16 +2,16 @@
 //! SIGKILL mid-stream and restarted over SQS (moto, named in `CFWH_TEST_MOTO` by
 //! `make test`). Never a lost or silently dropped event.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
+use crate::common::{dynamodb_at, moto, DevProcess};
 use cf_webhooks::aws::dynamodb::DynamoStore;
 use cf_webhooks::aws::Budget;
 use cf_webhooks::consumer::{Context, Handler, HandlerError, NoDeadLetters, Record, Runner};
 use cf_webhooks::events::TaskEvent;
-use common::{dynamodb_at, moto, DevProcess};
 
 struct Apply;
 

@@ -1,18 +1,18 @@
 //! The ack-path contract through real HTTP against the `cfwh dev` ingest service, and
 //! the local pipeline's retries, dead letters and drain.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::collecting_sink;
 use cf_webhooks::consumer::{Context, Handler, HandlerError, MemoryStore, Runner};
 use cf_webhooks::events::{EventGroup, Route, TaskEvent};
 use cf_webhooks::queue::memory::MemoryQueues;
 use cf_webhooks::queue::Publisher;
 use cf_webhooks::testkit::{self, Case, RecordingPublisher, Seen};
 use cfwh::dev::{consume, ingest_router, memory_store, Backend, Dev, DevOptions};
-use common::collecting_sink;
 use tokio::net::TcpListener;
 
 async fn through_http(case: &Case) -> Seen {

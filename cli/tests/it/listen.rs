@@ -2,17 +2,17 @@
 //! transform) holding what `cfwh listen` reads of a deployed one, its outputs named by
 //! `stack::output`, the code that names the template's outputs.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
+use crate::common::{collecting_sink, moto};
 use cf_webhooks::aws::Budget;
 use cf_webhooks::config::var;
 use cf_webhooks::events::{EventGroup, Route};
 use cf_webhooks::stack::output;
 use cf_webhooks::testkit;
 use cfwh::listen::Listener;
-use common::{collecting_sink, moto};
 use serde_json::json;
 
 fn unique(name: &str) -> String {

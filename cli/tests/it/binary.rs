@@ -1,13 +1,13 @@
 //! The `cfwh` binary as a studio engineer uses it: `cfwh dev` in one process, `cfwh send`
 //! of the files in `events/`, `cfwh sign` and `cfwh verify`.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::{DevProcess, CFWH};
+use crate::common::{DevProcess, CFWH};
 
 fn events_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../events")

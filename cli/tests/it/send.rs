@@ -42,7 +42,7 @@ fn options(url: String) -> SendOptions {
     }
 }
 
-const BODY: &[u8] = include_bytes!("../../events/task.json");
+const BODY: &[u8] = include_bytes!("../../../events/task.json");
 
 #[tokio::test]
 async fn sends_what_creative_force_sends() {
@@ -99,8 +99,8 @@ async fn an_unreachable_url_is_retried_and_reported() {
 
 #[test]
 fn event_names_read_like_creative_force() {
-    assert_eq!(event_name(include_bytes!("../../events/work-unit.json")), "Work unit status changed");
-    assert_eq!(event_name(include_bytes!("../../events/user.json")), "User logged in");
+    assert_eq!(event_name(include_bytes!("../../../events/work-unit.json")), "Work unit status changed");
+    assert_eq!(event_name(include_bytes!("../../../events/user.json")), "User logged in");
     assert_eq!(event_name(b"not json"), "Unknown");
 }
 
@@ -118,7 +118,7 @@ fn stamping_the_time_changes_only_the_top_level_time() {
         let value: serde_json::Value = serde_json::from_slice(&stamped).unwrap();
         assert_eq!(value["EventDatetimeUtc"], 1_800_000_000_000i64, "{sample}");
     }
-    let literal = include_bytes!("../../events/reference/job.txt");
+    let literal = include_bytes!("../../../events/reference/job.txt");
     assert!(String::from_utf8(stamp_time(literal, 7).unwrap()).unwrap().contains("\"EventDatetimeUtc\":7,"));
     assert_eq!(stamp_time(b"{}", 7), None);
 }

@@ -1,12 +1,13 @@
 //! The pipeline against a real AWS API server: `moto_server`, which `make test` starts
 //! and names in `CFWH_TEST_MOTO`. Every test uses its own queue and table names.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::common::{collecting_sink, dynamodb_at, moto};
 use cf_webhooks::aws::dynamodb::DynamoStore;
 use cf_webhooks::aws::sqs::SqsDeadLetters;
 use cf_webhooks::aws::Budget;
@@ -19,7 +20,6 @@ use cf_webhooks::testkit;
 use cfwh::aws::{depth, ensure_queues, receive, sqs_client, Queues};
 use cfwh::dev::{consume_sqs, memory_store, Backend, Dev, DevOptions, LineSink};
 use cfwh::redrive::move_one_by_one;
-use common::{collecting_sink, dynamodb_at, moto};
 use tokio::net::TcpListener;
 
 fn unique(name: &str) -> String {
