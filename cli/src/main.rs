@@ -20,7 +20,7 @@ enum Command {
     ///
     /// Configuration comes from the same environment variables as the ingest Lambda
     /// (CF_WEBHOOK_SECRET, CF_MAX_BODY_BYTES, …). Without CF_WEBHOOK_SECRET a development
-    /// secret is used and printed. One JSON line per finished record goes to stdout;
+    /// secret is used and printed. One JSON line goes to stdout each time an attempt at a record ends;
     /// logs go to stderr. Ctrl-C or SIGTERM drains the queues, then exits.
     Dev(Box<dev::Args>),
     /// Print the X-CF-Signature of a file's exact bytes.
@@ -33,8 +33,8 @@ enum Command {
     ///
     /// For a development stack deployed with ConsumersEnabled=false: Creative Force
     /// delivers to its Function URL, and the records are applied here, with the stack's
-    /// idempotency table, dead-letter queues and destinations. One JSON line per finished
-    /// record, as `cfwh dev`. Ctrl-C stops after the batches in hand.
+    /// idempotency table, dead-letter queues and destinations. One JSON line each time an
+    /// attempt at a record ends, as in `cfwh dev`. Ctrl-C stops after the batches in hand.
     Listen(listen::Args),
     /// Move a group's dead-letter queue back to its source queue.
     Redrive(redrive::Args),

@@ -226,7 +226,7 @@ pub enum Decision {
     Answer(Answer),
     /// Store `message`; answer `then` only once it is stored.
     Publish {
-        /// The message.
+        /// What the queue of its route is to hold.
         message: Message,
         /// The answer after a successful publish.
         then: Answer,

@@ -1,5 +1,5 @@
 //! `cfwh dev`: ingest, the queues and all seven consumers in one process, with the very
-//! code that runs under Lambda. Prints one JSON line per finished record on stdout.
+//! code that runs under Lambda. Prints one JSON line on stdout each time an attempt at a record ends.
 //!
 //! Queues are in memory (the default) or on an SQS API (`--sqs-endpoint`); idempotency is
 //! in memory or in DynamoDB (`--dynamodb-endpoint`): both picked once, here.

@@ -110,7 +110,7 @@ pub(super) fn dashboard() -> Value {
             12,
             12,
         ),
-        // Our metrics carry only the stack; SQS counts each group's finished records for free.
+        // Our metrics carry only the stack; SQS counts each group's deleted messages for free.
         widget(
             "Records done per group (messages deleted)",
             per_queue("NumberOfMessagesDeleted", "Sum", &groups, false),

@@ -39,9 +39,7 @@ pub struct Host {
 ///   seconds.
 #[derive(Debug, Clone)]
 pub struct Visibility {
-    /// The client.
     pub client: aws_sdk_sqs::Client,
-    /// The queue's URL.
     pub queue_url: String,
     /// Its visibility timeout, read at start-up when a destination may ask for more.
     pub queue_timeout: Option<Duration>,

@@ -58,18 +58,12 @@ impl Settings {
 pub enum Consumer {
     /// A group's: the runner of its handler, and what the host does around it.
     Group {
-        /// The runner.
         runner: Box<dyn Consume>,
         /// Metrics, visibility, tracing.
         host: Host,
     },
     /// The `unrouted` queue's: it only archives.
-    Unrouted {
-        /// The archive.
-        archive: Archive,
-        /// Metrics.
-        metrics: Option<Emf>,
-    },
+    Unrouted { archive: Archive, metrics: Option<Emf> },
 }
 
 /// Builds a consumer's resources from its settings: the destinations (the forward secret

@@ -90,7 +90,6 @@ pub struct Ingest {
     pub config: IngestConfig,
     /// The queues.
     pub publisher: SqsQueues,
-    /// Metrics.
     pub metrics: Option<Emf>,
 }
 

@@ -37,7 +37,7 @@ pub const STATE: &str = "state";
 /// The state of an applied event.
 pub const COMPLETED: &str = "COMPLETED";
 const IN_PROGRESS: &str = "IN_PROGRESS";
-/// The steps a released claim finished (a string set).
+/// The steps a released claim had done (a string set).
 pub const DONE: &str = "done";
 const LEASE_UNTIL: &str = "lease_until";
 /// The attempt holding (or that completed) a claim: only it may write to the item.

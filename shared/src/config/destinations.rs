@@ -92,7 +92,7 @@ impl fmt::Debug for ForwardSecretSource {
 /// The S3 archive.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ArchiveSettings {
-    /// The bucket.
+    /// The bucket's name (`CF_ARCHIVE_BUCKET`).
     pub bucket: String,
     /// The prefix of every key.
     pub prefix: String,

@@ -11,13 +11,13 @@ use std::time::Duration;
 use crate::clock::Clock;
 use crate::error::{ErrorKind, ServiceError};
 
-/// The steps of a record an earlier attempt finished: `handler` and destination names.
+/// The steps of a record an earlier attempt had done: `handler` and destination names.
 pub type Done = BTreeSet<String>;
 
 /// What a claim found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
-    /// This caller may apply the event; `done` are the steps an earlier attempt finished.
+    /// This caller may apply the event; `done` are the steps an earlier attempt had done.
     Acquired {
         /// Steps not to repeat.
         done: Done,
@@ -223,7 +223,7 @@ pub enum Entry {
         /// When the item is forgotten.
         expires: i64,
     },
-    /// Released with the steps that succeeded.
+    /// Released with the steps done.
     Released {
         /// Steps done.
         done: Done,

@@ -123,7 +123,7 @@ impl<H: Handler> Runner<H> {
         self
     }
 
-    /// The handler.
+    /// The handler this runner calls (tests read what it saw).
     pub fn handler(&self) -> &H {
         &self.handler
     }
@@ -140,7 +140,7 @@ impl<H: Handler> Runner<H> {
     ///
     /// Each record is archived, claimed and handled on its own; then each destination
     /// takes, in one call, the records that still need it; then each record is
-    /// completed, or released with the steps that succeeded.
+    /// completed, or released with the steps done.
     pub async fn run_until(&self, records: &[Record], deadline: Option<tokio::time::Instant>) -> BatchReport {
         let deadlines = Deadlines::before(deadline);
         if records.iter().any(|r| r.message_group.is_some()) {

@@ -1,7 +1,7 @@
 //! Destinations: where a consumer delivers each event besides the studio's handler, with
 //! no Rust to write. A destination takes the events of a batch together (EventBridge
 //! packs them into calls) and answers one [`Verdict`] per event; the runner remembers
-//! which destinations succeeded for a record, so a retry repeats only the others.
+//! which destinations are done for a record, so a retry repeats only the others.
 //!
 //! The clients sit behind cargo features (`eventbridge`, `forward`), so a binary links
 //! only what it can deliver to.

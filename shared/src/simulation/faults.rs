@@ -76,7 +76,7 @@ impl Faults {
         Self(Fault::ALL.iter().fold(0, |bits, f| bits | 1 << *f as u64))
     }
 
-    /// None.
+    /// No fault at all.
     pub fn none() -> Self {
         Self(0)
     }
@@ -126,7 +126,7 @@ impl std::fmt::Display for Faults {
 /// consumer it belongs to (its current invocation and the switch that kills it).
 #[derive(Clone)]
 pub struct Chaos {
-    /// The ledger.
+    /// What happened, checked against the invariants.
     pub ledger: Shared,
     /// The one generator.
     pub rng: Arc<Mutex<Rng>>,

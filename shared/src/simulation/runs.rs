@@ -42,7 +42,7 @@ pub struct Totals {
     pub fifo: u64,
     /// Seeds sending user events (`UserId` and `UserID`), the others task events.
     pub user: u64,
-    /// Batches.
+    /// Batches run, every consumer of every seed together.
     pub batches: u64,
     /// Faults injected, by kind.
     pub injected: BTreeMap<&'static str, u64>,
@@ -56,7 +56,7 @@ pub struct Totals {
     pub repeated_deliveries: u64,
     /// Waiting copies answered after their holder settled.
     pub answered_waits: u64,
-    /// Outcomes.
+    /// How many attempts ended with each outcome word.
     pub outcomes: BTreeMap<&'static str, u64>,
     /// Simulated time.
     pub simulated: Duration,
