@@ -118,6 +118,10 @@ pub struct DestinationArgs {
     /// How long one forward may take.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub forward_timeout: Duration,
+    /// Let --forward-url be plain http:// to another machine (events and signatures then
+    /// cross the network unencrypted); loopback needs nothing.
+    #[arg(long)]
+    pub forward_allow_http: bool,
     /// Put every event the consumers take on this EventBridge bus (at --eventbridge-endpoint, or
     /// AWS_ENDPOINT_URL, or AWS).
     #[arg(long, value_name = "NAME")]
@@ -170,6 +174,7 @@ impl DestinationArgs {
             names.push("http");
             vars.insert(var::FORWARD_URL, url.clone());
             vars.insert(var::FORWARD_TIMEOUT_MS, self.forward_timeout.as_millis().to_string());
+            vars.insert(var::FORWARD_ALLOW_HTTP, self.forward_allow_http.to_string());
             if let Some(secret) = &self.forward_secret {
                 vars.insert(var::FORWARD_SECRET, secret.clone());
             }
@@ -192,6 +197,7 @@ impl DestinationArgs {
                 var::FORWARD_URL => "--forward-url",
                 var::FORWARD_SECRET | var::FORWARD_SECRET_ARN => "--forward-secret",
                 var::FORWARD_TIMEOUT_MS => "--forward-timeout",
+                var::FORWARD_ALLOW_HTTP => "--forward-allow-http",
                 var::EVENT_BUS => "--event-bus",
                 var::EVENT_SOURCE => "--event-source",
                 var::ARCHIVE_BUCKET => "--archive-bucket",

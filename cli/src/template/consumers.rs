@@ -154,6 +154,7 @@ pub(super) fn consumer_settings() -> Vec<(&'static str, Value)> {
         (var::FORWARD_URL, r#ref("ForwardUrl")),
         (var::FORWARD_SECRET_ARN, r#if("ForwardOn", forward_secret(), "".into())),
         (var::FORWARD_TIMEOUT_MS, r#ref("ForwardTimeoutMs")),
+        (var::FORWARD_ALLOW_HTTP, r#ref("ForwardAllowPlainHttp")),
         (var::ARCHIVE_GROUPS, r#ref("ArchiveGroups")),
         (var::ARCHIVE_BUCKET, r#if("ArchiveOn", archive_bucket(), "".into())),
         (var::ARCHIVE_PREFIX, r#ref("ArchivePrefix")),

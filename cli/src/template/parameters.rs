@@ -187,7 +187,8 @@ pub(super) fn parameters() -> Value {
             "AllowedPattern" => "^$|^https?://[^/@\\s]+(/\\S*)?$",
             "ConstraintDescription" => "an http(s):// URL without credentials in it",
             "Description" => "The studio's HTTPS endpoint events are forwarded to (no credentials in it: put an \
-                Authorization header in the forward secret).",
+                Authorization header in the forward secret). Plain http:// only to loopback, or with \
+                ForwardAllowPlainHttp=true.",
         },
         "ForwardSecretArn" => map! {
             "Type" => "String",
@@ -202,6 +203,14 @@ pub(super) fn parameters() -> Value {
             "MinValue" => 100,
             "MaxValue" => 300000,
             "Description" => "How long one forward may take before it is retried.",
+        },
+        "ForwardAllowPlainHttp" => map! {
+            "Type" => "String",
+            "Default" => "false",
+            "AllowedValues" => seq!["false", "true"],
+            "Description" => "true: ForwardUrl may be a plain http:// URL to another machine, so events and their \
+                signatures cross the network unencrypted (the consumers refuse such a URL otherwise). Only for an \
+                endpoint inside a network you trust; https:// needs nothing.",
         },
         "ArchiveGroups" => group_list("Groups whose events are archived in S3 (quarantined deliveries too, when on)"),
         "ArchiveBucketName" => map! {

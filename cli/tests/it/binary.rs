@@ -3,6 +3,7 @@
 
 use crate::common;
 
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -313,6 +314,39 @@ fn dev_names_the_flag_of_a_bad_destination() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--forward-url: must start with https://"), "{stderr}");
+}
+
+#[test]
+fn dev_refuses_a_plain_http_forward_to_another_machine_unless_allowed() {
+    let dev = |extra: &[&str]| {
+        let mut child = Command::new(CFWH)
+            .args(["dev", "--addr", "127.0.0.1:0", "--forward-url", "http://studio.example/hooks"])
+            .args(extra)
+            .env_remove("CF_WEBHOOK_SECRET")
+            .env("CF_FORWARD_SECRET", "forward-secret")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // Refused at once, or listening: read stderr up to the first line that says which.
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut seen = String::new();
+        let mut line = String::new();
+        while stderr.read_line(&mut line).unwrap_or(0) > 0 {
+            seen.push_str(&line);
+            if line.contains("listening on") || line.contains("cfwh:") {
+                break;
+            }
+            line.clear();
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        seen
+    };
+    let refused = dev(&[]);
+    assert!(refused.contains("--forward-url: is plain http://") && refused.contains("unencrypted"), "{refused}");
+    let allowed = dev(&["--forward-allow-http"]);
+    assert!(allowed.contains("listening on"), "{allowed}");
 }
 
 #[test]

@@ -124,7 +124,13 @@ impl Destinations {
                 }
                 "http" => {
                     let text = required(var::FORWARD_URL, "the URL to forward to")?;
-                    let url = forward_url(&text)?;
+                    let allow_http = match get(var::FORWARD_ALLOW_HTTP).map(|v| v.trim().to_ascii_lowercase()) {
+                        None => false,
+                        Some(v) if v.is_empty() || v == "false" => false,
+                        Some(v) if v == "true" => true,
+                        Some(_) => return Err(ConfigError::new(var::FORWARD_ALLOW_HTTP, "must be true or false")),
+                    };
+                    let url = forward_url(&text, allow_http)?;
                     let secret = match (get(var::FORWARD_SECRET), get(var::FORWARD_SECRET_ARN)) {
                         (Some(text), None) => {
                             crate::destination::http::ForwardSecret::parse(&text)
@@ -179,9 +185,16 @@ pub fn archive_prefix(text: Option<&str>) -> Result<String, ConfigError> {
     Ok(prefix)
 }
 
+/// `localhost`, an IPv4 address of 127.0.0.0/8 or `[::1]`: a plain connection that never
+/// leaves the machine.
+fn loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// A forward URL: absolute, `http` or `https`, with a host and no user information
 /// (credentials go in the forward secret's headers, never in a URL that logs may show).
-pub fn forward_url(text: &str) -> Result<http::Uri, ConfigError> {
+pub fn forward_url(text: &str, allow_http: bool) -> Result<http::Uri, ConfigError> {
     let bad = |why: &str| ConfigError::new(var::FORWARD_URL, why.to_owned());
     let url: http::Uri = text.trim().parse().map_err(|_| bad("is not a URL"))?;
     match url.scheme_str() {
@@ -194,6 +207,12 @@ pub fn forward_url(text: &str) -> Result<http::Uri, ConfigError> {
     }
     if authority.host().is_empty() {
         return Err(bad("has no host"));
+    }
+    if url.scheme_str() == Some("http") && !allow_http && !loopback(authority.host()) {
+        return Err(bad(
+            "is plain http:// to another machine: the events and their signatures would cross the network \
+             unencrypted. Use https://, or set CF_FORWARD_ALLOW_HTTP=true to accept that",
+        ));
     }
     Ok(url)
 }

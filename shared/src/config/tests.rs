@@ -228,6 +228,31 @@ fn destinations_are_validated_at_start_up_and_never_quote_the_forward_secret() {
 }
 
 #[test]
+fn a_plain_http_forward_to_another_machine_is_refused_unless_allowed() {
+    let forward = |url: &str, allow: Option<&str>| {
+        let map: HashMap<&str, String> = [
+            ("CF_DESTINATIONS", "http".to_owned()),
+            ("CF_FORWARD_URL", url.to_owned()),
+            ("CF_FORWARD_SECRET", "s".to_owned()),
+        ]
+        .into_iter()
+        .chain(allow.map(|a| ("CF_FORWARD_ALLOW_HTTP", a.to_owned())))
+        .collect();
+        Destinations::from_lookup(&|name: &str| map.get(name).cloned())
+    };
+    let refused = forward("http://studio.example/hooks", None).unwrap_err();
+    assert_eq!(refused.var, "CF_FORWARD_URL");
+    assert!(refused.problem.contains("unencrypted") && refused.problem.contains("CF_FORWARD_ALLOW_HTTP"), "{refused}");
+    assert!(forward("http://10.0.0.7:8080/hooks", Some("false")).is_err(), "a private address is still the network");
+    for local in ["http://127.0.0.1:8080/hooks", "http://localhost/hooks", "http://[::1]:9000/h", "http://127.8.9.1/"] {
+        assert!(forward(local, None).is_ok(), "{local}: loopback never leaves the machine");
+    }
+    assert!(forward("http://studio.example/hooks", Some("true")).is_ok(), "allowed explicitly");
+    assert!(forward("https://studio.example/hooks", None).is_ok());
+    assert_eq!(forward("http://studio.example/", Some("yes")).unwrap_err().var, "CF_FORWARD_ALLOW_HTTP");
+}
+
+#[test]
 fn secrets_from_secrets_manager() {
     let c = config(&[
         ("CF_WEBHOOK_SECRET_ARN", "arn:aws:secretsmanager:eu-west-1:1:secret:cf"),

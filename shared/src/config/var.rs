@@ -79,6 +79,9 @@ pub const FORWARD_SECRET: &str = "CF_FORWARD_SECRET";
 pub const FORWARD_SECRET_ARN: &str = "CF_FORWARD_SECRET_ARN";
 /// Milliseconds one forward may take.
 pub const FORWARD_TIMEOUT_MS: &str = "CF_FORWARD_TIMEOUT_MS";
+/// `true` lets the forward use a plain `http://` URL to a host other than loopback: the
+/// events and their signatures then cross the network unencrypted.
+pub const FORWARD_ALLOW_HTTP: &str = "CF_FORWARD_ALLOW_HTTP";
 /// The groups the EventBridge destination serves: `all` (the default), `none`, or a
 /// comma-separated list; a consumer of another group skips it.
 pub const EVENTBRIDGE_GROUPS: &str = "CF_EVENTBRIDGE_GROUPS";

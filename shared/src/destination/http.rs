@@ -81,8 +81,25 @@ impl std::fmt::Debug for ForwardSecret {
 }
 
 /// The headers a forward always sets; extra headers may not replace them.
-const OWN_HEADERS: [&str; 6] =
-    ["content-type", "x-cf-event", "idempotency-key", "x-cf-signature", "x-cf-replay", "host"];
+const OWN_HEADERS: [&str; 5] = ["content-type", "x-cf-event", "idempotency-key", "x-cf-signature", "x-cf-replay"];
+
+/// The headers of the request's framing and of the connection (hop-by-hop), which the
+/// HTTP client owns: an extra header setting one could cut the body short, smuggle a
+/// second request to a proxy, or send the body to another virtual host.
+const TRANSPORT_HEADERS: [&str; 9] =
+    ["content-length", "transfer-encoding", "connection", "keep-alive", "te", "trailer", "upgrade", "expect", "host"];
+
+/// Why an extra header may not be set, if it may not.
+fn refused(header: &http::HeaderName) -> Option<&'static str> {
+    let name = header.as_str();
+    if OWN_HEADERS.contains(&name) {
+        Some("is set by the forward itself")
+    } else if TRANSPORT_HEADERS.contains(&name) || name.starts_with("proxy-") {
+        Some("belongs to the HTTP connection, not to a forward's extra headers")
+    } else {
+        None
+    }
+}
 
 impl ForwardSecret {
     /// Parses the secret's text; the errors never quote it.
@@ -111,8 +128,8 @@ impl ForwardSecret {
         for (name, value) in form.headers {
             let header = http::HeaderName::from_bytes(name.as_bytes())
                 .map_err(|_| Invalid(format!("{name:?} is not a header name")))?;
-            if OWN_HEADERS.contains(&header.as_str()) {
-                return Err(Invalid(format!("the header {name} is set by the forward itself")));
+            if let Some(why) = refused(&header) {
+                return Err(Invalid(format!("the header {name} {why}")));
             }
             let mut value = http::HeaderValue::from_str(&value)
                 .map_err(|_| Invalid(format!("the value of {name} is not a header value")))?;
@@ -298,6 +315,29 @@ mod tests {
         let err = ForwardSecret::parse(r#"{"secret":"tok-456","extra":1}"#).unwrap_err().0;
         assert!(!err.contains("tok-456"), "{err}");
         assert!(ForwardSecret::parse(r#"{"secret":"k","headers":{"Bad Name":"v"}}"#).is_err());
+    }
+
+    #[test]
+    fn extra_headers_may_not_set_framing_hop_by_hop_or_host() {
+        for name in [
+            "Content-Length",
+            "Transfer-Encoding",
+            "Connection",
+            "Keep-Alive",
+            "TE",
+            "Trailer",
+            "Upgrade",
+            "Expect",
+            "Host",
+            "Proxy-Authorization",
+            "proxy-connection",
+        ] {
+            let text = format!(r#"{{"secret":"k","headers":{{"{name}":"v"}}}}"#);
+            let err = ForwardSecret::parse(&text).unwrap_err().0;
+            assert!(err.contains("belongs to the HTTP connection"), "{name}: {err}");
+        }
+        let fine = ForwardSecret::parse(r#"{"secret":"k","headers":{"X-Tenant":"a","Authorization":"b"}}"#);
+        assert_eq!(fine.unwrap().headers.len(), 2);
     }
 
     #[test]
