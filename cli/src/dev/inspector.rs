@@ -10,10 +10,11 @@
 //! read faster, and `cfwh dev` does not slow down for it. The page is one HTML file
 //! compiled in; no front-end build.
 //!
-//! It is for the developer's own machine: on a loopback address (the default) its API
-//! answers only requests whose `Host` is a loopback name (a web page elsewhere cannot
-//! reach it through DNS rebinding), and a re-send must carry `X-Cfwh-Inspector`, which a
-//! cross-site form cannot send. Signatures, the custom header's value and credentials are
+//! It is for the developer's own machine: on a loopback address (the default) `cfwh dev`
+//! answers only requests whose `Host` is a loopback name or one `--allow-host` names, on
+//! every route ([`super::hosts`]: a web page elsewhere cannot reach it through DNS
+//! rebinding), and a re-send must carry `X-Cfwh-Inspector`, which a cross-site form
+//! cannot send. Signatures, the custom header's value and credentials are
 //! masked in everything it shows.
 
 use std::collections::{HashMap, VecDeque};
@@ -81,7 +82,7 @@ struct Kept {
 pub struct Inspector {
     kept: Mutex<Kept>,
     run: Arc<str>,
-    /// Host names the API answers to (`None`: any, when asked for on another address).
+    /// Whether `cfwh dev` listens on a loopback address: only then is sending again on.
     loopback_only: bool,
 }
 
@@ -199,7 +200,7 @@ impl Inspector {
         let app = App { inspector: self.clone(), config, publisher };
         Router::new()
             .route("/_cfwh", get(|| async { redirect_to_page() }))
-            .route(PATH, get(page::<P>))
+            .route(PATH, get(page))
             .route("/_cfwh/api/deliveries", get(list::<P>))
             .route("/_cfwh/api/deliveries/{id}", get(detail::<P>))
             .route("/_cfwh/api/deliveries/{id}/resend", post(resend::<P>))
@@ -272,25 +273,6 @@ fn detail_of(entry: &Entry, config: &IngestConfig) -> Value {
     value
 }
 
-/// Refuses a request whose `Host` is not a loopback name while `cfwh dev` listens on a
-/// loopback address: a page of another site that rebinds its name to 127.0.0.1 would
-/// otherwise read the inspector.
-fn guard(inspector: &Inspector, headers: &HeaderMap) -> Result<(), Box<Response>> {
-    if !inspector.loopback_only {
-        return Ok(());
-    }
-    let host = headers.get(axum::http::header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
-    let name = match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => host,
-    };
-    if matches!(name.to_ascii_lowercase().as_str(), "localhost" | "127.0.0.1" | "[::1]") {
-        Ok(())
-    } else {
-        Err(Box::new(plain(StatusCode::FORBIDDEN, "the inspector answers to localhost, 127.0.0.1 and [::1] only\n")))
-    }
-}
-
 fn plain(status: StatusCode, text: &'static str) -> Response {
     (status, [("content-type", "text/plain; charset=utf-8")], text).into_response()
 }
@@ -299,10 +281,7 @@ fn redirect_to_page() -> Response {
     (StatusCode::PERMANENT_REDIRECT, [("location", PATH)]).into_response()
 }
 
-async fn page<P: Publisher + 'static>(State(app): State<App<P>>, headers: HeaderMap) -> Response {
-    if let Err(refused) = guard(&app.inspector, &headers) {
-        return *refused;
-    }
+async fn page() -> Response {
     (
         [
             ("content-type", "text/html; charset=utf-8"),
@@ -314,22 +293,12 @@ async fn page<P: Publisher + 'static>(State(app): State<App<P>>, headers: Header
         .into_response()
 }
 
-async fn list<P: Publisher + 'static>(State(app): State<App<P>>, headers: HeaderMap) -> Response {
-    if let Err(refused) = guard(&app.inspector, &headers) {
-        return *refused;
-    }
+async fn list<P: Publisher + 'static>(State(app): State<App<P>>) -> Response {
     let entries: Vec<Entry> = app.inspector.kept().entries.iter().rev().cloned().collect();
     axum::Json(entries.iter().map(summary).collect::<Vec<Value>>()).into_response()
 }
 
-async fn detail<P: Publisher + 'static>(
-    State(app): State<App<P>>,
-    Path(id): Path<u64>,
-    headers: HeaderMap,
-) -> Response {
-    if let Err(refused) = guard(&app.inspector, &headers) {
-        return *refused;
-    }
+async fn detail<P: Publisher + 'static>(State(app): State<App<P>>, Path(id): Path<u64>) -> Response {
     let found = app.inspector.kept().entries.iter().find(|e| e.id == id).cloned();
     match found {
         Some(entry) => axum::Json(detail_of(&entry, &app.config)).into_response(),
@@ -345,9 +314,6 @@ struct Resend {
 }
 
 async fn resend<P: Publisher + 'static>(State(app): State<App<P>>, Path(id): Path<u64>, request: Request) -> Response {
-    if let Err(refused) = guard(&app.inspector, request.headers()) {
-        return *refused;
-    }
     if !request.headers().contains_key(CSRF_HEADER) {
         return plain(StatusCode::FORBIDDEN, "a re-send carries the X-Cfwh-Inspector header (the page sends it)\n");
     }
@@ -420,11 +386,8 @@ fn fresh_payload_id(body: &[u8]) -> Option<Bytes> {
 
 /// Server-sent events: every [`UPDATE_EVERY`], one `rows` event with the rows changed
 /// since the last one (a JSON array, oldest first), when any did.
-async fn events<P: Publisher + 'static>(State(app): State<App<P>>, headers: HeaderMap) -> Response {
+async fn events<P: Publisher + 'static>(State(app): State<App<P>>) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
-    if let Err(refused) = guard(&app.inspector, &headers) {
-        return *refused;
-    }
     let mut ticks = tokio::time::interval(UPDATE_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let state = (app.inspector.clone(), 0u64, ticks);
@@ -465,22 +428,5 @@ mod tests {
         assert!(uuid::Uuid::parse_str(id).is_ok() && id != "p-1");
         assert_eq!(fresh["Data"]["TaskId"], "t");
         assert!(fresh_payload_id(b"[1]").is_none() && fresh_payload_id(b"{}").is_none());
-    }
-
-    #[test]
-    fn the_api_answers_to_loopback_host_names_only_when_listening_on_loopback() {
-        let host = |h: &str| {
-            let mut headers = HeaderMap::new();
-            headers.insert(axum::http::header::HOST, HeaderValue::from_str(h).unwrap());
-            headers
-        };
-        let local = Inspector::new(true);
-        for ok in ["localhost:3000", "127.0.0.1:3000", "[::1]:3000", "LOCALHOST"] {
-            assert!(guard(&local, &host(ok)).is_ok(), "{ok}");
-        }
-        for refused in ["evil.example:3000", "127.0.0.1.nip.io:3000", "localhost.evil:3000"] {
-            assert!(guard(&local, &host(refused)).is_err(), "{refused}");
-        }
-        assert!(guard(&Inspector::new(false), &host("studio-box:3000")).is_ok());
     }
 }

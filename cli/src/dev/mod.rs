@@ -6,6 +6,7 @@
 
 mod chaos;
 mod consume;
+pub mod hosts;
 pub mod inspector;
 mod pipeline;
 mod routes;
@@ -101,6 +102,10 @@ pub struct Args {
     /// again): `auto` turns it on when listening on a loopback address only.
     #[arg(long, value_enum, default_value_t = InspectorSwitch::Auto)]
     inspector: InspectorSwitch,
+    /// On a loopback address every route answers only to localhost, 127.0.0.1 and [::1]
+    /// as `Host`; this name too (a tunnel's, such as `abc.ngrok.app`). Repeatable.
+    #[arg(long, value_name = "NAME")]
+    allow_host: Vec<String>,
     #[command(flatten)]
     destinations: DestinationArgs,
 }

@@ -57,6 +57,8 @@ pub struct DevOptions {
     pub queue_type: cf_webhooks::stack::QueueType,
     /// The inspector page (`--inspector`), when on.
     pub inspector: Option<Arc<super::inspector::Inspector>>,
+    /// The `Host` names answered to, on every route (`--allow-host`).
+    pub hosts: super::hosts::Hosts,
 }
 
 impl Default for DevOptions {
@@ -75,6 +77,7 @@ impl Default for DevOptions {
             queue_type: cf_webhooks::stack::QueueType::Standard,
             limits: super::server::Limits::default(),
             inspector: None,
+            hosts: super::hosts::Hosts::any(),
         }
     }
 }
@@ -159,7 +162,11 @@ impl Dev {
                 if let Some(archive) = options.outlets.archive.clone() {
                     consumers.spawn(archive_unrouted_memory(queues.clone(), archive, options.clone(), stopped.clone()));
                 }
-                (ingest_router_with(config, queues.clone(), options.inspector.clone()), Some(queues), None)
+                (
+                    ingest_router_with(config, queues.clone(), options.inspector.clone(), options.hosts.clone()),
+                    Some(queues),
+                    None,
+                )
             }
             Backend::Sqs { client, consumer_client, queues } => {
                 for group in EventGroup::ALL {
@@ -181,7 +188,11 @@ impl Dev {
                     }
                 }
                 let publisher = Arc::new(SqsQueues::new(client.clone(), queues.sources.clone()));
-                (ingest_router_with(config, publisher, options.inspector.clone()), None, Some((client, queues)))
+                (
+                    ingest_router_with(config, publisher, options.inspector.clone(), options.hosts.clone()),
+                    None,
+                    Some((client, queues)),
+                )
             }
         };
         let (http_stop, http_stopped) = watch::channel(false);

@@ -11,22 +11,27 @@ use axum::Router;
 use cf_webhooks::ack::{acknowledge, now_ms, precheck, Answer, Delivery, Rejection};
 use cf_webhooks::config::IngestConfig;
 use cf_webhooks::queue::Publisher;
+
+use super::hosts::Hosts;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 /// The path of `cfwh dev`'s replay endpoint (`cfwh replay --dir … --url …`).
 pub const REPLAY_PATH: &str = "/_cfwh/replay";
 
 /// The ingest HTTP service over any publisher: every path, every method, but for the
-/// replay endpoint at [`REPLAY_PATH`] and the inspector's paths under `/_cfwh/`.
+/// replay endpoint at [`REPLAY_PATH`] and the inspector's paths under `/_cfwh/`; any
+/// `Host`.
 pub fn ingest_router<P: Publisher + 'static>(config: Arc<IngestConfig>, publisher: Arc<P>) -> Router {
-    ingest_router_with(config, publisher, None)
+    ingest_router_with(config, publisher, None, Hosts::any())
 }
 
-/// [`ingest_router`], noting every delivery in `inspector` and serving its page.
+/// [`ingest_router`], noting every delivery in `inspector` and serving its page, on every
+/// route to the `Host` names of `hosts` only.
 pub fn ingest_router_with<P: Publisher + 'static>(
     config: Arc<IngestConfig>,
     publisher: Arc<P>,
     inspector: Option<Arc<super::inspector::Inspector>>,
+    hosts: Hosts,
 ) -> Router {
     let (replay_config, replay_publisher) = (config.clone(), publisher.clone());
     let pages = match &inspector {
@@ -46,6 +51,9 @@ pub fn ingest_router_with<P: Publisher + 'static>(
             let (config, publisher, inspector) = (config.clone(), publisher.clone(), inspector.clone());
             async move { ingest(request, &config, &*publisher, inspector.as_deref()).await }
         })
+        .layer(axum::middleware::from_fn(move |request: Request, next: axum::middleware::Next| {
+            Hosts::guard(hosts.clone(), request, next)
+        }))
 }
 
 /// Takes an archived event back in, for a replay run: from this machine only, with the

@@ -12,6 +12,7 @@ use cf_webhooks::logging::LogFilter;
 use cf_webhooks::stack;
 use cf_webhooks::DEV_SECRET;
 
+use super::hosts::Hosts;
 use super::{inspector, memory_store, Args, Backend, Dev, DevOptions, InspectorSwitch, LineSink};
 
 /// Everything `cfwh dev` reads, checked together: the flags win over the variables.
@@ -78,6 +79,15 @@ impl Settings {
                 humantime::format_duration(args.handler_timeout)
             ));
         }
+        if !args.allow_host.is_empty() && !args.addr.ip().is_loopback() {
+            return Err(format!(
+                "--allow-host is for a loopback address: on {} every Host name is answered already",
+                args.addr
+            ));
+        }
+        if let Some(bad) = args.allow_host.iter().find(|n| n.trim().is_empty() || n.contains([':', '/', ' '])) {
+            return Err(format!("--allow-host {bad:?}: a host name, without a port or a path"));
+        }
         let log = LogFilter::from_lookup(&env);
         Ok(Self { args, ingest, configured, memory, log })
     }
@@ -118,6 +128,7 @@ pub async fn start(settings: Settings) -> Result<Dev, String> {
         ordering: cf_webhooks::consumer::Order::parse(&args.ordering).unwrap_or_default(),
         queue_type: if args.fifo { stack::QueueType::Fifo } else { stack::QueueType::Standard },
         inspector,
+        hosts: if loopback { Hosts::loopback(&args.allow_host) } else { Hosts::any() },
         ..DevOptions::default()
     };
     let secrets = if configured {

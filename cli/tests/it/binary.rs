@@ -349,6 +349,61 @@ fn dev_refuses_a_plain_http_forward_to_another_machine_unless_allowed() {
     assert!(allowed.contains("listening on"), "{allowed}");
 }
 
+/// The status of a raw HTTP/1.1 request to `url` with this `Host`.
+fn status_with_host(url: &str, method: &str, path: &str, host: &str) -> u16 {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let body = "{}";
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    answer.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+#[test]
+fn dev_on_loopback_answers_only_loopback_host_names_on_every_route_unless_allowed() {
+    let dev = DevProcess::start_with(None, &["--allow-host", "tunnel.example"]);
+    for (method, path) in [
+        ("POST", "/"),
+        ("POST", "/hooks/cf"),
+        ("POST", "/_cfwh/replay"),
+        ("GET", "/_cfwh/"),
+        ("GET", "/_cfwh/api/deliveries"),
+    ] {
+        assert_eq!(status_with_host(&dev.url, method, path, "evil.example"), 403, "{method} {path}, rebinding");
+        assert_eq!(status_with_host(&dev.url, method, path, "127.0.0.1.nip.io:3000"), 403, "{method} {path}");
+    }
+    // Loopback names and the allowed one reach ingest: an unsigned body is a 401 there,
+    // not the Host refusal.
+    for host in ["127.0.0.1", "localhost:3000", "tunnel.example"] {
+        assert_eq!(status_with_host(&dev.url, "POST", "/", host), 401, "{host}");
+        assert_eq!(status_with_host(&dev.url, "GET", "/_cfwh/api/deliveries", host), 200, "{host}");
+    }
+}
+
+#[test]
+fn allow_host_is_refused_off_loopback_and_must_be_a_name() {
+    let run = |args: &[&str]| {
+        let output = Command::new(CFWH)
+            .arg("dev")
+            .args(args)
+            .env("CF_WEBHOOK_SECRET", "a-secret-of-thirty-two-characters")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    assert!(
+        run(&["--addr", "0.0.0.0:0", "--allow-host", "x.example"]).contains("--allow-host is for a loopback address")
+    );
+    assert!(run(&["--addr", "127.0.0.1:0", "--allow-host", "x.example:443"]).contains("without a port"));
+}
+
 #[test]
 fn a_local_archive_replays_into_a_running_dev_through_its_replay_endpoint() {
     let archive = tempdir().join("replay-archive");

@@ -325,7 +325,8 @@ async fn the_inspector_shows_each_delivery_and_what_the_consumer_did_and_sends_i
     let mut config = testkit::config();
     config.required_header =
         Some(cf_webhooks::config::RequiredHeader::new("x-studio-token".try_into().unwrap(), b"studio-token-value"));
-    let options = DevOptions { inspector: Some(Inspector::new(true)), ..DevOptions::default() };
+    let hosts = cfwh::dev::hosts::Hosts::loopback(&[]);
+    let options = DevOptions { inspector: Some(Inspector::new(true)), hosts, ..DevOptions::default() };
     let (dev, _) = start_dev(config, options).await;
     let base = format!("http://{}", dev.addr);
     let client = reqwest::Client::new();
