@@ -43,7 +43,7 @@ impl Hosts {
             _ => host,
         };
         let name = name.to_ascii_lowercase();
-        allowed.iter().any(|a| *a == name)
+        allowed.contains(&name)
     }
 
     /// The layer that answers 403 to any other name.
