@@ -44,6 +44,10 @@ pub struct Args {
     /// instead of the group's queue.
     #[arg(long, value_name = "URL")]
     url: Option<String>,
+    /// With --url: the time one replayed event may take to be answered (connecting
+    /// included); a redirect is never followed.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
     /// The SQS API (default: the environment's, or AWS itself).
     #[arg(long, value_name = "URL")]
     sqs_endpoint: Option<String>,
@@ -212,7 +216,7 @@ impl Source {
 
 enum Target {
     Queue { client: aws_sdk_sqs::Client, url: String },
-    Dev { client: reqwest::Client, url: String },
+    Dev { client: reqwest::Client, url: String, timeout: Duration },
     DryRun,
 }
 
@@ -252,7 +256,9 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
     let target = if args.dry_run {
         Target::DryRun
     } else if let Some(url) = &args.url {
-        Target::Dev { client: reqwest::Client::new(), url: format!("{}/_cfwh/replay", url.trim_end_matches('/')) }
+        let policy = cf_webhooks::outbound::Policy::within(args.timeout);
+        let client = crate::send::client(policy).map_err(|e| format!("--url: {e}"))?;
+        Target::Dev { client, url: format!("{}/_cfwh/replay", url.trim_end_matches('/')), timeout: args.timeout }
     } else {
         let client = crate::aws::sqs_client(args.sqs_endpoint.as_deref(), Budget::consumer()).await;
         let queue_type = args.queue_type.as_deref().and_then(QueueType::parse);
@@ -283,21 +289,18 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
         let received_at = received_at.unwrap_or(item.at_ms);
         let signature = signature.unwrap_or_default();
         let sent = match (&target, &config) {
-            (Target::Dev { client, url }, _) => client
-                .post(url)
-                .header("x-cf-signature", &signature)
-                .header("x-cf-replay", &run)
-                .header("x-cf-received-at", received_at.to_string())
-                .header("x-cf-replayed-at", replayed_at.to_string())
-                .body(body.clone())
-                .send()
-                .await
-                .map_err(|e| Err(e.to_string()))
-                .and_then(|answer| match answer.status().as_u16() {
-                    200..=299 => Ok(()),
-                    400..=499 => Err(Ok(format!("refused by cfwh dev: HTTP {}", answer.status()))),
-                    _ => Err(Err(format!("cfwh dev answered HTTP {}", answer.status()))),
-                }),
+            (Target::Dev { client, url, timeout }, _) => {
+                let answer = client
+                    .post(url)
+                    .header("x-cf-signature", &signature)
+                    .header("x-cf-replay", &run)
+                    .header("x-cf-received-at", received_at.to_string())
+                    .header("x-cf-replayed-at", replayed_at.to_string())
+                    .body(body.clone())
+                    .send()
+                    .await;
+                dev_answer(url, *timeout, answer)
+            }
             (target, Some(config)) => match replay(signature.as_bytes(), &body, received_at, &run, replayed_at, config)
             {
                 Err(answer) => Err(Ok(answer.reason().unwrap_or("refused").to_owned())),
@@ -332,6 +335,34 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
         tally.sent, tally.refused, args.group, tally.failed
     );
     Ok(if tally.refused + tally.failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+/// What `cfwh dev`'s replay endpoint made of one event: sent, refused (`Err(Ok)`: a 4xx,
+/// the event will not be taken) or failed (`Err(Err)`: a redirect, not followed; a 5xx; no
+/// answer in time), in the outbound policy's words.
+fn dev_answer(
+    url: &str,
+    timeout: Duration,
+    answer: reqwest::Result<reqwest::Response>,
+) -> Result<(), Result<String, String>> {
+    use cf_webhooks::outbound::{redacted, Failure};
+    match answer {
+        Ok(answer) if answer.status().is_success() => Ok(()),
+        Ok(answer) => {
+            let status = answer.status().as_u16();
+            let location = answer.headers().get("location").and_then(|l| l.to_str().ok());
+            let failure = Failure::of_status(url, status, location).to_string();
+            if (400..500).contains(&status) {
+                Err(Ok(failure))
+            } else {
+                Err(Err(failure))
+            }
+        }
+        Err(e) if e.is_timeout() => Err(Err(Failure::Timeout { url: redacted(url), after: timeout }.to_string())),
+        Err(e) => {
+            Err(Err(Failure::Unreachable { url: redacted(url), why: cf_webhooks::logging::describe(&e) }.to_string()))
+        }
+    }
 }
 
 /// `20261129T121500Z-3fa2`: sortable, and unique enough for runs started by hand.

@@ -1,6 +1,7 @@
 //! `cfwh send`: delivers files the way Creative Force does: POST, `application/json`,
 //! `X-CF-Event`, `X-CF-Signature`, and up to three retries of a non-2xx answer.
 
+use cf_webhooks::outbound::{Failure, Policy};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -143,6 +144,8 @@ pub enum Attempt {
         status: u16,
         /// Answer body, as text.
         body: String,
+        /// Where a redirect pointed (not followed).
+        location: Option<String>,
     },
     /// No answer: connection refused, timeout, …
     NoAnswer(String),
@@ -248,8 +251,9 @@ pub async fn deliver(
         let result = match request.send().await {
             Ok(response) => {
                 let status = response.status().as_u16();
+                let location = response.headers().get("location").and_then(|l| l.to_str().ok()).map(str::to_owned);
                 let body = response.text().await.unwrap_or_default();
-                Attempt::Answered { status, body }
+                Attempt::Answered { status, body, location }
             }
             Err(e) => Attempt::NoAnswer(error_chain(&e)),
         };
@@ -275,16 +279,23 @@ fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
-/// The HTTP client of `cfwh send`: it never follows a redirect, which would send the
-/// signed body and its signature on to whatever host the answer names. A 3xx is an
-/// answer like any non-2xx (retried, then given up), as Creative Force treats it.
-pub fn client() -> std::io::Result<reqwest::Client> {
-    reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().map_err(std::io::Error::other)
+/// The HTTP client of `cfwh send` and `cfwh replay --url`, under the outbound policy
+/// ([`cf_webhooks::outbound`]): it never follows a redirect, which would send the signed
+/// body and its signature on to whatever host the answer names (a 3xx is an answer like
+/// any non-2xx: retried, then given up, as Creative Force treats it), and every request
+/// has `policy`'s connect and total timeouts.
+pub fn client(policy: Policy) -> std::io::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(policy.connect)
+        .timeout(policy.total)
+        .build()
+        .map_err(std::io::Error::other)
 }
 
 /// Sends every file in turn; prints each attempt; true when all got a 2xx.
 pub async fn send_files(options: &SendOptions, files: &[PathBuf]) -> std::io::Result<bool> {
-    let client = client()?;
+    let client = client(Policy::within(options.timeout))?;
     let mut all_ok = true;
     for file in files {
         let mut body =
@@ -296,10 +307,11 @@ pub async fn send_files(options: &SendOptions, files: &[PathBuf]) -> std::io::Re
         }
         let name = file.display().to_string();
         let ok = deliver(&client, options, body, |attempt, result| match result {
-            Attempt::Answered { status, .. } if (300..400).contains(status) => {
-                println!("{name}: attempt {attempt}: {status}, a redirect: not followed (the signed body stays here)")
+            Attempt::Answered { status, location, .. } if (300..400).contains(status) => {
+                let failure = Failure::of_status(&options.url, *status, location.as_deref());
+                println!("{name}: attempt {attempt}: {failure}")
             }
-            Attempt::Answered { status, body } => println!("{name}: attempt {attempt}: {status} {}", body.trim()),
+            Attempt::Answered { status, body, .. } => println!("{name}: attempt {attempt}: {status} {}", body.trim()),
             Attempt::NoAnswer(why) => println!("{name}: attempt {attempt}: no answer ({why})"),
         })
         .await;

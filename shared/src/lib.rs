@@ -26,6 +26,7 @@ pub mod filter;
 pub mod logging;
 pub mod message;
 pub mod metrics;
+pub mod outbound;
 pub mod queue;
 pub mod secret;
 pub mod signature;

@@ -405,6 +405,79 @@ fn allow_host_is_refused_off_loopback_and_must_be_a_name() {
 }
 
 #[test]
+fn replay_to_a_url_follows_no_redirect_and_gives_up_on_a_silent_server() {
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+    // One archived event, written by a cfwh dev with an archive.
+    let archive = tempdir().join("replay-policy-archive");
+    let archive_arg = archive.to_str().unwrap().to_owned();
+    {
+        let dev = DevProcess::start_with(None, &["--archive-dir", &archive_arg]);
+        let (ok, out) = send(&dev.url, None, &[events_dir().join("task.json")], &[]);
+        assert!(ok, "{out}");
+        dev.lines_within(Duration::from_secs(5));
+    }
+    // Elsewhere: counts the connections it gets (it must get none).
+    let elsewhere = TcpListener::bind("127.0.0.1:0").unwrap();
+    let elsewhere_addr = elsewhere.local_addr().unwrap();
+    elsewhere.set_nonblocking(true).unwrap();
+    // A server answering every request with a redirect to elsewhere.
+    let redirecting = TcpListener::bind("127.0.0.1:0").unwrap();
+    let redirecting_url = format!("http://{}", redirecting.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in redirecting.incoming().flatten() {
+            let mut stream = stream;
+            let mut buffer = [0u8; 65536];
+            let _ = stream.read(&mut buffer);
+            let _ = write!(
+                stream,
+                "HTTP/1.1 307 Temporary Redirect\r\nLocation: http://{elsewhere_addr}/x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    // A server that accepts and never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    std::thread::spawn(move || {
+        let held: Vec<_> = silent.incoming().flatten().collect();
+        drop(held);
+    });
+    let replay = |url: &str| {
+        let started = std::time::Instant::now();
+        let output = Command::new(CFWH)
+            .args([
+                "replay",
+                "--dir",
+                &archive_arg,
+                "--url",
+                url,
+                "--group",
+                "task",
+                "--since",
+                "1h",
+                "--timeout",
+                "1s",
+            ])
+            .env_remove("CF_WEBHOOK_SECRET")
+            .output()
+            .unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        (output.status.success(), text, started.elapsed())
+    };
+    let (ok, text, _) = replay(&redirecting_url);
+    assert!(!ok, "{text}");
+    assert!(text.contains("sent 0") && text.contains("failed 1"), "a redirect is not a sent event: {text}");
+    assert!(
+        text.contains("answered HTTP 307, a redirect to http://127.0.0.1:") && text.contains("not followed"),
+        "{text}"
+    );
+    assert!(elsewhere.accept().is_err(), "the signed body went on to the host the redirect named");
+    let (ok, text, took) = replay(&silent_url);
+    assert!(!ok && text.contains("failed 1") && text.contains("no answer within 1000 ms"), "{text}");
+    assert!(took < Duration::from_secs(8), "waited {took:?} on a silent server");
+}
+
+#[test]
 fn a_local_archive_replays_into_a_running_dev_through_its_replay_endpoint() {
     let archive = tempdir().join("replay-archive");
     let archive_arg = archive.to_str().unwrap().to_owned();

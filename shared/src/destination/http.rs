@@ -177,23 +177,24 @@ impl std::fmt::Debug for HttpForward {
     }
 }
 
-/// A URL without its query and user information, for logs.
-pub fn redacted_url(url: &http::Uri) -> String {
-    let port = url.port_u16().map(|p| format!(":{p}")).unwrap_or_default();
-    format!("{}://{}{port}{}", url.scheme_str().unwrap_or("?"), url.host().unwrap_or("?"), url.path())
-}
+pub use crate::outbound::redacted_url;
 
 #[cfg(feature = "forward")]
 impl HttpForward {
     /// A forward to `url` (http or https; https trusts the system's roots), signing with
-    /// `secret`, each request bounded by `timeout`.
+    /// `secret`, each request bounded by `timeout` under the outbound policy
+    /// ([`crate::outbound`]): a connect timeout, no redirect followed (hyper follows none).
     pub fn new(url: http::Uri, secret: ForwardSecret, timeout: Duration) -> Result<Self, Invalid> {
+        let policy = crate::outbound::Policy::within(timeout);
+        let mut tcp = hyper_util::client::legacy::connect::HttpConnector::new();
+        tcp.set_connect_timeout(Some(policy.connect));
+        tcp.enforce_http(false);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_native_roots()
             .map_err(|e| Invalid(format!("no root certificates: {e}")))?
             .https_or_http()
             .enable_http1()
-            .build();
+            .wrap_connector(tcp);
         let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
             // Below the keep-alive of common servers (Node.js: 5 s), so an idle connection
             // is dropped here before the endpoint drops it.
