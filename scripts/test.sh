@@ -35,6 +35,8 @@ say "template"
 cargo run --quiet --package cfwh --bin cfwh -- template --check
 AWS_DEFAULT_REGION=us-east-1 cfn-lint template.yaml
 AWS_DEFAULT_REGION=us-east-1 SAM_CLI_TELEMETRY=0 sam validate --lint -t template.yaml
+say "policy linter (checkov, offline; each skip justified in docs/security.md)"
+scripts/checkov.sh
 
 # moto on a free port of 127.0.0.1, stopped when this script ends, whatever happens.
 MOTO_PORT=$("$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -71,9 +71,15 @@ fn the_docs_list_every_shared_facet() {
 /// lock holds every tool `scripts/requirements.txt` names.
 #[test]
 fn the_python_tools_are_pinned_with_hashes() {
+    for (lock, wanted) in [("requirements.lock", "requirements.txt"), ("checkov.lock", "checkov.txt")] {
+        pinned_with_hashes(lock, wanted);
+    }
+}
+
+fn pinned_with_hashes(lock_file: &str, wanted_file: &str) {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    let lock = std::fs::read_to_string(format!("{root}/scripts/requirements.lock")).unwrap();
-    let wanted = std::fs::read_to_string(format!("{root}/scripts/requirements.txt")).unwrap();
+    let lock = std::fs::read_to_string(format!("{root}/scripts/{lock_file}")).unwrap();
+    let wanted = std::fs::read_to_string(format!("{root}/scripts/{wanted_file}")).unwrap();
     // Requirement blocks: a `name==version \` line, then its `--hash=sha256:` lines.
     let mut pinned = Vec::new();
     let lines: Vec<&str> = lock.lines().collect();
@@ -86,15 +92,35 @@ fn the_python_tools_are_pinned_with_hashes() {
             pinned.push(name.split('[').next().unwrap_or(name).to_ascii_lowercase());
         }
     }
-    assert!(pinned.len() > 50, "the dependencies are in the lock too: {}", pinned.len());
+    assert!(pinned.len() > 50, "{lock_file}: the dependencies are in the lock too: {}", pinned.len());
     for tool in wanted.lines().filter_map(|l| l.split('#').next()).map(str::trim).filter(|l| !l.is_empty()) {
         let name = tool.split(|c: char| "[<>=!~ ".contains(c)).next().unwrap().to_ascii_lowercase();
-        assert!(
-            pinned.contains(&name),
-            "{name} is not in scripts/requirements.lock: run pip-compile (scripts/tools.sh)"
-        );
+        assert!(pinned.contains(&name), "{name} is not in scripts/{lock_file}: run pip-compile (scripts/tools.sh)");
     }
     assert!(!lock.contains("--find-links"), "hashes from PyPI only");
+}
+
+/// Every check the policy linter skips (scripts/checkov.yaml) has its reason in
+/// docs/security.md, and the page gives a reason for no check that is not skipped.
+#[test]
+fn every_skipped_policy_check_is_justified_in_the_security_page() {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let config = std::fs::read_to_string(format!("{root}/scripts/checkov.yaml")).unwrap();
+    let mut skipped: Vec<String> = config
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- CKV"))
+        .map(|rest| format!("CKV{}", rest.split_whitespace().next().unwrap()))
+        .collect();
+    let page = std::fs::read_to_string(format!("{root}/docs/security.md")).unwrap();
+    let mut justified: Vec<String> = page
+        .lines()
+        .filter_map(|l| l.strip_prefix("| `CKV"))
+        .map(|rest| format!("CKV{}", rest.split('`').next().unwrap()))
+        .collect();
+    skipped.sort();
+    justified.sort();
+    assert!(!skipped.is_empty());
+    assert_eq!(skipped, justified, "scripts/checkov.yaml's skips and docs/security.md's reasons");
 }
 
 /// `cargo deny`, as `make test` runs it with deny.toml: on a workspace of path crates
