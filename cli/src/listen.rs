@@ -164,7 +164,11 @@ impl Listener {
                 store,
                 dead_letters,
                 outlets,
-                cf_webhooks_consumers::Policy { order: config.ordering, max_receives },
+                cf_webhooks_consumers::Policy {
+                    order: config.ordering,
+                    max_receives,
+                    records_in_flight: config.records_in_flight,
+                },
             );
             let options =
                 DevOptions { handler_timeout, max_receives, retry_delay: Duration::ZERO, ..DevOptions::default() };

@@ -51,16 +51,13 @@ pub(super) struct WithChaos {
     pub(super) store: Arc<dyn IdempotencyStore>,
     pub(super) dead_letters: Arc<dyn DeadLetterSink>,
     pub(super) outlets: Outlets,
-    pub(super) ordering: cf_webhooks::consumer::Order,
-    pub(super) max_receives: u32,
+    pub(super) policy: cf_webhooks_consumers::Policy,
 }
 
 impl WithHandler for WithChaos {
     type Output = Arc<dyn Consume>;
     fn with<H: Handler + 'static>(self, handler: H) -> Arc<dyn Consume> {
-        let runner = Runner::new(Chaos::new(handler, self.percent), self.store, self.dead_letters)
-            .with_ordering(self.ordering)
-            .with_max_receives(self.max_receives);
+        let runner = self.policy.apply(Runner::new(Chaos::new(handler, self.percent), self.store, self.dead_letters));
         Arc::new(self.outlets.equip(runner))
     }
 }

@@ -34,7 +34,7 @@ pub async fn archive_unrouted_memory(
             continue;
         }
         let records: Vec<Record> = batch.iter().map(|received| received.record()).collect();
-        let results = cf_webhooks::consumer::archive_unrouted(&archive, &records).await;
+        let results = cf_webhooks::consumer::archive_unrouted(&archive, &records, options.records_in_flight).await;
         for (received, (_, result)) in batch.into_iter().zip(results) {
             match result {
                 Ok(_) => queues.delete(route, &received),

@@ -47,6 +47,10 @@ pub struct Args {
     /// waits on its claim, as deployed.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
     concurrency: u16,
+    /// Records one consumer works on at once (handlers, claims, forwards, EventBridge
+    /// calls), as CF_RECORDS_IN_FLIGHT does deployed.
+    #[arg(long, default_value_t = cf_webhooks::config::DEFAULT_RECORDS_IN_FLIGHT as u16, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    records_in_flight: u16,
     /// How long a consumer waits for its batch to fill once a first record is there
     /// (in-memory queues; like Lambda's batching window).
     #[arg(long, default_value = "1ms", value_parser = humantime::parse_duration)]

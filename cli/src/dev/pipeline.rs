@@ -59,6 +59,8 @@ pub struct DevOptions {
     pub inspector: Option<Arc<super::inspector::Inspector>>,
     /// The `Host` names answered to, on every route (`--allow-host`).
     pub hosts: super::hosts::Hosts,
+    /// Records a consumer works on at once (`--records-in-flight`).
+    pub records_in_flight: usize,
 }
 
 impl Default for DevOptions {
@@ -78,6 +80,7 @@ impl Default for DevOptions {
             limits: super::server::Limits::default(),
             inspector: None,
             hosts: super::hosts::Hosts::any(),
+            records_in_flight: cf_webhooks::config::DEFAULT_RECORDS_IN_FLIGHT,
         }
     }
 }
@@ -140,8 +143,11 @@ impl Dev {
                 store,
                 dead_letters,
                 outlets,
-                ordering: options.ordering,
-                max_receives: options.max_receives,
+                policy: cf_webhooks_consumers::Policy {
+                    order: options.ordering,
+                    max_receives: options.max_receives,
+                    records_in_flight: options.records_in_flight,
+                },
             };
             with_handler(group, chaos)
         };

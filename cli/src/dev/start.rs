@@ -121,6 +121,7 @@ pub async fn start(settings: Settings) -> Result<Dev, String> {
         retry_delay: args.retry_delay,
         max_receives: args.max_receives,
         concurrency: args.concurrency.into(),
+        records_in_flight: args.records_in_flight.into(),
         handler_timeout: args.handler_timeout,
         batch_window: args.batch_window,
         chaos_percent: args.chaos_percent,

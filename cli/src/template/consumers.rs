@@ -131,6 +131,7 @@ pub(super) fn consumer_settings() -> Vec<(&'static str, Value)> {
         (var::IDEMPOTENCY_LEASE_SECS, timeout_derived("Lease")),
         (var::CONSUMER_TIMEOUT_SECS, r#ref("ConsumerTimeout")),
         (var::MAX_RECEIVE_COUNT, r#ref("MaxReceiveCount")),
+        (var::RECORDS_IN_FLIGHT, r#ref("ConsumerRecordsInFlight")),
         (var::MAX_EVENT_AGE_SECS, r#ref("MaxEventAgeSeconds")),
         (var::MAX_CLOCK_SKEW_SECS, r#ref("MaxClockSkewSeconds")),
         (var::STACK, r#ref("AWS::StackName")),

@@ -206,6 +206,13 @@ pub fn template() -> Value {
                     "AssertDescription" => "FIFO event sources take at most 10 records per batch: lower ConsumerBatchSize.",
                 }],
             },
+            "LargeBatchesNeedAWindow" => map! {
+                "RuleCondition" => not(tagged("Contains", seq![(1..=10).map(|n| Value::from(n.to_string())).collect::<Vec<_>>(), r#ref("ConsumerBatchSize")])),
+                "Assertions" => seq![map! {
+                    "Assert" => not(equals(r#ref("ConsumerBatchingWindowSeconds"), "0")),
+                    "AssertDescription" => "An SQS event source with more than 10 records a batch needs a batching window of at least 1 second: raise ConsumerBatchingWindowSeconds.",
+                }],
+            },
             "HeaderValueNeedsAName" => map! {
                 "RuleCondition" => not(equals(r#ref("RequiredHeaderValue"), "")),
                 "Assertions" => seq![map! {

@@ -109,7 +109,16 @@ pub(super) fn parameters() -> Value {
             "Default" => 10,
             "MinValue" => 1,
             "MaxValue" => 10000,
-            "Description" => "Records per consumer invocation.",
+            "Description" => "Records per consumer invocation (FIFO: at most 10; above 10, ConsumerBatchingWindowSeconds \
+                must be at least 1).",
+        },
+        "ConsumerRecordsInFlight" => map! {
+            "Type" => "Number",
+            "Default" => cf_webhooks::config::DEFAULT_RECORDS_IN_FLIGHT,
+            "MinValue" => 1,
+            "MaxValue" => cf_webhooks::config::MAX_RECORDS_IN_FLIGHT,
+            "Description" => "Records one consumer works on at once: handlers, claims, forwards and EventBridge calls \
+                of a batch never exceed it (a batch of 10,000 runs this many at a time).",
         },
         "ConsumerBatchingWindowSeconds" => map! {
             "Type" => "Number",

@@ -94,6 +94,14 @@ fn queues_are_fifo_with_high_throughput_unless_queue_type_says_standard() {
     let sizes: Vec<&str> = allowed[0].as_sequence().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     assert_eq!(sizes, (1..=10).map(|n| n.to_string()).collect::<Vec<_>>());
     assert_eq!(allowed[1], r#ref("ConsumerBatchSize"));
+    // Above 10 records a batch, SQS event sources need a batching window of a second.
+    let large = &template["Rules"]["LargeBatchesNeedAWindow"];
+    let small = under(under(&large["RuleCondition"], "Not").as_sequence().unwrap().first().unwrap(), "Contains");
+    assert_eq!(small[1], r#ref("ConsumerBatchSize"));
+    assert_eq!(small[0].as_sequence().unwrap().len(), 10);
+    let window =
+        under(under(&large["Assertions"][0]["Assert"], "Not").as_sequence().unwrap().first().unwrap(), "Equals");
+    assert_eq!((window[0].clone(), window[1].as_str()), (r#ref("ConsumerBatchingWindowSeconds"), Some("0")));
 }
 
 #[test]

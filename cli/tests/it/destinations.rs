@@ -269,6 +269,7 @@ async fn the_unrouted_consumer_archives_quarantined_bodies_by_their_hash() {
     let results = cf_webhooks::consumer::archive_unrouted(
         &archive,
         &[quarantined("a", "1795951864123"), quarantined("b", "1796038264123")],
+        cf_webhooks::config::DEFAULT_RECORDS_IN_FLIGHT,
     )
     .await;
     assert!(results.iter().all(|(_, r)| r.is_ok()), "{results:?}");

@@ -108,7 +108,7 @@ pub async fn handle_batch(
             .iter()
             .zip(&records)
             .filter_map(|(r, record)| Some((record.receipt_handle.as_deref()?, visibility.hide_for(&r.outcome)?)));
-        let moves = later.map(|(handle, after)| async move {
+        let moves: Vec<_> = later.map(|(handle, after)| async move {
             let seconds = i32::try_from(after.as_secs()).unwrap_or(i32::MAX);
             let moved = client
                 .change_message_visibility()
@@ -121,8 +121,9 @@ pub async fn handle_batch(
                 // The queue's own visibility timeout applies instead.
                 tracing::warn!(error = %cf_webhooks::aws::describe(&e), seconds, "could not change the record's visibility");
             }
-        });
-        futures_util::future::join_all(moves).await;
+        }).collect();
+        use futures_util::StreamExt as _;
+        futures_util::stream::iter(moves).buffer_unordered(runner.records_in_flight()).for_each(|()| async {}).await;
     }
     failures(report.failures())
 }
@@ -178,9 +179,14 @@ fn failures<'a>(ids: impl IntoIterator<Item = &'a str>) -> SqsBatchResponse {
 }
 
 /// Archives a batch of the `unrouted` queue; the records not archived are retried.
-pub async fn archive_batch(archive: &Archive, event: SqsEvent, metrics: Option<&Emf>) -> SqsBatchResponse {
+pub async fn archive_batch(
+    archive: &Archive,
+    event: SqsEvent,
+    metrics: Option<&Emf>,
+    in_flight: usize,
+) -> SqsBatchResponse {
     let records: Vec<Record> = event.records.into_iter().map(Record::from).collect();
-    let results = archive_unrouted(archive, &records).await;
+    let results = archive_unrouted(archive, &records, in_flight).await;
     if let Some(emf) = metrics {
         let written = results.iter().filter(|(_, r)| r.is_ok()).count();
         if let Some(line) =

@@ -136,16 +136,13 @@ struct Plain<S, D> {
     store: S,
     dead_letters: D,
     outlets: Outlets,
-    order: Order,
-    max_receives: u32,
+    policy: Policy,
 }
 
 impl<S: IdempotencyStore + 'static, D: DeadLetterSink + 'static> WithHandler for Plain<S, D> {
     type Output = Box<dyn Consume>;
     fn with<H: Handler + 'static>(self, handler: H) -> Box<dyn Consume> {
-        let runner = Runner::new(handler, self.store, self.dead_letters)
-            .with_ordering(self.order)
-            .with_max_receives(self.max_receives);
+        let runner = self.policy.apply(Runner::new(handler, self.store, self.dead_letters));
         Box::new(self.outlets.equip(runner))
     }
 }
@@ -159,24 +156,41 @@ pub fn runner(
     outlets: Outlets,
     policy: impl Into<Policy>,
 ) -> Box<dyn Consume> {
-    let Policy { order, max_receives } = policy.into();
-    with_handler(group, Plain { store, dead_letters, outlets, order, max_receives })
+    with_handler(group, Plain { store, dead_letters, outlets, policy: policy.into() })
 }
 
-/// How a runner orders and waits: per-entity order, and the redrive policy of the queue
-/// it reads (a copy waiting on another's claim plans its waits within it).
+/// How a runner orders, waits and spreads its work: per-entity order, the redrive policy
+/// of the queue it reads (a copy waiting on another's claim plans its waits within it),
+/// and the records it works on at once.
 #[derive(Debug, Clone, Copy)]
 pub struct Policy {
     /// Per-entity order.
     pub order: Order,
     /// The queue's `maxReceiveCount`.
     pub max_receives: u32,
+    /// Records worked on at once (`CF_RECORDS_IN_FLIGHT`).
+    pub records_in_flight: usize,
+}
+
+impl Policy {
+    /// `runner`, set to this policy.
+    pub fn apply<H: Handler>(self, runner: Runner<H>) -> Runner<H> {
+        runner
+            .with_ordering(self.order)
+            .with_max_receives(self.max_receives)
+            .with_records_in_flight(self.records_in_flight)
+    }
 }
 
 impl From<Order> for Policy {
-    /// `order`, over a queue with the template's default `maxReceiveCount`.
+    /// `order`, over a queue with the template's default `maxReceiveCount`, with the
+    /// default records in flight.
     fn from(order: Order) -> Self {
-        Self { order, max_receives: cf_webhooks::stack::DEFAULT_MAX_RECEIVES }
+        Self {
+            order,
+            max_receives: cf_webhooks::stack::DEFAULT_MAX_RECEIVES,
+            records_in_flight: cf_webhooks::config::DEFAULT_RECORDS_IN_FLIGHT,
+        }
     }
 }
 

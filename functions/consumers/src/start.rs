@@ -62,8 +62,8 @@ pub enum Consumer {
         /// Metrics, visibility, tracing.
         host: Host,
     },
-    /// The `unrouted` queue's: it only archives.
-    Unrouted { archive: Archive, metrics: Option<Emf> },
+    /// The `unrouted` queue's: it only archives, `in_flight` records at once.
+    Unrouted { archive: Archive, metrics: Option<Emf>, in_flight: usize },
 }
 
 /// Builds a consumer's resources from its settings: the destinations (the forward secret
@@ -77,14 +77,18 @@ pub async fn start(settings: Settings) -> Result<Consumer, ConfigError> {
         Route::Group(group) => group,
         Route::Unrouted => {
             let archive = outlets.archive.expect("validated: the unrouted consumer archives");
-            return Ok(Consumer::Unrouted { archive, metrics });
+            return Ok(Consumer::Unrouted { archive, metrics, in_flight: config.records_in_flight });
         }
     };
     let store =
         DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), &config.idempotency_table, config.lease, config.ttl);
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let dead_letters = SqsDeadLetters::new(sqs.clone(), &config.dlq_url);
-    let policy = crate::Policy { order: config.ordering, max_receives: config.max_receives };
+    let policy = crate::Policy {
+        order: config.ordering,
+        max_receives: config.max_receives,
+        records_in_flight: config.records_in_flight,
+    };
     let runner = crate::runner(group, store, dead_letters, outlets, policy);
     // Only the HTTP forward answers with Retry-After: without it, no call at cold start.
     let retry_after = config.destinations.http.is_some();
@@ -105,10 +109,10 @@ pub async fn run() -> Result<(), lambda_runtime::Error> {
         Err(e) => Err(e),
     };
     match consumer.inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))? {
-        Consumer::Unrouted { archive, metrics } => {
+        Consumer::Unrouted { archive, metrics, in_flight } => {
             let (archive, metrics) = (&archive, metrics.as_ref());
             lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-                Ok::<_, std::convert::Infallible>(archive_batch(archive, event.payload, metrics).await)
+                Ok::<_, std::convert::Infallible>(archive_batch(archive, event.payload, metrics, in_flight).await)
             }))
             .await
         }

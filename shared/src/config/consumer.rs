@@ -29,7 +29,12 @@ pub struct ConsumerConfig {
     pub ordering: crate::consumer::Order,
     /// The redrive policy's `maxReceiveCount` of its queue (`CF_MAX_RECEIVE_COUNT`).
     pub max_receives: u32,
+    /// Records worked on at once (`CF_RECORDS_IN_FLIGHT`): handlers, claims, forwards and
+    /// EventBridge calls of a batch never exceed it.
+    pub records_in_flight: usize,
 }
+
+pub use crate::consumer::{DEFAULT_RECORDS_IN_FLIGHT, MAX_RECORDS_IN_FLIGHT};
 
 /// Default in-progress lease: 15 minutes, Lambda's longest timeout.
 pub const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(15 * 60);
@@ -128,6 +133,16 @@ impl ConsumerConfig {
                 ))
             }
         };
+        let records_in_flight = match number(&get, var::RECORDS_IN_FLIGHT)? {
+            None => DEFAULT_RECORDS_IN_FLIGHT,
+            Some(n) if (1..=MAX_RECORDS_IN_FLIGHT as u64).contains(&n) => n as usize,
+            Some(n) => {
+                return Err(ConfigError::new(
+                    var::RECORDS_IN_FLIGHT,
+                    format!("expected 1 to {MAX_RECORDS_IN_FLIGHT}, got {n}"),
+                ))
+            }
+        };
         Ok(Self {
             route,
             idempotency_table,
@@ -139,6 +154,7 @@ impl ConsumerConfig {
             destinations,
             ordering,
             max_receives,
+            records_in_flight,
         })
     }
 }

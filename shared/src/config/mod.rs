@@ -35,7 +35,9 @@ mod destinations;
 mod ingest;
 pub mod var;
 
-pub use consumer::{ConsumerConfig, DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL};
+pub use consumer::{
+    ConsumerConfig, DEFAULT_CLAIM_LEASE, DEFAULT_IDEMPOTENCY_TTL, DEFAULT_RECORDS_IN_FLIGHT, MAX_RECORDS_IN_FLIGHT,
+};
 pub use destinations::{
     archive_prefix, forward_url, ArchiveSettings, Destinations, EventBridgeSettings, ForwardSecretSource,
     ForwardSettings, DEFAULT_ARCHIVE_PREFIX, DEFAULT_FORWARD_TIMEOUT, DESTINATION_NAMES,

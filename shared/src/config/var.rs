@@ -62,6 +62,8 @@ pub const QUEUE_URL: &str = "CF_QUEUE_URL";
 /// The redrive policy's `maxReceiveCount` of the queue a consumer reads (consumers):
 /// a copy waiting on another's claim plans its waits within it.
 pub const MAX_RECEIVE_COUNT: &str = "CF_MAX_RECEIVE_COUNT";
+/// Records a consumer works on at once: handlers, claims, forwards, EventBridge calls.
+pub const RECORDS_IN_FLIGHT: &str = "CF_RECORDS_IN_FLIGHT";
 /// `latest` (the default: an event older than the one applied last to its entity's
 /// facet is skipped as stale) or `all` (every event is applied).
 pub const ORDERING: &str = "CF_ORDERING";

@@ -42,9 +42,17 @@ pub trait Consume: Send + Sync {
     /// The group whose records it runs.
     fn group(&self) -> EventGroup;
 
+    /// Records it works on at once: hosts bound their own per-record calls by it too.
+    fn records_in_flight(&self) -> usize;
+
     /// Handles every record of a batch; see [`Runner::run_until`].
     async fn run_until(&self, records: &[Record], deadline: Option<tokio::time::Instant>) -> BatchReport;
 }
+
+/// Default records a consumer works on at once: a batch of the default size, all at once.
+pub const DEFAULT_RECORDS_IN_FLIGHT: usize = 10;
+/// The most records in flight a consumer accepts (`CF_RECORDS_IN_FLIGHT`).
+pub const MAX_RECORDS_IN_FLIGHT: usize = 1000;
 
 /// What a consumer does with an event older than one already applied to the same facet
 /// of the same entity (`CF_ORDERING`).

@@ -7,7 +7,7 @@ use std::fmt;
 use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use futures_util::FutureExt as _;
+use futures_util::{FutureExt as _, StreamExt as _};
 
 use crate::archive::{Archive, ArchiveError, Stored, ARCHIVE};
 use crate::destination::{Destination, Outgoing, Verdict};
@@ -42,6 +42,7 @@ pub struct Runner<H> {
     ordering: Order,
     owners: Owners,
     max_receives: u32,
+    in_flight: usize,
 }
 
 impl<H> fmt::Debug for Runner<H> {
@@ -58,6 +59,10 @@ impl<H> fmt::Debug for Runner<H> {
 impl<H: Handler> Consume for Runner<H> {
     fn group(&self) -> EventGroup {
         H::Event::GROUP
+    }
+
+    fn records_in_flight(&self) -> usize {
+        self.in_flight
     }
 
     async fn run_until(&self, records: &[Record], deadline: Option<tokio::time::Instant>) -> BatchReport {
@@ -85,6 +90,7 @@ impl<H: Handler> Runner<H> {
             ordering: Order::default(),
             owners: Owners::new(prefix),
             max_receives: crate::stack::DEFAULT_MAX_RECEIVES,
+            in_flight: super::DEFAULT_RECORDS_IN_FLIGHT,
         }
     }
 
@@ -106,6 +112,14 @@ impl<H: Handler> Runner<H> {
     /// another's claim plans its waits within it ([`claim_wait`](super::lifecycle::claim_wait)).
     pub fn with_max_receives(mut self, max_receives: u32) -> Self {
         self.max_receives = max_receives;
+        self
+    }
+
+    /// Works on at most `n` records at once (at least one): their reading, claims,
+    /// handlers, destination calls and settling writes. A record not started before the
+    /// batch's deadline is not claimed: it fails, to come back.
+    pub fn with_records_in_flight(mut self, n: usize) -> Self {
+        self.in_flight = n.max(1);
         self
     }
 
@@ -162,39 +176,44 @@ impl<H: Handler> Runner<H> {
                 None => groups.push((group, vec![index])),
             }
         }
-        let runs = groups.into_iter().map(|(_, members)| async move {
-            let mut reports = Vec::with_capacity(members.len());
-            let mut blocked: Option<String> = None;
-            for index in members {
-                let record = &records[index];
-                let report = match &blocked {
-                    Some(earlier) => {
-                        let reason = format!("an earlier record of its message group failed ({earlier})");
-                        let report = RecordReport {
-                            payload_id: record.attribute(attr::PAYLOAD_ID).map(str::to_owned),
-                            event_group: H::Event::GROUP,
-                            action: record.attribute(attr::ACTION).map(str::to_owned),
-                            reason: Some(reason.clone()),
-                            outcome: Outcome::failed(reason),
-                            message_id: record.message_id.clone(),
-                            attempt: record.receive_count,
-                            replay_run: record.attribute(attr::REPLAY_RUN).map(str::to_owned),
-                            destinations: BTreeMap::new(),
-                            trace_id: record.trace_id(),
-                        };
-                        log(&report);
-                        report
+        let runs: Vec<_> = groups
+            .into_iter()
+            .map(|(_, members)| async move {
+                let mut reports = Vec::with_capacity(members.len());
+                let mut blocked: Option<String> = None;
+                for index in members {
+                    let record = &records[index];
+                    let report = match &blocked {
+                        Some(earlier) => {
+                            let reason = format!("an earlier record of its message group failed ({earlier})");
+                            let report = RecordReport {
+                                payload_id: record.attribute(attr::PAYLOAD_ID).map(str::to_owned),
+                                event_group: H::Event::GROUP,
+                                action: record.attribute(attr::ACTION).map(str::to_owned),
+                                reason: Some(reason.clone()),
+                                outcome: Outcome::failed(reason),
+                                message_id: record.message_id.clone(),
+                                attempt: record.receive_count,
+                                replay_run: record.attribute(attr::REPLAY_RUN).map(str::to_owned),
+                                destinations: BTreeMap::new(),
+                                trace_id: record.trace_id(),
+                            };
+                            log(&report);
+                            report
+                        }
+                        None => self.run_together(std::slice::from_ref(record), deadlines).await.records.remove(0),
+                    };
+                    if blocked.is_none() && report.retry() {
+                        blocked = Some(record.message_id.clone());
                     }
-                    None => self.run_together(std::slice::from_ref(record), deadlines).await.records.remove(0),
-                };
-                if blocked.is_none() && report.retry() {
-                    blocked = Some(record.message_id.clone());
+                    reports.push((index, report));
                 }
-                reports.push((index, report));
-            }
-            reports
-        });
-        let mut reports: Vec<(usize, RecordReport)> = futures_util::future::join_all(runs).await.concat();
+                reports
+            })
+            .collect();
+        // At most `in_flight` groups at once; within a group, one record after the other.
+        let mut reports: Vec<(usize, RecordReport)> =
+            futures_util::stream::iter(runs).buffer_unordered(self.in_flight).collect::<Vec<_>>().await.concat();
         reports.sort_by_key(|(index, _)| *index);
         BatchReport { records: reports.into_iter().map(|(_, report)| report).collect() }
     }
@@ -213,10 +232,13 @@ impl<H: Handler> Runner<H> {
                 Read { bytes: Some(bytes), event }
             })
             .collect();
-        let mut attempts = futures_util::future::join_all(
-            records.iter().zip(read.iter_mut()).map(|(record, read)| self.begin(record, read, deadlines)),
-        )
-        .await;
+        // At most `in_flight` records at once, in order, so the attempts keep the records'.
+        // (The futures are collected first: a stream over a closure would not be `Send` for
+        // every lifetime, as the consumer's future must be.)
+        let begun: Vec<_> =
+            records.iter().zip(read.iter_mut()).map(|(record, read)| self.begin(record, read, deadlines)).collect();
+        let mut attempts: Vec<Attempt<'_, H::Event>> =
+            futures_util::stream::iter(begun).buffered(self.in_flight).collect().await;
         for destination in &self.destinations {
             self.deliver(destination.as_ref(), &mut attempts, deadlines).await;
         }
@@ -255,6 +277,11 @@ impl<H: Handler> Runner<H> {
             effect: Effect::End(Outcome::Processed),
             claim: None,
         };
+        // Its turn came too late: not claimed, nothing done, back with the queue's retry.
+        if deadlines.work.is_some_and(|work| tokio::time::Instant::now() >= work) {
+            attempt.effect = Effect::End(Outcome::failed("not started before the batch's deadline"));
+            return attempt;
+        }
         match decoded {
             Err(why) => self.refuse(&mut attempt, why.0),
             Ok(bytes) => {
@@ -455,14 +482,19 @@ impl<H: Handler> Runner<H> {
             if deliveries.is_empty() {
                 return;
             }
-            let count = deliveries.len();
-            within(deadlines.work, destination.deliver(&deliveries))
-                .await
-                .unwrap_or_else(|| vec![Verdict::retry(format!("{name} ran past the batch's time")); count])
+            // At most `in_flight` events per call of the destination (its own calls, such as
+            // EventBridge's of 10 entries, stay within them).
+            let mut verdicts = Vec::with_capacity(deliveries.len());
+            for chunk in deliveries.chunks(self.in_flight) {
+                let mut answered = within(deadlines.work, destination.deliver(chunk))
+                    .await
+                    .unwrap_or_else(|| vec![Verdict::retry(format!("{name} ran past the batch's time")); chunk.len()]);
+                answered.resize(chunk.len(), Verdict::retry(format!("{name} gave no answer for the record")));
+                verdicts.extend(answered);
+            }
+            verdicts
         };
-        let mut verdicts = verdicts
-            .into_iter()
-            .chain(std::iter::repeat(Verdict::retry(format!("{name} gave no answer for the record"))));
+        let mut verdicts = verdicts.into_iter();
         let runs: Vec<_> = attempts
             .iter_mut()
             .filter(|a| waits(a))
@@ -473,7 +505,7 @@ impl<H: Handler> Runner<H> {
                 self.drive(attempt, deadlines)
             })
             .collect();
-        futures_util::future::join_all(runs).await;
+        futures_util::stream::iter(runs).buffer_unordered(self.in_flight).for_each(|()| async {}).await;
     }
 
     /// The record's report, logged.

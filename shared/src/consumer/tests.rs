@@ -612,3 +612,131 @@ async fn a_conflicting_transaction_is_tried_again_and_the_version_written() {
     );
     assert_eq!(store.inner.applied_version("task\u{2192}t-1\u{2192}StatusChanged").await, Ok(Some(1_000)));
 }
+
+/// Counts how many handlers run at once, and the order each entity's events ran in.
+#[derive(Default)]
+struct Gauge {
+    now: AtomicUsize,
+    most: AtomicUsize,
+    order: Mutex<Vec<(String, String)>>,
+    pause: Duration,
+}
+
+impl Handler for Gauge {
+    type Event = TaskEvent;
+    async fn handle(&self, event: &TaskEvent, _: &Context<'_>) -> Result<(), HandlerError> {
+        let now = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(now, Ordering::SeqCst);
+        tokio::time::sleep(self.pause).await;
+        let entity = event.task_id.clone().unwrap_or_default();
+        self.order.lock().unwrap().push((entity, event.envelope.payload_id.clone()));
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+/// Records the largest call a destination was given.
+#[derive(Default, Clone)]
+struct Widest(std::sync::Arc<AtomicUsize>, std::sync::Arc<AtomicUsize>);
+
+#[async_trait::async_trait]
+impl Destination for Widest {
+    fn name(&self) -> &'static str {
+        "http"
+    }
+    async fn deliver(&self, events: &[Outgoing<'_>]) -> Vec<Verdict> {
+        self.0.fetch_max(events.len(), Ordering::SeqCst);
+        self.1.fetch_add(events.len(), Ordering::SeqCst);
+        vec![Verdict::Delivered; events.len()]
+    }
+}
+
+/// `count` task events, `per_entity` of each entity in order, each its own `PayloadId`.
+fn many(count: usize, per_entity: usize, fifo: bool) -> Vec<Record> {
+    (0..count)
+        .map(|i| {
+            let entity = format!("t-{}", i / per_entity);
+            let mut record = Record {
+                message_id: format!("m-{i}"),
+                body: format!(
+                    r#"{{"PayloadId":"p-{i}","EventGroupName":"task","Action":"Completed","EventDatetimeUtc":{},"TaskId":"{entity}"}}"#,
+                    1_000 + i
+                ),
+                receive_count: 1,
+                ..Record::default()
+            };
+            if fifo {
+                record.message_group = Some(entity);
+            }
+            record
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_batch_of_ten_thousand_keeps_at_most_the_records_in_flight_and_finishes_in_time() {
+    let gauge = Gauge { pause: Duration::from_millis(10), ..Gauge::default() };
+    let widest = Widest::default();
+    let runner = Runner::new(gauge, store(), CollectingDlq::default())
+        .with_ordering(Order::All)
+        .with_records_in_flight(16)
+        .with_destination(std::sync::Arc::new(widest.clone()));
+    let batch = many(10_000, 1, false);
+    let started = tokio::time::Instant::now();
+    let deadline = started + Duration::from_secs(60);
+    let report = runner.run_until(&batch, Some(deadline)).await;
+    assert!(tokio::time::Instant::now() <= deadline, "finished inside the function's deadline");
+    assert!(
+        report.records.iter().all(|r| r.outcome.word() == "processed"),
+        "{:?}",
+        report.records.iter().find(|r| r.outcome.word() != "processed")
+    );
+    assert_eq!(runner.handler().most.load(Ordering::SeqCst), 16, "at most the bound, and the bound used");
+    assert!(widest.0.load(Ordering::SeqCst) <= 16, "a destination call takes at most the bound");
+    assert_eq!(widest.1.load(Ordering::SeqCst), 10_000, "every event delivered");
+}
+
+#[tokio::test(start_paused = true)]
+async fn records_not_started_by_the_deadline_are_not_claimed_and_come_back() {
+    let gauge = Gauge { pause: Duration::from_millis(100), ..Gauge::default() };
+    let runner =
+        Runner::new(gauge, store(), CollectingDlq::default()).with_ordering(Order::All).with_records_in_flight(10);
+    let batch = many(10_000, 1, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let report = runner.run_until(&batch, Some(deadline)).await;
+    assert!(tokio::time::Instant::now() <= deadline, "the batch answered before its deadline");
+    let processed = report.records.iter().filter(|r| r.outcome.word() == "processed").count();
+    let late: Vec<&RecordReport> = report
+        .records
+        .iter()
+        .filter(|r| r.reason.as_deref() == Some("not started before the batch's deadline"))
+        .collect();
+    assert!(processed > 100 && processed < 1_000, "{processed} applied in the time");
+    assert_eq!(processed + late.len(), 10_000, "the rest did not start");
+    assert!(late.iter().all(|r| r.retry()), "they come back as retries");
+    assert_eq!(report.failures().len(), late.len());
+    // Never claimed: run again, every one of them is applied now, none waits on a claim.
+    let again: Vec<Record> =
+        batch.iter().filter(|r| late.iter().any(|l| l.message_id == r.message_id)).cloned().collect();
+    let runner = runner.with_records_in_flight(1_000);
+    let second = runner.run_until(&again, None).await;
+    assert!(second.records.iter().all(|r| r.outcome.word() == "processed"), "not claimed the first time");
+}
+
+#[tokio::test(start_paused = true)]
+async fn over_fifo_the_bound_keeps_each_groups_order() {
+    let gauge = Gauge { pause: Duration::from_millis(5), ..Gauge::default() };
+    let runner = Runner::new(gauge, store(), CollectingDlq::default()).with_records_in_flight(4);
+    let batch = many(2_000, 20, true);
+    let report = runner.run_until(&batch, None).await;
+    assert!(report.records.iter().all(|r| r.outcome.word() == "processed"));
+    assert!(runner.handler().most.load(Ordering::SeqCst) <= 4, "at most four groups at once");
+    let order = runner.handler().order.lock().unwrap().clone();
+    let mut last: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    for (entity, payload_id) in order {
+        let n: usize = payload_id.trim_start_matches("p-").parse().unwrap();
+        if let Some(previous) = last.insert(entity.clone(), n) {
+            assert!(previous < n, "{entity}: p-{n} ran after p-{previous}");
+        }
+    }
+}

@@ -7,10 +7,16 @@ use super::Record;
 
 /// Archives the records of the `unrouted` queue: authentic deliveries ingest could not
 /// route, keyed by when they were received and their SHA-256 (so a delivery captured
-/// and sent again lands on the same key), their reason kept as metadata. Answers, per
-/// record, the message ID and what the archive did.
-pub async fn archive_unrouted(archive: &Archive, records: &[Record]) -> Vec<(String, Result<Stored, ArchiveError>)> {
-    futures_util::future::join_all(records.iter().map(|record| async move {
+/// and sent again lands on the same key), their reason kept as metadata; at most
+/// `in_flight` at once. Answers, per record in order, the message ID and what the archive
+/// did.
+pub async fn archive_unrouted(
+    archive: &Archive,
+    records: &[Record],
+    in_flight: usize,
+) -> Vec<(String, Result<Stored, ArchiveError>)> {
+    use futures_util::StreamExt as _;
+    let writes: Vec<_> = records.iter().map(|record| async move {
         let stored = match record.body_bytes() {
             // Never readable: the archive cannot take it, and no retry changes that.
             Err(why) => Err(ArchiveError(ServiceError::permanent(format!("the message: {why}")))),
@@ -25,6 +31,6 @@ pub async fn archive_unrouted(archive: &Archive, records: &[Record]) -> Vec<(Str
             Err(e) => tracing::warn!(message_id = %record.message_id, error = %e, "quarantined delivery not archived; retried"),
         }
         (record.message_id.clone(), stored)
-    }))
-    .await
+    }).collect();
+    futures_util::stream::iter(writes).buffered(in_flight.max(1)).collect().await
 }
