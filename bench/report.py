@@ -145,6 +145,26 @@ def main():
             lines += [f"| {name} | {fmt_ns(t)} |" for name, t in timing]
             lines.append("")
 
+    rp = run_result("replay")
+    if rp is not None:
+        def median_of(binary, days, field):
+            values = sorted(r[field] for r in rp["rounds"] if r["binary"] == binary and r["days"] == days)
+            return values[len(values) // 2] if values else None
+        binaries = [b for b in ("now", "before") if median_of(b, 10, "rss_kib") is not None]
+        lines += ["## Replay's memory", "",
+                  f"`bench/replay_memory.py`: {rp['events']:,} archived task events, signed, in a folder with the",
+                  "archive's layout, replayed as a dry run (each object listed, read and verified; nothing sent),",
+                  "spread over ten days and all on one day; medians of three alternating rounds. `cfwh replay`",
+                  "reads day by day, so its memory follows the largest day, not the span"
+                  + (" (`before`: the binary that listed the whole span first)." if "before" in binaries else "."), "",
+                  "| binary | layout | peak RSS | time |", "|---|---|---|---|"]
+        for binary in binaries:
+            for days in (10, 1):
+                rss, seconds = median_of(binary, days, "rss_kib"), median_of(binary, days, "seconds")
+                label = "10 days × 10,000" if days == 10 else "1 day × 100,000"
+                lines.append(f"| {binary} | {label} | {rss / 1024:.1f} MiB | {seconds:.2f} s |")
+        lines.append("")
+
     fw = run_result("forward")
     if fw is not None:
         p, w, fs = fw["plain"], fw["forwarding"], fw["settings"]

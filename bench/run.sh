@@ -37,4 +37,7 @@ python3 bench/forward.py
 say "per-entity order: cfwh dev without the guard, with it, and with FIFO queues"
 python3 bench/ordering.py
 
+say "replay's memory: 100,000 archived events, over ten days and on one"
+python3 bench/replay_memory.py
+
 python3 bench/report.py

@@ -143,6 +143,25 @@ pub struct Tally {
     pub failed: usize,
 }
 
+/// Why an archived object was not read.
+enum Read {
+    /// Larger than any body ingest accepts: refused, named.
+    TooLarge(String),
+    /// The store could not be read.
+    Failed(String),
+}
+
+/// The body limit replayed objects are held to: ingest's (`CF_MAX_BODY_BYTES`, 256 KiB
+/// when unset), since nothing larger was ever accepted.
+fn body_limit() -> Result<usize, String> {
+    match std::env::var(var::MAX_BODY_BYTES).ok().filter(|v| !v.trim().is_empty()) {
+        None => Ok(cf_webhooks::config::DEFAULT_MAX_BODY_BYTES),
+        Some(text) => {
+            text.trim().parse().map_err(|_| format!("{}: not a number of bytes: {text:?}", var::MAX_BODY_BYTES))
+        }
+    }
+}
+
 enum Source {
     S3 { client: aws_sdk_s3::Client, bucket: String },
     Dir(PathBuf),
@@ -183,24 +202,56 @@ impl Source {
         Ok(found)
     }
 
-    /// The body, the signature it was archived with, and when it was received.
-    async fn read(&self, key: &str) -> Result<(Bytes, Option<String>, Option<i64>), String> {
+    /// The body, the signature it was archived with, and when it was received; an object
+    /// over `limit` bytes is refused before its body is read (by its declared length) or
+    /// as soon as it passes the limit.
+    async fn read(&self, key: &str, limit: usize) -> Result<(Bytes, Option<String>, Option<i64>), Read> {
+        let too_large = |size: u64| {
+            Read::TooLarge(format!(
+                "{size} bytes, over the body limit of {limit} ({}): ingest would never have taken it",
+                var::MAX_BODY_BYTES
+            ))
+        };
         let (body, metadata): (Bytes, std::collections::HashMap<String, String>) = match self {
             Source::S3 { client, bucket } => {
-                let object = client
+                let mut object = client
                     .get_object()
                     .bucket(bucket)
                     .key(key)
                     .send()
                     .await
-                    .map_err(|e| format!("s3://{bucket}/{key}: {}", describe(&e)))?;
+                    .map_err(|e| Read::Failed(format!("s3://{bucket}/{key}: {}", describe(&e))))?;
+                if let Some(size) = object.content_length().and_then(|n| u64::try_from(n).ok()) {
+                    if size > limit as u64 {
+                        return Err(too_large(size));
+                    }
+                }
                 let metadata = object.metadata().cloned().unwrap_or_default();
-                let body = object.body.collect().await.map_err(|e| format!("s3://{bucket}/{key}: {e}"))?.into_bytes();
-                (body, metadata)
+                let mut body = Vec::new();
+                while let Some(chunk) =
+                    object.body.try_next().await.map_err(|e| Read::Failed(format!("s3://{bucket}/{key}: {e}")))?
+                {
+                    body.extend_from_slice(&chunk);
+                    if body.len() > limit {
+                        return Err(too_large(body.len() as u64));
+                    }
+                }
+                (Bytes::from(body), metadata)
             }
             Source::Dir(root) => {
+                use std::io::Read as _;
                 let path = root.join(key);
-                let body = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+                let failed = |e: std::io::Error| Read::Failed(format!("{}: {e}", path.display()));
+                let file = std::fs::File::open(&path).map_err(failed)?;
+                let size = file.metadata().map_err(failed)?.len();
+                if size > limit as u64 {
+                    return Err(too_large(size));
+                }
+                let mut body = Vec::with_capacity(size as usize);
+                file.take(limit as u64 + 1).read_to_end(&mut body).map_err(failed)?;
+                if body.len() > limit {
+                    return Err(too_large(body.len() as u64));
+                }
                 let metadata = std::fs::read(meta_path(&path))
                     .ok()
                     .and_then(|m| serde_json::from_slice(&m).ok())
@@ -267,68 +318,82 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
         Target::Queue { client, url }
     };
 
+    // Day by day, in time order: one day's listing in memory at a time, never the span's.
     let folders = day_prefixes(&prefix, args.group, args.since, until);
-    let archived = source.list(&folders, args.since, until).await?;
-    eprintln!("cfwh replay: run {run}: {} archived {} event(s) in the span", archived.len(), args.group);
-    let bar = indicatif::ProgressBar::new(archived.len() as u64);
+    let bar = indicatif::ProgressBar::new(0);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
     );
+    let limit = body_limit()?;
     let mut tally = Tally::default();
-    for item in &archived {
-        bar.inc(1);
-        let (body, signature, received_at) = match source.read(&item.key).await {
-            Ok(read) => read,
-            Err(e) => {
-                bar.suspend(|| eprintln!("cfwh replay: {e}"));
-                tally.failed += 1;
-                continue;
-            }
-        };
-        let received_at = received_at.unwrap_or(item.at_ms);
-        let signature = signature.unwrap_or_default();
-        let sent = match (&target, &config) {
-            (Target::Dev { client, url, timeout }, _) => {
-                let answer = client
-                    .post(url)
-                    .header("x-cf-signature", &signature)
-                    .header("x-cf-replay", &run)
-                    .header("x-cf-received-at", received_at.to_string())
-                    .header("x-cf-replayed-at", replayed_at.to_string())
-                    .body(body.clone())
-                    .send()
-                    .await;
-                dev_answer(url, *timeout, answer)
-            }
-            (target, Some(config)) => match replay(signature.as_bytes(), &body, received_at, &run, replayed_at, config)
-            {
-                Err(answer) => Err(Ok(answer.reason().unwrap_or("refused").to_owned())),
-                Ok(message) if message.route != Route::Group(args.group) => {
-                    Err(Ok(format!("an event of {}, not {}", message.route, args.group)))
+    let mut listed = 0;
+    for folder in &folders {
+        let day = source.list(std::slice::from_ref(folder), args.since, until).await?;
+        listed += day.len();
+        bar.inc_length(day.len() as u64);
+        bar.set_message(folder.trim_end_matches('/').to_owned());
+        for item in &day {
+            bar.inc(1);
+            let (body, signature, received_at) = match source.read(&item.key, limit).await {
+                Ok(read) => read,
+                Err(Read::TooLarge(why)) => {
+                    bar.suspend(|| eprintln!("cfwh replay: refused {}: {why}", item.key));
+                    tally.refused += 1;
+                    continue;
                 }
-                Ok(message) => match target {
-                    Target::Queue { client, url } => {
-                        cf_webhooks::aws::sqs::send_to(client, url, message).await.map_err(|e| Err(e.to_string()))
+                Err(Read::Failed(e)) => {
+                    bar.suspend(|| eprintln!("cfwh replay: {e}"));
+                    tally.failed += 1;
+                    continue;
+                }
+            };
+            let received_at = received_at.unwrap_or(item.at_ms);
+            let signature = signature.unwrap_or_default();
+            let sent = match (&target, &config) {
+                (Target::Dev { client, url, timeout }, _) => {
+                    let answer = client
+                        .post(url)
+                        .header("x-cf-signature", &signature)
+                        .header("x-cf-replay", &run)
+                        .header("x-cf-received-at", received_at.to_string())
+                        .header("x-cf-replayed-at", replayed_at.to_string())
+                        .body(body.clone())
+                        .send()
+                        .await;
+                    dev_answer(url, *timeout, answer)
+                }
+                (target, Some(config)) => {
+                    match replay(signature.as_bytes(), &body, received_at, &run, replayed_at, config) {
+                        Err(answer) => Err(Ok(answer.reason().unwrap_or("refused").to_owned())),
+                        Ok(message) if message.route != Route::Group(args.group) => {
+                            Err(Ok(format!("an event of {}, not {}", message.route, args.group)))
+                        }
+                        Ok(message) => match target {
+                            Target::Queue { client, url } => cf_webhooks::aws::sqs::send_to(client, url, message)
+                                .await
+                                .map_err(|e| Err(e.to_string())),
+                            _ => Ok(()),
+                        },
                     }
-                    _ => Ok(()),
-                },
-            },
-            (_, None) => Err(Err("no secrets to verify with".to_owned())),
-        };
-        match sent {
-            Ok(()) => tally.sent += 1,
-            Err(Ok(refusal)) => {
-                bar.suspend(|| eprintln!("cfwh replay: refused {}: {refusal}", item.key));
-                tally.refused += 1;
-            }
-            Err(Err(failure)) => {
-                bar.suspend(|| eprintln!("cfwh replay: failed {}: {failure}", item.key));
-                tally.failed += 1;
+                }
+                (_, None) => Err(Err("no secrets to verify with".to_owned())),
+            };
+            match sent {
+                Ok(()) => tally.sent += 1,
+                Err(Ok(refusal)) => {
+                    bar.suspend(|| eprintln!("cfwh replay: refused {}: {refusal}", item.key));
+                    tally.refused += 1;
+                }
+                Err(Err(failure)) => {
+                    bar.suspend(|| eprintln!("cfwh replay: failed {}: {failure}", item.key));
+                    tally.failed += 1;
+                }
             }
         }
     }
     bar.finish_and_clear();
+    eprintln!("cfwh replay: run {run}: {listed} archived {} event(s) in the span, read day by day", args.group);
     let verb = if args.dry_run { "would send" } else { "sent" };
     println!(
         "replay run {run}: {verb} {}, refused {} (no valid signature, or not a {} event), failed {}",

@@ -478,6 +478,33 @@ fn replay_to_a_url_follows_no_redirect_and_gives_up_on_a_silent_server() {
 }
 
 #[test]
+fn replay_refuses_an_archived_object_over_the_body_limit_naming_it() {
+    let archive = tempdir().join("replay-limit-archive");
+    let archive_arg = archive.to_str().unwrap().to_owned();
+    {
+        let dev = DevProcess::start_with(None, &["--archive-dir", &archive_arg]);
+        let (ok, out) = send(&dev.url, None, &[events_dir().join("task.json")], &[]);
+        assert!(ok, "{out}");
+        dev.lines_within(Duration::from_secs(5));
+    }
+    let kept = walk(&archive).into_iter().find(|p| !p.to_string_lossy().ends_with(".meta.json")).unwrap();
+    let name = kept.file_name().unwrap().to_string_lossy().into_owned();
+    let (ms, _) = name.split_once('-').unwrap();
+    let big = kept.with_file_name(format!("{ms}-big.json"));
+    std::fs::write(&big, vec![b' '; 300_000]).unwrap();
+    let output = Command::new(CFWH)
+        .args(["replay", "--dir", &archive_arg, "--group", "task", "--since", "1h", "--dry-run"])
+        .env("CF_WEBHOOK_SECRET", cf_webhooks::DEV_SECRET)
+        .env_remove("CF_MAX_BODY_BYTES")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(!output.status.success(), "{text}");
+    assert!(text.contains("-big.json: 300000 bytes, over the body limit of 262144 (CF_MAX_BODY_BYTES)"), "{text}");
+    assert!(text.contains("would send 1, refused 1"), "the authentic one still goes: {text}");
+}
+
+#[test]
 fn a_local_archive_replays_into_a_running_dev_through_its_replay_endpoint() {
     let archive = tempdir().join("replay-archive");
     let archive_arg = archive.to_str().unwrap().to_owned();

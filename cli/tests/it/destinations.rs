@@ -450,6 +450,9 @@ async fn a_replayed_day_is_applied_once_per_run_and_a_planted_object_is_refused(
         .send()
         .await
         .unwrap();
+    // And one larger than any body ingest takes: refused by its size, before it is read.
+    let huge_key = event_key("events", EventGroup::Task, day + 120_000, "r-huge");
+    s3.put_object().bucket(&bucket).key(&huge_key).body(vec![b' '; 300_000].into()).send().await.unwrap();
 
     let moto = moto();
     let common_args = [
@@ -471,12 +474,13 @@ async fn a_replayed_day_is_applied_once_per_run_and_a_planted_object_is_refused(
         testkit::SECRET,
     ];
     let (code, out, err) = replay(&[&common_args[..], &["--run", "run-1", "--dry-run"]].concat());
-    assert!(out.contains("would send 3, refused 1"), "{out}{err}");
+    assert!(out.contains("would send 3, refused 2"), "{out}{err}");
+    assert!(err.contains(&format!("refused {huge_key}: 300000 bytes, over the body limit")), "{err}");
     assert_eq!(code, Some(1), "a refusal is a failure of the run");
     assert!(consume_queue(&sqs, &task_queue, &*consumer).await.is_empty(), "a dry run sends nothing");
 
     let (_, out, err) = replay(&[&common_args[..], &["--run", "run-1"]].concat());
-    assert!(out.contains("replay run run-1: sent 3, refused 1"), "{out}{err}");
+    assert!(out.contains("replay run run-1: sent 3, refused 2"), "{out}{err}");
     assert!(err.contains(&key), "the refused object is named: {err}");
     let lines = consume_queue(&sqs, &task_queue, &*consumer).await;
     let mut applied: Vec<(String, String)> = lines
