@@ -130,7 +130,8 @@ pub async fn handle_batch(
 
 /// Sends one segment per record that came with a sampled trace: a child of the segment
 /// that queued it (ingest's), in the same trace, annotated with what the record was and
-/// how it ended. The records of a batch run together: each segment spans the batch.
+/// how it ended. The records of a batch run up to `CF_RECORDS_IN_FLIGHT` at once: each
+/// segment spans the batch.
 pub fn trace_records(
     daemon: &Daemon,
     name: &str,
