@@ -404,19 +404,23 @@ fn allow_host_is_refused_off_loopback_and_must_be_a_name() {
     assert!(run(&["--addr", "127.0.0.1:0", "--allow-host", "x.example:443"]).contains("without a port"));
 }
 
+/// A folder archive holding one task event, written by a `cfwh dev` with `--archive-dir`;
+/// its path, and the path as an argument.
+fn one_archived_task(name: &str) -> (PathBuf, String) {
+    let archive = tempdir().join(name);
+    let archive_arg = archive.to_str().unwrap().to_owned();
+    let dev = DevProcess::start_with(None, &["--archive-dir", &archive_arg]);
+    let (ok, out) = send(&dev.url, None, &[events_dir().join("task.json")], &[]);
+    assert!(ok, "{out}");
+    dev.lines_within(Duration::from_secs(5));
+    (archive, archive_arg)
+}
+
 #[test]
 fn replay_to_a_url_follows_no_redirect_and_gives_up_on_a_silent_server() {
     use std::io::{Read, Write};
     use std::net::TcpListener;
-    // One archived event, written by a cfwh dev with an archive.
-    let archive = tempdir().join("replay-policy-archive");
-    let archive_arg = archive.to_str().unwrap().to_owned();
-    {
-        let dev = DevProcess::start_with(None, &["--archive-dir", &archive_arg]);
-        let (ok, out) = send(&dev.url, None, &[events_dir().join("task.json")], &[]);
-        assert!(ok, "{out}");
-        dev.lines_within(Duration::from_secs(5));
-    }
+    let (_, archive_arg) = one_archived_task("replay-policy-archive");
     // Elsewhere: counts the connections it gets (it must get none).
     let elsewhere = TcpListener::bind("127.0.0.1:0").unwrap();
     let elsewhere_addr = elsewhere.local_addr().unwrap();
@@ -479,14 +483,7 @@ fn replay_to_a_url_follows_no_redirect_and_gives_up_on_a_silent_server() {
 
 #[test]
 fn replay_refuses_an_archived_object_over_the_body_limit_naming_it() {
-    let archive = tempdir().join("replay-limit-archive");
-    let archive_arg = archive.to_str().unwrap().to_owned();
-    {
-        let dev = DevProcess::start_with(None, &["--archive-dir", &archive_arg]);
-        let (ok, out) = send(&dev.url, None, &[events_dir().join("task.json")], &[]);
-        assert!(ok, "{out}");
-        dev.lines_within(Duration::from_secs(5));
-    }
+    let (archive, archive_arg) = one_archived_task("replay-limit-archive");
     let kept = walk(&archive).into_iter().find(|p| !p.to_string_lossy().ends_with(".meta.json")).unwrap();
     let name = kept.file_name().unwrap().to_string_lossy().into_owned();
     let (ms, _) = name.split_once('-').unwrap();

@@ -29,8 +29,9 @@ pub struct Settings {
     pub log: LogFilter,
     /// Region, credentials, endpoint and TLS roots.
     pub aws: LambdaAws,
-    /// With active tracing, the X-Ray daemon Lambda runs beside the function.
-    pub xray: Option<Daemon>,
+    /// With active tracing, the address of the X-Ray daemon Lambda runs beside the
+    /// function (`AWS_XRAY_DAEMON_ADDRESS`).
+    pub xray: Option<String>,
     /// The function's name (`AWS_LAMBDA_FUNCTION_NAME`), its segments' name.
     pub function_name: String,
 }
@@ -48,7 +49,7 @@ impl Settings {
             metrics: Emf::from_lookup(&lookup)?,
             log: LogFilter::from_lookup(&lookup),
             aws: LambdaAws::from_lookup(&lookup)?,
-            xray: lookup(DAEMON_ADDRESS).as_deref().and_then(Daemon::at),
+            xray: lookup(DAEMON_ADDRESS).filter(|a| !a.trim().is_empty()),
             function_name: lookup("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_default(),
         })
     }
@@ -96,7 +97,8 @@ pub async fn start(settings: Settings) -> Result<Consumer, ConfigError> {
         Some(url) => Some(Visibility::of(sqs, url, retry_after).await),
         None => None,
     };
-    let host = Host { metrics, visibility, xray: xray.map(|daemon| (daemon, function_name)) };
+    let daemon = xray.as_deref().and_then(Daemon::at);
+    let host = Host { metrics, visibility, xray: daemon.map(|daemon| (daemon, function_name)) };
     Ok(Consumer::Group { runner, host })
 }
 
