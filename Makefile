@@ -62,10 +62,7 @@ template: ## write template.yaml from the code's own definitions (cfwh template)
 	$(CFWH) template
 
 validate: ## check template.yaml: up to date, sam validate --lint, cfn-lint, checkov (offline)
-	@$(TOOLS); $(CFWH) template --check && \
-	  AWS_DEFAULT_REGION=$(REGION) cfn-lint template.yaml && \
-	  AWS_DEFAULT_REGION=$(REGION) SAM_CLI_TELEMETRY=0 sam validate --lint -t template.yaml && \
-	  scripts/checkov.sh
+	@$(TOOLS); AWS_REGION=$(REGION) scripts/validate.sh
 
 deploy: build validate ## deploy STACK with SAM: guided the first time (writes samconfig.toml), then as saved (QUEUE_TYPE=fifo|standard to choose)
 	@$(TOOLS); scripts/deploy.sh $(STACK) $(REGION) $(QUEUE_TYPE)

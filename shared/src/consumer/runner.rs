@@ -152,9 +152,10 @@ impl<H: Handler> Runner<H> {
     /// fails (retryable), and the writes that settle each record stop at `deadline`, so
     /// the other records are not redelivered with it.
     ///
-    /// Each record is archived, claimed and handled on its own; then each destination
-    /// takes, in one call, the records that still need it; then each record is
-    /// completed, or released with the steps done.
+    /// Each record is archived, claimed and handled on its own, at most the records in
+    /// flight at once; then each destination takes the records that still need it, in
+    /// calls of at most that many; then each record is completed, or released with the
+    /// steps done.
     pub async fn run_until(&self, records: &[Record], deadline: Option<tokio::time::Instant>) -> BatchReport {
         let deadlines = Deadlines::before(deadline);
         if records.iter().any(|r| r.message_group.is_some()) {
