@@ -158,10 +158,7 @@ pub struct DestinationArgs {
 
 impl std::fmt::Debug for DestinationArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let url = self.forward_url.as_deref().map(|u| {
-            u.parse::<axum::http::Uri>()
-                .map_or_else(|_| "<unparsable>".to_owned(), |u| cf_webhooks::destination::http::redacted_url(&u))
-        });
+        let url = self.forward_url.as_deref().map(cf_webhooks::outbound::redacted);
         f.debug_struct("DestinationArgs")
             .field("forward_url", &url)
             .field("forward_secret", &self.forward_secret.as_ref().map(|_| "<redacted>"))

@@ -64,7 +64,7 @@ pub struct ForwardSettings {
 impl fmt::Debug for ForwardSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ForwardSettings")
-            .field("url", &crate::destination::http::redacted_url(&self.url))
+            .field("url", &crate::outbound::redacted_url(&self.url))
             .field("secret", &self.secret)
             .field("timeout", &self.timeout)
             .finish()

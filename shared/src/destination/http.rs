@@ -177,7 +177,7 @@ impl std::fmt::Debug for HttpForward {
     }
 }
 
-pub use crate::outbound::redacted_url;
+use crate::outbound::redacted_url;
 
 #[cfg(feature = "forward")]
 impl HttpForward {
