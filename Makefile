@@ -19,7 +19,7 @@ LAMBDA_PACKAGES := --package cf-webhooks-ingest --package cf-webhooks-consumers
 # that need them install them first (scripts/tools.sh) and put them first on PATH.
 TOOLS = export PATH="$$(scripts/tools.sh):$$PATH"
 
-.PHONY: help run send test simulate fuzz soak bench build sizes template validate deploy logs redrive replay lint fmt clean
+.PHONY: help run send test simulate fuzz soak bench profile build sizes template validate deploy logs redrive replay lint fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -44,8 +44,13 @@ soak: ## 20,000 events, 10% re-deliveries, 5% failures and an SQS outage through
 	cargo build --release -p cfwh --bin cfwh
 	"$$(scripts/tools.sh)/python" scripts/soak.py
 
-bench: ## benchmarks: criterion, bootstrap sizes, load against the reference receiver; writes BENCHMARKS.md
+bench: ## benchmarks: criterion, bootstrap sizes, load against the reference and a bare floor, the price list, memory, a profile; writes BENCHMARKS.md
 	./bench/run.sh
+
+profile: ## where cfwh dev's time goes under load: perf record on a build that keeps its symbols (target/profile)
+	CARGO_TARGET_DIR=target/profile CARGO_PROFILE_RELEASE_STRIP=false CARGO_PROFILE_RELEASE_DEBUG=line-tables-only \
+		cargo build --release -p cfwh
+	python3 bench/profile.py target/profile/release/cfwh
 
 build: ## build the two Lambda bootstraps (ingest, consume) for arm64 in one cargo build (target/lambda/<name>/bootstrap)
 	@$(TOOLS); cargo lambda build --release --arm64 $(LAMBDA_PACKAGES)

@@ -17,13 +17,14 @@ import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
 from harness import cfwh_groups, free_port, sayer, sign  # noqa: E402
 
 OUT = os.path.join(ROOT, "target", "bench")
 SECRET = "bench-secret"
-POOL_SIZE = int(os.environ.get("CFWH_BENCH_POOL", "60000"))
-DURATION = os.environ.get("CFWH_BENCH_DURATION", "15s")
-CONNECTIONS = int(os.environ.get("CFWH_BENCH_CONNECTIONS", "64"))
+POOL_SIZE = int(os.environ.get("CFWH_BENCH_POOL", "800000"))
+DURATION = os.environ.get("CFWH_BENCH_DURATION", "10s")
+CONNECTIONS = int(os.environ.get("CFWH_BENCH_CONNECTIONS", "32"))
 THREADS = int(os.environ.get("CFWH_BENCH_THREADS", "2"))
 CFWH = os.path.join(os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target")), "release", "cfwh")
 say = sayer("bench")
@@ -94,81 +95,10 @@ def peak_rss_kib(pid):
     return 0
 
 
-def bench_cfwh(pool):
-    binary = CFWH
-    port = free_port()
-    lines_path = os.path.join(OUT, "cfwh-lines.jsonl")
-    env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info"))
-    env[cfwh_groups(cfwh=CFWH)["env"]["webhook_secret"]] = SECRET
-    started = time.monotonic()
-    with open(lines_path, "w") as lines, open(os.path.join(OUT, "cfwh-stderr.log"), "w") as errors:
-        process = subprocess.Popen([binary, "dev", "--addr", f"127.0.0.1:{port}"], stdout=lines, stderr=errors, env=env)
-        warmup = json.dumps({"PayloadId": "warmup", "EventGroupName": "user", "Action": "UserLoggedIn",
-                             "EventDatetimeUtc": int(time.time() * 1000)}).encode()
-        startup = wait_first_answer(port, started, warmup)
-        say(f"cfwh dev answered its first delivery {startup * 1000:.1f} ms after start")
-        result = run_wrk(port, pool, "cfwh")
-        rss = peak_rss_kib(process.pid)
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=120)
-    processed, duplicate, other, twice = 0, 0, 0, 0
-    seen = set()
-    with open(lines_path) as f:
-        for line in f:
-            record = json.loads(line)
-            if record["payload_id"] == "warmup":
-                continue
-            if record["outcome"] == "processed":
-                processed += 1
-                if record["payload_id"] in seen:
-                    twice += 1
-                seen.add(record["payload_id"])
-            elif record["outcome"] == "duplicate":
-                duplicate += 1
-            else:
-                other += 1
-    result.update(
-        startup_ms=startup * 1000, peak_rss_mib=rss / 1024, processed=processed, duplicates=duplicate,
-        other_outcomes=other, processed_twice=twice, exit_code=process.returncode,
-    )
-    return result
-
-
-def bench_reference(pool):
-    port = free_port()
-    reference = os.path.join(ROOT, "bench", "reference")
-    env = dict(os.environ, SECRET_TOKEN=SECRET, RACK_ENV="production", APP_ENV="production")
-    started = time.monotonic()
-    with open(os.path.join(OUT, "puma.log"), "w") as log:
-        process = subprocess.Popen(
-            ["puma", "-b", f"tcp://127.0.0.1:{port}", "-w", "2", "-t", "4:4", "--environment", "production", "config.ru"],
-            cwd=reference, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-        try:
-            body = json.dumps({"PayloadId": "warmup", "EventGroupName": "user", "Action": "UserLoggedIn",
-                               "EventDatetimeUtc": 1}).encode()
-            startup = wait_first_answer(port, started, body)
-            say(f"puma answered its first delivery {startup * 1000:.1f} ms after start")
-            result = run_wrk(port, pool, "reference")
-            rss = sum(peak_rss_kib(pid) for pid in [process.pid] + children(process.pid))
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            process.wait(timeout=30)
-    result.update(startup_ms=startup * 1000, peak_rss_mib=rss / 1024)
-    return result
-
-
-def children(pid):
-    try:
-        out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
-        return [int(p) for p in out.split()]
-    except FileNotFoundError:
-        return []
-
-
 def chart(results, path):
     """Two panels: requests/s, and latency percentiles (log scale), both receivers."""
-    names = [("cfwh", "cfwh dev", "#2b6cb0"), ("reference", "reference (Sinatra on puma)", "#c05621")]
+    names = [("cfwh", "cfwh dev", "#2b6cb0"), ("reference", "reference (Sinatra on puma)", "#c05621"),
+             ("floor", "floor (bare axum)", "#718096")]
     width, height = 760, 330
     svg = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif" font-size="12">',
            f'<rect width="{width}" height="{height}" fill="white"/>',
@@ -180,7 +110,7 @@ def chart(results, path):
     for i, (key, label, color) in enumerate(names):
         value = results[key]["requests_per_s"]
         h = (bottom - top) * value / peak
-        x = left + 20 + i * 110
+        x = left + 10 + i * 85
         svg.append(f'<rect x="{x}" y="{bottom - h:.1f}" width="70" height="{h:.1f}" fill="{color}"/>')
         svg.append(f'<text x="{x + 35}" y="{bottom - h - 5:.1f}" text-anchor="middle">{value:,.0f}</text>')
         svg.append(f'<text x="{x + 35}" y="{bottom + 16}" text-anchor="middle">{key}</text>')
@@ -199,40 +129,54 @@ def chart(results, path):
     for j, pct in enumerate(["p50", "p90", "p99", "p999"]):
         for i, (key, label, color) in enumerate(names):
             us = results[key][f"{pct}_us"]
-            x = left2 + 55 + j * 95 + i * 36
-            svg.append(f'<rect x="{x}" y="{y(us):.1f}" width="30" height="{bottom - y(us):.1f}" fill="{color}"/>')
-        svg.append(f'<text x="{left2 + 88 + j * 95}" y="{bottom + 16}" text-anchor="middle">{pct.replace("p999", "p99.9")}</text>')
+            x = left2 + 50 + j * 95 + i * 29
+            svg.append(f'<rect x="{x}" y="{y(us):.1f}" width="26" height="{bottom - y(us):.1f}" fill="{color}"/>')
+        svg.append(f'<text x="{left2 + 100 + j * 95}" y="{bottom + 16}" text-anchor="middle">{pct.replace("p999", "p99.9")}</text>')
     for i, (key, label, color) in enumerate(names):
-        svg.append(f'<rect x="{20 + i * 260}" y="{height - 22}" width="12" height="12" fill="{color}"/>')
-        svg.append(f'<text x="{38 + i * 260}" y="{height - 12}">{label}</text>')
+        svg.append(f'<rect x="{20 + i * 240}" y="{height - 22}" width="12" height="12" fill="{color}"/>')
+        svg.append(f'<text x="{38 + i * 240}" y="{height - 12}">{label}</text>')
     svg.append("</svg>")
     with open(path, "w") as f:
         f.write("\n".join(svg) + "\n")
 
 
 def main():
+    """The headline: `cfwh dev` with its default flags, the reference receiver and the bare
+    floor, in rounds that alternate them (bench/rounds.py), each number a median."""
+    import rounds as R  # noqa: E402
     os.makedirs(OUT, exist_ok=True)
+    rounds = int(os.environ.get("CFWH_BENCH_ROUNDS", "3"))
     pool = os.path.join(OUT, "pool.txt")
-    say(f"signing a pool of {POOL_SIZE} unique events")
-    make_pool(pool)
-    results = {"cfwh": bench_cfwh(pool), "reference": bench_reference(pool)}
-    results["ratio"] = results["cfwh"]["requests_per_s"] / results["reference"]["requests_per_s"]
+    say(f"signing a pool of {POOL_SIZE:,} unique events (larger than a run: every request a new event)")
+    R.make_pool(pool, POOL_SIZE)
+    runs = [
+        ("cfwh", lambda: R.cfwh_dev(pool, duration=DURATION, connections=CONNECTIONS, threads=THREADS, label="cfwh")),
+        ("reference", lambda: R.reference(pool, duration=DURATION, connections=CONNECTIONS, threads=THREADS)),
+        ("floor", lambda: R.floor(pool, duration=DURATION, connections=CONNECTIONS, threads=THREADS)),
+    ]
+    measured = R.alternate(runs, rounds)
+    results = {name: R.summary(values) for name, values in measured.items()}
+    results["runs"] = measured
+    c, r, f = results["cfwh"], results["reference"], results["floor"]
+    results["ratio"] = c["requests_per_s"] / r["requests_per_s"]
+    results["floor_ratio"] = c["requests_per_s"] / f["requests_per_s"]
     results["settings"] = {"pool": POOL_SIZE, "duration": DURATION, "connections": CONNECTIONS, "threads": THREADS,
-                           "cpus": os.cpu_count()}
-    with open(os.path.join(OUT, "load.json"), "w") as f:
-        json.dump(results, f, indent=2)
+                           "cpus": os.cpu_count(), "rounds": rounds}
+    with open(os.path.join(OUT, "load.json"), "w") as out:
+        json.dump(results, out, indent=2)
     chart(results, os.path.join(ROOT, "bench", "load.svg"))
-    c, r = results["cfwh"], results["reference"]
-    say(f"cfwh dev: {c['requests_per_s']:,.0f} req/s, p50 {c['p50_us'] / 1000:.2f} ms, p99 {c['p99_us'] / 1000:.2f} ms, "
-        f"non-2xx {c['non_2xx']}, processed {c['processed']} of {c['unique_sent']} unique, peak RSS {c['peak_rss_mib']:.1f} MiB")
-    say(f"reference: {r['requests_per_s']:,.0f} req/s, p50 {r['p50_us'] / 1000:.2f} ms, p99 {r['p99_us'] / 1000:.2f} ms, "
-        f"non-2xx {r['non_2xx']}")
-    say(f"throughput ratio cfwh / reference: {results['ratio']:.1f}x")
+    say(f"cfwh dev: {c['requests_per_s']:,.0f} answers/s, p99 {c['p99_us'] / 1000:.2f} ms, backlog at stop "
+        f"{c['backlog_at_stop']:,.0f}, {c['end_to_end_per_s']:,.0f} processed/s end to end, "
+        f"{c['cpu_us_per_request']:.1f} µs CPU/request")
+    say(f"reference: {r['requests_per_s']:,.0f}/s; floor: {f['requests_per_s']:,.0f}/s")
+    say(f"cfwh / reference: {results['ratio']:.1f}x (target 10x); cfwh / floor: {results['floor_ratio']:.2f}x (target 0.5x)")
     failures = []
-    if c["non_2xx"] or c["socket_errors"]:
-        failures.append(f"cfwh answered {c['non_2xx']} non-2xx and had {c['socket_errors']} socket errors")
-    if c["processed"] != c["unique_sent"] or c["processed_twice"]:
-        failures.append(f"processed {c['processed']} (twice: {c['processed_twice']}) for {c['unique_sent']} unique accepted events")
+    for run in measured["cfwh"]:
+        if run["non_2xx"] or run["socket_errors"]:
+            failures.append(f"cfwh answered {run['non_2xx']} non-2xx and had {run['socket_errors']} socket errors")
+        if run["processed"] < run["accepted"] or run["processed_twice"]:
+            failures.append(f"processed {run['processed']} (twice: {run['processed_twice']}) for {run['accepted']} "
+                            "accepted events")
     if failures:
         raise SystemExit("bench: " + "; ".join(failures))
 

@@ -67,43 +67,111 @@ def main():
              f"Machine: {machine()}.", ""]
 
     load = run_result("load")
-    if load is not None:
-        cf, ref, s = load["cfwh"], load["reference"], load["settings"]
+    if load is not None and "floor" in load:
+        cf, ref, fl, s = load["cfwh"], load["reference"], load["floor"], load["settings"]
+        ratio, floor_ratio = load["ratio"], load["floor_ratio"]
+        pmu = any(r.get("instructions_per_request") for r in (cf, ref, fl))
         lines += ["## Headline", "",
-                  f"- `cfwh dev` answers **{cf['requests_per_s']:,.0f} deliveries/s** with p50 **{cf['p50_us'] / 1000:.2f} ms** "
-                  f"and p99 **{cf['p99_us'] / 1000:.2f} ms**, **{load['ratio']:.1f}×** the throughput of the reference "
-                  f"receiver ({ref['requests_per_s']:,.0f}/s) on the same machine in the same run;",
-                  f"- {cf['non_2xx']} non-2xx answers; {cf['processed']:,} `processed` lines for {cf['unique_sent']:,} unique accepted "
-                  f"events ({cf['processed_twice']} processed twice), every re-sent one a `duplicate`;"]
+                  f"Medians of {s['rounds']} rounds alternating the three receivers in one run; every request a new",
+                  "signed event (a pool larger than any run); `cfwh dev` with its default flags and log level.", "",
+                  f"- `cfwh dev` answers **{cf['requests_per_s']:,.0f} deliveries/s**: **{ratio:.1f}×** the reference "
+                  f"receiver ({ref['requests_per_s']:,.0f}/s; target 10×) and **{floor_ratio:.2f}×** a bare axum server "
+                  f"answering 200 ({fl['requests_per_s']:,.0f}/s; target 0.5×);",
+                  f"- p99 **{cf['p99_us'] / 1000:.2f} ms** at that load (target 5 ms); p50 {cf['p50_us'] / 1000:.2f} ms;",
+                  f"- **{cf['end_to_end_per_s']:,.0f} events processed per second** end to end, with "
+                  f"**{cf['backlog_at_stop']:,.0f}** accepted events not yet processed when the load stopped "
+                  f"(drained {cf['drain_s']:.2f} s later);",
+                  f"- every accepted event processed once in every round ({cf['processed']:,.0f} `processed` lines for "
+                  f"{cf['accepted']:,.0f} accepted, {cf['processed_twice']:.0f} twice);",
+                  f"- CPU per request: {cf['cpu_us_per_request']:.1f} µs for `cfwh dev`, {fl['cpu_us_per_request']:.1f} µs "
+                  f"for the floor, {ref['cpu_us_per_request']:.1f} µs for the reference (`perf stat` task-clock"
+                  + ("; instructions in the table below)." if pmu else
+                     "; this machine's virtual CPUs expose no hardware counters, so `perf stat` cannot count"
+                     " instructions here: the harness records them where it can).")]
         ack = c.get("ack/1KiB/whole ack path (decide)")
-        floor = c.get("ack/1KiB/floor: hmac + serde_json")
-        if ack and floor:
-            lines.append(f"- the ack path costs **{fmt_ns(ack)}** for a 1 KiB event, **{ack / floor:.2f}×** its floor "
-                         f"(HMAC-SHA256 plus one `serde_json` parse, {fmt_ns(floor)}).")
-        lines += ["", "![throughput and latency of both receivers](bench/load.svg)", "",
+        floor_c = c.get("ack/1KiB/floor: hmac + serde_json")
+        if ack and floor_c:
+            lines.append(f"- the ack path costs **{fmt_ns(ack)}** for a 1 KiB event, **{ack / floor_c:.2f}×** its floor "
+                         f"(HMAC-SHA256 plus one `serde_json` parse, {fmt_ns(floor_c)}).")
+        lines += ["", "![throughput and latency of the three receivers](bench/load.svg)", "",
                   "## End-to-end load", "",
                   f"`wrk -t{s['threads']} -c{s['connections']} -d{s['duration']}` on loopback, fed a pool of {s['pool']:,} unique",
-                  "events, each signed (`bench/wrk_pool.lua`); wrk and the receiver share the machine's cores.",
-                  "`cfwh dev` runs in release with its default settings (in-memory queues, all seven",
-                  "consumers, info logs on stderr); the reference receiver is the Sinatra example of",
-                  "Creative Force's help page as printed (`bench/reference/`: verify, parse, print, answer",
-                  "200) under puma with 2 workers × 4 threads.", "",
-                  "| | cfwh dev | reference (Sinatra on puma) |", "|---|---|---|",
-                  f"| requests/s | {cf['requests_per_s']:,.0f} | {ref['requests_per_s']:,.0f} |",
-                  f"| latency p50 | {cf['p50_us'] / 1000:.2f} ms | {ref['p50_us'] / 1000:.2f} ms |",
-                  f"| latency p90 | {cf['p90_us'] / 1000:.2f} ms | {ref['p90_us'] / 1000:.2f} ms |",
-                  f"| latency p99 | {cf['p99_us'] / 1000:.2f} ms | {ref['p99_us'] / 1000:.2f} ms |",
-                  f"| latency p99.9 | {cf['p999_us'] / 1000:.2f} ms | {ref['p999_us'] / 1000:.2f} ms |",
-                  f"| requests | {cf['requests']:,} | {ref['requests']:,} |",
-                  f"| non-2xx answers | {cf['non_2xx']} | {ref['non_2xx']} |",
-                  f"| socket errors | {cf['socket_errors']} | {ref['socket_errors']} |",
-                  f"| peak RSS | {cf['peak_rss_mib']:.1f} MiB | {ref['peak_rss_mib']:.1f} MiB (all processes) |",
-                  f"| start to first answer | {cf['startup_ms']:.1f} ms | {ref['startup_ms']:.0f} ms |",
-                  "",
-                  f"Throughput ratio: **{load['ratio']:.1f}×**. Exactly once: {cf['processed']:,} `processed` for "
-                  f"{cf['unique_sent']:,} unique events sent and accepted, {cf['processed_twice']} payload processed twice, "
-                  f"{cf['duplicates']:,} `duplicate` lines for the re-sent ones (wrk cycles through the pool), "
-                  f"{cf['other_outcomes']} other outcomes; `cfwh dev` drained and exited with {cf['exit_code']}.", ""]
+                  "events, each signed (`bench/wrk_pool.lua`, `bench/rounds.py`); wrk and the receiver share the",
+                  "machine's cores. `cfwh dev` runs in release with its default settings (in-memory queues,",
+                  "all seven consumers, the inspector, the order guard, tracing, info logs on stderr, record",
+                  "lines on stdout to a file); the reference receiver is the Sinatra example of Creative Force's",
+                  "help page as printed (`bench/reference/`: verify, parse, print, answer 200) under puma with",
+                  "2 workers × 4 threads; the floor is `bench/floor`, axum reading each body and answering 200,",
+                  "built with the same profile.", "",
+                  "| | cfwh dev | reference (Sinatra on puma) | floor (bare axum) |", "|---|---|---|---|",
+                  f"| answers/s (median) | {cf['requests_per_s']:,.0f} | {ref['requests_per_s']:,.0f} | {fl['requests_per_s']:,.0f} |",
+                  "| answers/s, each round | " + " · ".join(f"{v:,.0f}" for v in cf["rounds"]) + " | "
+                  + " · ".join(f"{v:,.0f}" for v in ref["rounds"]) + " | " + " · ".join(f"{v:,.0f}" for v in fl["rounds"]) + " |",
+                  f"| latency p50 | {cf['p50_us'] / 1000:.2f} ms | {ref['p50_us'] / 1000:.2f} ms | {fl['p50_us'] / 1000:.2f} ms |",
+                  f"| latency p99 | {cf['p99_us'] / 1000:.2f} ms | {ref['p99_us'] / 1000:.2f} ms | {fl['p99_us'] / 1000:.2f} ms |",
+                  f"| latency p99.9 | {cf['p999_us'] / 1000:.2f} ms | {ref['p999_us'] / 1000:.2f} ms | {fl['p999_us'] / 1000:.2f} ms |",
+                  f"| CPU per request | {cf['cpu_us_per_request']:.1f} µs | {ref['cpu_us_per_request']:.1f} µs | "
+                  f"{fl['cpu_us_per_request']:.1f} µs |"]
+        if pmu:
+            lines.append(f"| instructions per request | {cf['instructions_per_request']:,.0f} | "
+                         f"{ref['instructions_per_request']:,.0f} | {fl['instructions_per_request']:,.0f} |")
+        lines += [f"| non-2xx answers | {cf['non_2xx']:.0f} | {ref['non_2xx']:.0f} | {fl['non_2xx']:.0f} |",
+                  f"| socket errors | {cf['socket_errors']:.0f} | {ref['socket_errors']:.0f} | {fl['socket_errors']:.0f} |",
+                  f"| RSS when the load stopped | {cf['rss_mib']:.1f} MiB | | |",
+                  f"| processed per second, end to end | {cf['end_to_end_per_s']:,.0f} | | |",
+                  f"| backlog when the load stopped | {cf['backlog_at_stop']:,.0f} | | |",
+                  "", f"Ratios: **{ratio:.1f}×** the reference, **{floor_ratio:.2f}×** the floor.", ""]
+
+    price = run_result("price")
+    if price is not None:
+        lines += ["## Price list", "",
+                  f"Each feature of `cfwh dev` against its absence, in the same run: {price['rounds']} rounds alternating",
+                  f"the two, {price['duration']} of wrk each, new signed events (`bench/price.py`); medians. The cost",
+                  "is the share of answers per second lost with the feature on, then the extra CPU per request,",
+                  "then the share of the end-to-end rate (events processed per second) lost. A feature on by",
+                  "default that costs more than 5% says why it is worth it below the table.", "",
+                  "| feature | on by default | answers/s with | without | cost | CPU per request | end-to-end cost |",
+                  "|---|---|---|---|---|---|---|"]
+        for row in price["features"]:
+            w, wo = row["with"], row["without"]
+            cpu = (f"{w['cpu_us_per_request']:.1f} vs {wo['cpu_us_per_request']:.1f} µs"
+                   if wo.get("cpu_us_per_request") else "—")
+            lines.append(f"| {row['feature']} | {'yes' if row['default'] else 'no'} | {w['requests_per_s']:,.0f} | "
+                         f"{wo['requests_per_s']:,.0f} | **{row['cost'] * 100:+.1f}%** | {cpu} | "
+                         f"{row['end_to_end_cost'] * 100:+.1f}% |")
+        lines += ["", "A negative cost is a feature measured faster than its absence: the rounds' noise on two",
+                  "cores shared with wrk, which the medians do not remove entirely.", ""]
+
+    mem = run_result("memory")
+    if mem is not None:
+        lines += ["## Memory per remembered event", "",
+                  "`bench/memory.py`: `cfwh dev` fed 0.5, then 0.5, then 1 million new signed events (small task",
+                  "events, info logs off), its RSS read once each step is processed and the queues are empty;",
+                  "with the inspector on and off, and with a 20-second memory (the replay window off), where",
+                  "what is past its memory is forgotten as the store grows.", "",
+                  "| | at start | 0.5 M | 1 M | 2 M | bytes per event, 1 M → 2 M |", "|---|---|---|---|---|---|"]
+        for label, points in mem.items():
+            by = {p["events"]: p["rss_kib"] for p in points}
+            per = (by[2_000_000] - by[1_000_000]) * 1024 / 1_000_000 if 2_000_000 in by and 1_000_000 in by else None
+            cells = " | ".join(f"{by[n] / 1024:.1f} MiB" if n in by else "—" for n in (0, 500_000, 1_000_000, 2_000_000))
+            lines.append(f"| {label} | {cells} | {per:.0f} |" if per is not None else f"| {label} | {cells} | — |")
+        lines.append("")
+
+    prof = run_result("profile")
+    if prof is not None:
+        lines += ["## Where the time goes", "",
+                  "`bench/profile.py`: `perf record` on `cfwh dev` (default flags, symbols kept: `make profile`)",
+                  f"while wrk sends new signed events ({prof['requests_per_s']:,.0f} answers/s while recorded). Samples",
+                  "by where the code lives, then the heaviest symbols by self time:", "",
+                  "| where | share of samples |", "|---|---|"]
+        lines += [f"| {area} | {percent:.1f}% |" for area, percent in prof["areas"].items() if percent >= 0.5]
+        lines += ["", "| self | where | symbol |", "|---|---|---|"]
+        for item in prof["top"][:15]:
+            symbol = item["symbol"].replace("|", "\\|")
+            if len(symbol) > 90:
+                symbol = symbol[:87] + "…"
+            lines.append(f"| {item['percent']:.2f}% | {item['dso']} | `{symbol}` |")
+        lines.append("")
 
     if c:
         lines += ["## Micro-benchmarks (criterion)", "",
@@ -245,9 +313,12 @@ def main():
         lines += ["`make build` (`cargo lambda build --release --arm64`, one build of the two bootstraps:",
                   "`ingest`, and `consume`, which every consumer function deploys); zipped with `gzip -9`,",
                   "close to what Lambda stores and downloads at a cold start.", "",
-                  "| function | bootstrap | zipped |", "|---|---|---|"]
+                  "| function | bootstrap | zipped | budget (zipped) |", "|---|---|---|---|"]
+        budget = {"ingest": 2.5, "consume": 3.0}
         for function, size, zipped in sizes:
-            lines.append(f"| {function} | {size / 1048576:.2f} MiB | {zipped / 1048576:.2f} MiB |")
+            limit = budget.get(function)
+            verdict = f"{limit:.1f} MiB, {'within' if zipped / 1048576 <= limit else '**over**'}" if limit else "—"
+            lines.append(f"| {function} | {size / 1048576:.2f} MiB | {zipped / 1048576:.2f} MiB | {verdict} |")
         lines += ["", "Most of each binary is the AWS SDK (SQS and Secrets Manager for ingest; SQS, DynamoDB,",
                   "EventBridge, S3 and Secrets Manager for the consumers, which carry the destinations) and",
                   "its HTTP and TLS stack (hyper, h2, rustls on ring). The release profile builds them for",

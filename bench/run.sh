@@ -7,14 +7,14 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1m== %s\033[0m\n' "$*"; }
 
 missing=()
-for tool in wrk puma; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in wrk puma perf; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 ruby -e 'require "sinatra/base"' 2>/dev/null || missing+=(ruby-sinatra)
 if [ ${#missing[@]} -gt 0 ]; then
-  say "installing ${missing[*]} (Debian packages wrk, ruby-sinatra, puma)"
+  say "installing ${missing[*]} (Debian packages wrk, ruby-sinatra, puma, linux-perf)"
   command -v apt-get >/dev/null || { echo "make bench: install wrk, ruby-sinatra and puma" >&2; exit 1; }
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-  $SUDO apt-get install -y -qq wrk ruby-sinatra puma >/dev/null 2>&1 \
-    || { $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq wrk ruby-sinatra puma >/dev/null; }
+  $SUDO apt-get install -y -qq wrk ruby-sinatra puma linux-perf >/dev/null 2>&1 \
+    || { $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq wrk ruby-sinatra puma linux-perf >/dev/null; }
 fi
 
 say "criterion micro-benchmarks"
@@ -28,8 +28,16 @@ cargo build --release -p cf-webhooks-ingest -p cfwh-bench-hello -p cfwh
 TARGET=${CARGO_TARGET_DIR:-target}
 python3 bench/cold_start.py "$TARGET/release/hello" "$TARGET/release/ingest"
 
-say "end-to-end load"
+cargo build --release -p cfwh-bench-floor
+
+say "end-to-end load: cfwh dev, the reference receiver and the bare floor, alternating"
 python3 bench/load.py
+
+say "the price list: each feature of cfwh dev against its absence"
+python3 bench/price.py
+
+say "memory per remembered event: 0.5, 1 and 2 million events"
+python3 bench/memory.py
 
 say "forwarding: cfwh dev with and without an HTTP destination"
 python3 bench/forward.py
@@ -39,5 +47,12 @@ python3 bench/ordering.py
 
 say "replay's memory: 100,000 archived events, over ten days and on one"
 python3 bench/replay_memory.py
+
+say "where the time goes: perf record on a build that keeps its symbols"
+if command -v perf >/dev/null && perf stat -e task-clock true >/dev/null 2>&1; then
+  make --no-print-directory profile
+else
+  echo "make bench: perf is missing or not allowed (kernel.perf_event_paranoid): no profile this run" >&2
+fi
 
 python3 bench/report.py

@@ -89,7 +89,10 @@ pub fn init_json(filter: &LogFilter) {
 /// The Lambda functions log synchronously instead ([`init_json`]): Lambda freezes the
 /// process as soon as an invocation returns, and a line still queued could be lost.
 pub fn init_pretty(filter: &LogFilter) -> tracing_appender::non_blocking::WorkerGuard {
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    // Buffered: the writer thread writes what has piled up in one call, flushed whenever
+    // it has nothing more to write, rather than a write per line.
+    let (writer, guard) =
+        tracing_appender::non_blocking(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
     let format = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))

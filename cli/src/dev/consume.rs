@@ -46,14 +46,19 @@ pub async fn archive_unrouted_memory(
     }
 }
 
-fn dead_lettered_line(mut line: RecordReport, out: &mut String, options: &DevOptions) {
-    let reason = format!("failed {} times; last error: {}", line.attempt, line.reason.as_deref().unwrap_or_default());
-    line.outcome = Outcome::DeadLettered { reason: reason.clone() };
-    line.reason = Some(reason);
-    push_line(out, &line, options);
+/// Writes the line of a record given up after its last delivery, after `line`, the last
+/// failure's.
+fn dead_lettered_line(line: RecordReport, out: &mut String, options: &DevOptions) {
+    let mut dead = line.clone();
+    push_line(out, line, options);
+    let reason = format!("failed {} times; last error: {}", dead.attempt, dead.reason.as_deref().unwrap_or_default());
+    dead.outcome = Outcome::DeadLettered { reason: reason.clone() };
+    dead.reason = Some(reason);
+    push_line(out, dead, options);
 }
 
-fn push_line(out: &mut String, line: &RecordReport, options: &DevOptions) {
+/// Writes a record line to `out` and hands it to the inspector, if on.
+fn push_line(out: &mut String, line: RecordReport, options: &DevOptions) {
     out.push_str(&line.to_json_line());
     out.push('\n');
     if let Some(inspector) = &options.inspector {
@@ -90,23 +95,24 @@ pub async fn consume(
         }
         let records: Vec<Record> = batch.iter().map(|received| received.record()).collect();
         let report = runner.run_until(&records, Some(tokio::time::Instant::now() + options.handler_timeout)).await;
-        let mut out = String::new();
+        let mut out = String::with_capacity(400 * batch.len());
         for (received, line) in batch.into_iter().zip(report.records) {
-            push_line(&mut out, &line, &options);
             if !line.retry() {
                 queues.delete(route, &received);
+                push_line(&mut out, line, &options);
                 continue;
             }
-            let reason = line.reason.clone().unwrap_or_default();
+            let reason = line.reason.as_deref().unwrap_or_default();
             // As the record asked: a claim still held, a Retry-After.
             let delay = line.outcome.hide_for(options.retry_delay).unwrap_or(options.retry_delay);
             let released = if matches!(line.outcome, Outcome::Waiting { .. }) {
-                queues.release_waiting(route, received, delay, &reason)
+                queues.release_waiting(route, received, delay, reason)
             } else {
-                queues.release(route, received, delay, &reason)
+                queues.release(route, received, delay, reason)
             };
-            if released == Released::DeadLettered {
-                dead_lettered_line(line, &mut out, &options);
+            match released {
+                Released::DeadLettered => dead_lettered_line(line, &mut out, &options),
+                Released::Requeued => push_line(&mut out, line, &options),
             }
         }
         lines(out);
@@ -147,11 +153,11 @@ pub async fn consume_sqs(
         let records: Vec<Record> = batch.iter().map(Record::from).collect();
         let report = runner.run_until(&records, Some(tokio::time::Instant::now() + options.handler_timeout)).await;
         let mut done = Vec::new();
-        let mut out = String::new();
+        let mut out = String::with_capacity(400 * batch.len());
         for (message, line) in batch.iter().zip(report.records) {
-            push_line(&mut out, &line, &options);
             if !line.retry() {
                 done.extend(message.receipt_handle().map(str::to_owned));
+                push_line(&mut out, line, &options);
                 continue;
             }
             // Hidden as the record asked (a claim still held, a Retry-After), as the Lambda
@@ -165,6 +171,8 @@ pub async fn consume_sqs(
             if line.attempt >= options.max_receives {
                 // The redrive policy moves it to the dead-letter queue at its next receive.
                 dead_lettered_line(line, &mut out, &options);
+            } else {
+                push_line(&mut out, line, &options);
             }
         }
         lines(out);

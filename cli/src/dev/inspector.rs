@@ -4,8 +4,9 @@
 //! newest first, updates live over server-sent events, and sends a delivery again, signed
 //! with the current secret, as it was or with a fresh `PayloadId`.
 //!
-//! Recording costs a lock and a few reference-counted clones per delivery: nothing is
-//! parsed or formatted until a page asks. An open page is sent the rows that changed
+//! Recording moves the answered request in (no copy) under the lock of one slot of a
+//! fixed ring, numbered by an atomic counter; a record line likewise: nothing is
+//! copied, parsed or formatted until a page asks, and nothing grows. An open page is sent the rows that changed
 //! every [`UPDATE_EVERY`], at most the [`KEPT`] rows, whatever the load: a person cannot
 //! read faster, and `cfwh dev` does not slow down for it. The page is one HTML file
 //! compiled in; no front-end build.
@@ -17,7 +18,8 @@
 //! cannot send. Signatures, the custom header's value and credentials are
 //! masked in everything it shows.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::{Path, Request, State};
@@ -48,39 +50,104 @@ const PAGE: &str = include_str!("inspector.html");
 /// Headers whose values are never shown.
 const MASKED: [&str; 5] = ["authorization", "proxy-authorization", "cookie", "x-api-key", SIGNATURE_HEADER];
 
-/// One delivery, as received and answered, and the consumers' lines about it. Cloned
-/// (cheaply: the body is shared) out of the lock before anything is parsed or formatted.
+/// One delivery, as received and answered. Moved in once answered (its headers and
+/// body are the request's own, not copies); cloned out of its slot only when a page asks.
 #[derive(Clone)]
 struct Entry {
     id: u64,
+    /// Taken before it was published: a record line about it always comes later in this
+    /// count, which is how lines find their delivery.
+    order: u64,
     received_at_ms: i64,
     method: Method,
     headers: HeaderMap,
     body: Bytes,
     body_len: usize,
     answer: Answer,
-    payload_id: Option<String>,
     resent_from: Option<u64>,
-    records: Vec<RecordReport>,
-    /// When it last changed, in [`Kept::version`]'s count.
-    version: u64,
-    /// The `cfwh dev` process it belongs to: numbers start again at 1 after a restart,
-    /// and a page still open then starts afresh.
-    run: Arc<str>,
 }
 
-struct Kept {
-    next_id: u64,
-    /// Counts changes: a page asks for the rows changed since the last it saw.
-    version: u64,
-    entries: VecDeque<Entry>,
-    /// The newest delivery of each `PayloadId`: where its record lines go.
-    by_payload: HashMap<String, u64>,
+impl Entry {
+    fn payload_id(&self) -> Option<&str> {
+        match &self.answer {
+            Answer::Accepted { payload_id, .. } | Answer::Ignored { payload_id, .. } => Some(payload_id),
+            _ => None,
+        }
+    }
 }
+
+/// A consumer's line about a record, in the order of [`Inspector::order`].
+#[derive(Clone)]
+struct Line {
+    order: u64,
+    report: RecordReport,
+}
+
+/// One place of a ring: what it holds and how often it was written (a page compares
+/// that count with the one it saw to find what changed).
+struct Slot<T> {
+    writes: u64,
+    value: Option<T>,
+}
+
+impl<T> Default for Slot<T> {
+    fn default() -> Self {
+        Self { writes: 0, value: None }
+    }
+}
+
+/// A fixed ring of slots, each behind its own lock: a writer takes a number from an
+/// atomic counter and locks only the slot of that number, so ingest and the consumers
+/// almost never wait on each other, and nothing grows.
+struct Ring<T> {
+    slots: Box<[Mutex<Slot<T>>]>,
+}
+
+impl<T: Clone> Ring<T> {
+    fn new(size: usize) -> Self {
+        Self { slots: (0..size).map(|_| Mutex::new(Slot::default())).collect() }
+    }
+
+    fn slot(&self, number: u64) -> MutexGuard<'_, Slot<T>> {
+        let index = usize::try_from(number % self.slots.len() as u64).expect("an index below the ring's size");
+        self.slots[index].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Puts `value`, numbered `number`, in its slot, unless a later number is there
+    /// already (a writer that was overtaken by a whole ring).
+    fn put(&self, number: u64, value: T, number_of: impl Fn(&T) -> u64) {
+        let mut slot = self.slot(number);
+        if slot.value.as_ref().is_some_and(|held| number_of(held) > number) {
+            return;
+        }
+        slot.value = Some(value);
+        slot.writes += 1;
+    }
+
+    /// Every slot's write count and a copy of what it holds.
+    fn snapshot(&self) -> Vec<(u64, Option<T>)> {
+        self.slots
+            .iter()
+            .map(|slot| {
+                let slot = slot.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                (slot.writes, slot.value.clone())
+            })
+            .collect()
+    }
+}
+
+/// Record lines kept: a delivery usually gets one, a retried one a few.
+const LINES_KEPT: usize = 4 * KEPT;
 
 /// What the page shows, shared by ingest (deliveries) and the consumers (record lines).
+/// Recording costs two atomic increments, one uncontended lock and a move; nothing is
+/// copied, parsed or formatted until a page asks.
 pub struct Inspector {
-    kept: Mutex<Kept>,
+    next_id: AtomicU64,
+    /// Orders deliveries and lines together.
+    order: AtomicU64,
+    deliveries: Ring<Entry>,
+    lines: Ring<Line>,
     run: Arc<str>,
     /// Whether `cfwh dev` listens on a loopback address: only then is sending again on.
     loopback_only: bool,
@@ -92,106 +159,142 @@ impl std::fmt::Debug for Inspector {
     }
 }
 
+/// A delivery's number and place in the order, taken before it is published.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket {
+    id: u64,
+    order: u64,
+}
+
+/// A delivery with the lines that joined it, as a page is shown it.
+struct Row {
+    entry: Entry,
+    records: Vec<Line>,
+    /// The `cfwh dev` process it belongs to: numbers start again at 1 after a restart,
+    /// and a page still open then starts afresh.
+    run: Arc<str>,
+}
+
+/// What a page saw last: each slot's write count.
+struct Seen {
+    deliveries: Vec<u64>,
+    lines: Vec<u64>,
+}
+
 impl Inspector {
     /// An empty inspector; `loopback_only` when `cfwh dev` listens on a loopback address.
     pub fn new(loopback_only: bool) -> Arc<Self> {
-        let kept = Kept { next_id: 1, version: 0, entries: VecDeque::with_capacity(KEPT), by_payload: HashMap::new() };
-        Arc::new(Self { kept: Mutex::new(kept), run: uuid::Uuid::new_v4().to_string().into(), loopback_only })
+        Arc::new(Self {
+            next_id: AtomicU64::new(1),
+            order: AtomicU64::new(1),
+            deliveries: Ring::new(KEPT),
+            lines: Ring::new(LINES_KEPT),
+            run: uuid::Uuid::new_v4().to_string().into(),
+            loopback_only,
+        })
     }
 
-    fn kept(&self) -> MutexGuard<'_, Kept> {
-        self.kept.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// A number and a place in the order for a delivery about to be published.
+    pub fn ticket(&self) -> Ticket {
+        Ticket { id: self.next_id.fetch_add(1, Ordering::Relaxed), order: self.order.fetch_add(1, Ordering::Relaxed) }
     }
 
-    /// Notes a delivery and the answer it got (or will get); returns its number.
-    fn delivery(&self, delivery: &Delivery<'_>, answer: &Answer, resent_from: Option<u64>) -> u64 {
-        let payload_id = match answer {
-            Answer::Accepted { payload_id, .. } | Answer::Ignored { payload_id, .. } => Some(payload_id.clone()),
-            _ => None,
-        };
-        let body_len = delivery.body.len();
-        let mut kept = self.kept();
-        let id = kept.next_id;
-        kept.next_id += 1;
-        kept.version += 1;
-        let version = kept.version;
-        if kept.entries.len() == KEPT {
-            if let Some(old) = kept.entries.pop_front() {
-                if let Some(p) = old.payload_id {
-                    if kept.by_payload.get(&p) == Some(&old.id) {
-                        kept.by_payload.remove(&p);
-                    }
-                }
-            }
-        }
-        if let Some(p) = &payload_id {
-            kept.by_payload.insert(p.clone(), id);
-        }
-        kept.entries.push_back(Entry {
-            id,
-            received_at_ms: delivery.received_at_ms,
-            method: delivery.method.clone(),
-            headers: delivery.headers.clone(),
-            body: delivery.body.slice(..body_len.min(BODY_KEPT)),
-            body_len,
-            answer: answer.clone(),
-            payload_id,
-            resent_from,
-            records: Vec::new(),
-            version,
-            run: self.run.clone(),
-        });
+    /// Notes a delivery once answered, under `ticket` (taken before it was published) or
+    /// a new one; returns its number.
+    pub fn delivery(&self, ticket: Option<Ticket>, delivered: Delivered, answer: Answer) -> u64 {
+        let Ticket { id, order } = ticket.unwrap_or_else(|| self.ticket());
+        let Delivered { method, headers, body, received_at_ms, resent_from } = delivered;
+        let body_len = body.len();
+        let body = if body_len > BODY_KEPT { body.slice(..BODY_KEPT) } else { body };
+        let entry = Entry { id, order, received_at_ms, method, headers, body, body_len, answer, resent_from };
+        self.deliveries.put(id, entry, |held| held.id);
         id
     }
 
-    /// Takes a delivery through `acknowledge`, noting it before it is published (its
-    /// record lines cannot come first) or, when nothing is published, with its answer.
+    /// Takes a delivery through `acknowledge`, then notes it with its answer; returns its
+    /// number and the answer's response.
     pub async fn acknowledge<P: Publisher>(
         &self,
-        delivery: Delivery<'_>,
+        delivered: Delivered,
+        trace_header: Option<&str>,
         config: &IngestConfig,
         publisher: &P,
-        resent_from: Option<u64>,
-    ) -> (u64, Answer) {
-        let mut noted = None;
-        let answer = acknowledge_observed(delivery, config, publisher, |provisional| {
-            noted = Some(self.delivery(&delivery, provisional, resent_from));
-        })
-        .await
-        .answer;
-        match noted {
-            Some(id) => {
-                self.answered(id, &answer);
-                (id, answer)
-            }
-            None => (self.delivery(&delivery, &answer, resent_from), answer),
-        }
+    ) -> (u64, axum::http::Response<Vec<u8>>) {
+        let mut ticket = None;
+        let delivery = Delivery {
+            method: &delivered.method,
+            headers: &delivered.headers,
+            body: &delivered.body,
+            received_at_ms: delivered.received_at_ms,
+            trace_header,
+        };
+        let answer = acknowledge_observed(delivery, config, publisher, |_| ticket = Some(self.ticket())).await.answer;
+        let response = answer.to_response();
+        (self.delivery(ticket, delivered, answer), response)
     }
 
-    /// Sets the answer finally given to delivery `id` (a publish that failed: 503).
-    fn answered(&self, id: u64, answer: &Answer) {
-        let mut kept = self.kept();
-        let version = kept.version + 1;
-        let Some(entry) = kept.entries.iter_mut().rev().find(|e| e.id == id) else { return };
-        if entry.answer == *answer {
+    /// Notes a consumer's line about a record: a page shows it with the newest delivery
+    /// of its `PayloadId` noted before it.
+    pub fn record(&self, report: RecordReport) {
+        if report.payload_id.is_none() {
             return;
         }
-        entry.answer = answer.clone();
-        entry.version = version;
-        kept.version = version;
+        let order = self.order.fetch_add(1, Ordering::Relaxed);
+        self.lines.put(order, Line { order, report }, |held| held.order);
     }
 
-    /// Notes a consumer's line about a record: it joins the newest delivery of its
-    /// `PayloadId` still kept.
-    pub fn record(&self, line: &RecordReport) {
-        let Some(payload_id) = &line.payload_id else { return };
-        let mut kept = self.kept();
-        let Some(&id) = kept.by_payload.get(payload_id) else { return };
-        kept.version += 1;
-        let version = kept.version;
-        let Some(entry) = kept.entries.iter_mut().rev().find(|e| e.id == id) else { return };
-        entry.records.push(line.clone());
-        entry.version = version;
+    /// The deliveries kept, newest first, each with its lines; and each slot's write
+    /// count, for [`Self::changed`].
+    fn rows(&self) -> (Vec<Row>, Seen) {
+        let (delivery_writes, entries): (Vec<u64>, Vec<Option<Entry>>) = self.deliveries.snapshot().into_iter().unzip();
+        let (line_writes, lines): (Vec<u64>, Vec<Option<Line>>) = self.lines.snapshot().into_iter().unzip();
+        let mut entries: Vec<Entry> = entries.into_iter().flatten().collect();
+        entries.sort_unstable_by_key(|entry| std::cmp::Reverse(entry.id));
+        let mut lines: Vec<Line> = lines.into_iter().flatten().collect();
+        lines.sort_unstable_by_key(|line| line.order);
+        // Each payload's deliveries, by their order.
+        let mut by_payload: HashMap<&str, Vec<(u64, usize)>> = HashMap::new();
+        for (index, entry) in entries.iter().enumerate() {
+            if let Some(payload_id) = entry.payload_id() {
+                by_payload.entry(payload_id).or_default().push((entry.order, index));
+            }
+        }
+        let mut records: Vec<Vec<Line>> = vec![Vec::new(); entries.len()];
+        for line in lines {
+            let Some(payload_id) = line.report.payload_id.as_deref() else { continue };
+            let joined = by_payload
+                .get(payload_id)
+                .and_then(|deliveries| deliveries.iter().filter(|(order, _)| *order < line.order).max_by_key(|d| d.0));
+            if let Some(&(_, index)) = joined {
+                records[index].push(line);
+            }
+        }
+        let rows = entries
+            .into_iter()
+            .zip(records)
+            .map(|(entry, records)| Row { entry, records, run: self.run.clone() })
+            .collect();
+        (rows, Seen { deliveries: delivery_writes, lines: line_writes })
+    }
+
+    /// The rows changed since `seen` (oldest first), and what is seen now: a row whose
+    /// delivery's slot or one of whose lines' slots was written since.
+    fn changed(&self, seen: &Seen) -> (Vec<Row>, Seen) {
+        let (rows, now) = self.rows();
+        let written = |before: &[u64], after: &[u64]| -> HashSet<usize> {
+            (0..after.len()).filter(|&i| before.get(i) != Some(&after[i])).collect()
+        };
+        let (deliveries, lines) = (written(&seen.deliveries, &now.deliveries), written(&seen.lines, &now.lines));
+        let slot = |number: u64, size: usize| (number % size as u64) as usize;
+        let mut changed: Vec<Row> = rows
+            .into_iter()
+            .filter(|row| {
+                deliveries.contains(&slot(row.entry.id, KEPT))
+                    || row.records.iter().any(|line| lines.contains(&slot(line.order, LINES_KEPT)))
+            })
+            .collect();
+        changed.reverse();
+        (changed, now)
     }
 
     /// The routes of the page and its API, under [`PATH`]; deliveries are sent again
@@ -207,6 +310,26 @@ impl Inspector {
             .route("/_cfwh/api/events", get(events::<P>))
             .with_state(app)
     }
+
+    /// The row of delivery `id`, while kept.
+    fn row(&self, id: u64) -> Option<Row> {
+        self.rows().0.into_iter().find(|row| row.entry.id == id)
+    }
+}
+
+/// A delivery as the HTTP server handed it over, moved into the inspector once answered.
+#[derive(Debug)]
+pub struct Delivered {
+    /// Its method.
+    pub method: Method,
+    /// Its headers.
+    pub headers: HeaderMap,
+    /// Its body (what was read of it).
+    pub body: Bytes,
+    /// When it arrived, ms since the epoch.
+    pub received_at_ms: i64,
+    /// The delivery it is a re-send of.
+    pub resent_from: Option<u64>,
 }
 
 struct App<P> {
@@ -222,24 +345,25 @@ impl<P> Clone for App<P> {
 }
 
 /// A row of the list: everything but the headers and the body.
-fn summary(entry: &Entry) -> Value {
+fn summary(row: &Row) -> Value {
+    let entry = &row.entry;
     let body: Option<Value> = serde_json::from_slice(&entry.body).ok();
     let field = |name: &str| body.as_ref().and_then(|b| b.get(name)).and_then(Value::as_str).map(str::to_owned);
-    let last = entry.records.last();
+    let last = row.records.last().map(|line| &line.report);
     json!({
         "id": entry.id,
         "received_at_ms": entry.received_at_ms,
         "method": entry.method.as_str(),
         "group": field("EventGroupName"),
         "action": field("Action"),
-        "payload_id": entry.payload_id.clone().or_else(|| field("PayloadId")),
+        "payload_id": entry.payload_id().map(str::to_owned).or_else(|| field("PayloadId")),
         "status": entry.answer.status().as_u16(),
         "answer": entry.answer.status_word(),
         "outcome": last.map(|r| r.outcome.word()),
-        "attempts": entry.records.len(),
+        "attempts": row.records.len(),
         "destinations": last.map(|r| serde_json::to_value(&r.destinations).unwrap_or(Value::Null)),
         "resent_from": entry.resent_from,
-        "run": &*entry.run,
+        "run": &*row.run,
     })
 }
 
@@ -253,8 +377,9 @@ fn shown(name: &HeaderName, value: &HeaderValue, config: &IngestConfig) -> Strin
     }
 }
 
-fn detail_of(entry: &Entry, config: &IngestConfig) -> Value {
-    let mut value = summary(entry);
+fn detail_of(row: &Row, config: &IngestConfig) -> Value {
+    let mut value = summary(row);
+    let entry = &row.entry;
     let headers: Vec<Value> =
         entry.headers.iter().map(|(name, v)| json!([name.as_str(), shown(name, v, config)])).collect();
     let body = match serde_json::from_slice::<Value>(&entry.body) {
@@ -268,7 +393,8 @@ fn detail_of(entry: &Entry, config: &IngestConfig) -> Value {
     object.insert("resendable".into(), (entry.body_len <= BODY_KEPT && authentic(&entry.answer)).into());
     let answer = entry.answer.to_response().into_body();
     object.insert("answer_body".into(), String::from_utf8_lossy(&answer).into_owned().into());
-    let records: Vec<Value> = entry.records.iter().map(|r| serde_json::to_value(r).unwrap_or(Value::Null)).collect();
+    let records: Vec<Value> =
+        row.records.iter().map(|line| serde_json::to_value(&line.report).unwrap_or(Value::Null)).collect();
     object.insert("records".into(), records.into());
     value
 }
@@ -294,14 +420,13 @@ async fn page() -> Response {
 }
 
 async fn list<P: Publisher + 'static>(State(app): State<App<P>>) -> Response {
-    let entries: Vec<Entry> = app.inspector.kept().entries.iter().rev().cloned().collect();
-    axum::Json(entries.iter().map(summary).collect::<Vec<Value>>()).into_response()
+    let (rows, _) = app.inspector.rows();
+    axum::Json(rows.iter().map(summary).collect::<Vec<Value>>()).into_response()
 }
 
 async fn detail<P: Publisher + 'static>(State(app): State<App<P>>, Path(id): Path<u64>) -> Response {
-    let found = app.inspector.kept().entries.iter().find(|e| e.id == id).cloned();
-    match found {
-        Some(entry) => axum::Json(detail_of(&entry, &app.config)).into_response(),
+    match app.inspector.row(id) {
+        Some(row) => axum::Json(detail_of(&row, &app.config)).into_response(),
         None => plain(StatusCode::NOT_FOUND, "no such delivery (only the last 200 are kept)\n"),
     }
 }
@@ -330,13 +455,7 @@ async fn resend<P: Publisher + 'static>(State(app): State<App<P>>, Path(id): Pat
         },
         Err(_) => return plain(StatusCode::BAD_REQUEST, "send {\"fresh\": true|false}\n"),
     };
-    let found = {
-        let kept = app.inspector.kept();
-        kept.entries
-            .iter()
-            .find(|e| e.id == id)
-            .map(|e| (e.headers.clone(), e.body.clone(), e.body_len, authentic(&e.answer)))
-    };
+    let found = app.inspector.row(id).map(|Row { entry: e, .. }| (e.headers, e.body, e.body_len, authentic(&e.answer)));
     let Some((mut headers, mut body, body_len, authentic)) = found else {
         return plain(StatusCode::NOT_FOUND, "no such delivery (only the last 200 are kept)\n");
     };
@@ -360,10 +479,10 @@ async fn resend<P: Publisher + 'static>(State(app): State<App<P>>, Path(id): Pat
     headers.insert(SIGNATURE_HEADER, HeaderValue::from_str(&signature).expect("hex is a valid header value"));
     headers.remove(axum::http::header::CONTENT_LENGTH);
     let trace = cf_webhooks::xray::new_root_header();
-    let delivery = Delivery { trace_header: Some(&trace), ..Delivery::post(&headers, &body) };
-    let (new_id, _) = app.inspector.acknowledge(delivery, &app.config, &*app.publisher, Some(id)).await;
-    let entry = app.inspector.kept().entries.iter().find(|e| e.id == new_id).cloned();
-    axum::Json(entry.as_ref().map_or(Value::Null, summary)).into_response()
+    let received_at_ms = cf_webhooks::ack::now_ms();
+    let delivered = Delivered { method: Method::POST, headers, body, received_at_ms, resent_from: Some(id) };
+    let (new_id, _) = app.inspector.acknowledge(delivered, Some(&trace), &app.config, &*app.publisher).await;
+    axum::Json(app.inspector.row(new_id).as_ref().map_or(Value::Null, summary)).into_response()
 }
 
 /// True when the delivery's signature (and custom header) were valid: it was accepted,
@@ -390,16 +509,13 @@ async fn events<P: Publisher + 'static>(State(app): State<App<P>>) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
     let mut ticks = tokio::time::interval(UPDATE_EVERY);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let state = (app.inspector.clone(), 0u64, ticks);
+    let nothing = Seen { deliveries: Vec::new(), lines: Vec::new() };
+    let state = (app.inspector.clone(), nothing, ticks);
     let stream = futures_util::stream::unfold(state, |(inspector, mut seen, mut ticks)| async move {
         loop {
             ticks.tick().await;
-            let changed: Vec<Entry> = {
-                let kept = inspector.kept();
-                let entries = kept.entries.iter().filter(|e| e.version > seen).cloned().collect();
-                seen = kept.version;
-                entries
-            };
+            let (changed, now) = inspector.changed(&seen);
+            seen = now;
             let changed: Vec<Value> = changed.iter().map(summary).collect();
             if !changed.is_empty() {
                 let event = Event::default().event("rows").data(Value::from(changed).to_string());

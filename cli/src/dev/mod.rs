@@ -25,7 +25,10 @@ use cf_webhooks_consumers::Outlets;
 pub use chaos::{chaos_bucket, Chaos};
 pub use consume::{archive_unrouted_memory, consume, consume_sqs};
 pub use pipeline::*;
-pub use routes::{ingest_router, ingest_router_with, REPLAY_PATH};
+pub use routes::{ingest_router, ingest_router_with, Front, REPLAY_PATH};
+
+/// Events `cfwh dev`'s in-memory store remembers at most, by default: about 360 MiB.
+pub const DEFAULT_MAX_REMEMBERED: u64 = 4_000_000;
 
 /// `cfwh dev`.
 #[derive(Debug, clap::Args)]
@@ -63,6 +66,11 @@ pub struct Args {
     /// Twice the handler timeout, as deployed.
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     claim_lease: Duration,
+    /// Events the in-memory idempotency store remembers at most (about 90 bytes each):
+    /// at the cap, new deliveries are answered 503 until older events pass their
+    /// memory; none still inside it is forgotten.
+    #[arg(long, default_value_t = DEFAULT_MAX_REMEMBERED, value_parser = clap::value_parser!(u64).range(1..))]
+    max_remembered: u64,
     /// How long a processed `PayloadId` is remembered (the idempotency memory)
     /// [default: CF_IDEMPOTENCY_TTL_SECS, else 7 days]; longer than the window plus the skew.
     #[arg(long, value_parser = humantime::parse_duration)]
@@ -106,6 +114,10 @@ pub struct Args {
     /// again): `auto` turns it on when listening on a loopback address only.
     #[arg(long, value_enum, default_value_t = InspectorSwitch::Auto)]
     inspector: InspectorSwitch,
+    /// X-Ray tracing, as a deployed stack with `Tracing` on: each delivery joins the
+    /// caller's trace (`X-Amzn-Trace-Id`) or starts one, and its record lines name it.
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    tracing: Switch,
     /// On a loopback address every route answers only to localhost, 127.0.0.1 and [::1]
     /// as `Host`; this name too (a tunnel's, such as `abc.ngrok.app`). Repeatable.
     #[arg(long, value_name = "NAME")]
@@ -247,6 +259,15 @@ pub enum InspectorSwitch {
     /// On when listening on a loopback address.
     Auto,
     /// On, wherever it listens.
+    On,
+    /// Off.
+    Off,
+}
+
+/// A feature on or off (`--tracing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Switch {
+    /// On.
     On,
     /// Off.
     Off,

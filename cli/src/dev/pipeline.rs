@@ -10,6 +10,7 @@ use cf_webhooks::config::IngestConfig;
 use cf_webhooks::consumer::{DeadLetterSink, IdempotencyStore, MemoryStore};
 use cf_webhooks::events::{EventGroup, Route};
 use cf_webhooks::queue::memory::MemoryQueues;
+use cf_webhooks::queue::{PublishError, Publisher};
 use cf_webhooks_consumers::{with_handler, Outlets};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -17,7 +18,7 @@ use tokio::task::JoinSet;
 
 use super::chaos::WithChaos;
 use super::consume::{archive_unrouted_memory, consume, consume_sqs};
-use super::routes::ingest_router_with;
+use super::routes::{ingest_router_with, Front};
 use crate::aws::{depth, Queues};
 
 /// Where record lines go: stdout in the binary, a channel in tests. Called once per batch
@@ -59,8 +60,13 @@ pub struct DevOptions {
     pub inspector: Option<Arc<super::inspector::Inspector>>,
     /// The `Host` names answered to, on every route (`--allow-host`).
     pub hosts: super::hosts::Hosts,
+    /// X-Ray trace headers for every delivery, named by its record lines (`--tracing`).
+    pub tracing: bool,
     /// Records a consumer works on at once (`--records-in-flight`).
     pub records_in_flight: usize,
+    /// The in-memory store with its cap (`--max-remembered`): while it is full, ingest
+    /// refuses new events.
+    pub remembering: Option<Arc<MemoryStore>>,
 }
 
 impl Default for DevOptions {
@@ -81,7 +87,15 @@ impl Default for DevOptions {
             inspector: None,
             hosts: super::hosts::Hosts::any(),
             records_in_flight: cf_webhooks::config::DEFAULT_RECORDS_IN_FLIGHT,
+            remembering: None,
+            tracing: true,
         }
+    }
+}
+
+impl DevOptions {
+    fn front(&self) -> Front {
+        Front { inspector: self.inspector.clone(), hosts: self.hosts.clone(), tracing: self.tracing }
     }
 }
 
@@ -105,6 +119,31 @@ pub enum Backend {
 /// An in-memory idempotency store whose claims last `lease` and completions `memory`.
 pub fn memory_store(lease: Duration, memory: Duration) -> Arc<dyn IdempotencyStore> {
     Arc::new(MemoryStore::new(lease, memory))
+}
+
+/// Ingest's publisher in front of an in-memory store with a cap: while the store is
+/// [`full`](MemoryStore::full), a new event is refused (503, and the ack path's error
+/// line says why) rather than taken and then remembered past the cap, or an event still
+/// inside its memory forgotten.
+pub struct Admitting<P> {
+    inner: Arc<P>,
+    store: Option<Arc<MemoryStore>>,
+}
+
+impl<P> Admitting<P> {
+    /// `inner`, refusing while `store` (when given) is full.
+    pub fn new(inner: Arc<P>, store: Option<Arc<MemoryStore>>) -> Self {
+        Self { inner, store }
+    }
+}
+
+impl<P: Publisher> Publisher for Admitting<P> {
+    async fn publish(&self, message: cf_webhooks::message::Message) -> Result<(), PublishError> {
+        if let Some(store) = self.store.as_ref().filter(|store| store.full()) {
+            return Err(PublishError::Remembering { cap: store.cap().unwrap_or_default() });
+        }
+        self.inner.publish(message).await
+    }
 }
 
 /// A running local pipeline.
@@ -168,11 +207,8 @@ impl Dev {
                 if let Some(archive) = options.outlets.archive.clone() {
                     consumers.spawn(archive_unrouted_memory(queues.clone(), archive, options.clone(), stopped.clone()));
                 }
-                (
-                    ingest_router_with(config, queues.clone(), options.inspector.clone(), options.hosts.clone()),
-                    Some(queues),
-                    None,
-                )
+                let publisher = Arc::new(Admitting::new(queues.clone(), options.remembering.clone()));
+                (ingest_router_with(config, publisher, options.front()), Some(queues), None)
             }
             Backend::Sqs { client, consumer_client, queues } => {
                 for group in EventGroup::ALL {
@@ -193,12 +229,9 @@ impl Dev {
                         ));
                     }
                 }
-                let publisher = Arc::new(SqsQueues::new(client.clone(), queues.sources.clone()));
-                (
-                    ingest_router_with(config, publisher, options.inspector.clone(), options.hosts.clone()),
-                    None,
-                    Some((client, queues)),
-                )
+                let sqs = Arc::new(SqsQueues::new(client.clone(), queues.sources.clone()));
+                let publisher = Arc::new(Admitting::new(sqs, options.remembering.clone()));
+                (ingest_router_with(config, publisher, options.front()), None, Some((client, queues)))
             }
         };
         let (http_stop, http_stopped) = watch::channel(false);

@@ -13,6 +13,7 @@ use cf_webhooks::config::IngestConfig;
 use cf_webhooks::queue::Publisher;
 
 use super::hosts::Hosts;
+use super::inspector::Delivered;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 
 /// The path of `cfwh dev`'s replay endpoint (`cfwh replay --dir … --url …`).
@@ -20,19 +21,37 @@ pub const REPLAY_PATH: &str = "/_cfwh/replay";
 
 /// The ingest HTTP service over any publisher: every path, every method, but for the
 /// replay endpoint at [`REPLAY_PATH`] and the inspector's paths under `/_cfwh/`; any
-/// `Host`.
+/// `Host`, no inspector, tracing on.
 pub fn ingest_router<P: Publisher + 'static>(config: Arc<IngestConfig>, publisher: Arc<P>) -> Router {
-    ingest_router_with(config, publisher, None, Hosts::any())
+    ingest_router_with(config, publisher, Front::default())
 }
 
-/// [`ingest_router`], noting every delivery in `inspector` and serving its page, on every
-/// route to the `Host` names of `hosts` only.
+/// What stands in front of ingest in `cfwh dev`.
+#[derive(Debug, Clone)]
+pub struct Front {
+    /// Notes every delivery and serves its page (`--inspector`).
+    pub inspector: Option<Arc<super::inspector::Inspector>>,
+    /// The `Host` names answered to, on every route (`--allow-host`).
+    pub hosts: Hosts,
+    /// Each delivery joins its caller's X-Ray trace or starts one, which its record lines
+    /// name, as Lambda with active tracing does (`--tracing`).
+    pub tracing: bool,
+}
+
+impl Default for Front {
+    fn default() -> Self {
+        Self { inspector: None, hosts: Hosts::any(), tracing: true }
+    }
+}
+
+/// [`ingest_router`] behind `front`: the inspector noting every delivery and serving its
+/// page, on every route to the `Host` names of `hosts` only.
 pub fn ingest_router_with<P: Publisher + 'static>(
     config: Arc<IngestConfig>,
     publisher: Arc<P>,
-    inspector: Option<Arc<super::inspector::Inspector>>,
-    hosts: Hosts,
+    front: Front,
 ) -> Router {
+    let Front { inspector, hosts, tracing } = front;
     let (replay_config, replay_publisher) = (config.clone(), publisher.clone());
     let pages = match &inspector {
         Some(inspector) => inspector.router(config.clone(), publisher.clone()),
@@ -49,7 +68,7 @@ pub fn ingest_router_with<P: Publisher + 'static>(
         )
         .fallback(move |request: Request| {
             let (config, publisher, inspector) = (config.clone(), publisher.clone(), inspector.clone());
-            async move { ingest(request, &config, &*publisher, inspector.as_deref()).await }
+            async move { ingest(request, &config, &*publisher, inspector.as_deref(), tracing).await }
         })
         .layer(axum::middleware::from_fn(move |request: Request, next: axum::middleware::Next| {
             Hosts::guard(hosts.clone(), request, next)
@@ -114,6 +133,7 @@ async fn ingest<P: Publisher>(
     config: &IngestConfig,
     publisher: &P,
     inspector: Option<&super::inspector::Inspector>,
+    tracing: bool,
 ) -> Response {
     let received_at_ms = now_ms();
     let (parts, body) = request.into_parts();
@@ -132,19 +152,24 @@ async fn ingest<P: Publisher>(
         }
     };
     // As Lambda would: the caller's X-Ray trace, or a new one, which the record lines name.
-    let trace = dev_trace(&parts.headers);
-    let delivery = Delivery {
-        method: &parts.method,
-        headers: &parts.headers,
-        body: &body,
-        received_at_ms,
-        trace_header: Some(&trace),
-    };
-    let answer = match inspector {
-        Some(inspector) => inspector.acknowledge(delivery, config, publisher, None).await.1,
-        None => acknowledge(delivery, config, publisher).await.answer,
-    };
-    respond(&answer)
+    let trace = tracing.then(|| dev_trace(&parts.headers));
+    match inspector {
+        Some(inspector) => {
+            let delivered =
+                Delivered { method: parts.method, headers: parts.headers, body, received_at_ms, resent_from: None };
+            inspector.acknowledge(delivered, trace.as_deref(), config, publisher).await.1.map(Body::from)
+        }
+        None => {
+            let delivery = Delivery {
+                method: &parts.method,
+                headers: &parts.headers,
+                body: &body,
+                received_at_ms,
+                trace_header: trace.as_deref(),
+            };
+            respond(&acknowledge(delivery, config, publisher).await.answer)
+        }
+    }
 }
 
 /// The trace a delivery to `cfwh dev` belongs to: its `X-Amzn-Trace-Id` when that is a

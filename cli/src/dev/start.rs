@@ -7,13 +7,13 @@ use std::time::Duration;
 use cf_webhooks::aws::dynamodb::DynamoStore;
 use cf_webhooks::aws::Budget;
 use cf_webhooks::config::{var, IngestConfig, DEFAULT_IDEMPOTENCY_TTL};
-use cf_webhooks::consumer::IdempotencyStore;
+use cf_webhooks::consumer::{IdempotencyStore, MemoryStore};
 use cf_webhooks::logging::LogFilter;
 use cf_webhooks::stack;
 use cf_webhooks::DEV_SECRET;
 
 use super::hosts::Hosts;
-use super::{inspector, memory_store, Args, Backend, Dev, DevOptions, InspectorSwitch, LineSink};
+use super::{inspector, Args, Backend, Dev, DevOptions, InspectorSwitch, LineSink};
 
 /// Everything `cfwh dev` reads, checked together: the flags win over the variables.
 #[derive(Debug)]
@@ -130,6 +130,7 @@ pub async fn start(settings: Settings) -> Result<Dev, String> {
         queue_type: if args.fifo { stack::QueueType::Fifo } else { stack::QueueType::Standard },
         inspector,
         hosts: if loopback { Hosts::loopback(&args.allow_host) } else { Hosts::any() },
+        tracing: args.tracing == super::Switch::On,
         ..DevOptions::default()
     };
     let secrets = if configured {
@@ -151,8 +152,14 @@ pub async fn start(settings: Settings) -> Result<Dev, String> {
             Backend::Sqs { client, consumer_client, queues }
         }
     };
+    let mut options = options;
     let store: Arc<dyn IdempotencyStore> = match &args.dynamodb_endpoint {
-        None => memory_store(args.claim_lease, memory),
+        None => {
+            let cap = usize::try_from(args.max_remembered).unwrap_or(usize::MAX);
+            let store = Arc::new(MemoryStore::new(args.claim_lease, memory).with_cap(cap));
+            options.remembering = Some(store.clone());
+            store
+        }
         Some(endpoint) => {
             let sdk = crate::aws::local_sdk_config(Budget::consumer()).await;
             let client = aws_sdk_dynamodb::Client::from_conf(

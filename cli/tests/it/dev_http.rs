@@ -489,3 +489,69 @@ async fn dev_prints_the_trace_of_each_record_on_its_line() {
     let started = of("job");
     assert!(started.starts_with("1-") && started.len() == 35, "{started}");
 }
+
+/// `--tracing off`: no trace is started or joined, and the lines name none.
+#[tokio::test]
+async fn with_tracing_off_no_line_names_a_trace() {
+    let (dev, lines) = start_dev(testkit::config(), DevOptions { tracing: false, ..DevOptions::default() }).await;
+    let body =
+        cfwh::send::stamp_time(testkit::sample(EventGroup::Task).as_bytes(), cf_webhooks::ack::now_ms()).unwrap();
+    let sent = reqwest::Client::new()
+        .post(format!("http://{}/", dev.addr))
+        .header("x-cf-signature", testkit::signature(testkit::SECRET, &body))
+        .header("x-amzn-trace-id", "Root=1-6752e0a1-5f0c2b7d9e4a6b8c1d3e5f70;Parent=53995c3f42cd8ad8;Sampled=1")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(sent.status(), 200);
+    dev.drain().await.unwrap();
+    let lines = lines.lock().unwrap().clone();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["outcome"], "processed");
+    assert!(lines[0].get("trace_id").is_none(), "{}", lines[0]);
+}
+
+/// At `--max-remembered`, new events are answered 503 with the reason, and none is
+/// forgotten: a duplicate of a remembered one is still a duplicate, never applied twice.
+#[tokio::test]
+async fn a_full_store_refuses_new_events_with_503_and_forgets_none() {
+    use cf_webhooks::consumer::MemoryStore;
+    let store = std::sync::Arc::new(
+        MemoryStore::new(Duration::from_secs(60), cf_webhooks::config::DEFAULT_IDEMPOTENCY_TTL).with_cap(2),
+    );
+    let options = DevOptions { remembering: Some(store.clone()), ..DevOptions::default() };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let (sink, lines) = collecting_sink();
+    let dev = Dev::start(listener, testkit::config(), options, sink, Backend::Memory, store.clone()).unwrap();
+    let client = reqwest::Client::new();
+    let send = |payload_id: &'static str| {
+        let body = testkit::sample(EventGroup::Task)
+            .replace("\"PayloadId\":", &format!("\"PayloadId\":\"{payload_id}\",\"Was\":"));
+        let body = cfwh::send::stamp_time(body.as_bytes(), cf_webhooks::ack::now_ms()).unwrap();
+        client
+            .post(format!("http://{}/", dev.addr))
+            .header("x-cf-signature", testkit::signature(testkit::SECRET, &body))
+            .body(body)
+            .send()
+    };
+    for id in ["cap-1", "cap-2"] {
+        assert_eq!(send(id).await.unwrap().status(), 200);
+    }
+    for _ in 0..200 {
+        if store.len() == 2 && lines.lock().unwrap().len() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused = send("cap-3").await.unwrap();
+    assert_eq!(refused.status(), 503);
+    assert_eq!(refused.headers()["retry-after"], "60");
+    assert_eq!(store.len(), 2, "nothing was forgotten to make room");
+    let answer = refused.text().await.unwrap();
+    assert!(answer.contains("retry later"), "{answer}");
+    dev.drain().await.unwrap();
+    let outcomes: Vec<String> =
+        lines.lock().unwrap().iter().map(|l| l["outcome"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(outcomes, ["processed", "processed"], "the refused event was not taken");
+}

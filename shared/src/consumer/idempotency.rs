@@ -5,6 +5,7 @@
 //! another attempt holds now. Both stores read one [`Clock`].
 
 use std::collections::{BTreeSet, HashMap};
+
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -249,14 +250,103 @@ impl Entry {
     }
 }
 
+/// A key of the memory store: a keyed 128-bit hash of the claim's key (or the facet's),
+/// two SipHash-1-3 with random keys. A collision of two of a process's keys is as
+/// likely as guessing 128 random bits, and nobody outside the process can aim for one:
+/// the keys of the hash are random and never leave it. Its first half, already random,
+/// is the map's own hash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Key(u64, u64);
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0);
+    }
+}
+
+/// Hands a [`Key`]'s first half on as the map's hash.
+#[derive(Default)]
+struct KeyHasher(u64);
+
+impl std::hash::Hasher for KeyHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `Key` is hashed with it, through `write_u64`.
+        for &byte in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(byte);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type KeyMap<V> = HashMap<Key, V, std::hash::BuildHasherDefault<KeyHasher>>;
+
+/// The two random keys [`Key`]s are made with.
+#[derive(Debug)]
+struct Keyer(std::hash::RandomState, std::hash::RandomState);
+
+impl Keyer {
+    fn key(&self, text: &str) -> Key {
+        use std::hash::BuildHasher as _;
+        Key(self.0.hash_one(text), self.1.hash_one(text))
+    }
+}
+
+/// A completion, all the memory store keeps of an applied event: 24 bytes, 40 with its
+/// key in the map.
+#[derive(Debug, Clone, Copy)]
+struct Completion {
+    owner: [u64; 2],
+    expires: i64,
+}
+
+fn halves(owner: Owner) -> [u64; 2] {
+    [(owner.0 >> 64) as u64, owner.0 as u64]
+}
+
+fn whole([high, low]: [u64; 2]) -> Owner {
+    Owner((u128::from(high) << 64) | u128::from(low))
+}
+
+#[derive(Debug, Default)]
+struct Items {
+    /// Applied events, until forgotten.
+    completed: KeyMap<Completion>,
+    /// Claims in progress and released ones with their steps: few, the records in flight.
+    open: KeyMap<Box<Entry>>,
+    /// Each facet's newest version.
+    versions: KeyMap<i64>,
+    /// Writes since the last sweep of what is forgotten.
+    since_sweep: usize,
+    /// When the last sweep ran (ms by the store's clock).
+    swept_at: i64,
+}
+
+impl Items {
+    fn len(&self) -> usize {
+        self.completed.len() + self.open.len()
+    }
+}
+
 /// An in-process store: claims expire after `lease` (a crashed attempt), completions and
-/// the steps of released claims after `ttl`. Versions are kept for good, as DynamoDB's are.
+/// the steps of released claims after `ttl`, and so do versions older than `ttl` (an
+/// event that old is expired before its version is read). It remembers events by a
+/// keyed 128-bit hash of their keys, a completion in about 40 bytes of map (see
+/// [`Key`]); what is past its memory is swept away as the store grows, so its size
+/// follows the events of one memory, never all of them. With a cap
+/// ([`with_cap`](Self::with_cap)) it says when it is full, for ingest to refuse new
+/// events: it never forgets what is still inside its memory.
 #[derive(Debug)]
 pub struct MemoryStore {
-    /// Boxed: a map of many claims rehashes and sweeps buckets of a key and a pointer
-    /// rather than of a whole item (BENCHMARKS.md, *The record lifecycle*).
-    entries: Mutex<HashMap<String, Box<Entry>>>,
-    versions: Mutex<HashMap<String, i64>>,
+    items: Mutex<Items>,
+    keyer: Keyer,
+    /// Events remembered, as of the last write (read without the lock by [`Self::full`]).
+    remembered: std::sync::atomic::AtomicUsize,
+    cap: Option<usize>,
     lease: Duration,
     ttl: Duration,
     clock: Clock,
@@ -265,6 +355,9 @@ pub struct MemoryStore {
 fn ms(duration: Duration) -> i64 {
     i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
+
+/// Writes between two sweeps, at least.
+const SWEEP_EVERY: usize = 4096;
 
 impl MemoryStore {
     /// A store whose in-progress claims last `lease` and completions `ttl`, on the
@@ -275,20 +368,30 @@ impl MemoryStore {
 
     /// As [`new`](Self::new), on `clock`.
     pub fn with_clock(lease: Duration, ttl: Duration, clock: Clock) -> Self {
-        Self { entries: Mutex::new(HashMap::new()), versions: Mutex::new(HashMap::new()), lease, ttl, clock }
+        Self {
+            items: Mutex::new(Items::default()),
+            keyer: Keyer(std::hash::RandomState::new(), std::hash::RandomState::new()),
+            remembered: std::sync::atomic::AtomicUsize::new(0),
+            cap: None,
+            lease,
+            ttl,
+            clock,
+        }
     }
 
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<String, Box<Entry>>> {
-        self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// Says it is [`full`](Self::full) once it remembers `cap` events.
+    pub fn with_cap(mut self, cap: usize) -> Self {
+        self.cap = Some(cap);
+        self
     }
 
-    fn versions(&self) -> std::sync::MutexGuard<'_, HashMap<String, i64>> {
-        self.versions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn items(&self) -> std::sync::MutexGuard<'_, Items> {
+        self.items.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Number of keys held (expired ones included until the next sweep).
+    /// Number of events held (forgotten ones included until the next sweep).
     pub fn len(&self) -> usize {
-        self.entries().len()
+        self.items().len()
     }
 
     /// True when no key is held.
@@ -296,25 +399,76 @@ impl MemoryStore {
         self.len() == 0
     }
 
+    /// The cap, when it has one.
+    pub fn cap(&self) -> Option<usize> {
+        self.cap
+    }
+
+    /// True when it remembers as many events as its cap, once what is past its memory
+    /// is forgotten: new events must be refused until older ones are forgotten. Reads an
+    /// atomic count; at the cap, sweeps (under the lock) at most once a second.
+    pub fn full(&self) -> bool {
+        let Some(cap) = self.cap else { return false };
+        if self.remembered.load(std::sync::atomic::Ordering::Relaxed) < cap {
+            return false;
+        }
+        let now = self.clock.now_ms();
+        let mut items = self.items();
+        if items.len() >= cap && now.saturating_sub(items.swept_at) >= 1000 {
+            self.sweep(&mut items, now);
+        }
+        items.len() >= cap
+    }
+
     /// The item at `key`, unless forgotten (for the simulation's checks).
     pub fn entry(&self, key: &str) -> Option<Entry> {
         let now = self.clock.now_ms();
-        self.entries().get(key).filter(|e| e.expires() > now).map(|e| (**e).clone())
+        let key = self.keyer.key(key);
+        let items = self.items();
+        if let Some(c) = items.completed.get(&key) {
+            return (c.expires > now).then(|| Entry::Completed { owner: whole(c.owner), expires: c.expires });
+        }
+        items.open.get(&key).filter(|e| e.expires() > now).map(|e| (**e).clone())
     }
 
     /// The facet's recorded version (for the simulation's checks).
     pub fn version(&self, subject: &str) -> Option<i64> {
-        self.versions().get(subject).copied()
+        let key = self.keyer.key(subject);
+        self.items().versions.get(&key).copied()
     }
 
-    fn raise(&self, version: Option<Version<'_>>) {
+    fn raise(items: &mut Items, keyer: &Keyer, version: Option<Version<'_>>) {
         if let Some(Version { subject, at }) = version {
-            let mut versions = self.versions();
-            match versions.get_mut(subject) {
-                Some(newest) => *newest = (*newest).max(at),
-                None => drop(versions.insert(subject.to_owned(), at)),
-            }
+            let newest = items.versions.entry(keyer.key(subject)).or_insert(at);
+            *newest = (*newest).max(at);
         }
+    }
+
+    /// Forgets what is past its memory: completions, released steps and abandoned
+    /// claims, and versions older than the memory.
+    fn sweep(&self, items: &mut Items, now: i64) {
+        items.completed.retain(|_, c| c.expires > now);
+        items.open.retain(|_, e| e.expires() > now);
+        let oldest = now.saturating_sub(ms(self.ttl));
+        items.versions.retain(|_, at| *at >= oldest);
+        items.since_sweep = 0;
+        items.swept_at = now;
+        self.counted(items);
+    }
+
+    /// After a write: sweeps once the writes since the last sweep reach half the items
+    /// (so a sweep costs a constant per write), and updates the count [`Self::full`] reads.
+    fn wrote(&self, items: &mut Items, now: i64) {
+        items.since_sweep += 1;
+        if items.since_sweep >= SWEEP_EVERY.max(items.len() / 2) {
+            self.sweep(items, now);
+        } else {
+            self.counted(items);
+        }
+    }
+
+    fn counted(&self, items: &Items) {
+        self.remembered.store(items.len(), std::sync::atomic::Ordering::Relaxed);
     }
 
     /// When an item written now for `who` is forgotten: the memory, from now or from the
@@ -324,20 +478,25 @@ impl MemoryStore {
     }
 
     /// Applies `write` (given when the item is forgotten) to `who`'s claim, or answers
-    /// `Lost`.
+    /// `Lost`. `write` answers whether the item stays open (false: it is removed).
     fn owned(
         &self,
         who: Claimant<'_>,
         version: Option<Version<'_>>,
-        write: impl FnOnce(&mut Entry, i64),
+        write: impl FnOnce(&mut Entry, i64) -> bool,
     ) -> Result<(), StoreError> {
-        let expires = self.forgotten(who, self.clock.now_ms(), self.ttl);
-        let mut entries = self.entries();
-        match entries.get_mut(who.key).map(|e| &mut **e) {
+        let now = self.clock.now_ms();
+        let expires = self.forgotten(who, now, self.ttl);
+        let key = self.keyer.key(who.key);
+        let mut items = self.items();
+        match items.open.get_mut(&key).map(|e| &mut **e) {
             Some(entry) if matches!(&*entry, Entry::InProgress { owner: o, .. } if *o == who.owner) => {
+                if !write(entry, expires) {
+                    items.open.remove(&key);
+                }
                 // The version and the item in one step, as DynamoDB's transaction.
-                self.raise(version);
-                write(entry, expires);
+                Self::raise(&mut items, &self.keyer, version);
+                self.wrote(&mut items, now);
                 Ok(())
             }
             _ => Err(lost(who)),
@@ -361,12 +520,14 @@ impl IdempotencyStore for MemoryStore {
 
     async fn claim(&self, who: Claimant<'_>) -> Result<Claim, StoreError> {
         let now = self.clock.now_ms();
-        let mut entries = self.entries();
-        if entries.len() >= 4096 && entries.len().is_power_of_two() {
-            entries.retain(|_, entry| entry.expires() > now);
+        let key = self.keyer.key(who.key);
+        let mut items = self.items();
+        match items.completed.get(&key) {
+            Some(c) if c.expires > now => return Ok(Claim::Completed),
+            Some(_) => drop(items.completed.remove(&key)),
+            None => {}
         }
-        let done = match entries.get(who.key).map(|e| &**e).filter(|entry| entry.expires() > now) {
-            Some(Entry::Completed { .. }) => return Ok(Claim::Completed),
+        let done = match items.open.get(&key).map(|e| &**e).filter(|entry| entry.expires() > now) {
             Some(Entry::InProgress { lease_until, .. }) if *lease_until > now => {
                 return Ok(Claim::InProgress {
                     lease_left: Some(Duration::from_millis(u64::try_from(lease_until - now).unwrap_or(0))),
@@ -374,12 +535,13 @@ impl IdempotencyStore for MemoryStore {
             }
             // A crashed attempt leaves the steps it recorded.
             Some(Entry::InProgress { done, .. } | Entry::Released { done, .. }) => done.clone(),
-            None => Done::new(),
+            Some(Entry::Completed { .. }) | None => Done::new(),
         };
         let expires = self.forgotten(who, now, self.ttl.max(self.lease));
         let lease_until = now.saturating_add(ms(self.lease));
         let claimed = Entry::InProgress { owner: who.owner, lease_until, done: done.clone(), expires };
-        entries.insert(who.key.to_owned(), Box::new(claimed));
+        items.open.insert(key, Box::new(claimed));
+        self.wrote(&mut items, now);
         Ok(Claim::Acquired { done })
     }
 
@@ -393,41 +555,42 @@ impl IdempotencyStore for MemoryStore {
                 recorded.clone_from(done);
                 *until = (*until).max(expires);
             }
+            true
         })
     }
 
     async fn complete(&self, who: Claimant<'_>, version: Option<Version<'_>>) -> Result<(), StoreError> {
-        let expires = self.forgotten(who, self.clock.now_ms(), self.ttl);
-        let mut entries = self.entries();
-        match entries.get_mut(who.key).map(|e| &mut **e) {
+        let now = self.clock.now_ms();
+        let expires = self.forgotten(who, now, self.ttl);
+        let key = self.keyer.key(who.key);
+        let mut items = self.items();
+        let completion = Completion { owner: halves(who.owner), expires };
+        match items.completed.get(&key) {
             // A completion whose answer was lost, made again: already so.
-            Some(Entry::Completed { owner, .. }) if *owner == who.owner => {}
-            Some(entry) => match entry {
-                Entry::InProgress { owner, .. } if *owner == who.owner => {
-                    *entry = Entry::Completed { owner: who.owner, expires };
+            Some(c) if whole(c.owner) == who.owner => {}
+            Some(_) => return Err(lost(who)),
+            None => match items.open.get(&key).map(|e| &**e) {
+                Some(Entry::InProgress { owner, .. }) if *owner == who.owner => {
+                    items.open.remove(&key);
+                    items.completed.insert(key, completion);
                 }
                 _ => return Err(lost(who)),
             },
-            None => return Err(lost(who)),
         }
         // The version and the item in one step, as DynamoDB's transaction.
-        self.raise(version);
+        Self::raise(&mut items, &self.keyer, version);
+        self.wrote(&mut items, now);
         Ok(())
     }
 
     async fn release(&self, who: Claimant<'_>, done: &Done, version: Option<Version<'_>>) -> Result<(), StoreError> {
-        let mut gone = false;
         self.owned(who, version, |entry, expires| {
             if done.is_empty() {
-                gone = true;
-            } else {
-                *entry = Entry::Released { done: done.clone(), expires };
+                return false;
             }
-        })?;
-        if gone {
-            self.entries().remove(who.key);
-        }
-        Ok(())
+            *entry = Entry::Released { done: done.clone(), expires };
+            true
+        })
     }
 }
 
@@ -519,6 +682,59 @@ mod tests {
             Ok(Claim::Acquired { done: both }),
             "a crashed attempt leaves the steps it recorded"
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn what_is_past_its_memory_is_swept_away_as_the_store_grows() {
+        let store = store();
+        let none = Done::new();
+        for i in 0..SWEEP_EVERY {
+            let key = format!("old-{i}");
+            store.claim(who(&key, 1)).await.unwrap();
+            store.complete(who(&key, 1), Some(Version { subject: &key, at: 0 })).await.unwrap();
+        }
+        // Two writes each, so a sweep has run already: nothing was past its memory.
+        assert_eq!(store.len(), SWEEP_EVERY);
+        tokio::time::advance(Duration::from_secs(3601)).await;
+        for i in 0..SWEEP_EVERY {
+            let key = format!("new-{i}");
+            store.claim(who(&key, 2)).await.unwrap();
+            store.release(who(&key, 2), &none, NONE).await.unwrap();
+        }
+        assert_eq!(store.len(), 0, "the old completions are forgotten, the released claims gone");
+        assert_eq!(store.version("old-1"), None, "a version older than the memory is forgotten too");
+        assert_eq!(store.claim(who("old-1", 3)).await, Ok(Claim::fresh()));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_store_says_so_and_forgets_nothing_inside_its_memory() {
+        let store = store().with_cap(3);
+        for key in ["a", "b"] {
+            store.claim(who(key, 1)).await.unwrap();
+            store.complete(who(key, 1), NONE).await.unwrap();
+        }
+        assert!(!store.full());
+        store.claim(who("c", 1)).await.unwrap();
+        assert!(store.full(), "a claim in progress is remembered too");
+        assert_eq!(store.claim(who("a", 2)).await, Ok(Claim::Completed), "full, it still answers for what it holds");
+        store.complete(who("c", 1), NONE).await.unwrap();
+        assert!(store.full());
+        tokio::time::advance(Duration::from_secs(1800)).await;
+        assert!(store.full(), "nothing is forgotten inside its memory");
+        assert_eq!(store.claim(who("b", 2)).await, Ok(Claim::Completed));
+        tokio::time::advance(Duration::from_secs(1801)).await;
+        assert!(!store.full(), "once past their memory, they are swept to make room");
+        assert_eq!(store.len(), 0);
+    }
+
+    #[test]
+    fn keys_of_different_texts_differ_and_the_same_text_is_the_same_key() {
+        let store = store();
+        let keys: std::collections::HashSet<(u64, u64)> =
+            (0..100_000).map(|i| store.keyer.key(&format!("task#{i}"))).map(|Key(a, b)| (a, b)).collect();
+        assert_eq!(keys.len(), 100_000);
+        assert_eq!(store.keyer.key("task#1"), store.keyer.key("task#1"));
+        assert!(std::mem::size_of::<(Key, Completion)>() <= 40, "a completion stays small");
     }
 
     #[tokio::test(start_paused = true)]

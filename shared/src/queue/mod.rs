@@ -15,6 +15,17 @@ pub enum PublishError {
     /// The queue holds as many messages as it may.
     #[error("the {0} queue is full")]
     Full(Route),
+    /// `cfwh dev`'s in-memory idempotency store remembers as many events as its cap:
+    /// forgetting one still inside its memory could apply it twice, so new events wait
+    /// until older ones pass their memory.
+    #[error(
+        "the idempotency store remembers {cap} events, its cap (cfwh dev --max-remembered): new events are \
+         refused until older ones pass their memory"
+    )]
+    Remembering {
+        /// The cap.
+        cap: usize,
+    },
     /// The queue no longer takes messages (the process is shutting down).
     #[error("the {0} queue is closed")]
     Closed(Route),
