@@ -257,7 +257,8 @@ def main():
     order = run_result("ordering")
     if order is not None:
         a, g, f, st = order["all"], order["latest"], order["latest-fifo"], order["settings"]
-        per_million = 2.00  # docs/operations.md, Cost per million events: +3 write units, +1 read unit
+        cost = run_result("cost")
+        per_million = cost["guard_dollars_per_million"] if cost else 0.75
         lines += ["## Per-entity order: the guard and FIFO queues", "",
                   "`bench/ordering.py`: the same pool of signed events about "
                   f"{st['entities']:,} entities, versions rising with the pool's",
@@ -281,11 +282,33 @@ def main():
                   f"{g['end_to_end_per_s']:,.0f} | {f['end_to_end_per_s']:,.0f} |",
                   f"| applied twice | {a['processed_twice']} | {g['processed_twice']} | {f['processed_twice']} |", "",
                   "Deployed, the guard's cost is DynamoDB's, not CPU's: per guarded event one more read",
-                  "(the facet's version) and the completion written in a transaction of two items instead of",
-                  f"one `PutItem`: +3 write units and +1 read unit, **+${per_million:.2f} per million events** on",
+                  "(the facet's version) and one more write (the version raised, before the completion), as",
+                  f"counted below: +1 write unit and +1 read unit, **+${per_million:.2f} per million events** on",
                   "demand ([Cost per million events](docs/operations.md#cost-per-million-events)), and about one more round trip (~10 ms) of",
                   "consumer time per record, which the consumer's batch runs concurrently. FIFO queues cost",
                   "$0.10 more per million SQS requests than standard ones: +$0.12 per million events.", ""]
+
+    cost = run_result("cost")
+    if cost is not None:
+        prices = cost["prices"]
+        lines += ["## Cost per event, counted", "",
+                  "`cli/tests/it/cost.rs`, run by `make bench` against moto: the AWS requests the deployed code",
+                  "sends per event, counted on the real SDK clients as they are sent; DynamoDB's capacity units",
+                  "from AWS's published rules (a write unit per KB of item, twice in a transaction; a read unit",
+                  "per 4 KB, strongly consistent), with the sizes of the items read back (every one under 1 KB),",
+                  f"at ${prices['write_unit_per_million']} per million write units and ${prices['read_unit_per_million']}",
+                  "per million read units (on demand, us-east-1). Ingest sends one `SendMessage` per accepted",
+                  f"delivery ({cost['ingest']['SendMessage']} counted); the event source's receives and deletes are",
+                  "batched by AWS ([Cost per million events](docs/operations.md#cost-per-million-events)).", "",
+                  "| event | DynamoDB requests | write units | read units | per million events |",
+                  "|---|---|---|---|---|"]
+        for name, row in cost["dynamodb"].items():
+            ops = ", ".join(f"{n} × {op}" for op, n in row["operations"].items())
+            lines.append(f"| {name} | {ops} | {row['write_units']:g} | {row['read_units']:g} | "
+                         f"${row['dollars_per_million']:.3f} |")
+        lines += ["", f"The order guard adds **${cost['guard_dollars_per_million']:.2f} per million** processed events "
+                  "(target: at most $0.75): the facet's version read before the handler, and raised in a write of",
+                  "its own after it, before the completion (it was a two-item transaction: $2.00).", ""]
 
     init = run_result("init")
     if init is not None:

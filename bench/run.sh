@@ -48,6 +48,18 @@ python3 bench/ordering.py
 say "replay's memory: 100,000 archived events, over ten days and on one"
 python3 bench/replay_memory.py
 
+say "cost per event deployed: the AWS requests counted against moto"
+bash scripts/tools.sh >/dev/null
+MOTO_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+.venv/bin/python scripts/moto_server.py -H 127.0.0.1 -p "$MOTO_PORT" >target/bench/moto.log 2>&1 &
+MOTO_PID=$!
+trap 'kill $MOTO_PID 2>/dev/null || true' EXIT
+for _ in $(seq 100); do python3 -c "import socket; socket.create_connection(('127.0.0.1', $MOTO_PORT), 1)" 2>/dev/null && break; sleep 0.2; done
+CFWH_TEST_MOTO="http://127.0.0.1:$MOTO_PORT" AWS_ENDPOINT_URL="http://127.0.0.1:$MOTO_PORT" AWS_ACCESS_KEY_ID=test \
+  AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
+  cargo test -q -p cfwh --all-features --test it -- cost::what_each_event_costs_deployed_counted_per_request
+kill $MOTO_PID 2>/dev/null || true
+
 say "where the time goes: perf record on a build that keeps its symbols"
 if command -v perf >/dev/null && perf stat -e task-clock true >/dev/null 2>&1; then
   make --no-print-directory profile

@@ -158,7 +158,9 @@ pub fn template() -> Value {
     }
     destination_resources(&mut resources);
     access_resources(&mut resources);
-    resources.insert("Dashboard".into(), dashboard());
+    let mut board = dashboard();
+    board.as_mapping_mut().expect("a resource is a mapping").insert("Condition".into(), "DashboardOn".into());
+    resources.insert("Dashboard".into(), board);
 
     let mut timeouts = Mapping::new();
     for timeout in CONSUMER_TIMEOUTS {
@@ -197,6 +199,7 @@ pub fn template() -> Value {
             "HasArchiveBucketName" => not(equals(r#ref("ArchiveBucketName"), "")),
             "CreateArchiveBucket" => and(vec![r#ref_condition("ArchiveOn"), equals(r#ref("ArchiveBucketName"), "")]),
             "HasArchiveExpiration" => not(equals(r#ref("ArchiveExpirationDays"), 0)),
+            "DashboardOn" => equals(r#ref("Dashboard"), "true"),
         },
         "Rules" => map! {
             "FifoBatchesOfTenAtMost" => map! {
@@ -273,6 +276,8 @@ pub fn template() -> Value {
                 "Value" => r#ref("OperatorPolicy"),
             },
             output::DASHBOARD_URL => map! {
+                "Condition" => "DashboardOn",
+                "Description" => "The stack's dashboard (parameter Dashboard=true)",
                 "Value" => sub(
                     "https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}\
                      #dashboards:name=${Dashboard}",

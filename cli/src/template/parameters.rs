@@ -169,6 +169,13 @@ pub(super) fn parameters() -> Value {
             "Description" => "Active: every function traces its invocations with X-Ray, and each consumer record joins \
                 the trace of the delivery that brought it; PassThrough: only traces begun upstream are followed.",
         },
+        "Dashboard" => map! {
+            "Type" => "String",
+            "Default" => "false",
+            "AllowedValues" => seq!["true", "false"],
+            "Description" => "true: a CloudWatch dashboard of the stack's metrics (output DashboardUrl), $3.00 a \
+                month beyond CloudWatch's free three; the alarms and metrics are there either way.",
+        },
         "ConsumersEnabled" => map! {
             "Type" => "String",
             "Default" => "true",

@@ -5,6 +5,7 @@
 mod common;
 
 mod binary;
+mod cost;
 mod destinations;
 mod dev_http;
 mod edges;

@@ -351,7 +351,7 @@ async fn redrive_moves_every_dead_letter_and_drops_the_reason() {
 }
 
 #[tokio::test]
-async fn the_applied_version_moves_forward_only_and_is_written_with_the_completion() {
+async fn the_applied_version_moves_forward_only_and_is_written_before_the_claims_write() {
     let ddb = dynamodb().await;
     let table = unique("versions");
     DynamoStore::create_table_if_missing(&ddb, &table).await.unwrap();
@@ -378,9 +378,12 @@ async fn the_applied_version_moves_forward_only_and_is_written_with_the_completi
     assert_eq!(store.claim(who("task#p-newest", 103)).await.unwrap(), Claim::fresh());
     store.release(who("task#p-newest", 103), &["handler".to_owned()].into(), at(40)).await.unwrap();
     assert_eq!(store.applied_version(subject).await.unwrap(), Some(40));
-    // A write by an attempt that does not hold the claim writes no version either.
+    // The version goes first, in a write of its own: an attempt whose claim was taken
+    // over after its lease (its handler applied the event) still raises it, and its
+    // claim's write is refused. A later attempt finds the event stale, never older ones
+    // applied after it.
     assert_eq!(store.complete(who("task#p-none", 103), at(50)).await.unwrap_err().kind, StoreErrorKind::Lost);
-    assert_eq!(store.applied_version(subject).await.unwrap(), Some(40));
+    assert_eq!(store.applied_version(subject).await.unwrap(), Some(50));
 
     // The version is kept for good (a replay of any archived span must find it); the
     // completion expires with the idempotency TTL.

@@ -13,15 +13,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::operation::update_item::UpdateItemError;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType, ReturnValue,
-    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification, TransactWriteItem, Update,
+    ReturnValuesOnConditionCheckFailure, ScalarAttributeType, TimeToLiveSpecification, Update,
 };
 use aws_sdk_dynamodb::Client;
 
-use super::describe;
 use crate::clock::Clock;
 use crate::consumer::idempotency::{
     Claim, Claimant, Done, Entry, IdempotencyStore, Owner, StoreError, StoreErrorKind, Version,
@@ -178,16 +176,6 @@ fn state_of(item: &HashMap<String, AttributeValue>, now_ms: u128) -> Claim {
     }
 }
 
-/// The reasons a cancelled transaction gives, one per item.
-fn cancellation(error: &SdkError<TransactWriteItemsError>) -> Option<Vec<&str>> {
-    match error.as_service_error() {
-        Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
-            Some(cancelled.cancellation_reasons().iter().map(|r| r.code().unwrap_or("None")).collect())
-        }
-        _ => None,
-    }
-}
-
 /// A failed call, with the kind its code or status names.
 fn failed<E>(e: &SdkError<E, HttpResponse>) -> StoreError
 where
@@ -273,9 +261,13 @@ impl DynamoStore {
             .map_err(unbuildable)
     }
 
-    /// The update that raises a facet's version, never lowering it.
-    fn version_update(&self, version: Version<'_>) -> Result<Update, StoreError> {
-        Update::builder()
+    /// Raises a facet's version, never lowering it: one `UpdateItem` of the facet's item
+    /// (one write unit). An equal or newer version recorded already is no error: nothing
+    /// is written, which is what was wanted.
+    async fn raise_version(&self, version: Version<'_>) -> Result<(), StoreError> {
+        let raised = self
+            .client
+            .update_item()
             .table_name(&self.table)
             .key(PARTITION_KEY, AttributeValue::S(version.subject.to_owned()))
             // Kept for good (no TTL): longer than any archive can be replayed from, so a
@@ -286,12 +278,22 @@ impl DynamoStore {
             .expression_attribute_names("#ttl", TTL_ATTRIBUTE)
             .expression_attribute_values(":version", AttributeValue::N(version.at.to_string()))
             .expression_attribute_values(":now_s", n(self.clock.now().as_secs().into()))
-            .build()
-            .map_err(unbuildable)
+            .send()
+            .await;
+        match raised {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_conditional_check_failed_exception()) => Ok(()),
+            Err(e) => Err(failed(&e)),
+        }
     }
 
-    /// `write` to `owner`'s claim of `key`, and the facet's `version` in the same
-    /// transaction. A completion refused because the item is completed by this owner
+    /// `write` to `owner`'s claim of `key`, after raising the facet's `version` in a
+    /// write of its own: two `UpdateItem`s (one write unit each) rather than a
+    /// transaction of both (two units per item). The version goes first: an attempt that
+    /// dies between the two leaves the version raised and its claim unwritten, which a
+    /// later attempt finds `stale` (the one window between the handler and the write that
+    /// records it, a round trip longer); never an older event of the facet applied after
+    /// this one. A completion refused because the item is completed by this owner
     /// already (a retried write whose first answer was lost) succeeds.
     async fn write(
         &self,
@@ -300,48 +302,31 @@ impl DynamoStore {
         done: &Done,
         version: Option<Version<'_>>,
     ) -> Result<(), StoreError> {
-        if let (Write::Release, true, None) = (&write, done.is_empty(), version) {
+        if let Some(version) = version {
+            self.raise_version(version).await?;
+        }
+        if let (Write::Release, true) = (&write, done.is_empty()) {
             return self.delete(who).await;
         }
         let update = self.claim_update(who, &write, done)?;
-        let Some(version) = version else {
-            let sent = self
-                .client
-                .update_item()
-                .set_table_name(Some(update.table_name().to_owned()))
-                .set_key(Some(update.key().clone()))
-                .update_expression(update.update_expression())
-                .set_condition_expression(update.condition_expression().map(str::to_owned))
-                .set_expression_attribute_names(update.expression_attribute_names().cloned())
-                .set_expression_attribute_values(update.expression_attribute_values().cloned())
-                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
-                .send()
-                .await;
-            return match sent {
-                Ok(_) => Ok(()),
-                Err(e) => match e.as_service_error() {
-                    Some(UpdateItemError::ConditionalCheckFailedException(found)) => {
-                        self.refused(who, &write, found.item()).await
-                    }
-                    _ => Err(failed(&e)),
-                },
-            };
-        };
-        let written = self
+        let sent = self
             .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(update).build())
-            .transact_items(TransactWriteItem::builder().update(self.version_update(version)?).build())
+            .update_item()
+            .set_table_name(Some(update.table_name().to_owned()))
+            .set_key(Some(update.key().clone()))
+            .update_expression(update.update_expression())
+            .set_condition_expression(update.condition_expression().map(str::to_owned))
+            .set_expression_attribute_names(update.expression_attribute_names().cloned())
+            .set_expression_attribute_values(update.expression_attribute_values().cloned())
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        match written {
+        match sent {
             Ok(_) => Ok(()),
-            Err(e) => match cancellation(&e).as_deref() {
-                // An equal or newer version is recorded already, which is not to move
-                // back: the claim's write on its own.
-                Some(["None", "ConditionalCheckFailed"]) => Box::pin(self.write(who, write, done, None)).await,
-                Some([claim, _]) if *claim == "ConditionalCheckFailed" => self.refused(who, &write, None).await,
-                Some(codes) if codes.contains(&"TransactionConflict") => Err(StoreError::conflict(describe(&e))),
+            Err(e) => match e.as_service_error() {
+                Some(UpdateItemError::ConditionalCheckFailedException(found)) => {
+                    self.refused(who, &write, found.item()).await
+                }
                 _ => Err(failed(&e)),
             },
         }
@@ -460,6 +445,10 @@ impl IdempotencyStore for DynamoStore {
             return Ok(None);
         }
         Ok(item.get(VERSION).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok()))
+    }
+
+    async fn raise(&self, version: Version<'_>) -> Result<(), StoreError> {
+        self.raise_version(version).await
     }
 
     async fn record(&self, who: Claimant<'_>, done: &Done, version: Option<Version<'_>>) -> Result<(), StoreError> {

@@ -173,7 +173,13 @@ pub trait IdempotencyStore: Send + Sync {
     /// The version (`EventDatetimeUtc`) last applied to a facet of an entity, if any.
     async fn applied_version(&self, subject: &str) -> Result<Option<i64>, StoreError>;
 
-    /// Records the steps `done` while `owner` keeps the claim, and raises `version`.
+    /// Raises a facet's version to `version.at`, never lowering it (an equal or newer
+    /// one recorded already is no error), in a write of its own.
+    async fn raise(&self, version: Version<'_>) -> Result<(), StoreError>;
+
+    /// Records the steps `done` while `owner` keeps the claim, and raises `version`:
+    /// first, in a write of its own (DynamoDB), or in the same step (memory). An attempt
+    /// that dies between the two leaves the version raised and the claim unwritten.
     async fn record(&self, who: Claimant<'_>, done: &Done, version: Option<Version<'_>>) -> Result<(), StoreError>;
 
     /// Marks `key` completed if `owner` holds it (or completed it: a retried write), and
@@ -198,6 +204,9 @@ impl<S: IdempotencyStore + ?Sized> IdempotencyStore for std::sync::Arc<S> {
     }
     async fn applied_version(&self, subject: &str) -> Result<Option<i64>, StoreError> {
         (**self).applied_version(subject).await
+    }
+    async fn raise(&self, version: Version<'_>) -> Result<(), StoreError> {
+        (**self).raise(version).await
     }
     async fn record(&self, who: Claimant<'_>, done: &Done, version: Option<Version<'_>>) -> Result<(), StoreError> {
         (**self).record(who, done, version).await
@@ -437,7 +446,7 @@ impl MemoryStore {
         self.items().versions.get(&key).copied()
     }
 
-    fn raise(items: &mut Items, keyer: &Keyer, version: Option<Version<'_>>) {
+    fn raise_in(items: &mut Items, keyer: &Keyer, version: Option<Version<'_>>) {
         if let Some(Version { subject, at }) = version {
             let newest = items.versions.entry(keyer.key(subject)).or_insert(at);
             *newest = (*newest).max(at);
@@ -494,8 +503,8 @@ impl MemoryStore {
                 if !write(entry, expires) {
                     items.open.remove(&key);
                 }
-                // The version and the item in one step, as DynamoDB's transaction.
-                Self::raise(&mut items, &self.keyer, version);
+                // The version and the item in one step.
+                Self::raise_in(&mut items, &self.keyer, version);
                 self.wrote(&mut items, now);
                 Ok(())
             }
@@ -549,6 +558,14 @@ impl IdempotencyStore for MemoryStore {
         Ok(self.version(subject))
     }
 
+    async fn raise(&self, version: Version<'_>) -> Result<(), StoreError> {
+        let now = self.clock.now_ms();
+        let mut items = self.items();
+        Self::raise_in(&mut items, &self.keyer, Some(version));
+        self.wrote(&mut items, now);
+        Ok(())
+    }
+
     async fn record(&self, who: Claimant<'_>, done: &Done, version: Option<Version<'_>>) -> Result<(), StoreError> {
         self.owned(who, version, |entry, expires| {
             if let Entry::InProgress { done: recorded, expires: until, .. } = entry {
@@ -577,8 +594,8 @@ impl IdempotencyStore for MemoryStore {
                 _ => return Err(lost(who)),
             },
         }
-        // The version and the item in one step, as DynamoDB's transaction.
-        Self::raise(&mut items, &self.keyer, version);
+        // The version and the item in one step.
+        Self::raise_in(&mut items, &self.keyer, version);
         self.wrote(&mut items, now);
         Ok(())
     }

@@ -17,7 +17,7 @@
 //! handling ─▶ failed ─▶ released ─▶ retried | dead-lettered
 //!    │
 //!    ▼
-//! applied (handler done and version written, in one write)
+//! applied (the version raised, then the handler's step or the completion written)
 //!    │
 //!    ▼
 //! delivering to each destination not done ─▶ some failed ─▶ released ─▶ retried | dead-lettered

@@ -559,6 +559,9 @@ impl IdempotencyStore for Flaky {
     async fn applied_version(&self, subject: &str) -> Result<Option<i64>, StoreError> {
         self.inner.applied_version(subject).await
     }
+    async fn raise(&self, v: Version<'_>) -> Result<(), StoreError> {
+        self.inner.raise(v).await
+    }
     async fn record(&self, who: Claimant<'_>, done: &Done, v: Option<Version<'_>>) -> Result<(), StoreError> {
         self.inner.record(who, done, v).await
     }

@@ -68,6 +68,11 @@ impl IdempotencyStore for Blocking {
         self.call(|s| async move { s.applied_version(&subject).await })
     }
 
+    async fn raise(&self, v: Version<'_>) -> Result<(), StoreError> {
+        let v = owned(Some(v));
+        self.call(move |s| async move { s.raise(version(&v).expect("a version")).await })
+    }
+
     async fn record(&self, who: Claimant<'_>, done: &Done, v: Option<Version<'_>>) -> Result<(), StoreError> {
         let (key, owner, event_ms, done, v) = (who.key.to_owned(), who.owner, who.event_ms, done.clone(), owned(v));
         self.call(move |s| async move { s.record(Claimant { key: &key, owner, event_ms }, &done, version(&v)).await })

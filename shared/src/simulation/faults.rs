@@ -1,5 +1,5 @@
 //! The faults the simulation injects, and the real seams wrapped to inject them: the
-//! memory store (errors, lost answers, conflicts, slowness, a consumer killed before or
+//! memory store (errors, lost answers, slowness, a consumer killed before or
 //! after a write), the handler, the destinations and the dead-letter queue.
 
 use std::sync::{Arc, Mutex};
@@ -43,7 +43,6 @@ macro_rules! faults {
 faults! {
     StoreError => "store-error": "a store call fails and writes nothing",
     StoreLostAnswer => "store-lost-answer": "a store write is made, but its answer is an error (the SDK's retry case)",
-    Conflict => "conflict": "a transaction is cancelled by another (TransactionConflict)",
     SlowStore => "slow-store": "a store call takes 5 to 40 s (a holder running to its timeout)",
     KillBeforeWrite => "kill-before-write": "the consumer dies before a store call or a dead letter",
     KillAfterWrite => "kill-after-write": "the consumer dies right after a store call or a dead letter",
@@ -184,14 +183,8 @@ pub struct FaultyStore {
     pub chaos: Chaos,
 }
 
-const WRITE_FAULTS: &[Fault] = &[
-    Fault::StoreError,
-    Fault::StoreLostAnswer,
-    Fault::Conflict,
-    Fault::SlowStore,
-    Fault::KillBeforeWrite,
-    Fault::KillAfterWrite,
-];
+const WRITE_FAULTS: &[Fault] =
+    &[Fault::StoreError, Fault::StoreLostAnswer, Fault::SlowStore, Fault::KillBeforeWrite, Fault::KillAfterWrite];
 
 impl FaultyStore {
     /// Before a call: `Err` to answer at once, after any delay or kill.
@@ -199,7 +192,6 @@ impl FaultyStore {
         match fault {
             Some(Fault::KillBeforeWrite) => self.chaos.kill().await,
             Some(Fault::StoreError) => return Err(StoreError::unavailable("injected: unreachable")),
-            Some(Fault::Conflict) => return Err(StoreError::conflict("injected: TransactionConflict")),
             Some(Fault::SlowStore) => {
                 tokio::time::sleep(Duration::from_secs(self.chaos.between(5, 40))).await;
             }
@@ -223,12 +215,10 @@ impl FaultyStore {
     /// A write; `settling` names the owner whose claim it ends (a completion, a release).
     async fn write<F: std::future::Future<Output = Result<(), StoreError>>>(
         &self,
-        version: bool,
         settling: Option<Owner>,
         call: F,
     ) -> Result<(), StoreError> {
-        let kinds: Vec<Fault> = WRITE_FAULTS.iter().copied().filter(|f| version || *f != Fault::Conflict).collect();
-        let fault = self.chaos.draw(&kinds);
+        let fault = self.chaos.draw(WRITE_FAULTS);
         self.before(fault).await?;
         let result = call.await;
         if let (Some(owner), Ok(())) = (settling, &result) {
@@ -279,16 +269,32 @@ impl IdempotencyStore for FaultyStore {
         self.inner.applied_version(subject).await
     }
 
+    async fn raise(&self, version: Version<'_>) -> Result<(), StoreError> {
+        self.write(None, self.inner.raise(version)).await
+    }
+
+    // A write with a version is two writes, as DynamoDB makes it: the version first, then
+    // the claim's; every fault can strike either, a kill between them included.
+
     async fn record(&self, who: Claimant<'_>, done: &Done, version: Option<Version<'_>>) -> Result<(), StoreError> {
-        self.write(version.is_some(), None, self.inner.record(who, done, version)).await
+        if let Some(version) = version {
+            self.raise(version).await?;
+        }
+        self.write(None, self.inner.record(who, done, None)).await
     }
 
     async fn complete(&self, who: Claimant<'_>, version: Option<Version<'_>>) -> Result<(), StoreError> {
-        self.write(version.is_some(), Some(who.owner), self.inner.complete(who, version)).await
+        if let Some(version) = version {
+            self.raise(version).await?;
+        }
+        self.write(Some(who.owner), self.inner.complete(who, None)).await
     }
 
     async fn release(&self, who: Claimant<'_>, done: &Done, version: Option<Version<'_>>) -> Result<(), StoreError> {
-        self.write(version.is_some(), Some(who.owner), self.inner.release(who, done, version)).await
+        if let Some(version) = version {
+            self.raise(version).await?;
+        }
+        self.write(Some(who.owner), self.inner.release(who, done, None)).await
     }
 }
 
