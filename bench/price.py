@@ -34,6 +34,9 @@ def features(archive_dir, forward_port):
         ("archive (`--archive-dir`)", False, ["--archive-dir", archive_dir], [], {}, False),
         ("HTTP forward (`--forward-url`, to a local receiver)", False,
          ["--forward-url", f"http://127.0.0.1:{forward_port}/hook"], [], {"CF_FORWARD_SECRET": FORWARD_SECRET}, False),
+        ("EventBridge (`--event-bus`, batched `PutEvents` to a local stand-in)", False,
+         ["--event-bus", "bench", "--eventbridge-endpoint", f"http://127.0.0.1:{forward_port}"], [],
+         {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"}, False),
     ]
 
 
@@ -42,8 +45,9 @@ def main():
     pool = os.path.join(R.OUT, "price-pool.txt")
     out = []
     with tempfile.TemporaryDirectory(prefix="cfwh-bench-archive-") as archive_dir:
-        # The forward's receiver: the bare floor, which answers 200 at once, so that the row
-        # prices cfwh's side of the forward (signing, the HTTP client, the connection pool).
+        # The forward's receiver and EventBridge's stand-in: the bare floor, which answers at
+        # once, so that the rows price cfwh's side (signing, the HTTP client and its
+        # connections; the SDK's request, batched by ten).
         forward_port = free_port()
         receiver = subprocess.Popen([R.FLOOR, f"127.0.0.1:{forward_port}"], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
