@@ -154,12 +154,20 @@ def main():
         ("reference", lambda: R.reference(pool, duration=DURATION, connections=CONNECTIONS, threads=THREADS)),
         ("floor", lambda: R.floor(pool, duration=DURATION, connections=CONNECTIONS, threads=THREADS)),
     ]
+    before = os.environ.get("CFWH_BENCH_BEFORE")
+    if before:
+        # An earlier build of cfwh dev (CFWH_BENCH_BEFORE: its path, CFWH_BENCH_BEFORE_NAME:
+        # what it is), in the same rounds: what a change gained, measured side by side.
+        runs.append(("before", lambda: R.cfwh_dev(pool, duration=DURATION, connections=CONNECTIONS, threads=THREADS,
+                                                  label="before", binary=before)))
     measured = R.alternate(runs, rounds)
     results = {name: R.summary(values) for name, values in measured.items()}
     results["runs"] = measured
     c, r, f = results["cfwh"], results["reference"], results["floor"]
     results["ratio"] = c["requests_per_s"] / r["requests_per_s"]
     results["floor_ratio"] = c["requests_per_s"] / f["requests_per_s"]
+    if before:
+        results["before_name"] = os.environ.get("CFWH_BENCH_BEFORE_NAME", before)
     results["settings"] = {"pool": POOL_SIZE, "duration": DURATION, "connections": CONNECTIONS, "threads": THREADS,
                            "cpus": os.cpu_count(), "rounds": rounds}
     with open(os.path.join(OUT, "load.json"), "w") as out:
