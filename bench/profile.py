@@ -89,7 +89,7 @@ def main():
         dso, _, symbol = rest.partition(" [")
         symbol = symbol.split("] ", 1)[-1].strip()
         value = float(percent.rstrip("%"))
-        top.append({"percent": value, "dso": dso.strip(), "symbol": symbol})
+        top.append({"percent": value, "dso": dso.strip(), "symbol": symbol.strip().split("  ")[0]})
     totals = subprocess.run(
         ["perf", "report", "-i", data, "--no-children", "--stdio", "--sort", "dso,symbol", "--percent-limit", "0",
          "-F", "overhead,dso,symbol"],

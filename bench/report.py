@@ -197,7 +197,8 @@ def main():
                   "  and what is past its memory is swept as the store grows (the memory table).",
                   "", "| self | where | symbol |", "|---|---|---|"]
         for item in prof["top"][:15]:
-            symbol = item["symbol"].replace("|", "\\|")
+            # perf pads the column and may add empty ones ("-") after it.
+            symbol = item["symbol"].strip().split("  ")[0].replace("|", "\\|")
             if len(symbol) > 90:
                 symbol = symbol[:87] + "…"
             lines.append(f"| {item['percent']:.2f}% | {item['dso']} | `{symbol}` |")
