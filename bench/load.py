@@ -31,19 +31,9 @@ say = sayer("bench")
 
 
 def make_pool(path):
-    samples = {}
-    groups = cfwh_groups(cfwh=CFWH)["groups"]
-    for group in groups:
-        with open(os.path.join(ROOT, "events", f"{group}.json"), "rb") as f:
-            samples[group] = json.loads(f.read())
-    now = int(time.time() * 1000)
-    with open(path, "w") as out:
-        for i in range(POOL_SIZE):
-            event = dict(samples[groups[i % len(groups)]])
-            event["PayloadId"] = f"bench-{i:08d}-{os.getpid()}"
-            event["EventDatetimeUtc"] = now
-            body = json.dumps(event, separators=(",", ":")).encode()
-            out.write(f"{sign(SECRET, body)}\t{body.decode()}\n")
+    """POOL_SIZE unique signed events at `path` (bench/rounds.py's pool); their count."""
+    import rounds  # noqa: E402
+    rounds.make_pool(path, POOL_SIZE, cfwh=CFWH)
     return POOL_SIZE
 
 

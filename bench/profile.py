@@ -40,6 +40,26 @@ def where(dso, symbol):
     return dso or "other"
 
 
+def symbols(data):
+    """Every (self %, dso, symbol) of the recording, as `perf report` gives them."""
+    report = subprocess.run(
+        ["perf", "report", "-i", data, "--no-children", "--stdio", "--sort", "dso,symbol", "--percent-limit", "0",
+         "-F", "overhead,dso,symbol"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    rows = []
+    for line in report.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "%" not in line.split()[0]:
+            continue
+        percent, rest = line.split(None, 1)
+        dso, _, symbol = rest.partition(" [")
+        # perf pads the column and may add empty ones ("-") after it.
+        symbol = symbol.split("] ", 1)[-1].strip().split("  ")[0]
+        rows.append((float(percent.rstrip("%")), dso.strip(), symbol))
+    return rows
+
+
 def main():
     args = sys.argv[1:]
     folded = "--folded" in args
@@ -75,40 +95,17 @@ def main():
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=120)
     say(f"{result['requests_per_s']:,.0f} answers/s, p99 {result['p99_us'] / 1000:.2f} ms while recorded")
-    report = subprocess.run(
-        ["perf", "report", "-i", data, "--no-children", "--stdio", "--sort", "dso,symbol", "--percent-limit", "0.3",
-         "-F", "overhead,dso,symbol"],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    top, areas = [], {}
-    for line in report.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "%" not in line.split()[0]:
-            continue
-        percent, rest = line.split(None, 1)
-        dso, _, symbol = rest.partition(" [")
-        symbol = symbol.split("] ", 1)[-1].strip()
-        value = float(percent.rstrip("%"))
-        top.append({"percent": value, "dso": dso.strip(), "symbol": symbol.strip().split("  ")[0]})
-    totals = subprocess.run(
-        ["perf", "report", "-i", data, "--no-children", "--stdio", "--sort", "dso,symbol", "--percent-limit", "0",
-         "-F", "overhead,dso,symbol"],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    for line in totals.splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "%" not in line.split()[0]:
-            continue
-        percent, rest = line.split(None, 1)
-        dso, _, symbol = rest.partition(" [")
-        symbol = symbol.split("] ", 1)[-1].strip()
-        area = where(dso.strip(), symbol)
-        areas[area] = areas.get(area, 0.0) + float(percent.rstrip("%"))
+    samples = symbols(data)
+    top = sorted(({"percent": p, "dso": dso, "symbol": sym} for p, dso, sym in samples if p >= 0.3),
+                 key=lambda item: -item["percent"])
+    areas = {}
+    for percent, dso, symbol in samples:
+        area = where(dso, symbol)
+        areas[area] = areas.get(area, 0.0) + percent
     if folded:
         script = subprocess.run(["perf", "script", "-i", data], capture_output=True, text=True).stdout
         with open(os.path.join(OUT, "profile.perf-script"), "w") as f:
             f.write(script)
-    top.sort(key=lambda item: -item["percent"])
     out = {"flags": flags, "requests_per_s": result["requests_per_s"], "p99_us": result["p99_us"], "top": top[:25],
            "areas": dict(sorted(areas.items(), key=lambda kv: -kv[1]))}
     with open(os.path.join(OUT, "profile.json"), "w") as f:
