@@ -199,7 +199,7 @@ pub fn template() -> Value {
             "HasArchiveBucketName" => not(equals(r#ref("ArchiveBucketName"), "")),
             "CreateArchiveBucket" => and(vec![r#ref_condition("ArchiveOn"), equals(r#ref("ArchiveBucketName"), "")]),
             "HasArchiveExpiration" => not(equals(r#ref("ArchiveExpirationDays"), 0)),
-            "DashboardOn" => equals(r#ref("Dashboard"), "true"),
+            "DashboardOn" => equals(r#ref("DashboardEnabled"), "true"),
         },
         "Rules" => map! {
             "FifoBatchesOfTenAtMost" => map! {
@@ -277,7 +277,7 @@ pub fn template() -> Value {
             },
             output::DASHBOARD_URL => map! {
                 "Condition" => "DashboardOn",
-                "Description" => "The stack's dashboard (parameter Dashboard=true)",
+                "Description" => "The stack's dashboard (parameter DashboardEnabled=true)",
                 "Value" => sub(
                     "https://${AWS::Region}.console.aws.amazon.com/cloudwatch/home?region=${AWS::Region}\
                      #dashboards:name=${Dashboard}",

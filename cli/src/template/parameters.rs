@@ -169,7 +169,7 @@ pub(super) fn parameters() -> Value {
             "Description" => "Active: every function traces its invocations with X-Ray, and each consumer record joins \
                 the trace of the delivery that brought it; PassThrough: only traces begun upstream are followed.",
         },
-        "Dashboard" => map! {
+        "DashboardEnabled" => map! {
             "Type" => "String",
             "Default" => "false",
             "AllowedValues" => seq!["true", "false"],
