@@ -38,19 +38,9 @@ def make_pool(path):
 
 
 def post(port, body, timeout=1.0):
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/payload",
-        data=body,
-        method="POST",
-        headers={"Content-Type": "application/json", "X-CF-Signature": sign(SECRET, body)},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:
-            return response.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except OSError:
-        return None
+    """A signed POST to the receiver on `port`: its status, or None (bench/rounds.py's)."""
+    import rounds  # noqa: E402
+    return rounds.post(port, body, timeout)
 
 
 def wait_first_answer(port, started, body, limit=60.0):

@@ -16,13 +16,11 @@ use aws_smithy_runtime_api::client::interceptors::Intercept;
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
-use bytes::Bytes;
 use cf_webhooks::aws::dynamodb::DynamoStore;
 use cf_webhooks::aws::sqs::SqsQueues;
 use cf_webhooks::aws::Budget;
 use cf_webhooks::consumer::{Consume, DeadLetterError, DeadLetterSink, Order, Record};
 use cf_webhooks::events::EventGroup;
-use cf_webhooks::message::{Attributes, Body};
 use cf_webhooks::stack::QueueType;
 use cf_webhooks::testkit;
 use cf_webhooks_consumers::{runner, Outlets};
@@ -92,22 +90,7 @@ fn record(payload_id: &str, at_ms: i64) -> Record {
     event["PayloadId"] = payload_id.into();
     event["EventDatetimeUtc"] = at_ms.into();
     event["TaskId"] = "t-cost".into();
-    let body = event.to_string();
-    let routing = cf_webhooks::events::routing::parse(body.as_bytes()).unwrap();
-    let attributes = Attributes {
-        event_group: Some(routing.group),
-        action: Some(routing.action.into_owned()),
-        payload_id: Some(routing.payload_id.into_owned()),
-        cf_event: None,
-        unsigned_cf_event: None,
-        received_at_ms: at_ms,
-        reason: None,
-        signature: Some(testkit::signature(testkit::SECRET, body.as_bytes())),
-        replay_run: None,
-        replayed_at_ms: None,
-    };
-    let pairs = attributes.pairs(&Body::Raw(Bytes::copy_from_slice(body.as_bytes())));
-    Record::new(format!("m-{payload_id}"), body, 1, pairs.into_iter().map(|(n, v)| (n.to_owned(), v)))
+    crate::common::queued(&format!("m-{payload_id}"), &event.to_string())
 }
 
 /// The units and dollars per million events of what was sent.
@@ -170,7 +153,7 @@ async fn what_each_event_costs_deployed_counted_per_request() {
 
     // Ingest: one SendMessage per accepted delivery.
     let publisher = SqsQueues::new(sqs.clone(), queues.sources.clone());
-    let body = Bytes::from_static(testkit::sample(EventGroup::Task).as_bytes());
+    let body = bytes::Bytes::from_static(testkit::sample(EventGroup::Task).as_bytes());
     let mut config = testkit::config();
     config.replay_window = None;
     let mut headers = http::HeaderMap::new();

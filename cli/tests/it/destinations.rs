@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::common::{dynamodb_at, moto};
+use crate::common::{dynamodb_at, moto, queued as record};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
@@ -19,7 +19,7 @@ use cf_webhooks::aws::Budget;
 use cf_webhooks::config::{ArchiveSettings, Destinations, EventBridgeSettings, ForwardSecretSource, ForwardSettings};
 use cf_webhooks::consumer::{BatchReport, Consume, DeadLetterError, DeadLetterSink, MemoryStore, Order, Record};
 use cf_webhooks::events::{EventGroup, Route};
-use cf_webhooks::message::{attr, Attributes, Body};
+use cf_webhooks::message::attr;
 use cf_webhooks::secret::{SecretEncoding, SecretSet};
 use cf_webhooks::signature::Signature;
 use cf_webhooks::testkit;
@@ -39,24 +39,6 @@ async fn sdk() -> aws_types::SdkConfig {
 
 /// A record as ingest queues it: the exact bytes and the attributes, the verified
 /// signature among them.
-fn record(id: &str, body: &str) -> Record {
-    let routing = cf_webhooks::events::routing::parse(body.as_bytes()).unwrap();
-    let attributes = Attributes {
-        event_group: Some(routing.group),
-        action: Some(routing.action.into_owned()),
-        payload_id: Some(routing.payload_id.into_owned()),
-        cf_event: None,
-        unsigned_cf_event: None,
-        received_at_ms: 1_795_951_864_999,
-        reason: None,
-        signature: Some(testkit::signature(testkit::SECRET, body.as_bytes())),
-        replay_run: None,
-        replayed_at_ms: None,
-    };
-    let pairs = attributes.pairs(&Body::Raw(Bytes::copy_from_slice(body.as_bytes())));
-    Record::new(id, body, 1, pairs.into_iter().map(|(n, v)| (n.to_owned(), v)))
-}
-
 fn task_body(payload_id: &str) -> String {
     testkit::sample(EventGroup::Task).replace("c02f0f73-1706-4973-9a4d-38007d6685e9", payload_id)
 }

@@ -179,3 +179,22 @@ pub async fn send_shuffled(url: &str, task_id: &str) {
         assert_eq!(answer.status(), 200, "{payload_id}");
     }
 }
+
+/// A signed event as a queue delivers it to a consumer: its attributes as ingest sets them.
+pub fn queued(id: &str, body: &str) -> cf_webhooks::consumer::Record {
+    let routing = cf_webhooks::events::routing::parse(body.as_bytes()).unwrap();
+    let attributes = cf_webhooks::message::Attributes {
+        event_group: Some(routing.group),
+        action: Some(routing.action.into_owned()),
+        payload_id: Some(routing.payload_id.into_owned()),
+        cf_event: None,
+        unsigned_cf_event: None,
+        received_at_ms: 1_795_951_864_999,
+        reason: None,
+        signature: Some(cf_webhooks::testkit::signature(cf_webhooks::testkit::SECRET, body.as_bytes())),
+        replay_run: None,
+        replayed_at_ms: None,
+    };
+    let pairs = attributes.pairs(&cf_webhooks::message::Body::Raw(bytes::Bytes::copy_from_slice(body.as_bytes())));
+    cf_webhooks::consumer::Record::new(id, body, 1, pairs.into_iter().map(|(n, v)| (n.to_owned(), v)))
+}
