@@ -14,6 +14,7 @@ import tempfile
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
+import instructions as I  # noqa: E402
 import rounds as R  # noqa: E402
 from harness import free_port, sayer  # noqa: E402
 
@@ -70,6 +71,14 @@ def main():
                        "cpu_cost": w["cpu_us_per_request"] / wo["cpu_us_per_request"] - 1
                        if wo["cpu_us_per_request"] else None,
                        "end_to_end_cost": 1 - w["end_to_end_per_s"] / wo["end_to_end_per_s"]}
+                # The same comparison counted (bench/instructions.py): a number the machine's
+                # noise does not move, for the gates. A page cannot be held open under valgrind.
+                if I.available() and not page:
+                    counted = {side: I.per_event(R.CFWH, flags, f"{label}-{side}", env)["instructions_per_event"]
+                               for side, flags in (("with", with_flags), ("without", without_flags))}
+                    row["instructions"] = counted
+                    row["instruction_cost"] = counted["with"] / counted["without"] - 1
+                    say(f"{name}: {counted['with']:,.0f} instructions per event with, {counted['without']:,.0f} without")
                 for run in measured["with"] + measured["without"]:
                     if run["processed"] < run["accepted"] or run["processed_twice"]:
                         raise SystemExit(f"bench: {name}: processed {run['processed']} (twice "

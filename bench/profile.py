@@ -43,7 +43,7 @@ def where(dso, symbol):
 def symbols(data):
     """Every (self %, dso, symbol) of the recording, as `perf report` gives them."""
     report = subprocess.run(
-        ["perf", "report", "-i", data, "--no-children", "--stdio", "--sort", "dso,symbol", "--percent-limit", "0",
+        ["perf", "report", "-i", data, "--no-children", "--stdio", "-g", "none", "--sort", "dso,symbol", "--percent-limit", "0",
          "-F", "overhead,dso,symbol"],
         capture_output=True, text=True, check=True,
     ).stdout

@@ -7,14 +7,14 @@ cd "$(dirname "$0")/.."
 say() { printf '\033[1m== %s\033[0m\n' "$*"; }
 
 missing=()
-for tool in wrk puma perf; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+for tool in wrk puma perf valgrind; do command -v "$tool" >/dev/null || missing+=("$tool"); done
 ruby -e 'require "sinatra/base"' 2>/dev/null || missing+=(ruby-sinatra)
 if [ ${#missing[@]} -gt 0 ]; then
-  say "installing ${missing[*]} (Debian packages wrk, ruby-sinatra, puma, linux-perf)"
-  command -v apt-get >/dev/null || { echo "make bench: install wrk, ruby-sinatra and puma" >&2; exit 1; }
+  say "installing ${missing[*]} (Debian packages wrk, ruby-sinatra, puma, linux-perf, valgrind)"
+  command -v apt-get >/dev/null || { echo "make bench: install wrk, ruby-sinatra, puma, linux-perf and valgrind" >&2; exit 1; }
   SUDO=$([ "$(id -u)" = 0 ] || echo sudo)
-  $SUDO apt-get install -y -qq wrk ruby-sinatra puma linux-perf >/dev/null 2>&1 \
-    || { $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq wrk ruby-sinatra puma linux-perf >/dev/null; }
+  $SUDO apt-get install -y -qq wrk ruby-sinatra puma linux-perf valgrind >/dev/null 2>&1 \
+    || { $SUDO apt-get update -qq >/dev/null && $SUDO apt-get install -y -qq wrk ruby-sinatra puma linux-perf valgrind >/dev/null; }
 fi
 
 say "criterion micro-benchmarks"

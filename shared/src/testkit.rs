@@ -461,10 +461,7 @@ pub fn queued_task_records(last: &mut u64, count: usize) -> Vec<crate::consumer:
                 message_id: format!("m{last}"),
                 body: body.replace("c02f0f73-1706-4973-9a4d-38007d6685e9", &payload_id),
                 receive_count: 1,
-                attributes: vec![
-                    (attr::PAYLOAD_ID.to_owned(), payload_id),
-                    (attr::ACTION.to_owned(), "completed".to_owned()),
-                ],
+                attributes: vec![(attr::PAYLOAD_ID.into(), payload_id), (attr::ACTION.into(), "completed".to_owned())],
                 ..crate::consumer::Record::default()
             }
         })

@@ -67,8 +67,23 @@ impl TraceHeader {
 /// every delivery that came without one, written at once rather than through the
 /// propagator's span context (a third of the trace's cost there).
 pub fn new_root_header() -> String {
-    let ids = XrayIdGenerator::default();
-    format!("Root={};Parent={:016x};Sampled=1", xray_trace_id(ids.new_trace_id()), ids.new_span_id())
+    use std::fmt::Write;
+    // X-Ray's trace ID: the time in seconds (32 bits), then 96 random bits; the random
+    // bits from the SDK's generator, directly (the X-Ray generator formats and parses hex
+    // to build the same number).
+    let ids = opentelemetry_sdk::trace::RandomIdGenerator::default();
+    let random = u128::from_be_bytes(ids.new_trace_id().to_bytes());
+    let seconds = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as u32;
+    // One allocation, one formatting pass.
+    let mut header = String::with_capacity(78);
+    let _ = write!(
+        header,
+        "Root=1-{seconds:08x}-{:08x}{:016x};Parent={:016x};Sampled=1",
+        (random >> 64) as u32,
+        random as u64,
+        u64::from_be_bytes(ids.new_span_id().to_bytes())
+    );
+    header
 }
 
 /// The trace ID (`Root`) a header names, when it is one X-Ray writes (`1-<8 hex>-<24
@@ -183,6 +198,11 @@ mod tests {
         }
         let written = new_root_header();
         let read = TraceHeader::parse(&written).unwrap();
+        // X-Ray reads the ID's first 8 hex digits as its start time, in seconds.
+        let started = u64::from_str_radix(&read.trace_id[2..10], 16).unwrap();
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
+        assert!(now.abs_diff(started) <= 5, "{written}");
+        assert_ne!(new_root_header()[7..], written[7..], "random after the time");
         assert!(read.sampled && read.parent_id.is_some());
         assert_eq!(read.to_header(), written, "the propagator writes it the same way");
         // The record line's quick read agrees with the propagator's.

@@ -119,7 +119,7 @@ impl DeadLetterSink for SqsDeadLetters {
     async fn dead_letter(&self, group: EventGroup, record: &Record, reason: &str) -> Result<(), DeadLetterError> {
         let mut request = self.client.send_message().queue_url(&self.url).message_body(&record.body);
         for (name, value) in record.attributes.iter().filter(|(name, _)| name != attr::REASON) {
-            request = request.message_attributes(name, attribute(name, value.clone()));
+            request = request.message_attributes(name.as_ref(), attribute(name, value.clone()));
         }
         let reason = attribute_text(reason);
         request = request.message_attributes(attr::REASON, attribute(attr::REASON, reason));

@@ -3,6 +3,7 @@
 //! SQS), and the in-memory queues (`Record::new` from the published message).
 
 use crate::message::attr;
+use std::borrow::Cow;
 
 /// One queue message.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -14,7 +15,7 @@ pub struct Record {
     /// How often the message has been received, this time included.
     pub receive_count: u32,
     /// The message attributes as text, kept when the record is dead-lettered.
-    pub attributes: Vec<(String, String)>,
+    pub attributes: Vec<(Cow<'static, str>, String)>,
     /// The SQS receipt handle, when the record came from SQS: a `Retry-After` moves the
     /// message's visibility with it.
     pub receipt_handle: Option<String>,
@@ -31,13 +32,13 @@ impl Record {
         message_id: impl Into<String>,
         body: impl Into<String>,
         receive_count: u32,
-        attributes: impl IntoIterator<Item = (String, String)>,
+        attributes: impl IntoIterator<Item = (impl Into<Cow<'static, str>>, String)>,
     ) -> Self {
         Self {
             message_id: message_id.into(),
             body: body.into(),
             receive_count,
-            attributes: attributes.into_iter().collect(),
+            attributes: attributes.into_iter().map(|(name, value)| (name.into(), value)).collect(),
             receipt_handle: None,
             message_group: None,
             trace_header: None,

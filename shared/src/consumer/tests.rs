@@ -356,7 +356,7 @@ async fn a_replay_run_applies_an_event_once_more_and_once_only() {
         .with_destination(std::sync::Arc::new(http.clone()));
     let replayed = |run: &str| {
         let mut r = record("m-r", "p-1", "ok");
-        r.attributes.push((attr::REPLAY_RUN.to_owned(), run.to_owned()));
+        r.attributes.push((attr::REPLAY_RUN.into(), run.to_owned()));
         r
     };
     let plain = runner.run(&[record("m-1", "p-1", "ok")]).await;
@@ -525,7 +525,7 @@ async fn an_event_older_than_the_idempotency_memory_is_expired_unless_a_replay_r
     // Another task: an older event of the same task would be stale behind `recent`.
     let mut replayed = at("replayed", 2 * 3_600_000);
     replayed.body = replayed.body.replace("t-1", "t-2");
-    replayed.attributes.push((attr::REPLAY_RUN.to_owned(), "run-1".to_owned()));
+    replayed.attributes.push((attr::REPLAY_RUN.into(), "run-1".to_owned()));
     let report = runner.run(&[old, recent, replayed]).await;
     assert_eq!(outcomes(&report), [("old", "expired"), ("recent", "processed"), ("replayed", "processed")]);
     let reason = report.records[0].reason.clone().unwrap();

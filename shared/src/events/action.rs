@@ -57,6 +57,13 @@ macro_rules! cf_actions {
         impl $name {
             /// Matches a raw `Action` value (never fails: unknown actions are `Other`).
             pub fn parse(raw: &str) -> Self {
+                // As spelled here (what ingest and `cfwh send` mostly see): one comparison
+                // each, before the spelling-blind ones.
+                $(
+                    if raw == stringify!($variant) {
+                        return Self::$variant;
+                    }
+                )+
                 $(
                     if $crate::events::action::same_action(raw, stringify!($variant), $prefix)
                         $(|| $crate::events::action::same_action(raw, $alias, $prefix))*

@@ -22,6 +22,32 @@ use serde::de::DeserializeOwned;
 /// (`Task Teleported`). What `cfwh send` puts in `X-CF-Event`, and one fixed string per
 /// known action, so that a rule can match it exactly.
 pub fn detail_type(group: EventGroup, action: &str) -> String {
+    // A known action's words, written once per process: no parse of words and no
+    // formatting per event.
+    static KNOWN: std::sync::OnceLock<Vec<Vec<String>>> = std::sync::OnceLock::new();
+    fn index<A: PartialEq>(known: &[A], action: A) -> Option<usize> {
+        known.iter().position(|k| *k == action)
+    }
+    let known = match group {
+        EventGroup::Product => index(ProductAction::KNOWN, ProductAction::parse(action)),
+        EventGroup::Sample => index(SampleAction::KNOWN, SampleAction::parse(action)),
+        EventGroup::User => index(UserAction::KNOWN, UserAction::parse(action)),
+        EventGroup::Task => index(TaskAction::KNOWN, TaskAction::parse(action)),
+        EventGroup::WorkUnit => index(WorkUnitAction::KNOWN, WorkUnitAction::parse(action)),
+        EventGroup::Job => index(JobAction::KNOWN, JobAction::parse(action)),
+        EventGroup::Session => index(SessionAction::KNOWN, SessionAction::parse(action)),
+    };
+    match known {
+        Some(i) => {
+            let table = KNOWN.get_or_init(|| EventGroup::ALL.iter().map(|&g| detail_types(g)).collect());
+            table[EventGroup::ALL.iter().position(|&g| g == group).unwrap_or_default()][i].clone()
+        }
+        None => spelled(group, action),
+    }
+}
+
+/// [`detail_type`], worked out.
+fn spelled(group: EventGroup, action: &str) -> String {
     let words = match group {
         EventGroup::Product => ProductAction::parse(action).words(),
         EventGroup::Sample => SampleAction::parse(action).words(),
@@ -37,7 +63,7 @@ pub fn detail_type(group: EventGroup, action: &str) -> String {
 /// Every known event of `group` in words ([`detail_type`]), in the order of its actions.
 pub fn detail_types(group: EventGroup) -> Vec<String> {
     fn all<A>(known: &[A], name: impl Fn(&A) -> &str, group: EventGroup) -> Vec<String> {
-        known.iter().map(|action| detail_type(group, name(action))).collect()
+        known.iter().map(|action| spelled(group, name(action))).collect()
     }
     match group {
         EventGroup::Product => all(ProductAction::KNOWN, ProductAction::name, group),

@@ -187,3 +187,18 @@ fn four_literal_reference_examples_are_not_json() {
         }
     }
 }
+
+#[test]
+fn a_detail_type_read_from_the_table_is_the_one_worked_out_whatever_the_spelling() {
+    for (group, action, expected) in [
+        (EventGroup::Task, "Completed", "Task completed"),
+        (EventGroup::Task, "completed", "Task completed"),
+        (EventGroup::WorkUnit, "WorkUnitStatusChanged", "Work unit status changed"),
+        (EventGroup::WorkUnit, "StatusChanged", "Work unit status changed"),
+        (EventGroup::Sample, "Checked-in", "Sample checked in"),
+        (EventGroup::Task, "Task Teleported", "Task Task Teleported"),
+    ] {
+        assert_eq!(detail_type(group, action), expected, "{group:?} {action}");
+        assert_eq!(detail_type(group, action), spelled(group, action), "{group:?} {action}");
+    }
+}

@@ -40,7 +40,7 @@ impl Received {
     /// The runner's view of it (with its message group, from a FIFO queue).
     pub fn record(&self) -> Record {
         let message = &self.message;
-        let attributes = message.attributes.pairs(&message.body).into_iter().map(|(n, v)| (n.to_owned(), v));
+        let attributes = message.attributes.pairs(&message.body);
         let mut record = Record::new(self.id.clone(), message.body.as_text(), self.receive_count, attributes);
         record.message_group = self.group.clone();
         record.trace_header = message.trace_header.clone();

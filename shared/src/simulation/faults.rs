@@ -429,7 +429,7 @@ impl DeadLetterSink for SimDeadLetters {
         }
         let mut record = record.clone();
         if record.attribute(attr::PAYLOAD_ID).is_none() {
-            record.attributes.push((attr::PAYLOAD_ID.to_owned(), String::new()));
+            record.attributes.push((attr::PAYLOAD_ID.into(), String::new()));
         }
         self.queue.lock().unwrap_or_else(|p| p.into_inner()).dead_letter(&record, reason);
         if fault == Some(Fault::KillAfterWrite) {

@@ -11,7 +11,7 @@ impl Handler for JobHandler {
     type Event = JobEvent;
 
     async fn handle(&self, event: &JobEvent, _ctx: &Context<'_>) -> Result<(), HandlerError> {
-        tracing::info!(
+        tracing::debug!(
             payload_id = %event.envelope.payload_id,
             event_group = "job",
             action = %event.action,

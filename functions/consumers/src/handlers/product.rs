@@ -11,7 +11,7 @@ impl Handler for ProductHandler {
     type Event = ProductEvent;
 
     async fn handle(&self, event: &ProductEvent, _ctx: &Context<'_>) -> Result<(), HandlerError> {
-        tracing::info!(
+        tracing::debug!(
             payload_id = %event.envelope.payload_id,
             event_group = "product",
             action = %event.action,

@@ -11,7 +11,7 @@ impl Handler for SampleHandler {
     type Event = SampleEvent;
 
     async fn handle(&self, event: &SampleEvent, _ctx: &Context<'_>) -> Result<(), HandlerError> {
-        tracing::info!(
+        tracing::debug!(
             payload_id = %event.envelope.payload_id,
             event_group = "sample",
             action = %event.action,

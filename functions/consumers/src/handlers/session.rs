@@ -11,7 +11,7 @@ impl Handler for SessionHandler {
     type Event = SessionEvent;
 
     async fn handle(&self, event: &SessionEvent, _ctx: &Context<'_>) -> Result<(), HandlerError> {
-        tracing::info!(
+        tracing::debug!(
             payload_id = %event.envelope.payload_id,
             event_group = "session",
             action = %event.action,

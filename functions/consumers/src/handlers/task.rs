@@ -11,7 +11,7 @@ impl Handler for TaskHandler {
     type Event = TaskEvent;
 
     async fn handle(&self, event: &TaskEvent, _ctx: &Context<'_>) -> Result<(), HandlerError> {
-        tracing::info!(
+        tracing::debug!(
             payload_id = %event.envelope.payload_id,
             event_group = "task",
             action = %event.action,

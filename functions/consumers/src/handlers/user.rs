@@ -11,7 +11,7 @@ impl Handler for UserHandler {
     type Event = UserEvent;
 
     async fn handle(&self, event: &UserEvent, _ctx: &Context<'_>) -> Result<(), HandlerError> {
-        tracing::info!(
+        tracing::debug!(
             payload_id = %event.envelope.payload_id,
             event_group = "user",
             action = %event.action,

@@ -11,7 +11,7 @@ impl Handler for WorkUnitHandler {
     type Event = WorkUnitEvent;
 
     async fn handle(&self, event: &WorkUnitEvent, _ctx: &Context<'_>) -> Result<(), HandlerError> {
-        tracing::info!(
+        tracing::debug!(
             payload_id = %event.envelope.payload_id,
             event_group = "work-unit",
             action = %event.action,
