@@ -39,6 +39,7 @@ LARGE = int(os.environ.get("CFWH_COUNT_LARGE", "12000"))
 CONNECTIONS = 4
 # `CFWH_COUNT_CALLGRIND=1`: callgrind instead, for `callgrind_annotate --inclusive=yes`.
 TOOL = (["--tool=callgrind"] if os.environ.get("CFWH_COUNT_CALLGRIND")
+        else ["--tool=dhat"] if os.environ.get("CFWH_COUNT_DHAT")
         else ["--tool=cachegrind", "--cache-sim=no", "--branch-sim=no"])
 say = sayer("instructions")
 
@@ -68,27 +69,31 @@ def send(port, pool, start, count):
 
 
 def counted(binary, flags, pool, events, label, env_extra=None):
-    """Instructions of one `cfwh dev` run that is sent `events` new events and drained."""
+    """Instructions of one `cfwh dev` run that is sent `events` new events and drained;
+    `binary` None: the bare floor (bench/floor), which keeps nothing."""
     port = free_port()
     env = dict(os.environ, RUST_LOG=os.environ.get("RUST_LOG", "info"))
-    env[cfwh_groups(cfwh=binary)["env"]["webhook_secret"]] = rounds.SECRET
+    if binary is not None:
+        env[cfwh_groups(cfwh=binary)["env"]["webhook_secret"]] = rounds.SECRET
     env.update(env_extra or {})
     out = os.path.join(OUT, f"cachegrind-{label}-{events}.out")
     lines_path = os.path.join(OUT, f"count-{label}-lines.jsonl")
+    command = ([binary, "dev", "--addr", f"127.0.0.1:{port}", *flags] if binary is not None
+               else [rounds.FLOOR, f"127.0.0.1:{port}"])
     with open(lines_path, "w") as lines, open(os.path.join(OUT, f"count-{label}-stderr.log"), "w") as errors:
-        process = subprocess.Popen(
-            ["valgrind", *TOOL, f"--{TOOL[0].split('=')[1]}-out-file={out}",
-             binary, "dev", "--addr", f"127.0.0.1:{port}", *flags],
-            stdout=lines, stderr=errors, env=env)
+        process = subprocess.Popen(["valgrind", *TOOL, f"--{TOOL[0].split('=')[1]}-out-file={out}", *command],
+                                   stdout=lines, stderr=errors, env=env)
         try:
             rounds.wait_answer(port, process, limit=120)
             accepted = send(port, pool, 0, events)
             deadline, processed = time.monotonic() + 300, rounds.Lines(lines_path)
-            while processed.count() < accepted and time.monotonic() < deadline:
+            while binary is not None and processed.count() < accepted and time.monotonic() < deadline:
                 time.sleep(0.2)
         finally:
             process.send_signal(signal.SIGTERM)
             process.wait(timeout=300)
+    if TOOL[0] == "--tool=dhat":
+        return 0, accepted
     with open(out) as f:
         summary = next(line for line in f if line.startswith(("summary:", "totals:")))
     return int(re.findall(r"\d+", summary)[0]), accepted
@@ -100,12 +105,13 @@ def available():
 
 
 def per_event(binary, flags, label, env_extra=None):
-    """Instructions per event of `cfwh dev` with `flags`: two counted runs, of `SMALL` and
-    `LARGE` new events, and their difference per event."""
+    """Instructions per event of `cfwh dev` with `flags` (`binary` None: per request of the
+    bare floor): two counted runs, of `SMALL` and `LARGE` new events, and their difference
+    per event."""
     os.makedirs(OUT, exist_ok=True)
     pool_path = os.path.join(OUT, f"count-pool-{label}.txt")
     # Fresh events, stamped now: they must stay inside the replay window.
-    rounds.make_pool(pool_path, LARGE, cfwh=binary)
+    rounds.make_pool(pool_path, LARGE, cfwh=binary or rounds.CFWH)
     with open(pool_path) as f:
         pool = [tuple(line.rstrip("\n").split("\t", 1)) for line in f]
     small, small_accepted = counted(binary, flags, pool, SMALL, label, env_extra)

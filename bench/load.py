@@ -148,6 +148,15 @@ def main():
     results["floor_ratio"] = c["requests_per_s"] / f["requests_per_s"]
     if before:
         results["before_name"] = os.environ.get("CFWH_BENCH_BEFORE_NAME", before)
+    # Counted, beside the rounds (bench/instructions.py): instructions per request of
+    # `cfwh dev` (the whole path of an event) and of the floor, numbers noise does not move.
+    import instructions as I  # noqa: E402
+    if I.available():
+        results["counted"] = {"cfwh": I.per_event(R.CFWH, [], "load-cfwh")["instructions_per_event"],
+                              "floor": I.per_event(None, [], "load-floor")["instructions_per_event"]}
+        if before:
+            results["counted"]["before"] = I.per_event(before, [], "load-before")["instructions_per_event"]
+        say("counted: " + ", ".join(f"{k} {v:,.0f} instructions per request" for k, v in results["counted"].items()))
     results["settings"] = {"pool": POOL_SIZE, "duration": DURATION, "connections": CONNECTIONS, "threads": THREADS,
                            "cpus": os.cpu_count(), "rounds": rounds}
     with open(os.path.join(OUT, "load.json"), "w") as out:

@@ -115,6 +115,10 @@ def main():
         if pmu:
             lines.append(f"| instructions per request | {cf['instructions_per_request']:,.0f} | "
                          f"{ref['instructions_per_request']:,.0f} | {fl['instructions_per_request']:,.0f} |")
+        counted = load.get("counted")
+        if counted:
+            lines.append(f"| instructions per request, counted (user space; SHA-256 in software) | "
+                         f"{counted['cfwh']:,.0f} | — | {counted['floor']:,.0f} |")
         lines += [f"| non-2xx answers | {cf['non_2xx']:.0f} | {ref['non_2xx']:.0f} | {fl['non_2xx']:.0f} |",
                   f"| socket errors | {cf['socket_errors']:.0f} | {ref['socket_errors']:.0f} | {fl['socket_errors']:.0f} |",
                   f"| RSS when the load stopped | {cf['rss_mib']:.1f} MiB | | |",
@@ -131,8 +135,11 @@ def main():
                       f"| latency p99 | {cf['p99_us'] / 1000:.2f} ms | {b['p99_us'] / 1000:.2f} ms |",
                       f"| CPU per request | {cf['cpu_us_per_request']:.1f} µs | {b['cpu_us_per_request']:.1f} µs |",
                       f"| RSS when the load stopped | {cf['rss_mib']:.1f} MiB | {b['rss_mib']:.1f} MiB |",
-                      f"| processed per second, end to end | {cf['end_to_end_per_s']:,.0f} | {b['end_to_end_per_s']:,.0f} |",
-                      ""]
+                      f"| processed per second, end to end | {cf['end_to_end_per_s']:,.0f} | {b['end_to_end_per_s']:,.0f} |"]
+            if counted and "before" in counted:
+                lines.append(f"| instructions per request, counted | {counted['cfwh']:,.0f} | {counted['before']:,.0f} "
+                             f"({counted['cfwh'] / counted['before'] - 1:+.1%}) |")
+            lines.append("")
 
     price = run_result("price")
     if price is not None:

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 /// The names loopback always answers to.
@@ -42,20 +41,53 @@ impl Hosts {
             Some((name, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => name,
             _ => host,
         };
-        let name = name.to_ascii_lowercase();
-        allowed.contains(&name)
+        allowed.iter().any(|a| a.eq_ignore_ascii_case(name))
     }
 
-    /// The layer that answers 403 to any other name.
-    pub async fn guard(hosts: Hosts, request: Request, next: Next) -> Response {
-        if hosts.allows(request.headers()) {
-            return next.run(request).await;
-        }
+    /// The answer to any other name: 403, and how to let a name in.
+    fn forbidden(&self) -> Response {
         let text = format!(
             "cfwh dev answers to {} only; --allow-host NAME lets another name in (a tunnel's)\n",
-            hosts.allowed.as_deref().unwrap_or_default().join(", ")
+            self.allowed.as_deref().unwrap_or_default().join(", ")
         );
         (StatusCode::FORBIDDEN, [("content-type", "text/plain; charset=utf-8")], text).into_response()
+    }
+}
+
+/// The layer that answers 403 to any other name: a check and a call, with no future of
+/// its own to allocate per request (as `axum::middleware::from_fn` boxes one).
+impl<S> tower_layer::Layer<S> for Hosts {
+    type Service = Guarded<S>;
+    fn layer(&self, inner: S) -> Guarded<S> {
+        Guarded { hosts: self.clone(), inner }
+    }
+}
+
+/// A service behind [`Hosts`].
+#[derive(Debug, Clone)]
+pub struct Guarded<S> {
+    hosts: Hosts,
+    inner: S,
+}
+
+impl<S> tower_service::Service<Request> for Guarded<S>
+where
+    S: tower_service::Service<Request, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = futures_util::future::Either<S::Future, std::future::Ready<Result<Response, S::Error>>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> Self::Future {
+        if self.hosts.allows(request.headers()) {
+            futures_util::future::Either::Left(self.inner.call(request))
+        } else {
+            futures_util::future::Either::Right(std::future::ready(Ok(self.hosts.forbidden())))
+        }
     }
 }
 

@@ -70,9 +70,7 @@ pub fn ingest_router_with<P: Publisher + 'static>(
             let (config, publisher, inspector) = (config.clone(), publisher.clone(), inspector.clone());
             async move { ingest(request, &config, &*publisher, inspector.as_deref(), tracing).await }
         })
-        .layer(axum::middleware::from_fn(move |request: Request, next: axum::middleware::Next| {
-            Hosts::guard(hosts.clone(), request, next)
-        }))
+        .layer(hosts)
 }
 
 /// Takes an archived event back in, for a replay run: from this machine only, with the
