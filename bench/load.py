@@ -38,9 +38,10 @@ def make_pool(path):
 
 
 def post(port, body, timeout=1.0):
-    """A signed POST to the receiver on `port`: its status, or None (bench/rounds.py's)."""
+    """A POST to the receiver on `port` signed with `SECRET` (which bench/forward.py sets
+    to its receiver's for that one's warm-up): its status, or None (bench/rounds.py's)."""
     import rounds  # noqa: E402
-    return rounds.post(port, body, timeout)
+    return rounds.post(port, body, timeout, secret=SECRET)
 
 
 def wait_first_answer(port, started, body, limit=60.0):

@@ -169,7 +169,14 @@ def main():
                          f"{wo['requests_per_s']:,.0f} | **{row['cost'] * 100:+.1f}%** | {cpu} | "
                          f"{row['end_to_end_cost'] * 100:+.1f}% | {counted} |")
         lines += ["", "A negative cost is a feature measured faster than its absence: the rounds' noise on two",
-                  "cores shared with wrk, which the medians do not remove entirely.", ""]
+                  "cores shared with wrk, which the medians do not remove entirely; the counted column is the",
+                  "one to hold a change to.", "",
+                  "Why the features on by default are worth what they cost: the inspector costs nothing",
+                  "counted while no page is open (what its answers/s row shows is the rounds' noise); with a",
+                  "page open it copies and formats the newest 200 rows five times a second, which is what a",
+                  "page is for, and only while one is open. The order guard keeps an older event from being",
+                  "applied after a newer one of the same entity and facet; tracing names each delivery's",
+                  "X-Ray trace on its record lines, as deployed.", ""]
 
     mem = run_result("memory")
     if mem is not None:
@@ -214,7 +221,7 @@ def main():
                   "  instructions with its formatting and the writer thread's wake-ups; now a debug line, as",
                   "  the record line already says what became of the event), `--chaos-percent`'s SHA-256 of",
                   "  every `PayloadId` even at 0%, and a new X-Ray trace ID built by formatting and parsing hex",
-                  "  (now one formatting pass). The order guard counts about 2.5% of an event's instructions.",
+                  "  (now one formatting pass). The order guard and tracing count under 3% each.",
                   "- **The memory store** hashed a `String` key into a map of boxed items (about 380 bytes an",
                   "  event, never forgotten): a completion is now 40 bytes of map under a keyed 128-bit hash,",
                   "  and what is past its memory is swept as the store grows (the memory table).",

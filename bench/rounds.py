@@ -49,10 +49,10 @@ def make_pool(path, size, cfwh=CFWH):
     return path
 
 
-def post(port, body, timeout=1.0):
+def post(port, body, timeout=1.0, secret=None):
     request = urllib.request.Request(
         f"http://127.0.0.1:{port}/payload", data=body, method="POST",
-        headers={"Content-Type": "application/json", "X-CF-Signature": sign(SECRET, body)})
+        headers={"Content-Type": "application/json", "X-CF-Signature": sign(secret or SECRET, body)})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
             return response.status

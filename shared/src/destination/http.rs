@@ -177,6 +177,7 @@ impl std::fmt::Debug for HttpForward {
     }
 }
 
+#[cfg(any(feature = "forward", test))]
 use crate::outbound::redacted_url;
 
 #[cfg(feature = "forward")]
