@@ -9,14 +9,14 @@ die() { printf 'make test: %s\n' "$*" >&2; exit 1; }
 
 command -v cargo >/dev/null || die "cargo is missing: install Rust (https://rustup.rs), then run make test again"
 
-# A clean build of every crate and test writes about 8 GiB under target/: say so
+# A clean build of every crate and test writes about 5 GiB under target/: say so
 # plainly before the compiler fails with "No space left on device" half-way through.
 # On a fresh clone (CI) incremental compilation only costs disk: it is off there.
 [ "${CI:-}" = true ] && export CARGO_INCREMENTAL=0
 mkdir -p "${CARGO_TARGET_DIR:-target}"
 FREE_GIB=$(df -Pk "${CARGO_TARGET_DIR:-target}" | awk 'NR==2 {print int($4 / 1048576)}')
-if [ "$FREE_GIB" -lt 8 ]; then
-  printf 'make test: warning: %s GiB free where the build writes (%s); a clean build needs about 8 GiB\n' \
+if [ "$FREE_GIB" -lt 5 ]; then
+  printf 'make test: warning: %s GiB free where the build writes (%s); a clean build needs about 5 GiB\n' \
     "$FREE_GIB" "$(cd "${CARGO_TARGET_DIR:-target}" && pwd)" >&2
 fi
 

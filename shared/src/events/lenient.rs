@@ -52,11 +52,6 @@ pub fn int<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
     d.deserialize_any(IntVisitor)
 }
 
-/// A required integer, sent as a number or as a string.
-pub fn required_int<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
-    int(d)?.ok_or_else(|| de::Error::custom("integer is empty"))
-}
-
 struct TextVisitor;
 
 impl<'de> Visitor<'de> for TextVisitor {

@@ -2,6 +2,7 @@
 //! the drift between the reference and what is really sent.
 
 pub(crate) mod action;
+mod decode;
 mod group;
 pub(crate) mod lenient;
 mod models;

@@ -202,3 +202,64 @@ fn a_detail_type_read_from_the_table_is_the_one_worked_out_whatever_the_spelling
         assert_eq!(detail_type(group, action), spelled(group, action), "{group:?} {action}");
     }
 }
+
+#[test]
+fn a_field_sent_twice_is_an_error_and_a_missing_one_is_named() {
+    for (body, expected) in [
+        (
+            r#"{"PayloadId":"p","EventGroupName":"Job","Action":"created","EventDatetimeUtc":1,"JobCode":"a","JobCode":"b"}"#,
+            "duplicate field `JobCode`",
+        ),
+        (
+            r#"{"PayloadId":"p","EventGroupName":"Job","Action":"created","EventDatetimeUtc":1,"ClientId":"a","ClientID":"b"}"#,
+            "duplicate field `ClientId`",
+        ),
+        (
+            r#"{"PayloadId":"p","EventGroupName":"Job","Action":"created","EventDatetimeUtc":1,"PayloadId":"q"}"#,
+            "duplicate field `PayloadId`",
+        ),
+        (
+            r#"{"PayloadId":"p","EventGroupName":"Job","Action":"created","EventDatetimeUtc":1,"Action":"deleted"}"#,
+            "duplicate field `Action`",
+        ),
+        (r#"{"PayloadId":"p","EventGroupName":"Job","EventDatetimeUtc":1}"#, "missing field `Action`"),
+        (r#"{"EventGroupName":"Job","Action":"created","EventDatetimeUtc":1}"#, "missing field `PayloadId`"),
+        (r#"{"PayloadId":"p","EventGroupName":"Job","Action":"created"}"#, "missing field `EventDatetimeUtc`"),
+        (r#"{"PayloadId":"p","Action":"created","EventDatetimeUtc":1}"#, "missing field `EventGroupName`"),
+        (r#"{"PayloadId":null,"EventGroupName":"Job","Action":"created","EventDatetimeUtc":1}"#, "text is missing"),
+        (r#"["p"]"#, "expected a JSON object (JobEvent)"),
+    ] {
+        let err = JobEvent::decode(body.as_bytes()).unwrap_err().to_string();
+        assert!(err.contains(expected), "{body}: {err}");
+    }
+}
+
+#[test]
+fn escaped_keys_and_values_read_like_plain_ones() {
+    let body = r#"{"Payload\u0049d":"p","EventGroupName":"Job","Action":"created","EventDatetimeUtc":1,
+        "Job\u0043ode":"a\"b","New\nField":"x"}"#;
+    let e = JobEvent::decode(body.as_bytes()).unwrap();
+    assert_eq!(e.envelope.payload_id, "p");
+    assert_eq!(e.job_code.as_deref(), Some("a\"b"));
+    assert_eq!(e.extra["New\nField"], "x");
+}
+
+#[test]
+fn every_sample_round_trips_through_its_json_with_undocumented_fields_kept() {
+    fn again<E: GroupEvent + PartialEq>(body: &str) {
+        let mut value: serde_json::Value = serde_json::from_str(body).unwrap();
+        value["Undocumented"] = serde_json::json!({"nested": [1, "two", null]});
+        let event = E::decode(value.to_string().as_bytes()).unwrap();
+        let written = serde_json::to_vec(&event).unwrap();
+        assert_eq!(E::decode(&written).unwrap(), event, "{}", String::from_utf8_lossy(&written));
+        let rewritten: serde_json::Value = serde_json::from_slice(&written).unwrap();
+        assert_eq!(rewritten["Undocumented"], value["Undocumented"]);
+    }
+    again::<ProductEvent>(PRODUCT);
+    again::<SampleEvent>(SAMPLE);
+    again::<UserEvent>(USER);
+    again::<TaskEvent>(TASK);
+    again::<WorkUnitEvent>(WORK_UNIT);
+    again::<JobEvent>(JOB);
+    again::<SessionEvent>(SESSION);
+}
