@@ -115,9 +115,12 @@ impl Body {
         matches!(self, Self::Base64(_)).then_some("base64")
     }
 
-    /// Size of the text sent.
+    /// Size of the text sent (a raw body's bytes are its text: no UTF-8 check again).
     pub fn len(&self) -> usize {
-        self.as_text().len()
+        match self {
+            Self::Raw(bytes) => bytes.len(),
+            Self::Base64(text) => text.len(),
+        }
     }
 
     /// True for an empty body.

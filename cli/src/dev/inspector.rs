@@ -6,9 +6,10 @@
 //!
 //! Recording moves the answered request in (no copy) under the lock of one slot of a
 //! fixed ring, numbered by an atomic counter; a record line likewise: nothing is
-//! copied, parsed or formatted until a page asks, and nothing grows. An open page is sent the rows that changed
-//! every [`UPDATE_EVERY`], at most the [`KEPT`] rows, whatever the load: a person cannot
-//! read faster, and `cfwh dev` does not slow down for it. The page is one HTML file
+//! copied, parsed or formatted until a page asks, and nothing grows. An open page is sent
+//! the rows that changed every [`UPDATE_EVERY`], or every [`UPDATE_EVERY_BUSY`] under load,
+//! at most the [`KEPT`] rows, whatever the load: a person cannot read faster, and
+//! `cfwh dev` does not slow down for it. The page is one HTML file
 //! compiled in; no front-end build.
 //!
 //! It is for the developer's own machine: on a loopback address (the default) `cfwh dev`
@@ -45,6 +46,21 @@ pub const BODY_KEPT: usize = 64 * 1024;
 pub const CSRF_HEADER: &str = "x-cfwh-inspector";
 /// How often an open page is sent what changed.
 pub const UPDATE_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+/// How often under load: after an update of more than [`BUSY_ROWS`] rows, the next waits
+/// this long. Every update copies and writes out up to [`KEPT`] rows; under load nearly
+/// all of them change between two updates, faster than anyone reads them.
+pub const UPDATE_EVERY_BUSY: std::time::Duration = std::time::Duration::from_secs(1);
+/// More rows than this in one update is load.
+pub const BUSY_ROWS: usize = KEPT / 4;
+
+/// The wait before the next update of an open page, after one of `rows` rows.
+pub fn next_update(rows: usize) -> std::time::Duration {
+    if rows > BUSY_ROWS {
+        UPDATE_EVERY_BUSY
+    } else {
+        UPDATE_EVERY
+    }
+}
 
 const PAGE: &str = include_str!("inspector.html");
 /// Headers whose values are never shown.
@@ -503,23 +519,23 @@ fn fresh_payload_id(body: &[u8]) -> Option<Bytes> {
     serde_json::to_vec(&value).ok().map(Bytes::from)
 }
 
-/// Server-sent events: every [`UPDATE_EVERY`], one `rows` event with the rows changed
-/// since the last one (a JSON array, oldest first), when any did.
+/// Server-sent events: one `rows` event with the rows changed since the last one (a JSON
+/// array, oldest first), when any did, every [`UPDATE_EVERY`] or, after a large one,
+/// [`UPDATE_EVERY_BUSY`] ([`next_update`]).
 async fn events<P: Publisher + 'static>(State(app): State<App<P>>) -> Response {
     use axum::response::sse::{Event, KeepAlive, Sse};
-    let mut ticks = tokio::time::interval(UPDATE_EVERY);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let nothing = Seen { deliveries: Vec::new(), lines: Vec::new() };
-    let state = (app.inspector.clone(), nothing, ticks);
-    let stream = futures_util::stream::unfold(state, |(inspector, mut seen, mut ticks)| async move {
+    let state = (app.inspector.clone(), nothing, UPDATE_EVERY);
+    let stream = futures_util::stream::unfold(state, |(inspector, mut seen, mut wait)| async move {
         loop {
-            ticks.tick().await;
+            tokio::time::sleep(wait).await;
             let (changed, now) = inspector.changed(&seen);
             seen = now;
+            wait = next_update(changed.len());
             let changed: Vec<Value> = changed.iter().map(summary).collect();
             if !changed.is_empty() {
                 let event = Event::default().event("rows").data(Value::from(changed).to_string());
-                return Some((Ok::<_, std::convert::Infallible>(event), (inspector, seen, ticks)));
+                return Some((Ok::<_, std::convert::Infallible>(event), (inspector, seen, wait)));
             }
         }
     });
@@ -544,5 +560,14 @@ mod tests {
         assert!(uuid::Uuid::parse_str(id).is_ok() && id != "p-1");
         assert_eq!(fresh["Data"]["TaskId"], "t");
         assert!(fresh_payload_id(b"[1]").is_none() && fresh_payload_id(b"{}").is_none());
+    }
+
+    #[test]
+    fn an_open_page_is_updated_less_often_under_load() {
+        assert_eq!(next_update(0), UPDATE_EVERY);
+        assert_eq!(next_update(BUSY_ROWS), UPDATE_EVERY);
+        assert_eq!(next_update(BUSY_ROWS + 1), UPDATE_EVERY_BUSY);
+        assert_eq!(next_update(KEPT), UPDATE_EVERY_BUSY);
+        assert!(UPDATE_EVERY_BUSY > UPDATE_EVERY);
     }
 }
