@@ -173,8 +173,9 @@ def main():
                   "one to hold a change to.", "",
                   "Why the features on by default are worth what they cost: the inspector costs nothing",
                   "counted while no page is open (what its answers/s row shows is the rounds' noise); with a",
-                  "page open it copies and formats the newest 200 rows five times a second, which is what a",
-                  "page is for, and only while one is open. The order guard keeps an older event from being",
+                  "page open it copies and formats the rows that changed, at most 200, five times a second",
+                  "(once a second under load), which is what a page is for, and only while one is open. The",
+                  "order guard keeps an older event from being",
                   "applied after a newer one of the same entity and facet; tracing names each delivery's",
                   "X-Ray trace on its record lines, as deployed.", ""]
 
