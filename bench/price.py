@@ -26,8 +26,13 @@ FORWARD_SECRET = "bench-forward-secret"
 
 
 def features(archive_dir, forward_port):
-    """(name, on by default, flags with it, flags without it, extra env, a page open)."""
+    """(name, on by default, flags with it, flags without it, extra env, a page open[, extra
+    env without it])."""
     return [
+        # `cfwh dev` runs one tokio worker more than the cores (cli/src/main.rs); without it,
+        # one per core, tokio's default.
+        ("a spare worker thread (cores + 1)", True, [], [], {}, False,
+         {"TOKIO_WORKER_THREADS": str(len(os.sched_getaffinity(0)))}),
         ("inspector, no page open", True, [], ["--inspector", "off"], {}, False),
         ("inspector, one page open", True, [], ["--inspector", "off"], {}, True),
         ("order guard (`--ordering latest`)", True, [], ["--ordering", "all"], {}, False),
@@ -53,7 +58,8 @@ def main():
         receiver = subprocess.Popen([R.FLOOR, f"127.0.0.1:{forward_port}"], stdout=subprocess.DEVNULL,
                                     stderr=subprocess.DEVNULL)
         try:
-            for name, default, with_flags, without_flags, env, page in features(archive_dir, forward_port):
+            for name, default, with_flags, without_flags, env, page, *rest in features(archive_dir, forward_port):
+                without_env = {**env, **(rest[0] if rest else {})}
                 # A fresh pool per feature: events must stay inside the replay window.
                 R.make_pool(pool, POOL)
                 say(f"price of the {name}: {ROUNDS} rounds of {DURATION} with and without")
@@ -62,7 +68,7 @@ def main():
                     ("with", lambda: R.cfwh_dev(pool, with_flags, duration=DURATION, label=label + "-with",
                                                 page=page, env_extra=env)),
                     ("without", lambda: R.cfwh_dev(pool, without_flags, duration=DURATION, label=label + "-without",
-                                                   env_extra=env)),
+                                                   env_extra=without_env)),
                 ]
                 measured = R.alternate(runs, ROUNDS)
                 w, wo = R.summary(measured["with"]), R.summary(measured["without"])
@@ -74,8 +80,9 @@ def main():
                 # The same comparison counted (bench/instructions.py): a number the machine's
                 # noise does not move, for the gates. A page cannot be held open under valgrind.
                 if I.available() and not page:
-                    counted = {side: I.per_event(R.CFWH, flags, f"{label}-{side}", env)["instructions_per_event"]
-                               for side, flags in (("with", with_flags), ("without", without_flags))}
+                    counted = {side: I.per_event(R.CFWH, flags, f"{label}-{side}", side_env)["instructions_per_event"]
+                               for side, flags, side_env in (("with", with_flags, env),
+                                                             ("without", without_flags, without_env))}
                     row["instructions"] = counted
                     row["instruction_cost"] = counted["with"] / counted["without"] - 1
                     say(f"{name}: {counted['with']:,.0f} instructions per event with, {counted['without']:,.0f} without")
