@@ -72,8 +72,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
 /// `TOKIO_WORKER_THREADS` says otherwise. A worker holds short locks (the memory store, the
 /// queues, stdout for a batch of record lines); on a machine whose cores are shared with
 /// the sender (wrk, `cfwh send`, a browser), the kernel preempts a worker inside one and the
-/// others wait on it. With a spare worker the pipeline keeps going: on 2 cores, 11% more
-/// answers a second and 8% less CPU per request in alternating rounds (BENCHMARKS.md).
+/// others wait on it; a spare worker keeps the pipeline going. The price list in
+/// BENCHMARKS.md measures it against tokio's default of one per core.
 fn dev_runtime() -> Result<tokio::runtime::Runtime, String> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {

@@ -27,7 +27,7 @@ pub use consume::{archive_unrouted_memory, consume, consume_sqs};
 pub use pipeline::*;
 pub use routes::{ingest_router, ingest_router_with, Front, REPLAY_PATH};
 
-/// Events `cfwh dev`'s in-memory store remembers at most, by default: about 360 MiB.
+/// Events `cfwh dev`'s in-memory store remembers at most, by default: about 450 MiB.
 pub const DEFAULT_MAX_REMEMBERED: u64 = 4_000_000;
 
 /// `cfwh dev`.
@@ -66,7 +66,7 @@ pub struct Args {
     /// Twice the handler timeout, as deployed.
     #[arg(long, default_value = "2m", value_parser = humantime::parse_duration)]
     claim_lease: Duration,
-    /// Events the in-memory idempotency store remembers at most (about 90 bytes each):
+    /// Events the in-memory idempotency store remembers at most (about 110 bytes each):
     /// at the cap, new deliveries are answered 503 until older events pass their
     /// memory; none still inside it is forgotten.
     #[arg(long, default_value_t = DEFAULT_MAX_REMEMBERED, value_parser = clap::value_parser!(u64).range(1..))]
