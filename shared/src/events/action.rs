@@ -55,6 +55,11 @@ macro_rules! cf_actions {
         }
 
         impl $name {
+            /// True unless it is [`Self::Other`]: an action the reference lists.
+            pub fn is_known(&self) -> bool {
+                !matches!(self, Self::Other(_))
+            }
+
             /// Matches a raw `Action` value (never fails: unknown actions are `Other`).
             pub fn parse(raw: &str) -> Self {
                 // As spelled here (what ingest and `cfwh send` mostly see): one comparison

@@ -13,6 +13,8 @@ use std::marker::PhantomData;
 
 use serde::de::{self, DeserializeOwned, DeserializeSeed, Deserializer, MapAccess, Visitor};
 
+use super::baseline::JsonType;
+use super::drift::{self, Seen};
 use super::group::EventGroup;
 use super::lenient;
 use super::models::{Actor, Envelope, PlannedTimeSlot, ProductRef};
@@ -80,6 +82,81 @@ impl<'de, T: DeserializeOwned> DeserializeSeed<'de> for Json<T> {
     }
 }
 
+/// A seed whose value's JSON type is written to `into` as the value is read: how a decoder
+/// sees drift in types ([`drift`]) without a second look at the body.
+pub(crate) struct Observe<'a, S> {
+    pub seed: S,
+    pub into: &'a mut JsonType,
+}
+
+impl<'de, S: DeserializeSeed<'de>> DeserializeSeed<'de> for Observe<'_, S> {
+    type Value = S::Value;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<S::Value, D::Error> {
+        self.seed.deserialize(Observer { inner: d, into: self.into })
+    }
+}
+
+/// A deserializer of a self-describing format (JSON) that hands every request to its
+/// `deserialize_any`, with a visitor that notes the type it meets.
+struct Observer<'a, D> {
+    inner: D,
+    into: &'a mut JsonType,
+}
+
+impl<'de, D: Deserializer<'de>> Deserializer<'de> for Observer<'_, D> {
+    type Error = D::Error;
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.inner.deserialize_any(Observing { inner: visitor, into: self.into })
+    }
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf option unit
+        unit_struct newtype_struct seq tuple tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+struct Observing<'a, V> {
+    inner: V,
+    into: &'a mut JsonType,
+}
+
+macro_rules! observed {
+    ($($method:ident($($arg:ident: $ty:ty)?) => $kind:ident;)+) => {$(
+        fn $method<E: de::Error>(self, $($arg: $ty)?) -> Result<V::Value, E> {
+            *self.into = JsonType::$kind;
+            self.inner.$method($($arg)?)
+        }
+    )+};
+}
+
+impl<'de, V: Visitor<'de>> Visitor<'de> for Observing<'_, V> {
+    type Value = V::Value;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.expecting(f)
+    }
+    observed! {
+        visit_bool(v: bool) => Boolean;
+        visit_i64(v: i64) => Integer;
+        visit_u64(v: u64) => Integer;
+        visit_f64(v: f64) => Number;
+        visit_str(v: &str) => String;
+        visit_borrowed_str(v: &'de str) => String;
+        visit_string(v: String) => String;
+        visit_unit() => Null;
+        visit_none() => Null;
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<V::Value, D::Error> {
+        self.inner.visit_some(d)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<V::Value, A::Error> {
+        *self.into = JsonType::Object;
+        self.inner.visit_map(map)
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, seq: A) -> Result<V::Value, A::Error> {
+        *self.into = JsonType::Array;
+        self.inner.visit_seq(seq)
+    }
+}
+
 /// `Actor` or `Assignee`: an object, a bare user ID, or empty (`{}`, `""`, `null`) → `None`.
 pub(crate) fn actor<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Actor>, D::Error> {
     struct ActorVisitor;
@@ -139,7 +216,12 @@ pub(crate) struct EnvelopeFields {
 
 impl EnvelopeFields {
     /// Reads the value of `key` when it is an envelope field; false when it is not.
-    pub(crate) fn read<'de, A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<bool, A::Error> {
+    pub(crate) fn read<'de, A: MapAccess<'de>>(
+        &mut self,
+        key: &str,
+        map: &mut A,
+        seen: &mut Seen,
+    ) -> Result<bool, A::Error> {
         fn once<T, E: de::Error>(slot: &mut Option<T>, name: &'static str, value: T) -> Result<(), E> {
             if slot.is_some() {
                 return Err(E::duplicate_field(name));
@@ -149,15 +231,25 @@ impl EnvelopeFields {
         }
         match key {
             "PayloadId" => {
-                let value = map.next_value_seed(Text)?.ok_or_else(|| de::Error::custom("text is missing"))?;
+                let value = map
+                    .next_value_seed(Observe { seed: Text, into: &mut seen.types[drift::PAYLOAD_ID] })?
+                    .ok_or_else(|| de::Error::custom("text is missing"))?;
                 once(&mut self.payload_id, "PayloadId", value)?;
             }
-            "EventGroupName" => once(&mut self.event_group, "EventGroupName", map.next_value()?)?,
+            "EventGroupName" => {
+                let seed = Observe { seed: PhantomData, into: &mut seen.types[drift::EVENT_GROUP_NAME] };
+                once(&mut self.event_group, "EventGroupName", map.next_value_seed(seed)?)?
+            }
             "EventDatetimeUtc" => {
-                let value = map.next_value_seed(Int)?.ok_or_else(|| de::Error::custom("integer is empty"))?;
+                let value = map
+                    .next_value_seed(Observe { seed: Int, into: &mut seen.types[drift::EVENT_DATETIME_UTC] })?
+                    .ok_or_else(|| de::Error::custom("integer is empty"))?;
                 once(&mut self.event_datetime_utc, "EventDatetimeUtc", value)?;
             }
-            "Actor" => once(&mut self.actor, "Actor", map.next_value_seed(ActorField)?)?,
+            "Actor" => {
+                let seed = Observe { seed: ActorField, into: &mut seen.types[drift::ACTOR] };
+                once(&mut self.actor, "Actor", map.next_value_seed(seed)?)?
+            }
             _ => return Ok(false),
         }
         Ok(true)
@@ -176,11 +268,13 @@ impl EnvelopeFields {
 
 /// `Deserialize` for a model: each field read by its seed under its documented name or a
 /// spelling Creative Force also sends (`"ClientId" | "ClientID"`), a name met twice an
-/// error, every other key kept in `extra`. `event` models also read their envelope's
-/// fields in place and require `Action`.
+/// error, every other key kept in `extra`, and the JSON type of each documented field noted
+/// in a [`Seen`] for the drift check. `event` models also read their envelope's fields in
+/// place and require `Action`. Each model gets `FIELDS` (its documented fields' names, in
+/// the order of their slots) and `decode_seen` (its decoder, noting types in `seen`).
 macro_rules! decoder {
-    (@visit $ty:ident, $map:ident, $key:ident, $extra:ident, [$($pre:tt)*], [$($other:tt)*], [$($build:tt)*],
-        $($field:ident: $seed:expr => $first:literal $(| $alias:literal)*),* $(,)?) => {{
+    (@visit $ty:ident, $map:ident, $seen:ident, $key:ident, $extra:ident, [$($pre:tt)*], [$($other:tt)*], [$($build:tt)*],
+        $($field:ident: $seed:expr => $first:literal $(| $alias:literal)*),*) => {{
         use serde::de::Error as _;
         $($pre)*
         $(let mut $field = None;)*
@@ -191,7 +285,9 @@ macro_rules! decoder {
                     if $field.is_some() {
                         return Err(A::Error::duplicate_field($first));
                     }
-                    $field = Some($map.next_value_seed($seed)?);
+                    const SLOT: usize = $crate::events::drift::slot(<$ty>::FIELDS, $first);
+                    let seed = $crate::events::decode::Observe { seed: $seed, into: &mut $seen.types[SLOT] };
+                    $field = Some($map.next_value_seed(seed)?);
                 })*
                 _ => {
                     $($other)*
@@ -201,42 +297,61 @@ macro_rules! decoder {
         }
         Ok($ty { $($build)* $($field: $field.unwrap_or_default(),)* $extra })
     }};
-    (@impl $ty:ident, |$map:ident| $body:expr) => {
-        impl<'de> serde::Deserialize<'de> for $ty {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                struct ObjectVisitor;
-                impl<'de> serde::de::Visitor<'de> for ObjectVisitor {
+    (@impl $ty:ident, [$($first:literal),*], |$map:ident, $seen:ident| $body:expr) => {
+        impl $ty {
+            /// The documented fields its decoder reads, by their first names.
+            pub(crate) const FIELDS: &'static [&'static str] = &[$($first),*];
+
+            /// Decodes one, noting the JSON type of each documented field in `seen`.
+            pub(crate) fn decode_seen<'de, D: serde::Deserializer<'de>>(
+                d: D,
+                seen: &mut $crate::events::drift::Seen,
+            ) -> Result<Self, D::Error> {
+                struct ObjectVisitor<'s>(&'s mut $crate::events::drift::Seen);
+                impl<'de> serde::de::Visitor<'de> for ObjectVisitor<'_> {
                     type Value = $ty;
                     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                         f.write_str(concat!("a JSON object (", stringify!($ty), ")"))
                     }
                     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut $map: A) -> Result<$ty, A::Error> {
+                        let $seen = self.0;
                         $body
                     }
                 }
-                d.deserialize_map(ObjectVisitor)
+                d.deserialize_map(ObjectVisitor(seen))
+            }
+        }
+        impl<'de> serde::Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                Self::decode_seen(d, &mut Default::default())
             }
         }
     };
-    (event $ty:ident, action: $action:ty, { $($fields:tt)* }) => {
-        decoder!(@impl $ty, |map| decoder!(@visit $ty, map, key, extra,
+    (event $ty:ident, action: $action:ty, {
+        $($field:ident: $seed:expr => $first:literal $(| $alias:literal)*),* $(,)?
+    }) => {
+        decoder!(@impl $ty, [$($first),*], |map, seen| decoder!(@visit $ty, map, seen, key, extra,
             [let mut envelope = $crate::events::decode::EnvelopeFields::default();
              let mut action: Option<$action> = None;],
             [if key == "Action" {
                  if action.is_some() {
                      return Err(A::Error::duplicate_field("Action"));
                  }
-                 action = Some(map.next_value()?);
+                 let into = &mut seen.types[$crate::events::drift::ACTION];
+                 action = Some(map.next_value_seed($crate::events::decode::Observe { seed: std::marker::PhantomData, into })?);
                  continue;
              }
-             if envelope.read(&key, &mut map)? {
+             if envelope.read(&key, &mut map, seen)? {
                  continue;
              }],
             [envelope: envelope.finish()?, action: action.ok_or_else(|| A::Error::missing_field("Action"))?,],
-            $($fields)*));
+            $($field: $seed => $first $(| $alias)*),*));
     };
-    (object $ty:ident, { $($fields:tt)* }) => {
-        decoder!(@impl $ty, |map| decoder!(@visit $ty, map, key, extra, [], [], [], $($fields)*));
+    (object $ty:ident, {
+        $($field:ident: $seed:expr => $first:literal $(| $alias:literal)*),* $(,)?
+    }) => {
+        decoder!(@impl $ty, [$($first),*], |map, seen| decoder!(@visit $ty, map, seen, key, extra, [], [], [],
+            $($field: $seed => $first $(| $alias)*),*));
     };
 }
 pub(crate) use decoder;

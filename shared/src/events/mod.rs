@@ -2,7 +2,9 @@
 //! the drift between the reference and what is really sent.
 
 pub(crate) mod action;
+pub mod baseline;
 mod decode;
+pub mod drift;
 mod group;
 pub(crate) mod lenient;
 mod models;
@@ -10,6 +12,7 @@ pub mod ordering;
 pub mod routing;
 
 pub use action::{JobAction, ProductAction, SampleAction, SessionAction, TaskAction, UserAction, WorkUnitAction};
+pub use drift::Finding;
 pub use group::{EventGroup, Route, UnknownGroup};
 pub use models::{
     Actor, Envelope, JobEvent, PlannedTeam, PlannedTimeSlot, PlanningStatus, ProductEvent, ProductRef, SampleEvent,
@@ -99,7 +102,9 @@ pub enum DecodeError {
 }
 
 /// The typed event of one group, as its consumer receives it.
-pub trait GroupEvent: DeserializeOwned + serde::Serialize + std::fmt::Debug + Send + Sync + 'static {
+pub trait GroupEvent:
+    DeserializeOwned + serde::Serialize + drift::Drifting + std::fmt::Debug + Send + Sync + 'static
+{
     /// The group whose queue carries this event.
     const GROUP: EventGroup;
 
@@ -119,10 +124,28 @@ pub trait GroupEvent: DeserializeOwned + serde::Serialize + std::fmt::Debug + Se
         }
         Ok(event)
     }
+
+    /// Decodes a body of this group, noting the JSON type of each documented field.
+    #[doc(hidden)]
+    fn decode_observed(body: &[u8], seen: &mut drift::Seen) -> serde_json::Result<Self>;
+
+    /// Decodes a body of this group, with its drift from the baseline ([`drift`]): in
+    /// the same pass, for a few dozen comparisons more.
+    fn decode_with_drift(body: &[u8]) -> Result<(Self, Vec<Finding>), DecodeError> {
+        let mut seen = drift::Seen::default();
+        let event = Self::decode_observed(body, &mut seen)
+            .map_err(|source| DecodeError::Json { group: Self::GROUP, source })?;
+        let found = event.envelope().event_group;
+        if found != Self::GROUP {
+            return Err(DecodeError::WrongGroup { expected: Self::GROUP, found });
+        }
+        let findings = drift::check(&event, &seen);
+        Ok((event, findings))
+    }
 }
 
 macro_rules! group_event {
-    ($($ty:ty => $group:ident),+ $(,)?) => {$(
+    ($($ty:ident => $group:ident, |$event:ident, $each:ident| $nested:block)+) => {$(
         impl GroupEvent for $ty {
             const GROUP: EventGroup = EventGroup::$group;
             fn envelope(&self) -> &Envelope {
@@ -131,18 +154,62 @@ macro_rules! group_event {
             fn action_name(&self) -> &str {
                 self.action.name()
             }
+            fn decode_observed(body: &[u8], seen: &mut drift::Seen) -> serde_json::Result<Self> {
+                let mut de = serde_json::Deserializer::from_slice(body);
+                let event = Self::decode_seen(&mut de, seen)?;
+                de.end()?;
+                Ok(event)
+            }
+        }
+
+        impl drift::Drifting for $ty {
+            const DRIFT_GROUP: EventGroup = EventGroup::$group;
+            const FIELDS: &'static [&'static str] = $ty::FIELDS;
+            fn action_known(&self) -> bool {
+                self.action.is_known()
+            }
+            fn action_text(&self) -> &str {
+                self.action.name()
+            }
+            fn top_extra(&self) -> &serde_json::Map<String, serde_json::Value> {
+                &self.extra
+            }
+            fn nested_extra(&self, $each: &mut dyn FnMut(&'static str, &serde_json::Map<String, serde_json::Value>)) {
+                let $event = self;
+                if let Some(actor) = &$event.envelope.actor {
+                    if !actor.extra.is_empty() {
+                        $each("Actor", &actor.extra);
+                    }
+                }
+                $nested
+            }
         }
     )+};
 }
 
 group_event! {
-    ProductEvent => Product,
-    SampleEvent => Sample,
-    UserEvent => User,
-    TaskEvent => Task,
-    WorkUnitEvent => WorkUnit,
-    JobEvent => Job,
-    SessionEvent => Session,
+    ProductEvent => Product, |_e, _each| {}
+    SampleEvent => Sample, |e, each| {
+        for product in e.products.iter().filter(|p| !p.extra.is_empty()) {
+            each("Products[]", &product.extra);
+        }
+    }
+    UserEvent => User, |_e, _each| {}
+    TaskEvent => Task, |e, each| {
+        if let Some(assignee) = e.assignee.as_ref().filter(|a| !a.extra.is_empty()) {
+            each("Assignee", &assignee.extra);
+        }
+    }
+    WorkUnitEvent => WorkUnit, |_e, _each| {}
+    JobEvent => Job, |_e, _each| {}
+    SessionEvent => Session, |e, each| {
+        for slot in e.planned_time_slot.iter().filter(|s| !s.extra.is_empty()) {
+            each("PlannedTimeSlot[]", &slot.extra);
+        }
+        if let Some(status) = e.planning_status.as_ref().filter(|s| !s.extra.is_empty()) {
+            each("PlanningStatus", &status.extra);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -263,3 +263,174 @@ fn every_sample_round_trips_through_its_json_with_undocumented_fields_kept() {
     again::<JobEvent>(JOB);
     again::<SessionEvent>(SESSION);
 }
+
+// Drift against the baseline (`schemas/baseline/`).
+
+fn drift_of<E: GroupEvent>(body: &str) -> Vec<Finding> {
+    E::decode_with_drift(body.as_bytes()).unwrap().1
+}
+
+/// `body` with `edit` applied to its JSON object.
+fn edited(body: &str, edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>)) -> String {
+    let mut value: serde_json::Value = serde_json::from_str(body).unwrap();
+    edit(value.as_object_mut().unwrap());
+    value.to_string()
+}
+
+#[test]
+fn no_sample_drifts() {
+    assert_eq!(drift_of::<ProductEvent>(PRODUCT), vec![]);
+    assert_eq!(drift_of::<SampleEvent>(SAMPLE), vec![]);
+    assert_eq!(drift_of::<UserEvent>(USER), vec![]);
+    assert_eq!(drift_of::<TaskEvent>(TASK), vec![], "StepId as a string is a known deviation");
+    assert_eq!(drift_of::<WorkUnitEvent>(WORK_UNIT), vec![]);
+    assert_eq!(drift_of::<JobEvent>(JOB), vec![]);
+    assert_eq!(drift_of::<SessionEvent>(SESSION), vec![], "JSON literals inside strings are documented");
+}
+
+#[test]
+fn each_kind_of_drift_is_found_and_named_without_values() {
+    use baseline::JsonType as J;
+    use drift::{Finding as F, JsonTypeName as T};
+    let body = edited(TASK, |o| {
+        o.insert("Priority".into(), serde_json::json!(3));
+        o.insert("Action".into(), serde_json::json!("Teleported"));
+        o.remove("TaskId");
+        o.insert("StepName".into(), serde_json::json!(42));
+        o.insert("EventDatetimeUtc".into(), serde_json::json!("1595204418000"));
+        o["Assignee"]["Email"] = serde_json::json!("someone@example.com");
+    });
+    let found = drift_of::<TaskEvent>(&body);
+    assert_eq!(
+        found,
+        vec![
+            F::UndocumentedField { field: "Assignee.Email".into(), sent: T(J::String) },
+            F::UndocumentedField { field: "Priority".into(), sent: T(J::Integer) },
+            F::UnknownAction { action: "Teleported".into() },
+            F::MissingField { field: "TaskId".into() },
+            F::RetypedField { field: "EventDatetimeUtc".into(), documented: "integer", sent: T(J::String) },
+            F::RetypedField { field: "StepName".into(), documented: "string", sent: T(J::Integer) },
+        ]
+    );
+    let line = serde_json::to_string(&found).unwrap();
+    assert!(!line.contains("someone@example.com") && !line.contains("1595204418000"), "{line}");
+    assert!(line.contains(r#"{"kind":"retyped_field","field":"StepName","documented":"string","sent":"integer"}"#));
+}
+
+#[test]
+fn drift_in_nested_lists_is_reported_once_per_field() {
+    let body = edited(SAMPLE, |o| {
+        o["Products"] = serde_json::json!([
+            {"ProductId": "a", "ProductCode": "A", "Size": "M"},
+            {"ProductId": "b", "ProductCode": "B", "Size": "L"},
+        ]);
+        o["Actor"]["Email"] = serde_json::json!(null);
+    });
+    let kinds: Vec<String> = drift_of::<SampleEvent>(&body).iter().map(ToString::to_string).collect();
+    assert_eq!(kinds, ["undocumented field `Actor.Email` (null)", "undocumented field `Products[].Size` (string)"]);
+    let body = edited(SESSION, |o| {
+        o["PlanningStatus"] = serde_json::json!(r#"{"PlanningStatusId":1,"PlanningStatus":"Planned","By":"x"}"#);
+        o["PlannedTimeSlot"] = serde_json::json!([{"PlannedStart": "a", "PlannedEnd": "b", "Room": 4}]);
+    });
+    let kinds: Vec<String> = drift_of::<SessionEvent>(&body).iter().map(ToString::to_string).collect();
+    assert_eq!(
+        kinds,
+        ["undocumented field `PlannedTimeSlot[].Room` (integer)", "undocumented field `PlanningStatus.By` (string)"]
+    );
+}
+
+#[test]
+fn documented_spellings_and_empty_forms_are_not_drift() {
+    // `ClientID` is the table's spelling; an Actor may be empty or absent.
+    let body = edited(SAMPLE, |o| {
+        let id = o.remove("ClientId").unwrap();
+        o.insert("ClientID".into(), id);
+        o.insert("Actor".into(), serde_json::json!(null));
+    });
+    assert_eq!(drift_of::<SampleEvent>(&body), vec![]);
+    let body = edited(USER, |o| {
+        o.remove("Actor");
+    });
+    assert_eq!(drift_of::<UserEvent>(&body), vec![]);
+    // An actor sent as a bare ID is read, and is drift: the page documents an object.
+    let body = edited(USER, |o| {
+        o.insert("Actor".into(), serde_json::json!("19e62847"));
+    });
+    assert_eq!(
+        drift_of::<UserEvent>(&body).iter().map(ToString::to_string).collect::<Vec<_>>(),
+        ["field `Actor` sent as string (documented: object)"]
+    );
+}
+
+#[test]
+fn an_unknown_action_is_reported_printable_and_cut() {
+    let long = format!("New\u{7}{}", "x".repeat(200));
+    let body = edited(JOB, |o| {
+        o.insert("Action".into(), serde_json::json!(long));
+    });
+    let found = drift_of::<JobEvent>(&body);
+    let [Finding::UnknownAction { action }] = found.as_slice() else { panic!("{found:?}") };
+    assert_eq!(action.chars().count(), drift::ACTION_CHARS);
+    assert!(action.starts_with("New?xx"), "{action}");
+}
+
+/// The models, the action enums and the baseline name the same fields and actions: the
+/// baseline is the truth drift is measured against, so a model that reads a field the
+/// baseline does not name (or the reverse) would hide or invent drift.
+#[test]
+fn the_baseline_and_the_models_agree() {
+    fn fields_agree<E: GroupEvent>() {
+        let own = baseline::group(E::GROUP);
+        let documented: Vec<&str> = own.fields.iter().map(|f| f.name.as_str()).collect();
+        let mut read: Vec<&str> = <E as drift::Drifting>::FIELDS.to_vec();
+        let mut documented_sorted = documented.clone();
+        read.sort_unstable();
+        documented_sorted.sort_unstable();
+        assert_eq!(read, documented_sorted, "{}: the model's fields and the baseline's", E::GROUP);
+        // Every spelling the baseline lists is read into its field, not kept as drift.
+        for field in own.fields.iter().filter(|f| !f.spellings.is_empty()) {
+            for spelling in &field.spellings {
+                let sample = std::fs::read_to_string(format!(
+                    "{}/../events/{}.json",
+                    env!("CARGO_MANIFEST_DIR"),
+                    E::GROUP.as_str()
+                ))
+                .unwrap();
+                let body = edited(&sample, |o| {
+                    let value = o.remove(&field.name).unwrap_or(serde_json::json!("x"));
+                    o.insert(spelling.clone(), value);
+                });
+                let event = E::decode(body.as_bytes()).unwrap();
+                assert!(<E as drift::Drifting>::top_extra(&event).is_empty(), "{}: `{spelling}` is read", E::GROUP);
+            }
+        }
+    }
+    fields_agree::<ProductEvent>();
+    fields_agree::<SampleEvent>();
+    fields_agree::<UserEvent>();
+    fields_agree::<TaskEvent>();
+    fields_agree::<WorkUnitEvent>();
+    fields_agree::<JobEvent>();
+    fields_agree::<SessionEvent>();
+
+    fn actions_agree<A: PartialEq + std::fmt::Debug>(group: EventGroup, known: &[A], parse: fn(&str) -> A) {
+        let listed: Vec<A> = baseline::group(group).actions.iter().map(|a| parse(a)).collect();
+        for action in known {
+            assert!(listed.contains(action), "{group}: {action:?} is not in the baseline");
+        }
+        for (raw, parsed) in baseline::group(group).actions.iter().zip(&listed) {
+            assert!(known.contains(parsed), "{group}: the baseline's {raw:?} is not a known action");
+        }
+    }
+    actions_agree(EventGroup::Product, ProductAction::KNOWN, ProductAction::parse);
+    actions_agree(EventGroup::Sample, SampleAction::KNOWN, SampleAction::parse);
+    actions_agree(EventGroup::User, UserAction::KNOWN, UserAction::parse);
+    actions_agree(EventGroup::Task, TaskAction::KNOWN, TaskAction::parse);
+    actions_agree(EventGroup::WorkUnit, WorkUnitAction::KNOWN, WorkUnitAction::parse);
+    actions_agree(EventGroup::Job, JobAction::KNOWN, JobAction::parse);
+    actions_agree(EventGroup::Session, SessionAction::KNOWN, SessionAction::parse);
+
+    // The envelope's decoder slots are the envelope baseline's fields.
+    let envelope: Vec<&str> = baseline::envelope().fields.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(envelope, ["Action", "Actor", "PayloadId", "EventGroupName", "EventDatetimeUtc"]);
+}
