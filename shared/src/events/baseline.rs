@@ -243,24 +243,13 @@ fn all() -> &'static (Baseline, Vec<Baseline>) {
 pub fn parse(group: Option<EventGroup>, text: &str) -> Result<Baseline, String> {
     let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
     let name = group.map_or("envelope", EventGroup::as_str);
-    let strings = |key: &str, v: &Value| -> Result<Vec<String>, String> {
-        match v.get(key) {
-            None => Ok(Vec::new()),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|i| i.as_str().map(str::to_owned).ok_or_else(|| format!("{name}: `{key}` holds a non-string")))
-                .collect(),
-            Some(_) => Err(format!("{name}: `{key}` is not a list")),
-        }
-    };
-    fn fields(
-        name: &str,
-        list: Option<&Value>,
-        strings: &dyn Fn(&str, &Value) -> Result<Vec<String>, String>,
-    ) -> Result<Vec<Field>, String> {
-        let Some(list) = list else { return Ok(Vec::new()) };
-        let list = list.as_array().ok_or_else(|| format!("{name}: a field list is not a list"))?;
-        list.iter()
+    let list = |key: &str, v: &Value| strings(name, key, v);
+    fn fields(name: &str, entries: Option<&Value>) -> Result<Vec<Field>, String> {
+        let list = |key: &str, v: &Value| strings(name, key, v);
+        let Some(entries) = entries else { return Ok(Vec::new()) };
+        let entries = entries.as_array().ok_or_else(|| format!("{name}: a field list is not a list"))?;
+        entries
+            .iter()
             .map(|f| {
                 let text = |key: &str| f.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
                 let flag = |key: &str| f.get(key).and_then(Value::as_bool).unwrap_or(false);
@@ -270,13 +259,13 @@ pub fn parse(group: Option<EventGroup>, text: &str) -> Result<Baseline, String> 
                 }
                 let kind = FieldType::parse(&text("type"))
                     .ok_or_else(|| format!("{name}: `{field_name}` has an unknown type {:?}", text("type")))?;
-                let sent_as = strings("sent_as", f)?
+                let sent_as = list("sent_as", f)?
                     .iter()
                     .map(|t| {
                         JsonType::parse(t).ok_or_else(|| format!("{name}: `{field_name}`: unknown JSON type {t:?}"))
                     })
                     .collect::<Result<Vec<_>, _>>()?;
-                let empty = strings("empty", f)?;
+                let empty = list("empty", f)?;
                 let mut accepted = match kind {
                     FieldType::String => JsonType::String.bit(),
                     FieldType::Integer => JsonType::Integer.bit(),
@@ -291,15 +280,15 @@ pub fn parse(group: Option<EventGroup>, text: &str) -> Result<Baseline, String> 
                     accepted |= JsonType::Null.bit();
                 }
                 Ok(Field {
-                    spellings: strings("spellings", f)?,
+                    spellings: list("spellings", f)?,
                     kind,
                     sent_as,
                     empty,
                     required: flag("required"),
                     in_example: flag("in_example"),
                     description: text("description"),
-                    fields: fields(&field_name, f.get("fields"), strings)?,
-                    items: fields(&field_name, f.get("items"), strings)?,
+                    fields: fields(&field_name, f.get("fields"))?,
+                    items: fields(&field_name, f.get("items"))?,
                     accepted,
                     name: field_name,
                 })
@@ -316,8 +305,20 @@ pub fn parse(group: Option<EventGroup>, text: &str) -> Result<Baseline, String> 
         group,
         event_group_name,
         source: doc.get("source").and_then(Value::as_str).unwrap_or_default().to_owned(),
-        actions: strings("actions", &doc)?,
-        fields: fields(name, doc.get("fields"), &strings)?,
-        deviations: strings("deviations", &doc)?,
+        actions: list("actions", &doc)?,
+        fields: fields(name, doc.get("fields"))?,
+        deviations: list("deviations", &doc)?,
     })
+}
+
+/// The list of strings under `key` of `v` (none when absent).
+fn strings(name: &str, key: &str, v: &Value) -> Result<Vec<String>, String> {
+    match v.get(key) {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().map(str::to_owned).ok_or_else(|| format!("{name}: `{key}` holds a non-string")))
+            .collect(),
+        Some(_) => Err(format!("{name}: `{key}` is not a list")),
+    }
 }
