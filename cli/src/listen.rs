@@ -168,6 +168,7 @@ impl Listener {
                     order: config.ordering,
                     max_receives,
                     records_in_flight: config.records_in_flight,
+                    drift: config.drift,
                 },
             );
             let options =

@@ -44,11 +44,14 @@ pub mod name {
     pub const STALE: &str = "Stale";
     /// Events a destination took (consumers; dimensions `Stack` and `Destination`).
     pub const DELIVERED: &str = "Delivered";
+    /// Records whose event differs from what Creative Force documents (consumers,
+    /// `CF_DRIFT`): the kinds and fields are in the log lines, not in series.
+    pub const DRIFT: &str = "Drift";
     /// Every metric, ingest's first. A 503 is counted by Lambda's own `Url5xxCount` and the
     /// answer time by `UrlRequestLatency` (both free), so neither is a series of ours; the
     /// enqueue time travels as the field `enqueue_ms`.
-    pub const ALL: [&str; 10] =
-        [ACCEPTED, REJECTED, QUARANTINED, IGNORED, PROCESSED, DUPLICATES, FAILED, DEAD_LETTERED, STALE, WAITING];
+    pub const ALL: [&str; 11] =
+        [ACCEPTED, REJECTED, QUARANTINED, IGNORED, PROCESSED, DUPLICATES, FAILED, DEAD_LETTERED, STALE, WAITING, DRIFT];
     /// The metrics of each destination a stack enables, under the dimensions `Stack` and
     /// `Destination` (`eventbridge`, `http`, `archive`): `Failed` there counts the
     /// records a destination failed. Only enabled destinations make series.
@@ -142,8 +145,8 @@ impl Emf {
     }
 
     /// The line of one consumer batch: how many records were `Processed`, `Duplicates`,
-    /// `Failed`, `DeadLettered`, `Stale` and `Waiting` (only the outcomes that occurred); `None` for
-    /// an empty batch.
+    /// `Failed`, `DeadLettered`, `Stale` and `Waiting`, and how many drifted (`Drift`):
+    /// only what occurred; `None` for an empty batch.
     pub fn batch(&self, group: EventGroup, report: &BatchReport) -> Option<String> {
         let mut counts = [
             (name::PROCESSED, 0.0),
@@ -152,8 +155,12 @@ impl Emf {
             (name::DEAD_LETTERED, 0.0),
             (name::STALE, 0.0),
             (name::WAITING, 0.0),
+            (name::DRIFT, 0.0),
         ];
         for record in &report.records {
+            if !record.drift.is_empty() {
+                counts[6].1 += 1.0;
+            }
             let slot = match record.outcome {
                 Outcome::Processed => 0,
                 Outcome::Duplicate => 1,
@@ -259,6 +266,7 @@ mod tests {
             replay_run: None,
             destinations: Default::default(),
             trace_id: None,
+            drift: Vec::new(),
         };
         let batch = BatchReport {
             records: vec![
@@ -289,6 +297,7 @@ mod tests {
             replay_run: None,
             destinations: steps.iter().copied().collect(),
             trace_id: None,
+            drift: Vec::new(),
         };
         let batch = BatchReport {
             records: vec![

@@ -378,6 +378,8 @@ fn summary(row: &Row) -> Value {
         "outcome": last.map(|r| r.outcome.word()),
         "attempts": row.records.len(),
         "destinations": last.map(|r| serde_json::to_value(&r.destinations).unwrap_or(Value::Null)),
+        // How the event differs from the documented payloads: names and types, no values.
+        "drift": last.map(|r| r.drift.iter().map(ToString::to_string).collect::<Vec<_>>()).unwrap_or_default(),
         "resent_from": entry.resent_from,
         "run": &*row.run,
     })

@@ -118,6 +118,11 @@ pub struct Args {
     /// caller's trace (`X-Amzn-Trace-Id`) or starts one, and its record lines name it.
     #[arg(long, value_enum, default_value_t = Switch::On)]
     tracing: Switch,
+    /// Drift from the payloads Creative Force documents (`schemas/baseline/`): each
+    /// record line names its drift under `drift`, the inspector shows it, and each kind
+    /// is logged once per 10 minutes.
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    drift: Switch,
     /// On a loopback address every route answers only to localhost, 127.0.0.1 and [::1]
     /// as `Host`; this name too (a tunnel's, such as `abc.ngrok.app`). Repeatable.
     #[arg(long, value_name = "NAME")]

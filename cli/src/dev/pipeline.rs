@@ -64,6 +64,9 @@ pub struct DevOptions {
     pub tracing: bool,
     /// Records a consumer works on at once (`--records-in-flight`).
     pub records_in_flight: usize,
+    /// Drift from the documented payloads reported on the record lines, or not
+    /// (`--drift`).
+    pub drift: cf_webhooks::consumer::DriftMode,
     /// The in-memory store with its cap (`--max-remembered`): while it is full, ingest
     /// refuses new events.
     pub remembering: Option<Arc<MemoryStore>>,
@@ -87,6 +90,7 @@ impl Default for DevOptions {
             inspector: None,
             hosts: super::hosts::Hosts::any(),
             records_in_flight: cf_webhooks::config::DEFAULT_RECORDS_IN_FLIGHT,
+            drift: cf_webhooks::consumer::DriftMode::default(),
             remembering: None,
             tracing: true,
         }
@@ -186,6 +190,7 @@ impl Dev {
                     order: options.ordering,
                     max_receives: options.max_receives,
                     records_in_flight: options.records_in_flight,
+                    drift: options.drift,
                 },
             };
             with_handler(group, chaos)

@@ -131,6 +131,11 @@ pub async fn start(settings: Settings) -> Result<Dev, String> {
         inspector,
         hosts: if loopback { Hosts::loopback(&args.allow_host) } else { Hosts::any() },
         tracing: args.tracing == super::Switch::On,
+        drift: if args.drift == super::Switch::On {
+            cf_webhooks::consumer::DriftMode::Report
+        } else {
+            cf_webhooks::consumer::DriftMode::Off
+        },
         ..DevOptions::default()
     };
     let secrets = if configured {

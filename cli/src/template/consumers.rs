@@ -136,6 +136,7 @@ pub(super) fn consumer_settings() -> Vec<(&'static str, Value)> {
         (var::MAX_CLOCK_SKEW_SECS, r#ref("MaxClockSkewSeconds")),
         (var::STACK, r#ref("AWS::StackName")),
         (var::ORDERING, r#ref("Ordering")),
+        (var::DRIFT, r#ref("PayloadDrift")),
         // Empty entries are skipped: "eventbridge,,archive".
         (
             var::DESTINATIONS,

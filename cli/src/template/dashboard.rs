@@ -97,7 +97,7 @@ pub(super) fn dashboard() -> Value {
             12,
         ),
         widget(
-            "Records: processed, duplicates, failed, dead-lettered, stale, waiting",
+            "Records: processed, duplicates, failed, dead-lettered, stale, waiting, drifted",
             vec![
                 ours(name::PROCESSED, "Sum", "processed"),
                 ours(name::DUPLICATES, "Sum", "duplicates"),
@@ -105,6 +105,7 @@ pub(super) fn dashboard() -> Value {
                 ours(name::DEAD_LETTERED, "Sum", "dead-lettered"),
                 ours(name::STALE, "Sum", "stale (a newer event was applied)"),
                 ours(name::WAITING, "Sum", "waiting (a copy of a record in progress)"),
+                ours(name::DRIFT, "Sum", "drifted from the documented payloads"),
             ],
             0,
             12,

@@ -162,6 +162,14 @@ pub(super) fn parameters() -> Value {
             "Description" => "latest: an event older than the one applied last to the same facet of the same \
                 entity is skipped as stale (a late retry never overwrites newer state); all: every event is applied.",
         },
+        "PayloadDrift" => map! {
+            "Type" => "String",
+            "Default" => "report",
+            "AllowedValues" => seq!["report", "off"],
+            "Description" => "report: each consumer checks every event against the payloads Creative Force documents, \
+                logs each kind of drift (an undocumented field or action, a missing or retyped field: names and JSON \
+                types, never values) once per 10 minutes, and counts drifted records in the Drift metric; off: no check.",
+        },
         "Tracing" => map! {
             "Type" => "String",
             "Default" => "Active",

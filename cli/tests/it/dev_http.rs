@@ -555,3 +555,84 @@ async fn a_full_store_refuses_new_events_with_503_and_forgets_none() {
         lines.lock().unwrap().iter().map(|l| l["outcome"].as_str().unwrap().to_owned()).collect();
     assert_eq!(outcomes, ["processed", "processed"], "the refused event was not taken");
 }
+
+/// A signed task event that drifts in each of the four ways, and a job event as documented.
+fn drifting_task() -> Vec<u8> {
+    let mut task: serde_json::Value = serde_json::from_str(testkit::sample(EventGroup::Task)).unwrap();
+    let o = task.as_object_mut().unwrap();
+    o.insert("Priority".into(), serde_json::json!("high"));
+    o.insert("Action".into(), serde_json::json!("Teleported"));
+    o.remove("TaskId");
+    o.insert("StepName".into(), serde_json::json!(7));
+    o["Assignee"]["Email"] = serde_json::json!("someone@example.com");
+    cfwh::send::stamp_time(task.to_string().as_bytes(), cf_webhooks::ack::now_ms()).unwrap()
+}
+
+async fn send_signed(client: &reqwest::Client, addr: std::net::SocketAddr, body: Vec<u8>) {
+    let signature = testkit::signature(testkit::SECRET, &body);
+    let sent = client.post(format!("http://{addr}/")).header("x-cf-signature", signature).body(body).send().await;
+    assert_eq!(sent.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn each_kind_of_drift_in_a_signed_delivery_is_on_its_record_line_and_in_the_inspector() {
+    use cfwh::dev::inspector::Inspector;
+    let hosts = cfwh::dev::hosts::Hosts::loopback(&[]);
+    let options = DevOptions { inspector: Some(Inspector::new(true)), hosts, ..DevOptions::default() };
+    let (dev, lines) = start_dev(testkit::config(), options).await;
+    let client = reqwest::Client::new();
+    send_signed(&client, dev.addr, drifting_task()).await;
+    // Its own PayloadId: the samples share one, and the inspector finds a delivery's
+    // record lines by it.
+    let job = testkit::sample(EventGroup::Job).replace("c02f0f73-1706-4973-9a4d-38007d6685e9", "job-of-the-drift-test");
+    let job = cfwh::send::stamp_time(job.as_bytes(), cf_webhooks::ack::now_ms()).unwrap();
+    send_signed(&client, dev.addr, job).await;
+
+    let expected = serde_json::json!([
+        {"kind": "undocumented_field", "field": "Assignee.Email", "sent": "string"},
+        {"kind": "undocumented_field", "field": "Priority", "sent": "string"},
+        {"kind": "unknown_action", "action": "Teleported"},
+        {"kind": "missing_field", "field": "TaskId"},
+        {"kind": "retyped_field", "field": "StepName", "documented": "string", "sent": "integer"},
+    ]);
+    let mut row = serde_json::Value::Null;
+    for _ in 0..100 {
+        let rows = json(client.get(format!("http://{}/_cfwh/api/deliveries", dev.addr)).send().await.unwrap()).await;
+        row = rows.as_array().unwrap().iter().find(|r| r["group"] == "task").cloned().unwrap_or_default();
+        if !row["outcome"].is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(row["outcome"], "processed", "drift is reported, never refused: {row}");
+    let shown: Vec<&str> = row["drift"].as_array().unwrap().iter().map(|d| d.as_str().unwrap()).collect();
+    assert_eq!(
+        shown,
+        [
+            "undocumented field `Assignee.Email` (string)",
+            "undocumented field `Priority` (string)",
+            "unknown action \"Teleported\"",
+            "documented field `TaskId` missing",
+            "field `StepName` sent as integer (documented: string)",
+        ]
+    );
+    dev.drain().await.unwrap();
+    let lines = lines.lock().unwrap().clone();
+    let task = lines.iter().find(|l| l["event_group"] == "task").unwrap();
+    assert_eq!(task["drift"], expected);
+    assert!(!task.to_string().contains("someone@example.com"), "names and types, never values: {task}");
+    let job = lines.iter().find(|l| l["event_group"] == "job").unwrap();
+    assert!(job.get("drift").is_none(), "an event as documented has no drift: {job}");
+}
+
+#[tokio::test]
+async fn with_drift_off_no_line_names_drift() {
+    let options = DevOptions { drift: cf_webhooks::consumer::DriftMode::Off, ..DevOptions::default() };
+    let (dev, lines) = start_dev(testkit::config(), options).await;
+    send_signed(&reqwest::Client::new(), dev.addr, drifting_task()).await;
+    dev.drain().await.unwrap();
+    let lines = lines.lock().unwrap().clone();
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["outcome"], "processed");
+    assert!(lines[0].get("drift").is_none(), "{}", lines[0]);
+}

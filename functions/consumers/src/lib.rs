@@ -170,6 +170,8 @@ pub struct Policy {
     pub max_receives: u32,
     /// Records worked on at once (`CF_RECORDS_IN_FLIGHT`).
     pub records_in_flight: usize,
+    /// Drift from the documented payloads reported, or not (`CF_DRIFT`).
+    pub drift: cf_webhooks::consumer::DriftMode,
 }
 
 impl Policy {
@@ -179,6 +181,7 @@ impl Policy {
             .with_ordering(self.order)
             .with_max_receives(self.max_receives)
             .with_records_in_flight(self.records_in_flight)
+            .with_drift(self.drift)
     }
 }
 
@@ -190,6 +193,7 @@ impl From<Order> for Policy {
             order,
             max_receives: cf_webhooks::stack::DEFAULT_MAX_RECEIVES,
             records_in_flight: cf_webhooks::config::DEFAULT_RECORDS_IN_FLIGHT,
+            drift: cf_webhooks::consumer::DriftMode::default(),
         }
     }
 }

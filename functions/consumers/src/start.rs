@@ -89,6 +89,7 @@ pub async fn start(settings: Settings) -> Result<Consumer, ConfigError> {
         order: config.ordering,
         max_receives: config.max_receives,
         records_in_flight: config.records_in_flight,
+        drift: config.drift,
     };
     let runner = crate::runner(group, store, dead_letters, outlets, policy);
     // Only the HTTP forward answers with Retry-After: without it, no call at cold start.

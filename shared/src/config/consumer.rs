@@ -32,6 +32,8 @@ pub struct ConsumerConfig {
     /// Records worked on at once (`CF_RECORDS_IN_FLIGHT`): handlers, claims, forwards and
     /// EventBridge calls of a batch never exceed it.
     pub records_in_flight: usize,
+    /// Drift from the documented payloads reported, or not (`CF_DRIFT`).
+    pub drift: crate::consumer::DriftMode,
 }
 
 pub use crate::consumer::{DEFAULT_RECORDS_IN_FLIGHT, MAX_RECORDS_IN_FLIGHT};
@@ -123,6 +125,12 @@ impl ConsumerConfig {
                 ConfigError::new(var::ORDERING, format!("expected latest or all, got {:?}", text.trim()))
             })?,
         };
+        let drift = match get(var::DRIFT) {
+            None => crate::consumer::DriftMode::default(),
+            Some(text) => crate::consumer::DriftMode::parse(&text).ok_or_else(|| {
+                ConfigError::new(var::DRIFT, format!("expected report or off, got {:?}", text.trim()))
+            })?,
+        };
         let max_receives = match number(&get, var::MAX_RECEIVE_COUNT)? {
             None => crate::stack::DEFAULT_MAX_RECEIVES,
             Some(n @ 1..=1000) => u32::try_from(n).unwrap_or(1000),
@@ -155,6 +163,7 @@ impl ConsumerConfig {
             ordering,
             max_receives,
             records_in_flight,
+            drift,
         })
     }
 }

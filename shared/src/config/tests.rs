@@ -112,6 +112,10 @@ fn consumer_settings_and_the_ttl_outlives_the_replay_window() {
     assert_eq!(c.ordering, crate::consumer::Order::Latest, "late events are skipped by default");
     assert_eq!(vars(&[("CF_ORDERING", " All ")]).unwrap().ordering, crate::consumer::Order::All);
     assert_eq!(vars(&[("CF_ORDERING", "newest")]).unwrap_err().var, "CF_ORDERING");
+    assert_eq!(c.drift, crate::consumer::DriftMode::Report, "drift is reported by default");
+    assert_eq!(vars(&[("CF_DRIFT", " OFF ")]).unwrap().drift, crate::consumer::DriftMode::Off);
+    let drift = vars(&[("CF_DRIFT", "loud")]).unwrap_err();
+    assert_eq!((drift.var, drift.problem.as_str()), ("CF_DRIFT", r#"expected report or off, got "loud""#));
     assert_eq!(vars(&[("CF_EVENT_GROUP", "invoice")]).unwrap_err().var, "CF_EVENT_GROUP");
     assert_eq!(vars(&[("CF_IDEMPOTENCY_TTL_SECS", "3600")]).unwrap_err().var, "CF_IDEMPOTENCY_TTL_SECS");
     assert!(vars(&[("CF_IDEMPOTENCY_TTL_SECS", "3600"), ("CF_MAX_EVENT_AGE_SECS", "600")]).is_ok());

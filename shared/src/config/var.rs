@@ -67,6 +67,9 @@ pub const RECORDS_IN_FLIGHT: &str = "CF_RECORDS_IN_FLIGHT";
 /// `latest` (the default: an event older than the one applied last to its entity's
 /// facet is skipped as stale) or `all` (every event is applied).
 pub const ORDERING: &str = "CF_ORDERING";
+/// Drift from the payloads Creative Force documents: `report` (the default: one warning
+/// per kind of drift, rate-limited, and the `Drift` metric) or `off`.
+pub const DRIFT: &str = "CF_DRIFT";
 /// A consumer's destinations: `eventbridge`, `http`, `archive`, comma-separated.
 pub const DESTINATIONS: &str = "CF_DESTINATIONS";
 /// The EventBridge bus (name or ARN).

@@ -41,6 +41,8 @@ pub(super) struct Attempt<'r, E> {
     pub(super) life: Option<Lifecycle<'r>>,
     pub(super) effect: Effect,
     pub(super) claim: Option<ClaimOf<'r, E>>,
+    /// How the event differs from the baseline (empty when it does not, or unchecked).
+    pub(super) drift: Vec<crate::events::Finding>,
 }
 
 /// A record's body and typed event, read for the whole batch before any await.
@@ -49,6 +51,8 @@ pub(super) struct Read<E> {
     pub(super) bytes: Option<Result<Vec<u8>, Unreadable>>,
     /// `None` when the body could not be read.
     pub(super) event: Option<Result<E, DecodeError>>,
+    /// The event's drift, taken by the record's attempt.
+    pub(super) drift: Vec<crate::events::Finding>,
 }
 
 /// What the steps of a readable record need. The typed event is the batch's: large, it

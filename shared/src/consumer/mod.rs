@@ -3,6 +3,7 @@
 //! their own files.
 
 mod attempt;
+mod drift;
 mod handler;
 pub mod idempotency;
 pub mod lifecycle;
@@ -12,6 +13,7 @@ mod runner;
 mod unrouted;
 
 use crate::events::EventGroup;
+pub use drift::DriftMode;
 pub use handler::{BoxError, Context, DeadLetterError, DeadLetterSink, Handler, HandlerError, NoDeadLetters};
 pub use idempotency::{
     Claim, Claimant, Done, IdempotencyStore, MemoryStore, Owner, StoreError, StoreErrorKind, Version,

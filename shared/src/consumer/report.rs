@@ -147,6 +147,10 @@ pub struct RecordReport {
     /// The X-Ray trace the delivery was accepted in (`1-…`), when it came with one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace_id: Option<String>,
+    /// How the event differs from what Creative Force documents (`CF_DRIFT`): field
+    /// names and JSON types, never values.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub drift: Vec<crate::events::Finding>,
 }
 
 fn outcome_word<S: serde::Serializer>(outcome: &Outcome, s: S) -> Result<S::Ok, S::Error> {

@@ -43,6 +43,8 @@ pub struct Runner<H> {
     owners: Owners,
     max_receives: u32,
     in_flight: usize,
+    /// `None` when drift is not checked (`CF_DRIFT=off`).
+    drift: Option<super::drift::DriftLog>,
 }
 
 impl<H> fmt::Debug for Runner<H> {
@@ -91,7 +93,15 @@ impl<H: Handler> Runner<H> {
             owners: Owners::new(prefix),
             max_receives: crate::stack::DEFAULT_MAX_RECEIVES,
             in_flight: super::DEFAULT_RECORDS_IN_FLIGHT,
+            drift: Some(super::drift::DriftLog::default()),
         }
+    }
+
+    /// Checks each event against the baseline and reports its drift
+    /// ([`DriftMode::Report`](super::DriftMode), the default), or does not.
+    pub fn with_drift(mut self, mode: super::DriftMode) -> Self {
+        self.drift = (mode == super::DriftMode::Report).then(Default::default);
+        self
     }
 
     /// Names its attempts' owner tokens from `prefix` (a simulation's seed) rather than a
@@ -198,6 +208,7 @@ impl<H: Handler> Runner<H> {
                                 replay_run: record.attribute(attr::REPLAY_RUN).map(str::to_owned),
                                 destinations: BTreeMap::new(),
                                 trace_id: record.trace_id(),
+                                drift: Vec::new(),
                             };
                             log(&report);
                             report
@@ -229,8 +240,18 @@ impl<H: Handler> Runner<H> {
             .iter()
             .map(|record| {
                 let bytes = record.body_bytes();
-                let event = bytes.as_ref().ok().map(|bytes| H::Event::decode(bytes));
-                Read { bytes: Some(bytes), event }
+                let (event, drift) = match (&bytes, &self.drift) {
+                    (Err(_), _) => (None, Vec::new()),
+                    (Ok(bytes), None) => (Some(H::Event::decode(bytes)), Vec::new()),
+                    (Ok(bytes), Some(log)) => match H::Event::decode_with_drift(bytes) {
+                        Ok((event, drift)) => {
+                            log.note(H::Event::GROUP, &drift);
+                            (Some(Ok(event)), drift)
+                        }
+                        Err(e) => (Some(Err(e)), Vec::new()),
+                    },
+                };
+                Read { bytes: Some(bytes), event, drift }
             })
             .collect();
         // At most `in_flight` records at once, in order, so the attempts keep the records'.
@@ -283,6 +304,7 @@ impl<H: Handler> Runner<H> {
             life: None,
             effect: Effect::End(Outcome::Processed),
             claim: None,
+            drift: std::mem::take(&mut read.drift),
         };
         // Its turn came too late: not claimed, nothing done, back with the queue's retry.
         if deadlines.work.is_some_and(|work| tokio::time::Instant::now() >= work) {
@@ -538,6 +560,7 @@ impl<H: Handler> Runner<H> {
             replay_run: attempt.replay_run,
             destinations,
             trace_id: attempt.record.trace_id(),
+            drift: attempt.drift,
         };
         log(&report);
         report

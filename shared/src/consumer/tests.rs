@@ -195,6 +195,7 @@ fn report_lines_carry_the_contract_fields() {
         replay_run: None,
         destinations: Default::default(),
         trace_id: None,
+        drift: Vec::new(),
     };
     let line: serde_json::Value = serde_json::from_str(&report.to_json_line()).unwrap();
     assert_eq!(line["payload_id"], "p");
