@@ -63,6 +63,7 @@ faults! {
     LateCopy => "late-copy": "a copy of an applied event sits in the dead-letter queue when it is redriven",
     FutureStamp => "future-stamp": "Creative Force stamps an event up to 5 minutes ahead (within the skew ingest allows)",
     Replay => "replay": "a replay run sends applied events again (one of them twice)",
+    SenderDrift => "sender-drift": "Creative Force adds an undocumented field, or sends a documented one as another JSON type",
 }
 
 /// A set of fault kinds.

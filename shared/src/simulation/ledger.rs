@@ -108,6 +108,11 @@ pub struct Ledger {
     pub fifo: bool,
     /// Simulated now (ms since the start), for the violation's time.
     pub now_ms: i64,
+    /// The drift planted in events, by `PayloadId` (`sender-drift`).
+    pub planted: BTreeMap<String, Vec<crate::events::Finding>>,
+    /// The drift every unplanted event of the run shows (its bodies leave out documented
+    /// fields), learnt from the first.
+    drift_base: Option<Vec<crate::events::Finding>>,
 }
 
 impl Ledger {
@@ -328,6 +333,28 @@ impl Ledger {
             };
             application.recorded = Some(recorded);
             self.window += u64::from(!recorded);
+        }
+    }
+
+    /// Invariant 6, drift: a record that was read (processed, a duplicate or stale)
+    /// reports exactly the drift planted in its event besides what every event of the run
+    /// shows, whatever attempt, copy, redrive or replay it is.
+    pub fn drift(&mut self, payload: &str, reported: &[crate::events::Finding], word: &'static str) {
+        if !matches!(word, "processed" | "duplicate" | "stale") {
+            return;
+        }
+        let planted = self.planted.get(payload).cloned().unwrap_or_default();
+        if let Some(lost) = planted.iter().find(|p| !reported.contains(p)) {
+            return self.fail("drift", format!("{payload}: the planted {lost} was not reported: {reported:?}"));
+        }
+        let rest: Vec<crate::events::Finding> = reported.iter().filter(|f| !planted.contains(f)).cloned().collect();
+        match &self.drift_base {
+            None => self.drift_base = Some(rest),
+            Some(base) if *base != rest => {
+                let detail = format!("{payload}: reported {rest:?} besides what was planted; other events: {base:?}");
+                self.fail("drift", detail)
+            }
+            Some(_) => {}
         }
     }
 

@@ -268,7 +268,13 @@ async fn simulate(config: Config, store: StoreFactory) -> Result<Summary, Violat
             future_stamped += 1;
         }
         let payload = format!("p-{i}");
-        let body = model.body(&payload, action, version, &entity, &mut rng);
+        let mut body = model.body(&payload, action, version, &entity, &mut rng);
+        if config.faults.has(Fault::SenderDrift) && rng.chance(config.rate * 4) {
+            let planted = plant_drift(&mut body, model.group, rng.chance(50));
+            let mut ledger = ledger.lock().unwrap_or_else(|p| p.into_inner());
+            ledger.inject(Fault::SenderDrift.name());
+            ledger.planted.insert(payload.clone(), planted);
+        }
         let subject = format!("{entity}/{}", model.facet(action));
         events.push((body, payload, entity, subject, version));
         schedule.push((rng.between(0, 600_000) as i64, i, 0));
@@ -383,6 +389,26 @@ async fn sender(
     world.sender_done.store(true, std::sync::atomic::Ordering::SeqCst);
 }
 
+/// Adds drift to a body: an undocumented field, or (`retyped`, on a task) a documented
+/// text field sent as a number. What the consumer must report for it.
+fn plant_drift(body: &mut String, group: EventGroup, retyped: bool) -> Vec<crate::events::Finding> {
+    use crate::events::baseline::JsonType;
+    use crate::events::drift::JsonTypeName;
+    use crate::events::Finding;
+    if retyped && group == EventGroup::Task {
+        *body = body.replace(r#""StepName":"Photography""#, r#""StepName":7"#);
+        vec![Finding::RetypedField {
+            field: "StepName".into(),
+            documented: "string",
+            sent: JsonTypeName(JsonType::Integer),
+        }]
+    } else {
+        body.pop();
+        body.push_str(r#","Planted":[1]}"#);
+        vec![Finding::UndocumentedField { field: "Planted".into(), sent: JsonTypeName(JsonType::Array) }]
+    }
+}
+
 /// One consumer function: receives batches like Lambda's event source mapping, runs them
 /// under the invocation's deadline (or dies by a fault, or at its timeout), and answers.
 async fn consumer(
@@ -448,6 +474,8 @@ async fn consumer(
                     let claim = claim_key(world.model.group, &key);
                     ledger.waits(&record.message_id, &claim, invocation, receives, hide, now);
                 }
+                let payload = record.attribute(attr::PAYLOAD_ID).unwrap_or_default();
+                ledger.drift(payload, &line.drift, line.outcome.word());
                 ledger.outcome(key, line.outcome.word());
                 let receipt = record.receipt_handle.clone().unwrap_or_default();
                 let answer = match line.retry() {
@@ -488,7 +516,12 @@ async fn driver(world: Arc<World>) {
         for (n, (key, sent)) in applied.iter().enumerate().filter(|(n, _)| n % 2 == 0) {
             let (entity, facet) = sent.subject.split_once('/').unwrap_or_default();
             let action = world.model.action_of(facet);
-            let body = world.model.body(&key.0, action, sent.version, entity, &mut world.rng());
+            // What the archive kept: the bytes Creative Force sent (drift and all).
+            let archived = world.bodies.lock().unwrap_or_else(|p| p.into_inner()).get(key).map(|(b, _)| b.clone());
+            let body = match archived {
+                Some(body) => body,
+                None => world.model.body(&key.0, action, sent.version, entity, &mut world.rng()),
+            };
             let replayed = (key.0.clone(), Some("run-1".to_owned()));
             world.ledger().accepted.insert(replayed.clone(), sent.clone());
             let kept = (body.clone(), entity.to_owned());

@@ -52,12 +52,13 @@ impl Model {
 
     /// A body, the entity's field spelled as `rng` picks (both spellings of a user).
     pub fn body(self, payload: &str, action: &str, version: i64, entity: &str, rng: &mut Rng) -> String {
-        let (group, field) = match self.group {
-            EventGroup::User => ("user", *rng.pick(&["UserId", "UserID"])),
-            _ => ("task", "TaskId"),
+        let (group, field, more) = match self.group {
+            EventGroup::User => ("user", *rng.pick(&["UserId", "UserID"]), ""),
+            // A text field `sender-drift` may send as a number.
+            _ => ("task", "TaskId", r#","StepName":"Photography""#),
         };
         format!(
-            r#"{{"PayloadId":"{payload}","EventGroupName":"{group}","Action":"{action}","EventDatetimeUtc":{version},"{field}":"{entity}"}}"#
+            r#"{{"PayloadId":"{payload}","EventGroupName":"{group}","Action":"{action}","EventDatetimeUtc":{version},"{field}":"{entity}"{more}}}"#
         )
     }
 }
