@@ -19,7 +19,7 @@ LAMBDA_PACKAGES := --package cf-webhooks-ingest --package cf-webhooks-consumers
 # that need them install them first (scripts/tools.sh) and put them first on PATH.
 TOOLS = export PATH="$$(scripts/tools.sh):$$PATH"
 
-.PHONY: help run send test simulate fuzz soak bench profile build sizes template validate deploy logs redrive replay lint fmt clean
+.PHONY: help run send test simulate fuzz soak bench profile build sizes template schemas validate deploy logs redrive replay lint fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ sizes: ## list the sizes of the built bootstraps
 
 template: ## write template.yaml from the code's own definitions (cfwh template)
 	$(CFWH) template
+
+schemas: ## write schemas/*.schema.json from the baseline of what Creative Force documents (cfwh schemas)
+	$(CFWH) schemas
 
 validate: ## check template.yaml: up to date, sam validate --lint, cfn-lint, checkov (offline)
 	@$(TOOLS); AWS_REGION=$(REGION) scripts/validate.sh

@@ -10,6 +10,7 @@ pub mod groups;
 pub mod listen;
 pub mod redrive;
 pub mod replay;
+pub mod schemas;
 pub mod send;
 pub mod sign;
 pub mod template;

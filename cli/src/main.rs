@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use cfwh::{dev, groups, listen, redrive, replay, send, sign, template, verify};
+use cfwh::{dev, groups, listen, redrive, replay, schemas, send, sign, template, verify};
 use clap::{Parser, Subcommand};
 
 /// cf-webhooks on one machine: run the pipeline, and sign, verify and send events like
@@ -42,6 +42,9 @@ enum Command {
     Replay(replay::Args),
     /// Write the SAM template (template.yaml) from the code's own definitions.
     Template(template::Args),
+    /// Write the JSON Schemas of Creative Force's payloads (schemas/) from the baseline of
+    /// what it documents (schemas/baseline/).
+    Schemas(schemas::Args),
     /// List the event groups and routes with their queues and variables (--json for scripts).
     Groups(groups::Args),
 }
@@ -56,6 +59,7 @@ fn main() -> ExitCode {
         Command::Listen(args) => runtime().and_then(|rt| rt.block_on(listen::run(args))),
         Command::Redrive(args) => runtime().and_then(|rt| rt.block_on(redrive::run(args))),
         Command::Template(args) => template::run(args),
+        Command::Schemas(args) => schemas::run(args),
         Command::Groups(args) => groups::run(args),
     };
     result.unwrap_or_else(|message| {

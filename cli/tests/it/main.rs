@@ -12,6 +12,7 @@ mod edges;
 mod faults;
 mod listen;
 mod moto;
+mod schemas;
 mod send;
 mod simulation_dynamodb;
 mod template;
