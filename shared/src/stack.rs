@@ -118,6 +118,8 @@ pub mod output {
     pub const DASHBOARD_URL: &str = "DashboardUrl";
     /// The EventBridge bus, when on.
     pub const EVENT_BUS: &str = "DestinationEventBus";
+    /// The EventBridge schema registry of the events the stack puts, when on.
+    pub const SCHEMA_REGISTRY: &str = "DestinationSchemaRegistry";
     /// The forward secret, when the forward is on.
     pub const FORWARD_SECRET_ARN: &str = "DestinationForwardSecret";
     /// The archive's bucket, when on.

@@ -41,6 +41,55 @@ pub(super) fn archive_grant(route: Route) -> Value {
     r#if("ArchiveOn", archive_statement(route), no_value())
 }
 
+/// The schema registry of the events on the bus, one schema per group: the whole
+/// EventBridge event as the destination puts it (`crate::schemas::eventbridge`), its
+/// `source` the stack's `EventSource`.
+fn schema_registry(resources: &mut Mapping) {
+    resources.insert(
+        "SchemaRegistry".into(),
+        map! {
+            "Type" => "AWS::EventSchemas::Registry",
+            "Condition" => "SchemaRegistryOn",
+            "Properties" => map! {
+                "RegistryName" => sub(format!("{STACK_NAME}-events")),
+                "Description" => "Creative Force events as cf-webhooks puts them on the bus, one schema per group.",
+            },
+        },
+    );
+    for group in EventGroup::ALL {
+        // `${EventSource}` is the one substitution: nothing else in a schema reads `${`.
+        let content = serde_json::to_string(&crate::schemas::eventbridge(group, "${EventSource}"))
+            .expect("a schema of plain values always serializes");
+        resources.insert(
+            format!("{}Schema", schema_stem(group)).into(),
+            map! {
+                "Type" => "AWS::EventSchemas::Schema",
+                "Condition" => "SchemaRegistryOn",
+                "Properties" => map! {
+                    "RegistryName" => get_att("SchemaRegistry.RegistryName"),
+                    "SchemaName" => format!("cf-webhooks@{}Event", schema_stem(group)),
+                    "Type" => "JSONSchemaDraft4",
+                    "Description" => format!("A {} event: detail-type `{} <action>`, detail the body Creative \
+                        Force sent.", group.title().to_lowercase(), group.title()),
+                    "Content" => sub(content),
+                },
+            },
+        );
+    }
+}
+
+/// `WorkUnit` for the work unit group: a name's part.
+pub(super) fn schema_stem(group: EventGroup) -> String {
+    group
+        .title()
+        .split(' ')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next().map(|f| f.to_ascii_uppercase().to_string() + c.as_str()).unwrap_or_default()
+        })
+        .collect()
+}
+
 /// Resources of the destinations: the bus and its example rule, the forward secret, the
 /// archive bucket, the `unrouted` archiver, an alarm per destination.
 pub(super) fn destination_resources(resources: &mut Mapping) {
@@ -69,6 +118,7 @@ pub(super) fn destination_resources(resources: &mut Mapping) {
             },
         },
     );
+    schema_registry(resources);
     resources.insert(
         "ForwardSecret".into(),
         map! {

@@ -192,6 +192,7 @@ pub fn template() -> Value {
             "EventBridgeOn" => not(equals(r#ref("EventBridgeGroups"), "none")),
             "HasEventBusName" => not(equals(r#ref("EventBusName"), "")),
             "CreateEventBus" => and(vec![r#ref_condition("EventBridgeOn"), equals(r#ref("EventBusName"), "")]),
+            "SchemaRegistryOn" => and(vec![r#ref_condition("EventBridgeOn"), equals(r#ref("SchemaRegistryEnabled"), "true")]),
             "ForwardOn" => not(equals(r#ref("ForwardGroups"), "none")),
             "HasForwardSecretArn" => not(equals(r#ref("ForwardSecretArn"), "")),
             "CreateForwardSecret" => and(vec![r#ref_condition("ForwardOn"), equals(r#ref("ForwardSecretArn"), "")]),
@@ -255,6 +256,11 @@ pub fn template() -> Value {
                 "Condition" => "EventBridgeOn",
                 "Description" => "The EventBridge bus events are put on (rules match source and detail-type)",
                 "Value" => event_bus_name(),
+            },
+            output::SCHEMA_REGISTRY => map! {
+                "Condition" => "SchemaRegistryOn",
+                "Description" => "The schema registry of the events on the bus (download code bindings from it)",
+                "Value" => get_att("SchemaRegistry.RegistryName"),
             },
             output::FORWARD_SECRET_ARN => map! {
                 "Condition" => "ForwardOn",

@@ -198,6 +198,14 @@ pub(super) fn parameters() -> Value {
             "AllowedPattern" => "^[A-Za-z0-9._/-]{0,256}$",
             "Description" => "Name of an existing EventBridge bus (not its ARN). Empty: the stack creates <stack>-events.",
         },
+        "SchemaRegistryEnabled" => map! {
+            "Type" => "String",
+            "Default" => "true",
+            "AllowedValues" => seq!["true", "false"],
+            "Description" => "With EventBridge on: a schema registry holding the schema of each group's events as \
+                put on the bus (JSON Schema draft 4), to download code bindings for Python, TypeScript, Java or Go. \
+                Free for schemas you create; no function reads it.",
+        },
         "EventSource" => map! {
             "Type" => "String",
             "Default" => destination::eventbridge::DEFAULT_SOURCE,

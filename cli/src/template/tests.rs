@@ -420,3 +420,30 @@ fn render_is_deterministic_yaml_of_the_template() {
     let parsed: Value = serde_yaml_ng::from_str(&text).unwrap();
     assert_eq!(parsed, template());
 }
+
+#[test]
+fn with_eventbridge_on_a_registry_holds_each_groups_schema_with_the_stacks_source() {
+    let template = template();
+    let condition = &template["Conditions"]["SchemaRegistryOn"];
+    assert_eq!(
+        condition,
+        &and(vec![r#ref_condition("EventBridgeOn"), equals(r#ref("SchemaRegistryEnabled"), "true")]),
+        "only with EventBridge on, and switchable"
+    );
+    assert_eq!(template["Parameters"]["SchemaRegistryEnabled"]["Default"], "true");
+    assert_eq!(resource(&template, "SchemaRegistry")["Condition"], "SchemaRegistryOn");
+    for group in EventGroup::ALL {
+        let schema = resource(&template, &format!("{}Schema", destinations::schema_stem(group)));
+        assert_eq!(schema["Condition"], "SchemaRegistryOn");
+        assert_eq!(schema["Properties"]["Type"], "JSONSchemaDraft4");
+        assert_eq!(schema["Properties"]["RegistryName"], get_att("SchemaRegistry.RegistryName"));
+        let Value::Tagged(content) = &schema["Properties"]["Content"] else { panic!("Content is a !Sub") };
+        let text = content.value.as_str().unwrap();
+        assert_eq!(text.matches("${").count(), 1, "one substitution, the source: {text}");
+        let as_put: serde_json::Value = serde_json::from_str(&text.replace("${EventSource}", "cf.webhooks")).unwrap();
+        assert_eq!(as_put, crate::schemas::eventbridge(group, "cf.webhooks"));
+    }
+    // No function or role is given the registry: it is for people and their tools.
+    let text = render();
+    assert!(!text.contains("schemas:"), "no IAM action on the registry");
+}
