@@ -4,8 +4,10 @@
 //! stack's queues; `template` and `groups` print what the code defines for the template
 //! and the scripts.
 
+pub mod archived;
 pub mod aws;
 pub mod dev;
+pub mod drift;
 pub mod groups;
 pub mod listen;
 pub mod redrive;

@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use cfwh::{dev, groups, listen, redrive, replay, schemas, send, sign, template, verify};
+use cfwh::{dev, drift, groups, listen, redrive, replay, schemas, send, sign, template, verify};
 use clap::{Parser, Subcommand};
 
 /// cf-webhooks on one machine: run the pipeline, and sign, verify and send events like
@@ -40,6 +40,9 @@ enum Command {
     Redrive(redrive::Args),
     /// Send a group's archived events of a span again, verified, as one replay run.
     Replay(replay::Args),
+    /// Sum up how archived events drift from what Creative Force documents: undocumented
+    /// fields and actions, missing and retyped fields, quarantined deliveries.
+    Drift(drift::Args),
     /// Write the SAM template (template.yaml) from the code's own definitions.
     Template(template::Args),
     /// Write the JSON Schemas of Creative Force's payloads (schemas/) from the baseline of
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => runtime().and_then(|rt| rt.block_on(replay::run(args))),
         Command::Listen(args) => runtime().and_then(|rt| rt.block_on(listen::run(args))),
         Command::Redrive(args) => runtime().and_then(|rt| rt.block_on(redrive::run(args))),
+        Command::Drift(args) => runtime().and_then(|rt| rt.block_on(drift::run(args))),
         Command::Template(args) => template::run(args),
         Command::Schemas(args) => schemas::run(args),
         Command::Groups(args) => groups::run(args),

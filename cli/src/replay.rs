@@ -7,13 +7,14 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::Bytes;
 use cf_webhooks::ack::{now_ms, replay, valid_run_id};
-use cf_webhooks::archive::{meta, meta_path, meta_value};
-use cf_webhooks::aws::{describe, Budget};
+use cf_webhooks::aws::Budget;
 use cf_webhooks::config::{var, IngestConfig, DEFAULT_ARCHIVE_PREFIX};
 use cf_webhooks::events::{EventGroup, Route};
 use cf_webhooks::stack::{QueueType, DEFAULT_STACK};
+
+use crate::archived::{body_limit, Read, Source};
+pub use crate::archived::{day_prefixes, key_time, Archived};
 
 /// `cfwh replay`.
 #[derive(clap::Args)]
@@ -98,40 +99,6 @@ pub fn parse_time(text: &str) -> Result<i64, String> {
     i64::try_from(ms).map_err(|_| "too far ahead".to_owned())
 }
 
-/// An archived object: its key and the event time its name starts with.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Archived {
-    /// Event time, ms.
-    pub at_ms: i64,
-    /// Key (or path under the folder).
-    pub key: String,
-}
-
-/// The event time a key's file name starts with (`<ms>-<PayloadId>.json`).
-pub fn key_time(key: &str) -> Option<i64> {
-    let name = key.rsplit('/').next()?;
-    if name.ends_with(".meta.json") {
-        return None;
-    }
-    let name = name.strip_suffix(".json")?;
-    let (ms, rest) = name.split_once('-')?;
-    (!rest.is_empty()).then_some(())?;
-    ms.parse().ok()
-}
-
-/// The date folders (`<prefix>/<group>/yyyy/mm/dd/`) that hold events of `[since, until)`.
-pub fn day_prefixes(prefix: &str, group: EventGroup, since: i64, until: i64) -> Vec<String> {
-    const DAY: i64 = 86_400_000;
-    let mut folders = Vec::new();
-    let mut day = since.div_euclid(DAY) * DAY;
-    while day < until {
-        let key = cf_webhooks::archive::event_key(prefix, group, day, "x");
-        folders.push(key[..key.rfind('/').map_or(0, |i| i + 1)].to_owned());
-        day += DAY;
-    }
-    folders
-}
-
 /// What a run did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Tally {
@@ -141,128 +108,6 @@ pub struct Tally {
     pub refused: usize,
     /// Could not be read or sent.
     pub failed: usize,
-}
-
-/// Why an archived object was not read.
-enum Read {
-    /// Larger than any body ingest accepts: refused, named.
-    TooLarge(String),
-    /// The store could not be read.
-    Failed(String),
-}
-
-/// The body limit replayed objects are held to: ingest's (`CF_MAX_BODY_BYTES`, 256 KiB
-/// when unset), since nothing larger was ever accepted.
-fn body_limit() -> Result<usize, String> {
-    match std::env::var(var::MAX_BODY_BYTES).ok().filter(|v| !v.trim().is_empty()) {
-        None => Ok(cf_webhooks::config::DEFAULT_MAX_BODY_BYTES),
-        Some(text) => {
-            text.trim().parse().map_err(|_| format!("{}: not a number of bytes: {text:?}", var::MAX_BODY_BYTES))
-        }
-    }
-}
-
-enum Source {
-    S3 { client: aws_sdk_s3::Client, bucket: String },
-    Dir(PathBuf),
-}
-
-impl Source {
-    async fn list(&self, folders: &[String], since: i64, until: i64) -> Result<Vec<Archived>, String> {
-        let mut found = Vec::new();
-        for folder in folders {
-            match self {
-                Source::S3 { client, bucket } => {
-                    let mut pages = client.list_objects_v2().bucket(bucket).prefix(folder).into_paginator().send();
-                    while let Some(page) = pages.next().await {
-                        let page = page.map_err(|e| format!("s3://{bucket}/{folder}: {}", describe(&e)))?;
-                        found.extend(
-                            page.contents()
-                                .iter()
-                                .filter_map(|o| o.key())
-                                .filter_map(|key| key_time(key).map(|at_ms| Archived { at_ms, key: key.to_owned() })),
-                        );
-                    }
-                }
-                Source::Dir(root) => {
-                    let dir = root.join(folder);
-                    let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-                    for entry in entries.map_while(Result::ok) {
-                        let name = entry.file_name().to_string_lossy().into_owned();
-                        let key = format!("{folder}{name}");
-                        if let Some(at_ms) = key_time(&key) {
-                            found.push(Archived { at_ms, key });
-                        }
-                    }
-                }
-            }
-        }
-        found.retain(|a| a.at_ms >= since && a.at_ms < until);
-        found.sort();
-        Ok(found)
-    }
-
-    /// The body, the signature it was archived with, and when it was received; an object
-    /// over `limit` bytes is refused before its body is read (by its declared length) or
-    /// as soon as it passes the limit.
-    async fn read(&self, key: &str, limit: usize) -> Result<(Bytes, Option<String>, Option<i64>), Read> {
-        let too_large = |size: u64| {
-            Read::TooLarge(format!(
-                "{size} bytes, over the body limit of {limit} ({}): ingest would never have taken it",
-                var::MAX_BODY_BYTES
-            ))
-        };
-        let (body, metadata): (Bytes, std::collections::HashMap<String, String>) = match self {
-            Source::S3 { client, bucket } => {
-                let mut object = client
-                    .get_object()
-                    .bucket(bucket)
-                    .key(key)
-                    .send()
-                    .await
-                    .map_err(|e| Read::Failed(format!("s3://{bucket}/{key}: {}", describe(&e))))?;
-                if let Some(size) = object.content_length().and_then(|n| u64::try_from(n).ok()) {
-                    if size > limit as u64 {
-                        return Err(too_large(size));
-                    }
-                }
-                let metadata = object.metadata().cloned().unwrap_or_default();
-                let mut body = Vec::new();
-                while let Some(chunk) =
-                    object.body.try_next().await.map_err(|e| Read::Failed(format!("s3://{bucket}/{key}: {e}")))?
-                {
-                    body.extend_from_slice(&chunk);
-                    if body.len() > limit {
-                        return Err(too_large(body.len() as u64));
-                    }
-                }
-                (Bytes::from(body), metadata)
-            }
-            Source::Dir(root) => {
-                use std::io::Read as _;
-                let path = root.join(key);
-                let failed = |e: std::io::Error| Read::Failed(format!("{}: {e}", path.display()));
-                let file = std::fs::File::open(&path).map_err(failed)?;
-                let size = file.metadata().map_err(failed)?.len();
-                if size > limit as u64 {
-                    return Err(too_large(size));
-                }
-                let mut body = Vec::with_capacity(size as usize);
-                file.take(limit as u64 + 1).read_to_end(&mut body).map_err(failed)?;
-                if body.len() > limit {
-                    return Err(too_large(body.len() as u64));
-                }
-                let metadata = std::fs::read(meta_path(&path))
-                    .ok()
-                    .and_then(|m| serde_json::from_slice(&m).ok())
-                    .unwrap_or_default();
-                (Bytes::from(body), metadata)
-            }
-        };
-        let signature = metadata.get(meta::SIGNATURE).map(|s| meta_value(s));
-        let received_at = metadata.get(meta::RECEIVED_AT).and_then(|r| r.parse().ok());
-        Ok((body, signature, received_at))
-    }
 }
 
 enum Target {
@@ -336,7 +181,7 @@ pub async fn run(args: Args) -> Result<ExitCode, String> {
         for item in &day {
             bar.inc(1);
             let (body, signature, received_at) = match source.read(&item.key, limit).await {
-                Ok(read) => read,
+                Ok(object) => (object.body, object.signature, object.received_at),
                 Err(Read::TooLarge(why)) => {
                     bar.suspend(|| eprintln!("cfwh replay: refused {}: {why}", item.key));
                     tally.refused += 1;

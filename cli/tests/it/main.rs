@@ -8,6 +8,7 @@ mod binary;
 mod cost;
 mod destinations;
 mod dev_http;
+mod drift;
 mod edges;
 mod faults;
 mod listen;
