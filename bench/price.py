@@ -37,6 +37,7 @@ def features(archive_dir, forward_port):
         ("inspector, one page open", True, [], ["--inspector", "off"], {}, True),
         ("order guard (`--ordering latest`)", True, [], ["--ordering", "all"], {}, False),
         ("tracing (`--tracing on`)", True, [], ["--tracing", "off"], {}, False),
+        ("drift check (`--drift on`)", True, [], ["--drift", "off"], {}, False),
         ("archive (`--archive-dir`)", False, ["--archive-dir", archive_dir], [], {}, False),
         ("HTTP forward (`--forward-url`, to a local receiver)", False,
          ["--forward-url", f"http://127.0.0.1:{forward_port}/hook"], [], {"CF_FORWARD_SECRET": FORWARD_SECRET}, False),

@@ -48,6 +48,9 @@ python3 bench/ordering.py
 say "replay's memory: 100,000 archived events, over ten days and on one"
 python3 bench/replay_memory.py
 
+say "cfwh drift over a million archived events, beside cat of the same files"
+python3 bench/drift_scan.py
+
 say "cost per event deployed: the AWS requests counted against moto"
 bash scripts/tools.sh >/dev/null
 MOTO_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -589,8 +589,8 @@ async fn each_kind_of_drift_in_a_signed_delivery_is_on_its_record_line_and_in_th
     send_signed(&client, dev.addr, job).await;
 
     let expected = serde_json::json!([
-        {"kind": "undocumented_field", "field": "Assignee.Email", "sent": "string"},
         {"kind": "undocumented_field", "field": "Priority", "sent": "string"},
+        {"kind": "undocumented_field", "field": "Assignee.Email", "sent": "string"},
         {"kind": "unknown_action", "action": "Teleported"},
         {"kind": "missing_field", "field": "TaskId"},
         {"kind": "retyped_field", "field": "StepName", "documented": "string", "sent": "integer"},
@@ -609,8 +609,8 @@ async fn each_kind_of_drift_in_a_signed_delivery_is_on_its_record_line_and_in_th
     assert_eq!(
         shown,
         [
-            "undocumented field `Assignee.Email` (string)",
             "undocumented field `Priority` (string)",
+            "undocumented field `Assignee.Email` (string)",
             "unknown action \"Teleported\"",
             "documented field `TaskId` missing",
             "field `StepName` sent as integer (documented: string)",

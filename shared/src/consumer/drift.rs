@@ -3,7 +3,6 @@
 //! instance, the findings on the record's report (`cfwh dev`'s line, the inspector), and
 //! a count in the batch's metrics line.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -34,9 +33,12 @@ impl DriftMode {
 
 /// The drift one instance has logged lately: each kind of drift (group, kind, field and
 /// types) logged once per [`Self::EVERY`], at most [`Self::KINDS`] kinds remembered.
+///
+/// A list searched in full, not a map: it holds at most [`Self::KINDS`] entries, is
+/// searched only for events that drift, and keeps a hash map's code out of the bootstrap.
 #[derive(Debug, Default)]
 pub(super) struct DriftLog {
-    logged: Mutex<HashMap<(EventGroup, Finding), Instant>>,
+    logged: Mutex<Vec<(EventGroup, Finding, Instant)>>,
 }
 
 impl DriftLog {
@@ -54,17 +56,19 @@ impl DriftLog {
             let now = Instant::now();
             {
                 let mut logged = self.logged.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-                let key = (group, finding.clone());
-                if logged.get(&key).is_some_and(|at| now.duration_since(*at) < Self::EVERY) {
-                    continue;
-                }
-                if logged.len() >= Self::KINDS && !logged.contains_key(&key) {
-                    logged.retain(|_, at| now.duration_since(*at) < Self::EVERY);
-                    if logged.len() >= Self::KINDS {
-                        continue;
+                match logged.iter_mut().find(|(g, f, _)| *g == group && f == finding) {
+                    Some((_, _, at)) if now.duration_since(*at) < Self::EVERY => continue,
+                    Some((_, _, at)) => *at = now,
+                    None => {
+                        if logged.len() >= Self::KINDS {
+                            logged.retain(|(_, _, at)| now.duration_since(*at) < Self::EVERY);
+                            if logged.len() >= Self::KINDS {
+                                continue;
+                            }
+                        }
+                        logged.push((group, finding.clone(), now));
                     }
                 }
-                logged.insert(key, now);
             }
             written += 1;
             log(group, finding);
@@ -73,19 +77,25 @@ impl DriftLog {
     }
 }
 
+/// One line: the group, the kind, and the field and types (or the action) it is about.
 fn log(group: EventGroup, finding: &Finding) {
-    let event_group = group.as_str();
-    let drift = finding.kind();
-    match finding {
-        Finding::UndocumentedField { field, sent } => {
-            tracing::warn!(event_group, drift, field, sent = sent.0.as_str(), "payload drift: {finding}")
-        }
-        Finding::UnknownAction { action } => tracing::warn!(event_group, drift, action, "payload drift: {finding}"),
-        Finding::MissingField { field } => tracing::warn!(event_group, drift, field, "payload drift: {finding}"),
+    let (field, action, documented, sent) = match finding {
+        Finding::UndocumentedField { field, sent } => (Some(field.as_str()), None, None, Some(sent.0.as_str())),
+        Finding::UnknownAction { action } => (None, Some(action.as_str()), None, None),
+        Finding::MissingField { field } => (Some(field.as_str()), None, None, None),
         Finding::RetypedField { field, documented, sent } => {
-            tracing::warn!(event_group, drift, field, documented, sent = sent.0.as_str(), "payload drift: {finding}")
+            (Some(field.as_str()), None, Some(*documented), Some(sent.0.as_str()))
         }
-    }
+    };
+    tracing::warn!(
+        event_group = group.as_str(),
+        drift = finding.kind(),
+        field,
+        action,
+        documented,
+        sent,
+        "payload drift: {finding}"
+    );
 }
 
 #[cfg(test)]

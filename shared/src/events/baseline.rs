@@ -241,7 +241,8 @@ fn all() -> &'static (Baseline, Vec<Baseline>) {
 
 /// Reads one baseline file.
 pub fn parse(group: Option<EventGroup>, text: &str) -> Result<Baseline, String> {
-    let doc: Value = serde_json::from_str(text).map_err(|e| format!("not JSON: {e}"))?;
+    // From bytes, as every body is read: one reader of `Value` in a bootstrap, not two.
+    let doc: Value = serde_json::from_slice(text.as_bytes()).map_err(|e| format!("not JSON: {e}"))?;
     let name = group.map_or("envelope", EventGroup::as_str);
     let list = |key: &str, v: &Value| strings(name, key, v);
     fn fields(name: &str, entries: Option<&Value>) -> Result<Vec<Field>, String> {

@@ -273,7 +273,17 @@ impl EnvelopeFields {
 /// place and require `Action`. Each model gets `FIELDS` (its documented fields' names, in
 /// the order of their slots) and `decode_seen` (its decoder, noting types in `seen`).
 macro_rules! decoder {
-    (@visit $ty:ident, $map:ident, $seen:ident, $key:ident, $extra:ident, [$($pre:tt)*], [$($other:tt)*], [$($build:tt)*],
+    // An event's fields are observed (their JSON types are its drift); a nested object's are
+    // not (its drift is its `extra`), which keeps the wrappers out of the nested decoders.
+    (@read observe, $ty:ident, $map:ident, $seen:ident, $first:literal, $seed:expr) => {{
+        const SLOT: usize = $crate::events::drift::slot(<$ty>::FIELDS, $first);
+        $map.next_value_seed($crate::events::decode::Observe { seed: $seed, into: &mut $seen.types[SLOT] })?
+    }};
+    (@read plain, $ty:ident, $map:ident, $seen:ident, $first:literal, $seed:expr) => {{
+        let _ = &$seen;
+        $map.next_value_seed($seed)?
+    }};
+    (@visit $mode:ident, $ty:ident, $map:ident, $seen:ident, $key:ident, $extra:ident, [$($pre:tt)*], [$($other:tt)*], [$($build:tt)*],
         $($field:ident: $seed:expr => $first:literal $(| $alias:literal)*),*) => {{
         use serde::de::Error as _;
         $($pre)*
@@ -285,9 +295,7 @@ macro_rules! decoder {
                     if $field.is_some() {
                         return Err(A::Error::duplicate_field($first));
                     }
-                    const SLOT: usize = $crate::events::drift::slot(<$ty>::FIELDS, $first);
-                    let seed = $crate::events::decode::Observe { seed: $seed, into: &mut $seen.types[SLOT] };
-                    $field = Some($map.next_value_seed(seed)?);
+                    $field = Some(decoder!(@read $mode, $ty, $map, $seen, $first, $seed));
                 })*
                 _ => {
                     $($other)*
@@ -299,7 +307,9 @@ macro_rules! decoder {
     }};
     (@impl $ty:ident, [$($first:literal),*], |$map:ident, $seen:ident| $body:expr) => {
         impl $ty {
-            /// The documented fields its decoder reads, by their first names.
+            /// The documented fields its decoder reads, by their first names (the drift
+            /// check reads an event's; a nested object's are there for symmetry).
+            #[allow(dead_code)]
             pub(crate) const FIELDS: &'static [&'static str] = &[$($first),*];
 
             /// Decodes one, noting the JSON type of each documented field in `seen`.
@@ -330,7 +340,7 @@ macro_rules! decoder {
     (event $ty:ident, action: $action:ty, {
         $($field:ident: $seed:expr => $first:literal $(| $alias:literal)*),* $(,)?
     }) => {
-        decoder!(@impl $ty, [$($first),*], |map, seen| decoder!(@visit $ty, map, seen, key, extra,
+        decoder!(@impl $ty, [$($first),*], |map, seen| decoder!(@visit observe, $ty, map, seen, key, extra,
             [let mut envelope = $crate::events::decode::EnvelopeFields::default();
              let mut action: Option<$action> = None;],
             [if key == "Action" {
@@ -350,7 +360,7 @@ macro_rules! decoder {
     (object $ty:ident, {
         $($field:ident: $seed:expr => $first:literal $(| $alias:literal)*),* $(,)?
     }) => {
-        decoder!(@impl $ty, [$($first),*], |map, seen| decoder!(@visit $ty, map, seen, key, extra, [], [], [],
+        decoder!(@impl $ty, [$($first),*], |map, seen| decoder!(@visit plain, $ty, map, seen, key, extra, [], [], [],
             $($field: $seed => $first $(| $alias)*),*));
     };
 }

@@ -174,44 +174,47 @@ fn table(group: EventGroup, fields: &'static [&'static str]) -> &'static [Option
     })
 }
 
-/// The drift of one decoded event, in a stable order; empty (and no allocation) when it
-/// is as documented.
+/// The drift of one decoded event, in a stable order (undocumented fields, top level
+/// first, each in name order; an unknown action; missing fields, then retyped ones, in the
+/// order the baseline documents them); empty (and no allocation) when it is as
+/// documented.
 pub fn check<E: Drifting>(event: &E, seen: &Seen) -> Vec<Finding> {
     let mut findings = Vec::new();
-    for (slot, field) in table(E::DRIFT_GROUP, E::FIELDS).iter().enumerate() {
+    for (name, value) in event.top_extra() {
+        findings.push(Finding::UndocumentedField { field: name.clone(), sent: JsonTypeName(JsonType::of(value)) });
+    }
+    event.nested_extra(&mut |path, extra| {
+        for (name, value) in extra {
+            let finding =
+                Finding::UndocumentedField { field: format!("{path}.{name}"), sent: JsonTypeName(JsonType::of(value)) };
+            // Two products with the same undocumented field are one finding.
+            if !findings.contains(&finding) {
+                findings.push(finding);
+            }
+        }
+    });
+    if !event.action_known() {
+        findings.push(Finding::UnknownAction { action: reported_action(event.action_text()) });
+    }
+    let table = table(E::DRIFT_GROUP, E::FIELDS);
+    for (slot, field) in table.iter().enumerate() {
+        let Some(field) = field else { continue };
+        // A field the page says may be empty may also be left out.
+        let expected = field.required || (field.in_example && field.empty.is_empty());
+        if seen.types[slot] == JsonType::Absent && expected {
+            findings.push(Finding::MissingField { field: field.name.clone() });
+        }
+    }
+    for (slot, field) in table.iter().enumerate() {
         let Some(field) = field else { continue };
         let sent = seen.types[slot];
-        if sent == JsonType::Absent {
-            // A field the page says may be empty may also be left out.
-            if field.required || (field.in_example && field.empty.is_empty()) {
-                findings.push(Finding::MissingField { field: field.name.clone() });
-            }
-        } else if !field.accepts(sent) {
+        if !field.accepts(sent) {
             findings.push(Finding::RetypedField {
                 field: field.name.clone(),
                 documented: field.kind.as_str(),
                 sent: JsonTypeName(sent),
             });
         }
-    }
-    if !event.action_known() {
-        findings.push(Finding::UnknownAction { action: reported_action(event.action_text()) });
-    }
-    for (name, value) in event.top_extra() {
-        findings.push(Finding::UndocumentedField { field: name.clone(), sent: JsonTypeName(JsonType::of(value)) });
-    }
-    event.nested_extra(&mut |path, extra| {
-        for (name, value) in extra {
-            findings.push(Finding::UndocumentedField {
-                field: format!("{path}.{name}"),
-                sent: JsonTypeName(JsonType::of(value)),
-            });
-        }
-    });
-    // Two products with the same undocumented field are one finding.
-    if findings.len() > 1 {
-        findings.sort();
-        findings.dedup();
     }
     findings
 }

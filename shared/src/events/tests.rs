@@ -304,8 +304,8 @@ fn each_kind_of_drift_is_found_and_named_without_values() {
     assert_eq!(
         found,
         vec![
-            F::UndocumentedField { field: "Assignee.Email".into(), sent: T(J::String) },
             F::UndocumentedField { field: "Priority".into(), sent: T(J::Integer) },
+            F::UndocumentedField { field: "Assignee.Email".into(), sent: T(J::String) },
             F::UnknownAction { action: "Teleported".into() },
             F::MissingField { field: "TaskId".into() },
             F::RetypedField { field: "EventDatetimeUtc".into(), documented: "integer", sent: T(J::String) },
