@@ -280,8 +280,19 @@ mod tests {
         assert_eq!((v["Processed"].as_f64(), v["DeadLettered"].as_f64()), (Some(2.0), Some(1.0)));
         assert_eq!(v["Stale"].as_f64(), Some(1.0));
         assert!(v.get("Failed").is_none() && v.get("Duplicates").is_none(), "only what occurred: {v}");
+        assert!(v.get("Drift").is_none(), "no series without drift: {v}");
         assert_eq!(v["EventGroup"], "job");
         assert_eq!(Emf::new("s").batch(EventGroup::Job, &BatchReport::default()), None);
+
+        // Records that drifted, however many findings each.
+        let drifted = |field: &str| crate::events::Finding::MissingField { field: field.into() };
+        let mut batch = batch;
+        batch.records[0].drift = vec![drifted("JobId"), drifted("JobCode")];
+        batch.records[3].drift = vec![drifted("JobId")];
+        let v = parse(&Emf::new("s").batch(EventGroup::Job, &batch).unwrap());
+        assert_eq!(v["Drift"].as_f64(), Some(2.0));
+        let declared = &v["_aws"]["CloudWatchMetrics"][0]["Metrics"];
+        assert!(declared.as_array().unwrap().iter().any(|m| m["Name"] == "Drift"), "{declared}");
     }
 
     #[test]
