@@ -116,8 +116,10 @@ pub trait GroupEvent:
 
     /// Decodes a body of this group.
     fn decode(body: &[u8]) -> Result<Self, DecodeError> {
-        let event: Self =
-            serde_json::from_slice(body).map_err(|source| DecodeError::Json { group: Self::GROUP, source })?;
+        // Through the one decoder `decode_with_drift` uses too: a second path would be a
+        // second copy of the decoder in a bootstrap.
+        let event = Self::decode_observed(body, &mut drift::Seen::default())
+            .map_err(|source| DecodeError::Json { group: Self::GROUP, source })?;
         let found = event.envelope().event_group;
         if found != Self::GROUP {
             return Err(DecodeError::WrongGroup { expected: Self::GROUP, found });
