@@ -30,7 +30,7 @@ use faults::{claim_key, key_of, Chaos, FaultyStore, SimDeadLetters, SimDestinati
 pub use faults::{Fault, Faults};
 pub use ledger::Violation;
 use ledger::{Key, Ledger, Sent};
-use model::{message_group, Model};
+use model::{message_group, plant_drift, sender, Model};
 use rng::Rng;
 pub use runs::{shrink, Totals};
 use sqs::{Answer, Queue};
@@ -352,61 +352,6 @@ fn runner<E: GroupEvent + Entity>(
         runner = runner.with_destination(Arc::new(destination));
     }
     Box::new(runner)
-}
-
-/// Creative Force: each event at its time; a 503 (`ingest-down`) is retried 5 to 10
-/// minutes later, 3 times, then dropped (never accepted); some events are sent twice.
-async fn sender(
-    world: Arc<World>,
-    events: Vec<(String, String, String, String, i64)>,
-    mut schedule: Vec<(i64, usize, u32)>,
-) {
-    while !schedule.is_empty() {
-        schedule.sort_by_key(|(at, i, attempt)| (*at, *i, *attempt));
-        let (at, i, attempt) = schedule.remove(0);
-        tokio::time::sleep_until(
-            tokio::time::Instant::now()
-                + Duration::from_millis(u64::try_from(at - (world.now() - EPOCH_MS)).unwrap_or(0)),
-        )
-        .await;
-        let (body, payload, entity, subject, version) = &events[i];
-        if world.chance(Fault::IngestDown) {
-            if attempt < 3 {
-                let later = world.rng().between(300_000, 600_000) as i64;
-                schedule.push((at + later, i, attempt + 1));
-            }
-            continue;
-        }
-        let key = key_of(payload, None);
-        world.ledger().accepted.entry(key.clone()).or_insert(Sent { subject: subject.clone(), version: *version });
-        world.bodies.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), (body.clone(), entity.clone()));
-        world.send(body.clone(), key);
-        if attempt < 3 && world.chance(Fault::SenderDuplicate) {
-            let later = world.rng().between(0, 900_000) as i64;
-            schedule.push((at + later, i, 3));
-        }
-    }
-    world.sender_done.store(true, std::sync::atomic::Ordering::SeqCst);
-}
-
-/// Adds drift to a body: an undocumented field, or (`retyped`, on a task) a documented
-/// text field sent as a number. What the consumer must report for it.
-fn plant_drift(body: &mut String, group: EventGroup, retyped: bool) -> Vec<crate::events::Finding> {
-    use crate::events::baseline::JsonType;
-    use crate::events::drift::JsonTypeName;
-    use crate::events::Finding;
-    if retyped && group == EventGroup::Task {
-        *body = body.replace(r#""StepName":"Photography""#, r#""StepName":7"#);
-        vec![Finding::RetypedField {
-            field: "StepName".into(),
-            documented: "string",
-            sent: JsonTypeName(JsonType::Integer),
-        }]
-    } else {
-        body.pop();
-        body.push_str(r#","Planted":[1]}"#);
-        vec![Finding::UndocumentedField { field: "Planted".into(), sent: JsonTypeName(JsonType::Array) }]
-    }
 }
 
 /// One consumer function: receives batches like Lambda's event source mapping, runs them
