@@ -19,7 +19,7 @@ LAMBDA_PACKAGES := --package cf-webhooks-ingest --package cf-webhooks-consumers
 # that need them install them first (scripts/tools.sh) and put them first on PATH.
 TOOLS = export PATH="$$(scripts/tools.sh):$$PATH"
 
-.PHONY: help run send test simulate fuzz soak bench profile build sizes template schemas validate deploy logs redrive replay lint fmt clean
+.PHONY: help run send test rehearse simulate fuzz soak bench profile build sizes template schemas validate deploy logs redrive replay lint fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-9s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ send: ## sign and send EVENT (default events/task.json) to URL, like Creative Fo
 
 test: ## run the whole test suite (lints, template checks, unit, contract, AWS and emulator tests)
 	./scripts/test.sh
+
+rehearse: ## the deploy rehearsed offline: the stack created, updated and deleted in LocalStack three ways, the real bootstraps run against it
+	./scripts/rehearse.sh
 
 simulate: ## the consumer-side simulation for SECONDS (default 600) of seeds; SEED=S [EVENTS=N FAULTS=…] replays one
 	cargo run --quiet --release --package cf-webhooks --features simulation --bin simulate -- \

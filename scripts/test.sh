@@ -95,6 +95,16 @@ say "simulation (60 s of seeds)"
 "${CARGO_TARGET_DIR:-target}/debug/simulate" --seconds "${SIMULATE_SECONDS:-60}" --start 0
 say "end to end under cargo lambda watch"
 "$VENV/bin/python" scripts/e2e_lambda.py
+# The stack itself, created, updated and deleted three ways in LocalStack, and the real
+# bootstraps run against it (scripts/rehearse.py; docs/deploying.md, "Rehearsing a deploy offline").
+if [ "${CFWH_REHEARSE:-1}" = 0 ]; then
+  say "deploy rehearsal SKIPPED (CFWH_REHEARSE=0)"
+else
+  say "deploy rehearsal in LocalStack (make rehearse)"
+  REHEARSE_START=$(date +%s)
+  scripts/rehearse.sh
+  say "deploy rehearsal took $(( $(date +%s) - REHEARSE_START )) s"
+fi
 say "the inspector page in headless Chromium"
 "$VENV/bin/python" scripts/browser_test.py
 say "all tests passed"
