@@ -27,8 +27,10 @@ reason); the update (a longer consumer timeout, a destination switched on) must 
 physical IDs of the queues, the table and the bucket; the delete must leave nothing but
 what the template retains and the deploy bucket.
 
-The rehearsal then tests itself: a copy of the template whose ingest names a task queue
-the stack does not create passes cfn-lint and `sam validate --lint`, and must fail here.
+The rehearsal then tests itself (BROKEN): copies of the template that cfn-lint and
+`sam validate --lint` pass, each of which must fail here where it says: an ingest that
+names a queue the stack does not create, an update that replaces a queue, a queue that
+cannot be created.
 
 Usage: scripts/rehearse.py [--only defaults,all,standard] [--no-self-test] [--keep-logs]
 Run by `make rehearse` (which builds the bootstraps and installs the tools first).
@@ -279,6 +281,31 @@ def inventory(endpoint):
     }
 
 
+def identities(endpoint, stack, listed):
+    """What CloudFormation cannot change in place, per queue, table and bucket (their
+    create-only properties as the resources show them), with the stack's name taken out:
+    LocalStack 2026.3 never replaces a queue on update (it keeps the old name and reports
+    Replacement: False), so a replacing update shows here, against a fresh stack, instead."""
+    sqs, ddb = boto("sqs", endpoint), boto("dynamodb", endpoint)
+    found = {}
+    for r in listed:
+        physical, kind = r["PhysicalResourceId"], r["ResourceType"]
+        if kind == "AWS::SQS::Queue":
+            # A standard queue has no FifoQueue attribute at all.
+            attributes = sqs.get_queue_attributes(QueueUrl=physical, AttributeNames=["FifoQueue"]).get("Attributes", {})
+            fifo = attributes.get("FifoQueue", "false")
+            found[r["LogicalResourceId"]] = (physical.rsplit("/", 1)[1].replace(stack, "<stack>"), f"FifoQueue={fifo}")
+        elif kind == "AWS::DynamoDB::Table":
+            table = ddb.describe_table(TableName=physical)["Table"]
+            keys = ",".join(f"{k['AttributeName']}:{k['KeyType']}" for k in table["KeySchema"])
+            found[r["LogicalResourceId"]] = (physical.replace(stack, "<stack>"), f"KeySchema={keys}")
+        elif kind == "AWS::S3::Bucket":
+            # A name CloudFormation generates (<stack>-<logical id>-<random>) is no property.
+            generated = re.fullmatch(rf"{re.escape(stack.lower())}-{r['LogicalResourceId'].lower()}-[a-z0-9]+", physical)
+            found[r["LogicalResourceId"]] = ("<generated>" if generated else physical.replace(stack.lower(), "<stack>"),)
+    return found
+
+
 def retained(template_path, listed):
     """The physical IDs of the resources the template keeps on delete (DeletionPolicy: Retain)."""
     import yaml
@@ -425,8 +452,9 @@ def rehearse(endpoint, template_path, stack, parameters, updates, bucket, bootst
             say(f"{stack}: {sent} signed events, one per group, through the Function URL to their consumers: "
                 "claimed, on the bus, archived, forwarded")
         kept = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in created if r["ResourceType"] in KEPT}
-        # One change per update: LocalStack 2026.3 mishandles some updates that change two
-        # things at once (it replaced a queue whose timeout and a destination changed together).
+        # One change per update: LocalStack 2026.3 fails some updates that change two things
+        # at once (the timeout and a destination together: it created the job queue again,
+        # QueueAlreadyExists).
         for change in updates:
             parameters = {**parameters, **change}
             deploy(cfn, stack, url, parameters, create=False)
@@ -438,6 +466,23 @@ def rehearse(endpoint, template_path, stack, parameters, updates, bucket, bootst
             say(f"{stack}: updated ({', '.join(f'{k}={v}' for k, v in change.items())}); "
                 f"its {len(kept)} queues, tables and buckets kept their physical IDs")
         keep = retained(template_path, updated)
+        # The same template and parameters as a new stack: whatever it names otherwise, the
+        # updates would have replaced in AWS.
+        fresh = f"{stack}-fresh"
+        deploy(cfn, fresh, url, parameters, create=True)
+        try:
+            fresh_listed = check_created(cfn, fresh)
+            keep |= retained(template_path, fresh_listed)
+            now, then = identities(endpoint, stack, updated), identities(endpoint, fresh, fresh_listed)
+            differs = [f"  {name}: {' '.join(now[name])}, but created anew: {' '.join(then.get(name, ('absent',)))}"
+                       for name in sorted(now) if now[name] != then.get(name)]
+            if differs:
+                raise Failed("\n".join([f"{stack}: the updates {updates} would replace in AWS what they should only modify "
+                                        "(a create-only property changes):"] + differs))
+        finally:
+            teardown(cfn, fresh)
+        say(f"{stack}: a new stack with the last parameters names its {len(now)} queues, tables and buckets the same: "
+            "no update replaced one")
     except Exception:
         teardown(cfn, stack)
         raise
@@ -477,34 +522,51 @@ def combinations(forward_url):
     ]
 
 
+# The rehearsal's own tests: copies of the template, each broken in a way cfn-lint and
+# `sam validate --lint` pass, each of which must fail the rehearsal where it says.
+# (what is broken, the deployment it is rehearsed as, the change, the failure expected)
+BROKEN = [
+    ("ingest names a task queue the stack does not create", "all",
+     r"^(          CF_QUEUE_URL_TASK: )!Ref TaskQueue$",
+     r"\1!Sub 'https://sqs.${AWS::Region}.amazonaws.com/${AWS::AccountId}/${AWS::StackName}-tasks'",
+     "task: ingest answered 503"),
+    ("the job queue's name follows ConsumerTimeout, so changing the timeout replaces the queue", "defaults",
+     r"^(      - \$\{AWS::StackName\}-job)(\$\{QueueSuffix\})$", r"\1-${ConsumerTimeout}s\2",
+     "would replace in AWS what they should only modify (a create-only property changes):\n  JobQueue: "),
+    ("the job queue is FIFO but its name ends in -fifo", "defaults",
+     r"^(      - \$\{AWS::StackName\}-job\$\{QueueSuffix\}\n      - QueueSuffix: !If\n        - Fifo\n        - )\.fifo$",
+     r"\1-fifo", "  JobQueue (AWS::SQS::Queue): CREATE_FAILED"),
+]
+
+
 def self_test(endpoint, workdir, bucket, bootstraps, forward_url, send):
-    """A copy of the template whose ingest names a task queue the stack does not have: the
-    linters pass it, the rehearsal must not."""
     with open(os.path.join(ROOT, "template.yaml")) as f:
         template = f.read()
-    broken, count = re.subn(r"^(          CF_QUEUE_URL_TASK: )!Ref TaskQueue$",
-                            r"\1!Sub 'https://sqs.${AWS::Region}.amazonaws.com/${AWS::AccountId}/${AWS::StackName}-tasks'",
-                            template, flags=re.M)
-    if count != 1:
-        raise Failed("self-test: the template's ingest no longer sets CF_QUEUE_URL_TASK from !Ref TaskQueue")
-    path = os.path.join(workdir, "template-broken.yaml")
-    with open(path, "w") as f:
-        f.write(broken)
-    for command in (["cfn-lint", path], ["sam", "validate", "--lint", "--template-file", path, "--region", REGION]):
-        result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
-                                env=dict(os.environ, SAM_CLI_TELEMETRY="0"))
-        if result.returncode != 0:
-            raise Failed(f"self-test: {command[0]} refused the broken copy, so it tests nothing here:\n{result.stdout}{result.stderr}")
-    name, parameters, updates = combinations(forward_url)[1]
-    try:
-        rehearse(endpoint, path, "cfwh-broken", parameters, updates, bucket, bootstraps, send)
-    except Failed as e:
-        if "task: ingest answered" not in str(e):
-            raise Failed(f"self-test: the broken copy failed, but not where it should:\n{e}")
-        say(f"self-test: a copy of the template whose ingest names a queue the stack does not create passes "
-            f"cfn-lint and sam validate --lint, and fails here: {str(e).splitlines()[0]}")
-        return
-    raise Failed("self-test: the rehearsal passed a template whose ingest names a queue the stack does not create")
+    deployments = {name: (parameters, updates) for name, parameters, updates in combinations(forward_url)}
+    for number, (what, deployment, pattern, replacement, expected) in enumerate(BROKEN, 1):
+        broken, count = re.subn(pattern, replacement, template, flags=re.M)
+        if count != 1:
+            raise Failed(f"self-test {number}: the template no longer has the line to break ({pattern})")
+        path = os.path.join(workdir, f"template-broken-{number}.yaml")
+        with open(path, "w") as f:
+            f.write(broken)
+        for command in (["cfn-lint", path], ["sam", "validate", "--lint", "--template-file", path, "--region", REGION]):
+            result = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
+                                    env=dict(os.environ, SAM_CLI_TELEMETRY="0"))
+            if result.returncode != 0:
+                raise Failed(f"self-test {number}: {command[0]} refuses the copy where {what}, so it tests nothing "
+                             f"here:\n{result.stdout}{result.stderr}")
+        parameters, updates = deployments[deployment]
+        try:
+            rehearse(endpoint, path, f"cfwh-broken-{number}", parameters, updates, bucket, bootstraps,
+                     send if deployment == "all" else None)
+        except Failed as e:
+            if expected not in str(e):
+                raise Failed(f"self-test {number}: the copy where {what} failed, but not with {expected!r}:\n{e}")
+            found = next(line.strip() for line in str(e).splitlines() if expected.splitlines()[-1].strip() in line)
+            say(f"self-test {number}: where {what}, cfn-lint and sam validate --lint pass; the rehearsal fails: {found}")
+            continue
+        raise Failed(f"self-test {number}: the rehearsal passed a copy of the template where {what}")
 
 
 def main():
