@@ -13,12 +13,10 @@ secret; invoking it again must find the duplicate and deliver nothing more.
 Needs AWS_ENDPOINT_URL (moto) and `cargo lambda` on PATH; `make test` provides both.
 """
 
-import http.server
 import json
 import os
 import re
 import subprocess
-import threading
 import sys
 import tempfile
 import time
@@ -28,7 +26,7 @@ import urllib.request
 import boto3
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import cfwh_groups, free_port, sayer, sign, stop, wait_for_port  # noqa: E402
+from harness import cfwh_groups, free_port, receiver, sayer, sign, stop, wait_for_port  # noqa: E402
 
 say = sayer("e2e")
 SECRET = "e2e-secret"
@@ -36,23 +34,6 @@ FORWARD_SECRET = "e2e-forward-secret"
 HEADER = ("X-Studio-Token", "e2e-header-value")
 
 
-def receiver():
-    """A studio endpoint on a free port: keeps each forwarded (signature, body), answers 200."""
-    received = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append((self.headers.get("X-CF-Signature", ""), body))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/hooks", received
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GROUP = "task"
 

@@ -1,6 +1,6 @@
-"""What the Python drivers (bench/load.py, scripts/soak.py, scripts/e2e_lambda.py) share:
-logging with a prefix, free ports, signing like Creative Force, waiting for a server, and
-the groups as the code defines them."""
+"""What the Python drivers (bench/load.py, scripts/soak.py, scripts/e2e_lambda.py,
+scripts/rehearse.py) share: logging with a prefix, free ports, signing like Creative Force,
+waiting for a server, the groups as the code defines them, and a receiver for the forward."""
 
 import functools
 import hashlib
@@ -78,3 +78,26 @@ def cfwh_groups(queue_prefix=None, cfwh=None, fifo=False):
         check=True,
     )
     return json.loads(out.stdout)
+
+
+def receiver():
+    """A studio endpoint for the HTTP forward, on a free port of 127.0.0.1: keeps each
+    (X-CF-Signature, body) it is sent and answers 200. Returns (server, url, received)."""
+    import http.server
+    import threading
+
+    received = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append((self.headers.get("X-CF-Signature", ""), body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/hooks", received

@@ -38,7 +38,6 @@ Run by `make rehearse` (which builds the bootstraps and installs the tools first
 
 import argparse
 import http.client
-import http.server
 import io
 import json
 import os
@@ -47,7 +46,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 import urllib.request
@@ -55,7 +53,7 @@ import uuid
 import zipfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import cfwh_groups, free_port, sayer, sign, stop  # noqa: E402
+from harness import cfwh_groups, free_port, receiver, sayer, sign, stop  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 REGION = "us-east-1"
@@ -101,11 +99,11 @@ def start_localstack(python, workdir, dynamodb):
         PROVIDER_OVERRIDE_DYNAMODB="moto", CFWH_REHEARSAL_DYNAMODB=dynamodb, LAMBDA_RUNTIME_EXECUTOR="rehearsal",
         CFWH_REHEARSAL_LOGS=os.path.join(workdir, "functions"), TMPDIR=os.path.join(workdir, "tmp"),
         PYTHONPATH=os.path.join(ROOT, "scripts", "localstack"), LOCALSTACK_CLI="0",
-        CFN_IGNORE_UNSUPPORTED_RESOURCE_TYPES="1",
+        CFN_IGNORE_UNSUPPORTED_RESOURCE_TYPES="1", CFWH_REHEARSAL_S3_DIR=os.path.join(workdir, "s3"),
     )
     os.makedirs(env["TMPDIR"], exist_ok=True)
     log = open(os.path.join(workdir, "localstack.log"), "w")
-    process = subprocess.Popen([python, "-m", "localstack.runtime.main"], env=env, stdout=log,
+    process = subprocess.Popen([python, os.path.join(ROOT, "scripts", "localstack", "cfwh_localstack.py")], env=env, stdout=log,
                                stderr=subprocess.STDOUT, cwd=workdir)
     wait_http(f"http://127.0.0.1:{port}/_localstack/health", process, 120,
               f"LocalStack did not start; see {log.name}")
@@ -122,25 +120,6 @@ def wait_http(url, process, seconds, failure):
             if process.poll() is not None or time.time() > deadline:
                 raise SystemExit(f"rehearse: {failure}")
             time.sleep(0.2)
-
-
-def receiver():
-    """The studio's endpoint for the HTTP forward: keeps each (signature, body), answers 200."""
-    received = []
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append((self.headers.get("X-CF-Signature", ""), body))
-            self.send_response(200)
-            self.end_headers()
-
-        def log_message(self, *args):
-            pass
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}/hooks", received
 
 
 # --- the deploy -------------------------------------------------------------------------

@@ -250,3 +250,15 @@ def dynamodb_moto():
     return Service.for_provider(
         provider, dispatch_table_factory=lambda p: HttpFallbackDispatcher(p, p.get_forward_url)
     )
+
+
+if __name__ == "__main__":
+    # `python cfwh_localstack.py`: LocalStack's own entry point, with the one folder it
+    # writes outside FILESYSTEM_ROOT whatever it is told (S3's object store, fixed at
+    # /tmp/localstack-s3-storage) moved to $CFWH_REHEARSAL_S3_DIR, inside the rehearsal's.
+    import runpy
+
+    from localstack.services.s3 import provider as s3_provider
+
+    s3_provider.DEFAULT_S3_TMP_DIR = os.environ["CFWH_REHEARSAL_S3_DIR"]
+    runpy.run_module("localstack.runtime.main", run_name="__main__", alter_sys=True)
