@@ -71,9 +71,11 @@ fn the_docs_list_every_shared_facet() {
 /// lock holds every tool `scripts/requirements.txt` names.
 #[test]
 fn the_python_tools_are_pinned_with_hashes() {
-    for (lock, wanted) in
-        [("requirements.lock", "requirements.txt"), ("checkov.lock", "checkov.txt"), ("localstack.lock", "localstack.txt")]
-    {
+    for (lock, wanted) in [
+        ("requirements.lock", "requirements.txt"),
+        ("checkov.lock", "checkov.txt"),
+        ("localstack.lock", "localstack.txt"),
+    ] {
         pinned_with_hashes(lock, wanted);
     }
 }
