@@ -23,16 +23,17 @@ Three deployments, each created, checked, updated and deleted:
 - standard: standard queues.
 
 Every resource must reach CREATE_COMPLETE (one line per resource that fails, with the
-reason); the update (a longer consumer timeout, a destination switched on) must keep the
-physical IDs of the queues, the table and the bucket; the delete must leave nothing but
-what the template retains and the deploy bucket.
+reason); the updates (a longer consumer timeout, then a destination switched on or
+changed) must keep the physical IDs of the queues, the table and the bucket, and a new
+stack with the last parameters must name them the same (LocalStack itself never replaces
+a queue); the delete must leave nothing but what the template retains and the deploy bucket.
 
 The rehearsal then tests itself (BROKEN): copies of the template that cfn-lint and
 `sam validate --lint` pass, each of which must fail here where it says: an ingest that
 names a queue the stack does not create, an update that replaces a queue, a queue that
 cannot be created.
 
-Usage: scripts/rehearse.py [--only defaults,all,standard] [--no-self-test] [--keep-logs]
+Usage: scripts/rehearse.py [--only defaults,all,standard|none] [--no-self-test] [--keep-logs]
 Run by `make rehearse` (which builds the bootstraps and installs the tools first).
 """
 
@@ -553,7 +554,8 @@ def main():
     import botocore.exceptions
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--only", default="defaults,all,standard", help="the deployments to rehearse")
+    parser.add_argument("--only", default="defaults,all,standard",
+                        help="the deployments to rehearse, comma-separated (none: the self-test alone)")
     parser.add_argument("--no-self-test", action="store_true", help="skip the broken copy of the template")
     parser.add_argument("--keep-logs", action="store_true", help="keep the work folder (logs) even when all pass")
     parser.add_argument("--localstack-python", default=os.path.join(ROOT, ".venv-localstack", "bin", "python"))
