@@ -89,8 +89,10 @@ def start_moto(workdir):
 
 def start_localstack(python, workdir, dynamodb):
     """LocalStack in host mode on a free port of 127.0.0.1: hypercorn (its default server
-    listens on every address), path-style queue URLs (the default names need DNS), our
-    plugins for DynamoDB and Lambda, no telemetry, no downloads."""
+    listens on every address whatever it is told), path-style queue URLs (the default names
+    need DNS), `localhost` as its host name (with 127.0.0.1, Function URL hosts end in
+    numeric labels, `<id>.lambda-url.us-east-1.127.0.0.1`, which lambda_http's URL parser
+    rejects with a panic), our plugins for DynamoDB and Lambda, no telemetry, no downloads."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
     env.update(
@@ -306,8 +308,8 @@ def function_url_post(endpoint, url, body, headers):
     """POST to a Function URL of LocalStack's: its host names the function, so the request
     goes to LocalStack's port with that Host header (no DNS needed). LocalStack takes the
     event's sourceIp from a Remote-Addr header that only its default server (not hypercorn)
-    adds; without it the event's sourceIp is empty, which Lambda never sends and lambda_http
-    cannot parse, so it is given here as that server would."""
+    adds; it is given here as that server would, so that the event carries a source address
+    as Lambda's always does."""
     parsed = urllib.parse.urlparse(url)
     port = urllib.parse.urlparse(endpoint).port
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
